@@ -1,0 +1,497 @@
+//! The token endpoint's grants, and introspection, validation and revocation.
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use ferry_core::{Client, ClientKind, Scope};
+use ferry_proto::auth::{TokenDoc, TokenResponse};
+use ferry_store::{SecretKind, SecretRecord};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::secrets;
+use crate::service::{Auth, Issue, now};
+use crate::{AuthError, Result};
+
+pub const DEPENDENT_GRANT: &str = "urn:globus:auth:grant_type:dependent_token";
+
+/// How a client said who it is: HTTP Basic (`client_secret_basic`), form fields (`client_secret_post`), or,
+/// for native clients, only its `client_id`.
+#[derive(Debug, Clone)]
+pub struct ClientCredentials {
+    pub id: String,
+    pub secret: Option<String>,
+}
+
+impl ClientCredentials {
+    /// Reads credentials from an `Authorization` header value and the form. Returns None when there are none.
+    pub fn from_request(
+        authorization: Option<&str>,
+        form: &HashMap<String, String>,
+    ) -> Result<Option<Self>> {
+        if let Some(h) = authorization {
+            let Some(b64) = h
+                .strip_prefix("Basic ")
+                .or_else(|| h.strip_prefix("basic "))
+            else {
+                return Err(AuthError::InvalidClient);
+            };
+            let decoded = STANDARD
+                .decode(b64.trim())
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or(AuthError::InvalidClient)?;
+            let (id, secret) = decoded.split_once(':').ok_or(AuthError::InvalidClient)?;
+            // RFC 6749 §2.3.1: both parts are form-encoded before being joined.
+            let dec = |s: &str| {
+                url::form_urlencoded::parse(format!("x={s}").as_bytes())
+                    .next()
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default()
+            };
+            return Ok(Some(Self {
+                id: dec(id),
+                secret: Some(dec(secret)),
+            }));
+        }
+        Ok(form.get("client_id").map(|id| Self {
+            id: id.clone(),
+            secret: form.get("client_secret").cloned(),
+        }))
+    }
+}
+
+/// What `POST /v2/oauth2/token` answers: a token response, or for the dependent-token grant a bare list.
+#[derive(Debug)]
+pub enum TokenReply {
+    Tokens(TokenResponse),
+    Dependent(Vec<TokenDoc>),
+}
+
+/// The answer of introspection: either the active token's claims or exactly `{"active": false}`.
+pub type Introspection = Value;
+
+fn required<'a>(form: &'a HashMap<String, String>, key: &str) -> Result<&'a str> {
+    form.get(key)
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| AuthError::InvalidRequest(format!("the '{key}' parameter is required")))
+}
+
+fn parse_scopes(s: &str) -> Result<Vec<Scope>> {
+    let scopes = Scope::parse_list(s).map_err(|e| AuthError::InvalidScope(e.to_string()))?;
+    if scopes.is_empty() {
+        return Err(AuthError::InvalidScope("no scope was requested".into()));
+    }
+    check_known(&scopes)?;
+    Ok(scopes)
+}
+
+fn check_known(scopes: &[Scope]) -> Result<()> {
+    for s in scopes {
+        s.resource_server()
+            .map_err(|e| AuthError::InvalidScope(e.to_string()))?;
+        check_known(&s.dependencies)?;
+    }
+    Ok(())
+}
+
+impl Auth {
+    /// Authenticates a client at the token, introspection or revocation endpoint. Every failure is the same
+    /// `invalid_client`; repeated failures for one client from one address are refused for a while.
+    pub async fn authenticate_client(
+        &self,
+        creds: Option<&ClientCredentials>,
+        peer: &str,
+    ) -> Result<Client> {
+        let creds = creds.ok_or(AuthError::InvalidClient)?;
+        let key = Self::limiter_key("client", &creds.id, peer);
+        if let Some(retry_after) = self.limiter.blocked(&key) {
+            return Err(AuthError::SlowDown { retry_after });
+        }
+        let client = match Uuid::parse_str(&creds.id) {
+            Ok(id) => self.store.get_client(id).await?,
+            Err(_) => None,
+        };
+        let ok = match (&client, &creds.secret) {
+            (Some(c), Some(secret)) if c.kind == ClientKind::Confidential => {
+                let hash = self.store.client_secret_hash(c.id).await?;
+                secrets::verify_password(secret, hash.as_deref())
+            }
+            (Some(c), None) => c.kind == ClientKind::Native,
+            _ => {
+                // Same work as a real check, so timing does not tell unknown clients apart.
+                secrets::verify_password(creds.secret.as_deref().unwrap_or_default(), None);
+                false
+            }
+        };
+        match client {
+            Some(c) if ok => Ok(c),
+            _ => {
+                self.limiter.record_failure(&key);
+                Err(AuthError::InvalidClient)
+            }
+        }
+    }
+
+    /// `POST /v2/oauth2/token`.
+    pub async fn token(
+        &self,
+        form: &HashMap<String, String>,
+        creds: Option<&ClientCredentials>,
+        peer: &str,
+    ) -> Result<TokenReply> {
+        let grant_type = required(form, "grant_type")?;
+        if !matches!(
+            grant_type,
+            "client_credentials" | "authorization_code" | "refresh_token" | DEPENDENT_GRANT
+        ) {
+            return Err(AuthError::UnsupportedGrantType(grant_type.to_string()));
+        }
+        let client = self.authenticate_client(creds, peer).await?;
+        match grant_type {
+            "client_credentials" => self
+                .client_credentials(&client, form)
+                .await
+                .map(TokenReply::Tokens),
+            "authorization_code" => self
+                .authorization_code(&client, form)
+                .await
+                .map(TokenReply::Tokens),
+            "refresh_token" => self.refresh(&client, form).await.map(TokenReply::Tokens),
+            _ => self
+                .dependent(&client, form)
+                .await
+                .map(TokenReply::Dependent),
+        }
+    }
+
+    async fn client_credentials(
+        &self,
+        client: &Client,
+        form: &HashMap<String, String>,
+    ) -> Result<TokenResponse> {
+        if client.kind != ClientKind::Confidential {
+            return Err(AuthError::UnauthorizedClient(
+                "only confidential clients may use the client_credentials grant".into(),
+            ));
+        }
+        let scopes = parse_scopes(required(form, "scope")?)?;
+        let identity = self
+            .store
+            .get_identity(client.id)
+            .await?
+            .ok_or(AuthError::InvalidClient)?;
+        self.issue(Issue {
+            identity: &identity,
+            client,
+            scopes: &scopes,
+            grant_id: Uuid::new_v4(),
+            refresh_family_start: None,
+            nonce: None,
+            with_id_token: true,
+        })
+        .await
+    }
+
+    async fn authorization_code(
+        &self,
+        client: &Client,
+        form: &HashMap<String, String>,
+    ) -> Result<TokenResponse> {
+        let code = required(form, "code")?;
+        let redirect_uri = form.get("redirect_uri").map(String::as_str);
+        let verifier = form.get("code_verifier").map(String::as_str);
+        let now = now();
+        let bad = |why: &str| AuthError::InvalidGrant(why.to_string());
+        let (rec, first) = self
+            .store
+            .consume_secret(&self.hasher.hash(code), now)
+            .await?
+            .filter(|(r, _)| r.kind == SecretKind::Code)
+            .ok_or_else(|| bad("the authorization code is invalid"))?;
+        if !first {
+            // A replayed code: whoever holds it may have stolen it, so the tokens it produced are revoked.
+            self.store.revoke_grant(rec.grant_id, now).await?;
+            return Err(bad("the authorization code was already used"));
+        }
+        if rec.client_id != Some(client.id) {
+            return Err(bad("the authorization code was issued to another client"));
+        }
+        if !rec.is_live(now) {
+            return Err(bad("the authorization code has expired"));
+        }
+        if redirect_uri != rec.extra["redirect_uri"].as_str() {
+            return Err(bad(
+                "redirect_uri does not match the one of the authorization request",
+            ));
+        }
+        match (rec.extra["code_challenge"].as_str(), verifier) {
+            (Some(challenge), Some(v)) => {
+                if !secrets::valid_verifier(v) || !secrets::pkce_matches(v, challenge) {
+                    return Err(bad("the code_verifier does not match the code_challenge"));
+                }
+            }
+            (Some(_), None) => return Err(bad("code_verifier is required for this code")),
+            (None, Some(_)) => {
+                return Err(bad("a code_verifier was sent but no code_challenge was"));
+            }
+            (None, None) => {}
+        }
+        let identity = self
+            .store
+            .get_identity(rec.identity_id)
+            .await?
+            .ok_or_else(|| bad("the identity of this code no longer exists"))?;
+        let scopes =
+            Scope::parse_list(&rec.scopes).map_err(|e| AuthError::Internal(e.to_string()))?;
+        let offline = rec.extra["access_type"].as_str() == Some("offline");
+        self.issue(Issue {
+            identity: &identity,
+            client,
+            scopes: &scopes,
+            grant_id: rec.grant_id,
+            refresh_family_start: offline.then_some(now),
+            nonce: rec.extra["nonce"].as_str(),
+            with_id_token: true,
+        })
+        .await
+    }
+
+    async fn refresh(
+        &self,
+        client: &Client,
+        form: &HashMap<String, String>,
+    ) -> Result<TokenResponse> {
+        let token = required(form, "refresh_token")?;
+        let now = now();
+        let bad = |why: &str| AuthError::InvalidGrant(why.to_string());
+        let hash = self.hasher.hash(token);
+        let rec = self
+            .store
+            .get_secret(&hash)
+            .await?
+            .filter(|r| r.kind == SecretKind::Refresh && r.client_id == Some(client.id))
+            .ok_or_else(|| bad("the refresh token is invalid"))?;
+        if rec.revoked_at.is_some() {
+            return Err(bad("the refresh token has been revoked"));
+        }
+        if rec.expires_at <= now {
+            return Err(bad("the refresh token has expired"));
+        }
+        let granted: Vec<&str> = rec.scopes.split_whitespace().collect();
+        let scopes = match form.get("scope").filter(|s| !s.trim().is_empty()) {
+            Some(asked) => {
+                let asked = parse_scopes(asked)?;
+                if let Some(extra) = asked.iter().find(|s| !granted.contains(&s.name.as_str())) {
+                    return Err(AuthError::InvalidScope(format!(
+                        "'{}' was not granted to this refresh token",
+                        extra.name
+                    )));
+                }
+                asked
+            }
+            None => {
+                Scope::parse_list(&rec.scopes).map_err(|e| AuthError::Internal(e.to_string()))?
+            }
+        };
+        let (_, first) = self
+            .store
+            .consume_secret(&hash, now)
+            .await?
+            .ok_or_else(|| bad("the refresh token is invalid"))?;
+        if !first {
+            // Reuse of a rotated refresh token: the family is compromised, revoke all of it.
+            self.store.revoke_grant(rec.grant_id, now).await?;
+            return Err(bad(
+                "the refresh token was already used; its grant has been revoked",
+            ));
+        }
+        let identity = self
+            .store
+            .get_identity(rec.identity_id)
+            .await?
+            .ok_or_else(|| bad("the identity of this token no longer exists"))?;
+        let started = rec.extra["family_started"]
+            .as_i64()
+            .unwrap_or(rec.issued_at);
+        self.issue(Issue {
+            identity: &identity,
+            client,
+            scopes: &scopes,
+            grant_id: rec.grant_id,
+            refresh_family_start: Some(started),
+            nonce: None,
+            with_id_token: false,
+        })
+        .await
+    }
+
+    async fn dependent(
+        &self,
+        client: &Client,
+        form: &HashMap<String, String>,
+    ) -> Result<Vec<TokenDoc>> {
+        let token = required(form, "token")?;
+        let now = now();
+        let rec = self
+            .store
+            .get_secret(&self.hasher.hash(token))
+            .await?
+            .filter(|r| r.kind == SecretKind::Access && r.is_live(now))
+            .ok_or_else(|| AuthError::InvalidGrant("the token is invalid or expired".into()))?;
+        if rec.resource_server.as_deref() != Some(client.id.to_string().as_str()) {
+            return Err(AuthError::InvalidGrant(
+                "dependent tokens need a token issued for this client as a resource server".into(),
+            ));
+        }
+        let allowed = self.dependent_scopes(&rec).await?;
+        let scopes = match form.get("scope").filter(|s| !s.trim().is_empty()) {
+            Some(s) => parse_scopes(s)?,
+            None => allowed
+                .iter()
+                .map(|name| Scope {
+                    name: name.clone(),
+                    optional: false,
+                    dependencies: vec![],
+                })
+                .collect(),
+        };
+        if scopes.is_empty() {
+            return Err(AuthError::InvalidScope(
+                "the token has no dependent scopes".into(),
+            ));
+        }
+        let own = rec.client_id == Some(rec.identity_id);
+        if let Some(s) = scopes.iter().find(|s| !own && !allowed.contains(&s.name)) {
+            return Err(AuthError::InvalidScope(format!(
+                "'{}' is not a dependent scope the identity consented to",
+                s.name
+            )));
+        }
+        let identity = self
+            .store
+            .get_identity(rec.identity_id)
+            .await?
+            .ok_or_else(|| AuthError::InvalidGrant("the identity no longer exists".into()))?;
+        let offline = form.get("access_type").map(String::as_str) == Some("offline");
+        let reply = self
+            .issue(Issue {
+                identity: &identity,
+                client,
+                scopes: &scopes,
+                grant_id: Uuid::new_v4(),
+                refresh_family_start: offline.then_some(now),
+                nonce: None,
+                with_id_token: false,
+            })
+            .await?;
+        Ok(std::iter::once(reply.token)
+            .chain(reply.other_tokens)
+            .collect())
+    }
+
+    /// The scopes the identity consented to as dependencies of the token's scopes, for the token's client.
+    async fn dependent_scopes(&self, token: &SecretRecord) -> Result<Vec<String>> {
+        let consents = self.store.list_consents(token.identity_id).await?;
+        let granted: Vec<&str> = token.scopes.split_whitespace().collect();
+        let parents: Vec<Uuid> = consents
+            .iter()
+            .filter(|c| Some(c.client_id) == token.client_id && c.parent_id.is_none())
+            .filter(|c| granted.contains(&c.scope.as_str()))
+            .map(|c| c.id)
+            .collect();
+        Ok(consents
+            .iter()
+            .filter(|c| c.parent_id.is_some_and(|p| parents.contains(&p)))
+            .map(|c| c.scope.clone())
+            .collect())
+    }
+
+    /// Finds a token the calling client may ask about: one issued to it, or one issued for it as a
+    /// resource server.
+    async fn visible_token(&self, caller: &Client, token: &str) -> Result<Option<SecretRecord>> {
+        let rec = self.store.get_secret(&self.hasher.hash(token)).await?;
+        Ok(rec.filter(|r| {
+            matches!(r.kind, SecretKind::Access | SecretKind::Refresh)
+                && (r.client_id == Some(caller.id)
+                    || r.resource_server.as_deref() == Some(caller.id.to_string().as_str()))
+        }))
+    }
+
+    /// `POST /v2/oauth2/token/introspect` (RFC 7662). Anything not active and visible is `{"active": false}`.
+    pub async fn introspect(
+        &self,
+        creds: Option<&ClientCredentials>,
+        peer: &str,
+        form: &HashMap<String, String>,
+    ) -> Result<Introspection> {
+        let caller = self.authenticate_client(creds, peer).await?;
+        let token = required(form, "token")?;
+        let now = now();
+        let Some(rec) = self
+            .visible_token(&caller, token)
+            .await?
+            .filter(|r| r.is_live(now))
+        else {
+            return Ok(json!({"active": false}));
+        };
+        let Some(identity) = self.store.get_identity(rec.identity_id).await? else {
+            return Ok(json!({"active": false}));
+        };
+        let mut aud: Vec<String> = rec.resource_server.iter().cloned().collect();
+        if let Some(c) = rec.client_id {
+            aud.push(c.to_string());
+        }
+        let mut out = json!({
+            "active": true, "token_type": "Bearer", "scope": rec.scopes,
+            "client_id": rec.client_id, "sub": identity.id, "username": identity.username,
+            "name": identity.name, "email": identity.email,
+            "exp": rec.expires_at, "iat": rec.issued_at, "nbf": rec.issued_at,
+            "aud": aud, "iss": self.cfg.issuer,
+        });
+        let include = form.get("include").map(String::as_str).unwrap_or("");
+        if include.split(',').any(|i| i.trim() == "identity_set") {
+            out["identity_set"] = json!([identity.id]);
+        }
+        Ok(out)
+    }
+
+    /// `POST /v2/oauth2/token/validate`: is this token (of the calling client) still usable?
+    pub async fn validate(
+        &self,
+        creds: Option<&ClientCredentials>,
+        peer: &str,
+        form: &HashMap<String, String>,
+    ) -> Result<Value> {
+        let caller = self.authenticate_client(creds, peer).await?;
+        let token = required(form, "token")?;
+        let rec = self.visible_token(&caller, token).await?;
+        let active = rec.is_some_and(|r| r.is_live(now()) && r.client_id == Some(caller.id));
+        Ok(json!({"active": active}))
+    }
+
+    /// `POST /v2/oauth2/token/revoke` (RFC 7009). Revoking a refresh token revokes its whole grant. An
+    /// unknown token, or one of another client, changes nothing and gets the same answer.
+    pub async fn revoke(
+        &self,
+        creds: Option<&ClientCredentials>,
+        peer: &str,
+        form: &HashMap<String, String>,
+    ) -> Result<Value> {
+        let caller = self.authenticate_client(creds, peer).await?;
+        let token = required(form, "token")?;
+        if let Some(rec) = self
+            .visible_token(&caller, token)
+            .await?
+            .filter(|r| r.client_id == Some(caller.id))
+        {
+            match rec.kind {
+                SecretKind::Refresh => self.store.revoke_grant(rec.grant_id, now()).await?,
+                _ => self.store.revoke_secret(&rec.hash, now()).await?,
+            }
+        }
+        Ok(json!({"active": false}))
+    }
+}

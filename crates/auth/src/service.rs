@@ -1,0 +1,688 @@
+//! The authorisation server's state and the operations that are not grants: identities, clients, bearer
+//! checks for resource servers, and the documents about identities (userinfo, lookup, consents).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ferry_core::scope::{AUTH_RS, Scope};
+use ferry_core::time::rfc3339;
+use ferry_core::{Client, ClientKind, Identity, IdentityKind};
+use ferry_proto::auth::{IdentityDoc, TokenDoc, TokenResponse};
+use ferry_store::{SecretKind, SecretRecord, Store};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::keys::Signer;
+use crate::limiter::FailureLimiter;
+use crate::secrets::{self, TokenHasher};
+use crate::{AuthError, Result};
+
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// The public base URL, without a trailing slash; `iss` of every token.
+    pub issuer: String,
+    /// Usernames of local people are `name@domain`; clients are `id@clients.domain`.
+    pub domain: String,
+    pub access_token_lifetime: i64,
+    /// A refresh token unused for this long expires.
+    pub refresh_idle_lifetime: i64,
+    /// No refresh family lives longer than this, however often it is used.
+    pub refresh_absolute_lifetime: i64,
+    pub code_lifetime: i64,
+    pub session_lifetime: i64,
+}
+
+impl AuthConfig {
+    pub fn new(issuer: &str, domain: &str) -> Self {
+        Self {
+            issuer: issuer.trim_end_matches('/').to_string(),
+            domain: domain.to_string(),
+            access_token_lifetime: 2 * 3600,
+            refresh_idle_lifetime: 180 * 86400,
+            refresh_absolute_lifetime: 365 * 86400,
+            code_lifetime: 600,
+            session_lifetime: 8 * 3600,
+        }
+    }
+}
+
+/// Who a valid bearer token speaks for.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub identity: Identity,
+    /// The client the token was issued to.
+    pub client_id: Option<Uuid>,
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CreatedIdentity {
+    pub identity: Identity,
+    /// Set only when Ferry generated the password; shown once.
+    pub generated_password: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CreatedClient {
+    pub client: Client,
+    pub identity: Identity,
+    /// Confidential clients only; shown once.
+    pub secret: Option<String>,
+}
+
+pub struct Auth {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) cfg: AuthConfig,
+    pub(crate) hasher: TokenHasher,
+    pub(crate) signer: Signer,
+    pub(crate) limiter: FailureLimiter,
+    /// The id of Ferry's own identity provider (local accounts), stable per installation.
+    pub(crate) idp_id: Uuid,
+}
+
+pub(crate) fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl Auth {
+    /// Loads the installation's keys from the store, creating them on first use.
+    pub async fn open(store: Arc<dyn Store>, cfg: AuthConfig) -> Result<Self> {
+        let token_key = store
+            .meta_get_or_insert(
+                "auth.token_hash_key",
+                &secrets::b64url(&secrets::random_bytes::<32>()?),
+            )
+            .await?;
+        let key_bytes = base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            &token_key,
+        )
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or_else(|| AuthError::Internal("stored token hash key is malformed".into()))?;
+        let signing = match store.meta_get("auth.signing_key").await? {
+            Some(k) => k,
+            None => {
+                store
+                    .meta_get_or_insert("auth.signing_key", &Signer::generate()?)
+                    .await?
+            }
+        };
+        let idp = store
+            .meta_get_or_insert("auth.identity_provider_id", &Uuid::new_v4().to_string())
+            .await?;
+        Ok(Self {
+            store,
+            hasher: TokenHasher::new(key_bytes),
+            signer: Signer::from_stored(&signing)?,
+            limiter: FailureLimiter::new(10, Duration::from_secs(60)),
+            idp_id: Uuid::parse_str(&idp).map_err(|e| AuthError::Internal(e.to_string()))?,
+            cfg,
+        })
+    }
+
+    pub fn config(&self) -> &AuthConfig {
+        &self.cfg
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn jwks(&self) -> Value {
+        self.signer.jwks()
+    }
+
+    /// OpenID Connect discovery metadata.
+    pub fn discovery(&self) -> Value {
+        let i = &self.cfg.issuer;
+        json!({
+            "issuer": i,
+            "authorization_endpoint": format!("{i}/v2/oauth2/authorize"),
+            "token_endpoint": format!("{i}/v2/oauth2/token"),
+            "userinfo_endpoint": format!("{i}/v2/oauth2/userinfo"),
+            "jwks_uri": format!("{i}/jwk.json"),
+            "introspection_endpoint": format!("{i}/v2/oauth2/token/introspect"),
+            "revocation_endpoint": format!("{i}/v2/oauth2/token/revoke"),
+            "response_types_supported": ["code"],
+            "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials",
+                "urn:globus:auth:grant_type:dependent_token"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+            "code_challenge_methods_supported": ["S256"],
+            "scopes_supported": ["openid", "profile", "email",
+                "urn:globus:auth:scope:auth.globus.org:view_identity_set",
+                "urn:globus:auth:scope:transfer.api.globus.org:all",
+                "urn:globus:auth:scope:groups.api.globus.org:all"],
+            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nonce", "preferred_username", "name",
+                "email", "organization", "identity_provider", "identity_set"],
+            "authorization_response_iss_parameter_supported": true,
+        })
+    }
+
+    // ---- identities and clients (administration) ----
+
+    pub async fn create_person(
+        &self,
+        username: &str,
+        name: Option<&str>,
+        email: Option<&str>,
+        password: Option<&str>,
+    ) -> Result<CreatedIdentity> {
+        let username = Identity::person_username(username, &self.cfg.domain)
+            .map_err(AuthError::InvalidRequest)?;
+        if let Some(p) = password
+            && p.chars().count() < 8
+        {
+            return Err(AuthError::InvalidRequest(
+                "the password must be at least 8 characters long".into(),
+            ));
+        }
+        let generated = match password {
+            Some(_) => None,
+            None => Some(secrets::random_password()?),
+        };
+        let hash = secrets::hash_password(password.or(generated.as_deref()).unwrap_or_default())?;
+        let identity = Identity {
+            id: Uuid::new_v4(),
+            name: name
+                .map(str::to_string)
+                .unwrap_or_else(|| username.split('@').next().unwrap_or_default().to_string()),
+            username,
+            email: email.map(str::to_string),
+            organization: None,
+            kind: IdentityKind::Person,
+            created: now(),
+        };
+        self.store.create_identity(&identity, Some(&hash)).await?;
+        Ok(CreatedIdentity {
+            identity,
+            generated_password: generated,
+        })
+    }
+
+    pub async fn create_client(
+        &self,
+        name: &str,
+        kind: ClientKind,
+        redirect_uris: Vec<String>,
+        owner: Option<Uuid>,
+    ) -> Result<CreatedClient> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 200 {
+            return Err(AuthError::InvalidRequest(
+                "a client needs a name of 1 to 200 characters".into(),
+            ));
+        }
+        for uri in &redirect_uris {
+            validate_redirect_uri(uri, &self.cfg.issuer)?;
+        }
+        let id = Uuid::new_v4();
+        let client = Client {
+            id,
+            name: name.to_string(),
+            kind,
+            redirect_uris,
+            owner,
+            created: now(),
+        };
+        let identity = Identity {
+            id,
+            username: Identity::client_username(id, &self.cfg.domain),
+            name: name.to_string(),
+            email: None,
+            organization: None,
+            kind: IdentityKind::Client,
+            created: client.created,
+        };
+        let secret = match kind {
+            ClientKind::Confidential => Some(secrets::random_secret("")?),
+            ClientKind::Native => None,
+        };
+        let hash = secret.as_deref().map(secrets::hash_password).transpose()?;
+        self.store
+            .create_client(&identity, &client, hash.as_deref())
+            .await?;
+        Ok(CreatedClient {
+            client,
+            identity,
+            secret,
+        })
+    }
+
+    /// Replaces a confidential client's secret; every token it holds is revoked.
+    pub async fn rotate_client_secret(&self, id: Uuid) -> Result<String> {
+        let client = self
+            .store
+            .get_client(id)
+            .await?
+            .ok_or_else(|| AuthError::NotFound(format!("no client {id}")))?;
+        if client.kind != ClientKind::Confidential {
+            return Err(AuthError::InvalidRequest(
+                "native clients have no secret to rotate".into(),
+            ));
+        }
+        let secret = secrets::random_secret("")?;
+        self.store
+            .set_client_secret_hash(id, &secrets::hash_password(&secret)?)
+            .await?;
+        self.store.revoke_client_secrets(id, now()).await?;
+        Ok(secret)
+    }
+
+    pub async fn delete_identity(&self, id: Uuid) -> Result<()> {
+        self.store.delete_identity(id).await.map_err(|e| match e {
+            ferry_store::StoreError::NotFound => AuthError::NotFound(format!("no identity {id}")),
+            other => other.into(),
+        })
+    }
+
+    /// Finds an identity by id or by username (a bare name gets the auth domain).
+    pub async fn resolve_identity(&self, who: &str) -> Result<Option<Identity>> {
+        if let Ok(id) = Uuid::parse_str(who) {
+            return Ok(self.store.get_identity(id).await?);
+        }
+        let username = if who.contains('@') {
+            who.to_ascii_lowercase()
+        } else {
+            format!("{}@{}", who.to_ascii_lowercase(), self.cfg.domain)
+        };
+        Ok(self.store.find_identity(&username).await?)
+    }
+
+    /// `POST /v2/api/clients`. With a caller, the client is owned by them and may be native
+    /// (`public_client: true`). Without one, only the template registration that `globus login` performs is
+    /// accepted; such clients are untrusted, so consent is always asked, and registrations per address are
+    /// limited.
+    pub async fn register_client(
+        &self,
+        owner: Option<&Principal>,
+        body: &Value,
+        peer: &str,
+    ) -> Result<Value> {
+        let doc = body
+            .get("client")
+            .and_then(Value::as_object)
+            .ok_or_else(|| {
+                AuthError::InvalidRequest("the body must be {\"client\": {...}}".into())
+            })?;
+        let name = doc
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| AuthError::InvalidRequest("client.name is required".into()))?;
+        let public = match doc.get("public_client") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => {
+                return Err(AuthError::InvalidRequest(
+                    "client.public_client must be a boolean".into(),
+                ));
+            }
+        };
+        let redirect_uris: Vec<String> = match doc.get("redirect_uris") {
+            None | Some(Value::Null) => vec![],
+            Some(v) => serde_json::from_value(v.clone()).map_err(|_| {
+                AuthError::InvalidRequest("client.redirect_uris must be a list of strings".into())
+            })?,
+        };
+        if owner.is_none() {
+            if doc.get("template_id").and_then(Value::as_str).is_none() {
+                return Err(AuthError::Unauthenticated);
+            }
+            let key = Self::limiter_key("register", "", peer);
+            if let Some(retry_after) = self.limiter.blocked(&key) {
+                return Err(AuthError::SlowDown { retry_after });
+            }
+            self.limiter.record_failure(&key);
+        }
+        let kind = if public {
+            ClientKind::Native
+        } else {
+            ClientKind::Confidential
+        };
+        let redirect_uris = if redirect_uris.is_empty() {
+            vec![
+                format!("{}/v2/web/auth-code", self.cfg.issuer),
+                "http://localhost".to_string(),
+                "http://127.0.0.1".to_string(),
+            ]
+        } else {
+            redirect_uris
+        };
+        let created = self
+            .create_client(name, kind, redirect_uris, owner.map(|p| p.identity.id))
+            .await?;
+        let c = &created.client;
+        let mut out = json!({"client": {
+            "id": c.id, "name": c.name, "public_client": public, "redirect_uris": c.redirect_uris,
+            "grant_types": if public { json!(["authorization_code", "refresh_token"]) }
+                else { json!(["authorization_code", "client_credentials", "refresh_token",
+                    "urn:globus:auth:grant_type:dependent_token"]) },
+            "fqdns": [], "visibility": "private", "project": Value::Null, "required_idp": Value::Null,
+            "preselect_idp": Value::Null, "parent_client": Value::Null, "scopes": [],
+            "userinfo_from_effective_identity": true, "prompt_for_named_grant": true,
+        }});
+        if let Some(secret) = &created.secret {
+            out["included"] = json!({"client_credential": {
+                "client": c.id, "id": Uuid::new_v4(), "name": "auto-created", "secret": secret,
+                "created": rfc3339(c.created),
+            }});
+        }
+        Ok(out)
+    }
+
+    // ---- bearer tokens at resource servers ----
+
+    /// Checks a bearer token presented to `resource_server`. Tokens of other resource servers, expired,
+    /// revoked or unknown tokens are all refused the same way.
+    pub async fn authenticate_bearer(
+        &self,
+        token: &str,
+        resource_server: &str,
+    ) -> Result<Principal> {
+        let rec = self
+            .store
+            .get_secret(&self.hasher.hash(token))
+            .await?
+            .filter(|r| r.kind == SecretKind::Access && r.is_live(now()))
+            .filter(|r| r.resource_server.as_deref() == Some(resource_server))
+            .ok_or(AuthError::Unauthenticated)?;
+        let identity = self
+            .store
+            .get_identity(rec.identity_id)
+            .await?
+            .ok_or(AuthError::Unauthenticated)?;
+        Ok(Principal {
+            identity,
+            client_id: rec.client_id,
+            scopes: rec.scopes.split_whitespace().map(str::to_string).collect(),
+        })
+    }
+
+    // ---- documents about identities ----
+
+    pub fn identity_doc(&self, i: &Identity) -> IdentityDoc {
+        IdentityDoc {
+            id: i.id,
+            username: i.username.clone(),
+            status: "used".into(),
+            identity_provider: self.idp_id,
+            identity_type: "login".into(),
+            name: Some(i.name.clone()),
+            email: i.email.clone(),
+            organization: i.organization.clone(),
+        }
+    }
+
+    /// `GET /v2/api/identities`: by usernames or ids (comma-separated; exactly one of the two).
+    pub async fn lookup_identities(
+        &self,
+        usernames: Option<&str>,
+        ids: Option<&str>,
+    ) -> Result<Vec<IdentityDoc>> {
+        let split = |s: &str| -> Vec<String> {
+            s.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        };
+        let mut out = Vec::new();
+        match (usernames, ids) {
+            (Some(u), None) => {
+                let names = split(u);
+                if names.len() > 100 {
+                    return Err(AuthError::InvalidRequest(
+                        "at most 100 usernames per request".into(),
+                    ));
+                }
+                for name in names {
+                    if let Some(i) = self.store.find_identity(&name).await? {
+                        out.push(self.identity_doc(&i));
+                    }
+                }
+            }
+            (None, Some(i)) => {
+                let ids = split(i);
+                if ids.len() > 100 {
+                    return Err(AuthError::InvalidRequest(
+                        "at most 100 ids per request".into(),
+                    ));
+                }
+                for id in ids {
+                    let id = Uuid::parse_str(&id).map_err(|_| {
+                        AuthError::InvalidRequest(format!("'{id}' is not an identity id"))
+                    })?;
+                    if let Some(i) = self.store.get_identity(id).await? {
+                        out.push(self.identity_doc(&i));
+                    }
+                }
+            }
+            (Some(_), Some(_)) => {
+                return Err(AuthError::InvalidRequest(
+                    "give either usernames or ids, not both".into(),
+                ));
+            }
+            (None, None) => {
+                return Err(AuthError::InvalidRequest("give usernames or ids".into()));
+            }
+        }
+        Ok(out)
+    }
+
+    fn identity_set_entry(&self, i: &Identity) -> Value {
+        json!({
+            "sub": i.id, "username": i.username, "name": i.name, "email": i.email,
+            "organization": i.organization, "identity_provider": self.idp_id,
+            "identity_provider_display_name": "Ferry", "status": "used",
+            "last_authentication": Value::Null,
+        })
+    }
+
+    /// OIDC userinfo, Globus flavour (with `identity_set`). Needs a token with `openid`.
+    pub fn userinfo(&self, p: &Principal) -> Result<Value> {
+        if !p.scopes.iter().any(|s| s == "openid") {
+            return Err(AuthError::Forbidden(
+                "userinfo needs a token with the openid scope".into(),
+            ));
+        }
+        let i = &p.identity;
+        Ok(json!({
+            "sub": i.id, "preferred_username": i.username, "name": i.name, "email": i.email,
+            "organization": i.organization, "identity_provider": self.idp_id,
+            "identity_provider_display_name": "Ferry",
+            "identity_set": [self.identity_set_entry(i)],
+        }))
+    }
+
+    /// `GET /v2/api/identities/{id}/consents`: only an identity's own consents are visible to it.
+    pub async fn consents(&self, p: &Principal, identity_id: Uuid) -> Result<Value> {
+        if p.identity.id != identity_id {
+            return Err(AuthError::Forbidden(
+                "you may only list your own consents".into(),
+            ));
+        }
+        let rows = self.store.list_consents(identity_id).await?;
+        let by_id: HashMap<Uuid, &ferry_store::ConsentRecord> =
+            rows.iter().map(|c| (c.id, c)).collect();
+        let consents: Vec<Value> = rows
+            .iter()
+            .map(|c| {
+                let mut path = vec![c.id];
+                let mut cur = c.parent_id;
+                while let Some(pid) = cur {
+                    path.insert(0, pid);
+                    cur = by_id.get(&pid).and_then(|p| p.parent_id);
+                }
+                json!({
+                    "id": c.id, "scope_name": c.scope,
+                    "scope": Uuid::new_v5(&Uuid::NAMESPACE_URL, c.scope.as_bytes()),
+                    "client": c.client_id, "status": "approved", "dependency_path": path,
+                    "effective_identity": c.identity_id, "allows_refresh": true,
+                    "atomically_revocable": c.parent_id.is_some(), "auto_approved": false,
+                    "created": rfc3339(c.created), "updated": rfc3339(c.last_used),
+                    "last_used": rfc3339(c.last_used),
+                })
+            })
+            .collect();
+        Ok(json!({ "consents": consents }))
+    }
+
+    // ---- issuing tokens (shared by the grants) ----
+
+    /// Issues one access token per resource server named by `scopes` (in the order first named), with
+    /// refresh tokens when `offline`, and an `id_token` when `openid` is among them.
+    pub(crate) async fn issue(&self, req: Issue<'_>) -> Result<TokenResponse> {
+        let now = now();
+        let mut by_rs: Vec<(String, Vec<String>)> = Vec::new();
+        for s in req.scopes {
+            let rs = s
+                .resource_server()
+                .map_err(|e| AuthError::InvalidScope(e.to_string()))?;
+            match by_rs.iter_mut().find(|(r, _)| *r == rs.0) {
+                Some((_, names)) if !names.contains(&s.name) => names.push(s.name.clone()),
+                Some(_) => {}
+                None => by_rs.push((rs.0, vec![s.name.clone()])),
+            }
+        }
+        if by_rs.is_empty() {
+            return Err(AuthError::InvalidScope("no scope was requested".into()));
+        }
+        let mut docs = Vec::new();
+        for (rs, names) in &by_rs {
+            let scope = names.join(" ");
+            let access = secrets::random_secret("fat_")?;
+            self.store
+                .insert_secret(&SecretRecord {
+                    hash: self.hasher.hash(&access),
+                    kind: SecretKind::Access,
+                    grant_id: req.grant_id,
+                    client_id: Some(req.client.id),
+                    identity_id: req.identity.id,
+                    resource_server: Some(rs.clone()),
+                    scopes: scope.clone(),
+                    extra: json!({}),
+                    issued_at: now,
+                    expires_at: now + self.cfg.access_token_lifetime,
+                    used_at: None,
+                    revoked_at: None,
+                })
+                .await?;
+            let refresh = match req.refresh_family_start {
+                Some(started) => {
+                    let refresh = secrets::random_secret("frt_")?;
+                    self.store
+                        .insert_secret(&SecretRecord {
+                            hash: self.hasher.hash(&refresh),
+                            kind: SecretKind::Refresh,
+                            grant_id: req.grant_id,
+                            client_id: Some(req.client.id),
+                            identity_id: req.identity.id,
+                            resource_server: Some(rs.clone()),
+                            scopes: scope.clone(),
+                            extra: json!({ "family_started": started }),
+                            issued_at: now,
+                            expires_at: (now + self.cfg.refresh_idle_lifetime)
+                                .min(started + self.cfg.refresh_absolute_lifetime),
+                            used_at: None,
+                            revoked_at: None,
+                        })
+                        .await?;
+                    Some(refresh)
+                }
+                None => None,
+            };
+            docs.push(TokenDoc {
+                access_token: access,
+                scope,
+                expires_in: self.cfg.access_token_lifetime,
+                token_type: "Bearer".into(),
+                resource_server: rs.clone(),
+                refresh_token: refresh,
+            });
+        }
+        let wants_openid = by_rs
+            .iter()
+            .any(|(rs, names)| rs == AUTH_RS && names.iter().any(|n| n == "openid"));
+        let id_token = if wants_openid && req.with_id_token {
+            Some(self.id_token(req.identity, req.client.id, req.nonce, now)?)
+        } else {
+            None
+        };
+        let mut docs = docs.into_iter();
+        let token = docs
+            .next()
+            .ok_or_else(|| AuthError::Internal("no token issued".into()))?;
+        Ok(TokenResponse {
+            token,
+            id_token,
+            state: None,
+            other_tokens: docs.collect(),
+        })
+    }
+
+    fn id_token(
+        &self,
+        i: &Identity,
+        client_id: Uuid,
+        nonce: Option<&str>,
+        now: i64,
+    ) -> Result<String> {
+        let mut claims = json!({
+            "iss": self.cfg.issuer, "sub": i.id, "aud": client_id.to_string(), "azp": client_id.to_string(),
+            "iat": now, "exp": now + self.cfg.access_token_lifetime, "auth_time": now,
+            "preferred_username": i.username, "name": i.name, "email": i.email,
+            "organization": i.organization, "identity_provider": self.idp_id,
+            "identity_provider_display_name": "Ferry",
+            "identity_set": [self.identity_set_entry(i)],
+        });
+        if let Some(n) = nonce {
+            claims["nonce"] = json!(n);
+        }
+        self.signer.sign(&claims)
+    }
+
+    pub(crate) fn limiter_key(kind: &str, who: &str, peer: &str) -> String {
+        format!("{kind}\u{0}{who}\u{0}{peer}")
+    }
+}
+
+/// What to issue: for whom, through which client, which scopes, and whether to add refresh tokens.
+pub(crate) struct Issue<'a> {
+    pub identity: &'a Identity,
+    pub client: &'a Client,
+    pub scopes: &'a [Scope],
+    pub grant_id: Uuid,
+    /// `Some(start of the refresh family)` to issue refresh tokens.
+    pub refresh_family_start: Option<i64>,
+    pub nonce: Option<&'a str>,
+    pub with_id_token: bool,
+}
+
+/// Redirect URIs are stored verbatim: https, or http on loopback or on Ferry's own (plain-http development)
+/// address; no fragment; no other schemes.
+fn validate_redirect_uri(uri: &str, issuer: &str) -> Result<()> {
+    let parsed = url::Url::parse(uri)
+        .map_err(|_| AuthError::InvalidRequest(format!("redirect URI '{uri}' is not a URL")))?;
+    if parsed.fragment().is_some() {
+        return Err(AuthError::InvalidRequest(format!(
+            "redirect URI '{uri}' must not have a fragment"
+        )));
+    }
+    let loopback = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if loopback || uri.starts_with(&format!("{issuer}/")) => Ok(()),
+        "http" => Err(AuthError::InvalidRequest(format!(
+            "redirect URI '{uri}' must use https (plain http is allowed on loopback only)"
+        ))),
+        other => Err(AuthError::InvalidRequest(format!(
+            "redirect URI scheme '{other}' is not allowed; use https"
+        ))),
+    }
+}

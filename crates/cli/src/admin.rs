@@ -1,0 +1,259 @@
+//! Commands an administrator runs on the server host: they open the data directory's database directly,
+//! so they work before anyone can log in (and while the server runs: SQLite in WAL mode allows it).
+
+use std::io::BufRead;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use ferry_auth::{Auth, AuthError};
+use ferry_core::{ClientKind, Identity};
+use ferry_store::{SqliteStore, Store};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::Global;
+use crate::output::{Format, print_list, print_record};
+
+#[derive(Subcommand)]
+pub enum IdentityCmd {
+    /// Create a local account. A bare name gets the auth domain (alice → alice@ferry.local).
+    Create {
+        username: String,
+        /// Full name shown to others [default: the username].
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        /// The password (visible to other local users in the process list; prefer --password-stdin).
+        /// Without either, a password is generated and printed once.
+        #[arg(long, conflicts_with = "password_stdin")]
+        password: Option<String>,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List every identity, people and applications.
+    List,
+    /// Show one identity, by id or username.
+    Show { who: String },
+    /// Delete an identity with its tokens and memberships.
+    Delete { who: String },
+}
+
+#[derive(Subcommand)]
+pub enum ClientCmd {
+    /// Register an application. Confidential by default (it gets a secret, shown once).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// A native application (cannot keep a secret; must use PKCE).
+        #[arg(long)]
+        native: bool,
+        /// An allowed redirect URI (repeatable). Loopback URIs match any port.
+        /// [default: this server's /v2/web/auth-code page and http://localhost]
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// The identity that owns the client (id or username).
+        #[arg(long)]
+        owner: Option<String>,
+    },
+    List,
+    /// Delete a client: its identity and every token it holds go with it.
+    Delete {
+        id: Uuid,
+    },
+    /// Replace a confidential client's secret (printed once); its tokens are revoked.
+    RotateSecret {
+        id: Uuid,
+    },
+}
+
+async fn open(g: &Global) -> anyhow::Result<Auth> {
+    let cfg = crate::serve::load_config(g, None, false)?;
+    let db = cfg.data_dir.join("ferry.db");
+    if !db.exists() {
+        bail!(
+            "no Ferry database in {}: start the server once with `ferry serve --data-dir {0}`, or pass --data-dir",
+            cfg.data_dir.display()
+        );
+    }
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&db).await?);
+    let base = store
+        .meta_get(ferry_server::BASE_URL_KEY)
+        .await?
+        .or(cfg.public_url.clone())
+        .unwrap_or_else(|| format!("http://{}", cfg.listen));
+    Ok(Auth::open(store, cfg.auth_config(&base)).await?)
+}
+
+fn identity_json(i: &Identity) -> Value {
+    json!({"id": i.id, "username": i.username, "name": i.name, "email": i.email, "kind": i.kind.as_str(),
+        "created": ferry_core::time::rfc3339(i.created)})
+}
+
+const IDENTITY_FIELDS: &[(&str, &str)] = &[
+    ("ID", "id"),
+    ("Username", "username"),
+    ("Name", "name"),
+    ("Email", "email"),
+    ("Kind", "kind"),
+    ("Created", "created"),
+];
+
+async fn find(auth: &Auth, who: &str) -> anyhow::Result<Identity> {
+    auth.resolve_identity(who)
+        .await?
+        .with_context(|| format!("no identity '{who}'"))
+}
+
+pub async fn identity(g: &Global, cmd: IdentityCmd) -> anyhow::Result<()> {
+    let auth = open(g).await?;
+    match cmd {
+        IdentityCmd::Create {
+            username,
+            name,
+            email,
+            password,
+            password_stdin,
+        } => {
+            let password = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin()
+                    .lock()
+                    .read_line(&mut line)
+                    .context("cannot read the password")?;
+                Some(line.trim_end_matches(['\r', '\n']).to_string())
+            } else {
+                password
+            };
+            let created = auth
+                .create_person(
+                    &username,
+                    name.as_deref(),
+                    email.as_deref(),
+                    password.as_deref(),
+                )
+                .await
+                .map_err(explain)?;
+            let mut v = identity_json(&created.identity);
+            if let Some(p) = &created.generated_password {
+                v["password"] = json!(p);
+            }
+            let mut fields = IDENTITY_FIELDS.to_vec();
+            if created.generated_password.is_some() {
+                fields.push(("Password (shown once)", "password"));
+            }
+            print_record(g.format, &v, &fields);
+        }
+        IdentityCmd::List => {
+            let rows: Vec<Value> = auth
+                .store()
+                .list_identities()
+                .await?
+                .iter()
+                .map(identity_json)
+                .collect();
+            print_list(g.format, &rows, &IDENTITY_FIELDS[..5]);
+        }
+        IdentityCmd::Show { who } => print_record(
+            g.format,
+            &identity_json(&find(&auth, &who).await?),
+            IDENTITY_FIELDS,
+        ),
+        IdentityCmd::Delete { who } => {
+            let i = find(&auth, &who).await?;
+            auth.delete_identity(i.id).await.map_err(explain)?;
+            if g.format == Format::Json {
+                println!("{}", json!({"deleted": i.id}));
+            } else {
+                println!("Deleted {} ({})", i.username, i.id);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn explain(e: AuthError) -> anyhow::Error {
+    anyhow::anyhow!("{e}")
+}
+
+pub async fn client(g: &Global, cmd: ClientCmd) -> anyhow::Result<()> {
+    let auth = open(g).await?;
+    let fields: &[(&str, &str)] = &[
+        ("Client ID", "client_id"),
+        ("Name", "name"),
+        ("Kind", "kind"),
+        ("Username", "username"),
+        ("Redirect URIs", "redirect_uris"),
+    ];
+    match cmd {
+        ClientCmd::Create {
+            name,
+            native,
+            redirect_uris,
+            owner,
+        } => {
+            let kind = if native {
+                ClientKind::Native
+            } else {
+                ClientKind::Confidential
+            };
+            let redirect_uris = if redirect_uris.is_empty() {
+                vec![
+                    format!("{}/v2/web/auth-code", auth.config().issuer),
+                    "http://localhost".to_string(),
+                    "http://127.0.0.1".to_string(),
+                ]
+            } else {
+                redirect_uris
+            };
+            let owner = match owner {
+                Some(o) => Some(find(&auth, &o).await?.id),
+                None => None,
+            };
+            let c = auth
+                .create_client(&name, kind, redirect_uris, owner)
+                .await
+                .map_err(explain)?;
+            let mut v = json!({"client_id": c.client.id, "name": c.client.name, "kind": kind.as_str(),
+                "username": c.identity.username, "redirect_uris": c.client.redirect_uris});
+            let mut fields = fields.to_vec();
+            if let Some(s) = &c.secret {
+                v["client_secret"] = json!(s);
+                fields.push(("Client secret (shown once)", "client_secret"));
+            }
+            print_record(g.format, &v, &fields);
+        }
+        ClientCmd::List => {
+            let mut rows = Vec::new();
+            for c in auth.store().list_clients().await? {
+                let username = auth.store().get_identity(c.id).await?.map(|i| i.username);
+                rows.push(
+                    json!({"client_id": c.id, "name": c.name, "kind": c.kind.as_str(),
+                    "username": username, "redirect_uris": c.redirect_uris}),
+                );
+            }
+            print_list(g.format, &rows, fields);
+        }
+        ClientCmd::Delete { id } => {
+            if auth.store().get_client(id).await?.is_none() {
+                bail!("no client {id}");
+            }
+            auth.delete_identity(id).await.map_err(explain)?;
+            println!("Deleted client {id}");
+        }
+        ClientCmd::RotateSecret { id } => {
+            let secret = auth.rotate_client_secret(id).await.map_err(explain)?;
+            print_record(
+                g.format,
+                &json!({"client_id": id, "client_secret": secret}),
+                &[
+                    ("Client ID", "client_id"),
+                    ("New secret (shown once)", "client_secret"),
+                ],
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,260 @@
+//! Commands that go through Ferry's APIs with a token, like any other client would.
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use ferry_client::FerryClient;
+use ferry_core::scope::{AUTH_RS, GROUPS_ALL, GROUPS_RS, VIEW_IDENTITY_SET};
+use ferry_proto::groups::GroupCreate;
+use ferry_server::AdminCredentials;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::Global;
+use crate::output::{print_list, print_record};
+
+#[derive(clap::Args, Clone)]
+pub struct Connection {
+    /// The server's URL [default: from the administrator's credentials file in the data directory].
+    #[arg(long, env = "FERRY_URL")]
+    url: Option<String>,
+    /// Act as this client [default: the administrator's client].
+    #[arg(long, env = "FERRY_CLIENT_ID", requires = "client_secret")]
+    client_id: Option<String>,
+    #[arg(long, env = "FERRY_CLIENT_SECRET", hide_env_values = true)]
+    client_secret: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum GroupCmd {
+    /// Create a group; you become its admin.
+    Create {
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// The groups you are an active member of.
+    List {
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// A group, with its members when you may see them.
+    Show {
+        group: Uuid,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    Delete {
+        group: Uuid,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Manage members (USER is an identity id or username).
+    #[command(subcommand)]
+    Member(MemberCmd),
+}
+
+#[derive(Subcommand)]
+pub enum MemberCmd {
+    Add {
+        group: Uuid,
+        user: String,
+        #[arg(long, default_value = "member", value_parser = ["member", "manager", "admin"])]
+        role: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    Remove {
+        group: Uuid,
+        user: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    SetRole {
+        group: Uuid,
+        user: String,
+        #[arg(value_parser = ["member", "manager", "admin"])]
+        role: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
+}
+
+struct Session {
+    groups: FerryClient,
+    auth: FerryClient,
+}
+
+async fn connect(g: &Global, c: &Connection) -> anyhow::Result<Session> {
+    let saved = || -> anyhow::Result<AdminCredentials> {
+        let path = g.data_dir.join(ferry_server::bootstrap::CREDENTIALS_FILE);
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "cannot read {}; give --url, --client-id and --client-secret instead",
+                path.display()
+            )
+        })?;
+        Ok(serde_json::from_str(&text)?)
+    };
+    let (id, secret, saved_url) = match (&c.client_id, &c.client_secret) {
+        (Some(i), Some(s)) => (i.clone(), s.clone(), None),
+        _ => {
+            let a = saved()?;
+            (a.client_id, a.client_secret, Some(a.url))
+        }
+    };
+    let url = match (&c.url, saved_url) {
+        (Some(u), _) => u.clone(),
+        (None, Some(u)) => u,
+        (None, None) => saved()?.url,
+    };
+    let ca = std::fs::read(g.data_dir.join("tls").join("ca.pem")).ok();
+    let base = FerryClient::with_ca(&url, ca.as_deref())?;
+    let tokens = base
+        .client_credentials(
+            &id,
+            &secret,
+            &format!("{GROUPS_ALL} openid {VIEW_IDENTITY_SET}"),
+        )
+        .await
+        .context("cannot get a token")?;
+    let token = |rs: &str| -> anyhow::Result<String> {
+        Ok(tokens
+            .for_resource_server(rs)
+            .with_context(|| format!("no token for {rs}"))?
+            .access_token
+            .clone())
+    };
+    Ok(Session {
+        groups: base.with_token(&token(GROUPS_RS)?),
+        auth: base.with_token(&token(AUTH_RS)?),
+    })
+}
+
+async fn identity_id(s: &Session, user: &str) -> anyhow::Result<Uuid> {
+    if let Ok(id) = Uuid::parse_str(user) {
+        return Ok(id);
+    }
+    let found = s.auth.identities_by_username(&[user]).await?;
+    match found.first() {
+        Some(i) => Ok(i.id),
+        None => bail!("no identity with username '{user}'"),
+    }
+}
+
+const GROUP_FIELDS: &[(&str, &str)] = &[
+    ("Group ID", "id"),
+    ("Name", "name"),
+    ("Description", "description"),
+    ("My role", "my_role"),
+];
+
+fn group_row(doc: &ferry_proto::groups::GroupDoc) -> Value {
+    let mut v = json!(doc);
+    v["my_role"] = json!(doc.my_memberships.first().map(|m| m.role.clone()));
+    v
+}
+
+async fn member_action(
+    g: &Global,
+    conn: &Connection,
+    group: Uuid,
+    user: &str,
+    action: &str,
+    role: Option<&str>,
+) -> anyhow::Result<()> {
+    let s = connect(g, conn).await?;
+    let id = identity_id(&s, user).await?;
+    let mut item = json!({"identity_id": id});
+    if let Some(r) = role {
+        item["role"] = json!(r);
+    }
+    let out = s
+        .groups
+        .group_batch(group, &json!({ action: [item] }))
+        .await?;
+    if let Some(err) = out["errors"][action].get(0) {
+        bail!(
+            "{}",
+            err["detail"]
+                .as_str()
+                .unwrap_or("the membership change failed")
+        );
+    }
+    print_record(
+        g.format,
+        &out[action][0],
+        &[
+            ("Group ID", "group_id"),
+            ("Identity ID", "identity_id"),
+            ("Username", "username"),
+            ("Role", "role"),
+            ("Status", "status"),
+        ],
+    );
+    Ok(())
+}
+
+pub async fn group(g: &Global, cmd: GroupCmd) -> anyhow::Result<()> {
+    match cmd {
+        GroupCmd::Create {
+            name,
+            description,
+            conn,
+        } => {
+            let s = connect(g, &conn).await?;
+            let doc = s
+                .groups
+                .create_group(&GroupCreate {
+                    name,
+                    description,
+                    parent_id: None,
+                    policies: None,
+                })
+                .await?;
+            print_record(g.format, &group_row(&doc), GROUP_FIELDS);
+        }
+        GroupCmd::List { conn } => {
+            let s = connect(g, &conn).await?;
+            let rows: Vec<Value> = s.groups.my_groups().await?.iter().map(group_row).collect();
+            print_list(g.format, &rows, GROUP_FIELDS);
+        }
+        GroupCmd::Show { group, conn } => {
+            let s = connect(g, &conn).await?;
+            let doc = s.groups.get_group(group).await?;
+            let mut v = group_row(&doc);
+            v["members"] = json!(
+                doc.memberships
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|m| format!("{} ({})", m.username, m.role))
+                    .collect::<Vec<_>>()
+            );
+            let mut fields = GROUP_FIELDS.to_vec();
+            fields.push(("Members", "members"));
+            print_record(g.format, &v, &fields);
+        }
+        GroupCmd::Delete { group, conn } => {
+            let s = connect(g, &conn).await?;
+            let doc = s.groups.delete_group(group).await?;
+            println!("Deleted group {} ({})", doc.name, doc.id);
+        }
+        GroupCmd::Member(MemberCmd::Add {
+            group,
+            user,
+            role,
+            conn,
+        }) => member_action(g, &conn, group, &user, "add", Some(&role)).await?,
+        GroupCmd::Member(MemberCmd::Remove { group, user, conn }) => {
+            member_action(g, &conn, group, &user, "remove", None).await?
+        }
+        GroupCmd::Member(MemberCmd::SetRole {
+            group,
+            user,
+            role,
+            conn,
+        }) => member_action(g, &conn, group, &user, "change_role", Some(&role)).await?,
+    }
+    Ok(())
+}

@@ -1,0 +1,91 @@
+//! `ferry serve`.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use ferry_server::{Bootstrap, Config, Overrides};
+
+use crate::Global;
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on [default: 127.0.0.1:8400].
+    #[arg(long, env = "FERRY_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Serve HTTPS. Without tls_cert/tls_key in the configuration, a private CA and a certificate are
+    /// generated into the data directory on first start.
+    #[arg(long)]
+    tls: bool,
+}
+
+pub fn load_config(g: &Global, listen: Option<SocketAddr>, tls: bool) -> anyhow::Result<Config> {
+    let overrides = Overrides {
+        listen,
+        data_dir: Some(g.data_dir.clone()),
+        tls,
+    };
+    // FERRY_LISTEN and FERRY_DATA_DIR arrive through the flags above; the rest of FERRY_* is configuration.
+    let env = std::env::vars().filter(|(k, _)| k != "FERRY_LISTEN" && k != "FERRY_DATA_DIR");
+    Ok(Config::load(g.config.as_deref(), env, &overrides)?)
+}
+
+pub async fn run(g: &Global, args: ServeArgs) -> anyhow::Result<()> {
+    let cfg = load_config(g, args.listen, args.tls)?;
+    let running = ferry_server::start(cfg.clone())
+        .await
+        .context("cannot start the server")?;
+    let url = &running.base_url;
+    println!("Ferry {} is serving on {url}", env!("CARGO_PKG_VERSION"));
+    println!("Data directory: {}", cfg.data_dir.display());
+    match &running.bootstrap {
+        Bootstrap::Created {
+            path,
+            credentials: c,
+        } => {
+            println!();
+            println!("First start: created the administrator and a client for it.");
+            println!("  username       {}", c.username);
+            println!("  password       {}", c.password);
+            println!("  client id      {}", c.client_id);
+            println!("  client secret  {}", c.client_secret);
+            println!(
+                "These are shown once; they are saved in {} (readable only by you).",
+                path.display()
+            );
+        }
+        Bootstrap::Existing { path } => {
+            println!("The administrator's credentials are in {}", path.display());
+        }
+    }
+    if let Some(ca) = &running.tls_ca {
+        println!("TLS certificate authority to trust: {}", ca.display());
+    }
+    println!();
+    println!("To use the Globus SDK and CLI with this server:");
+    println!("  export GLOBUS_SDK_ENVIRONMENT=ferry");
+    for service in ["AUTH", "TRANSFER", "GROUPS"] {
+        println!("  export GLOBUS_SDK_SERVICE_URL_{service}={url}/");
+    }
+    if let Some(ca) = &running.tls_ca {
+        println!("  export GLOBUS_SDK_VERIFY_SSL={}", ca.display());
+    }
+    println!(
+        "Then act as the administrator's client with GLOBUS_CLI_CLIENT_ID and GLOBUS_CLI_CLIENT_SECRET set from"
+    );
+    println!("that file, or log in as a person with `globus login --no-local-server`.");
+    println!("Stop with Ctrl-C.");
+
+    let stop = running.stop_handle();
+    tokio::spawn(async move {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
+        tracing::info!("stopping");
+        let _ = stop.send(true);
+    });
+    running.wait().await;
+    Ok(())
+}

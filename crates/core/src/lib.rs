@@ -1,0 +1,10 @@
+//! Ferry's domain model. No I/O: callers pass in the current time and get decisions back.
+
+pub mod group;
+pub mod identity;
+pub mod scope;
+pub mod time;
+
+pub use group::{Group, GroupRole, Membership, MembershipStatus};
+pub use identity::{Client, ClientKind, Identity, IdentityKind};
+pub use scope::{ResourceServer, Scope, ScopeError};

@@ -1,0 +1,80 @@
+//! Globus Auth documents.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// One token of a token response (`other_tokens` entries have the same shape minus `id_token`/`state`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenDoc {
+    pub access_token: String,
+    pub scope: String,
+    pub expires_in: i64,
+    pub token_type: String,
+    pub resource_server: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub refresh_token: Option<String>,
+}
+
+/// The response of `POST /v2/oauth2/token`: the first token at the top level, the rest in `other_tokens`
+/// (always present, possibly empty: the SDK reads it unconditionally).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenResponse {
+    #[serde(flatten)]
+    pub token: TokenDoc,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub id_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub state: Option<String>,
+    pub other_tokens: Vec<TokenDoc>,
+}
+
+impl TokenResponse {
+    pub fn all(&self) -> impl Iterator<Item = &TokenDoc> {
+        std::iter::once(&self.token).chain(self.other_tokens.iter())
+    }
+    pub fn for_resource_server(&self, rs: &str) -> Option<&TokenDoc> {
+        self.all().find(|t| t.resource_server == rs)
+    }
+}
+
+/// An identity as `GET /v2/api/identities` returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IdentityDoc {
+    pub id: Uuid,
+    pub username: String,
+    pub status: String,
+    pub identity_provider: Uuid,
+    pub identity_type: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub organization: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IdentitiesResponse {
+    pub identities: Vec<IdentityDoc>,
+}
+
+/// An OAuth2 error body (RFC 6749 §5.2), as the token, introspection and revocation endpoints answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OAuthErrorDoc {
+    pub error: String,
+    pub error_description: String,
+}
+
+/// One entry of the Globus Auth API error envelope `{"errors": [...], "error": ..., "error_description": ...}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuthApiErrorItem {
+    pub status: String,
+    pub id: String,
+    pub code: String,
+    pub title: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuthApiErrorDoc {
+    pub errors: Vec<AuthApiErrorItem>,
+    pub error: String,
+    pub error_description: String,
+}

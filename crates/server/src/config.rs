@@ -1,0 +1,345 @@
+//! Configuration: defaults, then a TOML file, then `FERRY_*` environment variables, then command-line flags.
+//! Unknown keys are errors that name the key (and the variable, for the environment), so a typo never
+//! silently falls back to a default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use toml::{Table, Value};
+
+/// Environment variables that belong to the `ferry` client commands, not to the server's configuration.
+pub const CLIENT_ENV: &[&str] = &[
+    "FERRY_CONFIG",
+    "FERRY_URL",
+    "FERRY_CLIENT_ID",
+    "FERRY_CLIENT_SECRET",
+    "FERRY_LOG",
+];
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Where the database, keys, certificates and the administrator's credentials live.
+    pub data_dir: PathBuf,
+    /// The URL clients use to reach this server (issuer of tokens). Default: derived from `listen`.
+    pub public_url: Option<String>,
+    /// Serve HTTPS with a certificate in the data directory (self-signed and generated on first start
+    /// unless `tls_cert`/`tls_key` name one).
+    pub tls: bool,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub auth: AuthSection,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSection {
+    /// Local usernames are `name@domain`; applications are `id@clients.domain`.
+    pub domain: String,
+    pub access_token_lifetime_secs: i64,
+    pub refresh_idle_lifetime_secs: i64,
+    pub refresh_absolute_lifetime_secs: i64,
+    pub code_lifetime_secs: i64,
+    pub session_lifetime_secs: i64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8400)),
+            data_dir: PathBuf::from("./ferry-data"),
+            public_url: None,
+            tls: false,
+            tls_cert: None,
+            tls_key: None,
+            auth: AuthSection::default(),
+        }
+    }
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        let d = ferry_auth::AuthConfig::new("", "ferry.local");
+        Self {
+            domain: d.domain,
+            access_token_lifetime_secs: d.access_token_lifetime,
+            refresh_idle_lifetime_secs: d.refresh_idle_lifetime,
+            refresh_absolute_lifetime_secs: d.refresh_absolute_lifetime,
+            code_lifetime_secs: d.code_lifetime,
+            session_lifetime_secs: d.session_lifetime,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration file {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error("the configuration file {0} is not valid TOML: {1}")]
+    Syntax(PathBuf, String),
+    #[error("unknown configuration key '{key}' (from {source_name})")]
+    UnknownKey { key: String, source_name: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// Values given on the command line; they win over everything else.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub tls: bool,
+}
+
+impl Config {
+    /// Loads the configuration from `file` (if any), the given environment, and `overrides`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &Overrides,
+    ) -> Result<Self, ConfigError> {
+        let known =
+            Value::try_from(Config::default()).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let mut table = Table::new();
+        if let Some(path) = file {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.into(), e))?;
+            let parsed: Table = text
+                .parse()
+                .map_err(|e: toml::de::Error| ConfigError::Syntax(path.into(), e.to_string()))?;
+            check_keys(&parsed, known.as_table(), "", &path.display().to_string())?;
+            table = parsed;
+        }
+        for (var, raw) in env {
+            let Some(rest) = var.strip_prefix("FERRY_") else {
+                continue;
+            };
+            if CLIENT_ENV.contains(&var.as_str()) {
+                continue;
+            }
+            let path: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
+            if !key_known(known.as_table(), &path) {
+                return Err(ConfigError::UnknownKey {
+                    key: path.join("."),
+                    source_name: format!("environment variable {var}"),
+                });
+            }
+            insert(&mut table, &path, env_value(&raw));
+        }
+        if let Some(l) = overrides.listen {
+            table.insert("listen".into(), Value::String(l.to_string()));
+        }
+        if let Some(d) = &overrides.data_dir {
+            table.insert("data_dir".into(), Value::String(d.display().to_string()));
+        }
+        if overrides.tls {
+            table.insert("tls".into(), Value::Boolean(true));
+        }
+        let cfg: Config = Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let a = &self.auth;
+        for (name, v) in [
+            (
+                "auth.access_token_lifetime_secs",
+                a.access_token_lifetime_secs,
+            ),
+            (
+                "auth.refresh_idle_lifetime_secs",
+                a.refresh_idle_lifetime_secs,
+            ),
+            (
+                "auth.refresh_absolute_lifetime_secs",
+                a.refresh_absolute_lifetime_secs,
+            ),
+            ("auth.code_lifetime_secs", a.code_lifetime_secs),
+            ("auth.session_lifetime_secs", a.session_lifetime_secs),
+        ] {
+            if v <= 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "{name} must be positive, not {v}"
+                )));
+            }
+        }
+        if let Some(u) = &self.public_url {
+            let parsed = url::Url::parse(u)
+                .map_err(|e| ConfigError::Invalid(format!("public_url '{u}' is not a URL: {e}")))?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.query().is_some() {
+                return Err(ConfigError::Invalid(format!(
+                    "public_url '{u}' must be an http(s) URL without a query"
+                )));
+            }
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(ConfigError::Invalid(
+                "tls_cert and tls_key go together".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn auth_config(&self, issuer: &str) -> ferry_auth::AuthConfig {
+        let a = &self.auth;
+        let mut c = ferry_auth::AuthConfig::new(issuer, &a.domain);
+        c.access_token_lifetime = a.access_token_lifetime_secs;
+        c.refresh_idle_lifetime = a.refresh_idle_lifetime_secs;
+        c.refresh_absolute_lifetime = a.refresh_absolute_lifetime_secs;
+        c.code_lifetime = a.code_lifetime_secs;
+        c.session_lifetime = a.session_lifetime_secs;
+        c
+    }
+}
+
+fn check_keys(
+    t: &Table,
+    known: Option<&Table>,
+    prefix: &str,
+    source: &str,
+) -> Result<(), ConfigError> {
+    for (k, v) in t {
+        let full = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        // Optional keys are absent from the serialised defaults, so only sections are checked recursively
+        // here; the typed deserialisation below names any remaining unknown field.
+        let known_here =
+            known.map(|kt| kt.contains_key(k) || OPTIONAL_KEYS.contains(&full.as_str()));
+        if known_here == Some(false) {
+            return Err(ConfigError::UnknownKey {
+                key: full,
+                source_name: source.to_string(),
+            });
+        }
+        if let (Value::Table(sub), Some(kt)) = (v, known) {
+            check_keys(sub, kt.get(k).and_then(Value::as_table), &full, source)?;
+        }
+    }
+    Ok(())
+}
+
+/// Keys whose default is "unset", so they do not appear when the defaults are serialised.
+const OPTIONAL_KEYS: &[&str] = &["public_url", "tls_cert", "tls_key"];
+
+fn key_known(known: Option<&Table>, path: &[String]) -> bool {
+    let Some(t) = known else { return false };
+    match path {
+        [] => false,
+        [k] => t.contains_key(k) || OPTIONAL_KEYS.contains(&k.as_str()),
+        [k, rest @ ..] => key_known(t.get(k).and_then(Value::as_table), rest),
+    }
+}
+
+fn insert(t: &mut Table, path: &[String], v: Value) {
+    match path {
+        [] => {}
+        [k] => {
+            t.insert(k.clone(), v);
+        }
+        [k, rest @ ..] => {
+            let sub = t
+                .entry(k.clone())
+                .or_insert_with(|| Value::Table(Table::new()));
+            if let Value::Table(st) = sub {
+                insert(st, rest, v);
+            }
+        }
+    }
+}
+
+/// Environment values are strings; numbers and booleans are recognised so typed keys accept them.
+fn env_value(raw: &str) -> Value {
+    if let Ok(i) = raw.parse::<i64>() {
+        return Value::Integer(i);
+    }
+    match raw {
+        "true" => Value::Boolean(true),
+        "false" => Value::Boolean(false),
+        _ => Value::String(raw.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::load(None, env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8400");
+    }
+
+    #[test]
+    fn layers_file_env_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("ferry.toml");
+        std::fs::write(&f, "listen = \"127.0.0.1:9000\"\n[auth]\ndomain = \"uni.edu\"\naccess_token_lifetime_secs = 60\n").unwrap();
+        let c = Config::load(
+            Some(&f),
+            env(&[
+                ("FERRY_AUTH__ACCESS_TOKEN_LIFETIME_SECS", "30"),
+                ("FERRY_URL", "x"),
+                ("PATH", "/bin"),
+            ]),
+            &Overrides {
+                data_dir: Some("/tmp/x".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.auth.domain, "uni.edu");
+        assert_eq!(c.auth.access_token_lifetime_secs, 30);
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("ferry.toml");
+        std::fs::write(&f, "[auth]\ndomian = \"x\"\n").unwrap();
+        let e = Config::load(Some(&f), env(&[]), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("auth.domian"), "{e}");
+        let e = Config::load(None, env(&[("FERRY_LISTNE", "x")]), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("FERRY_LISTNE") && e.contains("listne"), "{e}");
+        std::fs::write(&f, "listen = 5\n").unwrap();
+        let e = Config::load(Some(&f), env(&[]), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("invalid"), "{e}");
+        std::fs::write(&f, "listen = [").unwrap();
+        assert!(matches!(
+            Config::load(Some(&f), env(&[]), &Overrides::default()),
+            Err(ConfigError::Syntax(..))
+        ));
+        assert!(
+            Config::load(
+                None,
+                env(&[("FERRY_AUTH__CODE_LIFETIME_SECS", "0")]),
+                &Overrides::default()
+            )
+            .is_err()
+        );
+    }
+}

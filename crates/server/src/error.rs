@@ -1,0 +1,173 @@
+//! The one place where errors become HTTP responses. Each API family answers in its own documented dialect:
+//! OAuth2 endpoints with `{error, error_description}`, the Auth API with Globus Auth's `errors` envelope,
+//! Groups with `{code, message}`, and the browser pages with an HTML page.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use ferry_auth::AuthError;
+use ferry_proto::auth::{AuthApiErrorDoc, AuthApiErrorItem, OAuthErrorDoc};
+use serde_json::json;
+use uuid::Uuid;
+
+fn status_of(e: &AuthError) -> StatusCode {
+    match e {
+        AuthError::InvalidClient | AuthError::Unauthenticated | AuthError::LoginFailed => {
+            StatusCode::UNAUTHORIZED
+        }
+        AuthError::SlowDown { .. } => StatusCode::TOO_MANY_REQUESTS,
+        AuthError::Forbidden(_) => StatusCode::FORBIDDEN,
+        AuthError::NotFound(_) => StatusCode::NOT_FOUND,
+        AuthError::Conflict(_) => StatusCode::CONFLICT,
+        AuthError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        AuthError::InvalidRequest(_)
+        | AuthError::InvalidGrant(_)
+        | AuthError::UnauthorizedClient(_)
+        | AuthError::UnsupportedGrantType(_)
+        | AuthError::InvalidScope(_) => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// The message shown to the caller. Internal details are logged, never sent.
+fn public_message(e: &AuthError) -> String {
+    match e {
+        AuthError::Internal(detail) => {
+            tracing::error!(%detail, "internal error");
+            "internal server error".into()
+        }
+        other => other.to_string(),
+    }
+}
+
+fn with_common_headers(mut r: Response, e: &AuthError) -> Response {
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let AuthError::SlowDown { retry_after } = e
+        && let Ok(v) = HeaderValue::from_str(&retry_after.to_string())
+    {
+        h.insert(header::RETRY_AFTER, v);
+    }
+    r
+}
+
+/// Errors of the OAuth2 endpoints (token, introspect, validate, revoke).
+pub struct OAuthError(pub AuthError);
+
+impl From<AuthError> for OAuthError {
+    fn from(e: AuthError) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let e = &self.0;
+        let code = match e {
+            AuthError::InvalidClient => "invalid_client",
+            AuthError::InvalidGrant(_) => "invalid_grant",
+            AuthError::UnauthorizedClient(_) => "unauthorized_client",
+            AuthError::UnsupportedGrantType(_) => "unsupported_grant_type",
+            AuthError::InvalidScope(_) => "invalid_scope",
+            AuthError::SlowDown { .. } => "slow_down",
+            AuthError::Internal(_) => "server_error",
+            AuthError::Forbidden(_) => "access_denied",
+            _ => "invalid_request",
+        };
+        let body = OAuthErrorDoc {
+            error: code.into(),
+            error_description: public_message(e),
+        };
+        let mut r = (status_of(e), axum::Json(body)).into_response();
+        if matches!(e, AuthError::InvalidClient) {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"ferry\""),
+            );
+        }
+        with_common_headers(r, e)
+    }
+}
+
+/// Errors of the Globus Auth API (`/v2/api/*`, userinfo).
+pub struct AuthApiError(pub AuthError);
+
+impl From<AuthError> for AuthApiError {
+    fn from(e: AuthError) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for AuthApiError {
+    fn into_response(self) -> Response {
+        let e = &self.0;
+        let status = status_of(e);
+        let (code, title) = match e {
+            AuthError::Unauthenticated | AuthError::InvalidClient => {
+                ("UNAUTHORIZED", "Unauthorized")
+            }
+            AuthError::Forbidden(_) => ("FORBIDDEN", "Forbidden"),
+            AuthError::NotFound(_) => ("NOT_FOUND", "Not Found"),
+            AuthError::Conflict(_) => ("CONFLICT", "Conflict"),
+            AuthError::SlowDown { .. } => ("TOO_MANY_REQUESTS", "Too Many Requests"),
+            AuthError::Internal(_) => ("INTERNAL_ERROR", "Internal Server Error"),
+            _ => ("BAD_REQUEST", "Bad Request"),
+        };
+        let detail = public_message(e);
+        let body = AuthApiErrorDoc {
+            errors: vec![AuthApiErrorItem {
+                status: status.as_u16().to_string(),
+                id: Uuid::new_v4().to_string(),
+                code: code.into(),
+                title: title.into(),
+                detail: detail.clone(),
+            }],
+            error: code.to_ascii_lowercase(),
+            error_description: detail,
+        };
+        let mut r = (status, axum::Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        with_common_headers(r, e)
+    }
+}
+
+/// Errors of the Groups API.
+pub struct GroupsError(pub AuthError);
+
+impl From<AuthError> for GroupsError {
+    fn from(e: AuthError) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for GroupsError {
+    fn into_response(self) -> Response {
+        let e = &self.0;
+        let message = public_message(e);
+        let body = json!({
+            "code": ferry_auth::groups::error_code(e),
+            "message": message,
+            "detail": message,
+            "request_id": Uuid::new_v4().to_string(),
+        });
+        with_common_headers((status_of(e), axum::Json(body)).into_response(), e)
+    }
+}
+
+/// Errors shown to a person in a browser.
+pub struct PageError(pub AuthError);
+
+impl From<AuthError> for PageError {
+    fn from(e: AuthError) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let e = &self.0;
+        let page = crate::routes::web::error_page(&public_message(e));
+        with_common_headers((status_of(e), page).into_response(), e)
+    }
+}

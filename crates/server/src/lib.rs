@@ -1,0 +1,231 @@
+//! Ferry's HTTP services in one process: Auth, Groups and the login pages, on one port.
+
+pub mod bootstrap;
+pub mod config;
+mod error;
+mod routes;
+mod tls;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, DefaultBodyLimit};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use ferry_auth::{Auth, AuthError};
+use ferry_store::{SqliteStore, Store};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tower::ServiceExt;
+
+pub use bootstrap::{AdminCredentials, Bootstrap};
+pub use config::{Config, ConfigError, Overrides};
+use routes::AppState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot use the data directory {0}: {1}")]
+    DataDir(PathBuf, std::io::Error),
+    #[error("cannot listen on {0}: {1}")]
+    Listen(SocketAddr, std::io::Error),
+    #[error("database: {0}")]
+    Store(#[from] ferry_store::StoreError),
+    #[error("{0}")]
+    Auth(#[from] AuthError),
+    #[error("TLS: {0}")]
+    Tls(String),
+}
+
+/// Where the running server records the URL it is reached at.
+pub const BASE_URL_KEY: &str = "server.base_url";
+
+/// A started server.
+pub struct Running {
+    pub addr: SocketAddr,
+    /// The URL clients use (the token issuer), without a trailing slash.
+    pub base_url: String,
+    pub bootstrap: Bootstrap,
+    /// The CA file clients should trust, when Ferry generated its own certificate.
+    pub tls_ca: Option<PathBuf>,
+    pub auth: Arc<Auth>,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops accepting, lets requests in flight finish (up to 10 s), and returns.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+
+    /// Waits until the server stops (it stops only through `shutdown`).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+
+    pub fn stop_handle(&self) -> watch::Sender<bool> {
+        self.shutdown.clone()
+    }
+}
+
+/// Opens the data directory and database, makes sure the administrator exists, binds, and serves.
+pub async fn start(cfg: Config) -> Result<Running, ServerError> {
+    create_private_dir(&cfg.data_dir)?;
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| ServerError::Listen(cfg.listen, e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| ServerError::Listen(cfg.listen, e))?;
+    let scheme = if cfg.tls { "https" } else { "http" };
+    let base_url = cfg
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("{scheme}://{addr}"))
+        .trim_end_matches('/')
+        .to_string();
+
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&cfg.data_dir.join("ferry.db")).await?);
+    // Admin commands run beside the server read this to build URLs (e.g. native clients' redirect).
+    store.meta_set(BASE_URL_KEY, &base_url).await?;
+    let auth = Arc::new(Auth::open(store, cfg.auth_config(&base_url)).await?);
+    let bootstrap = bootstrap::ensure_admin(&auth, &cfg.data_dir).await?;
+
+    let (acceptor, tls_ca) = if cfg.tls {
+        let (cert, key, ca) = match (&cfg.tls_cert, &cfg.tls_key) {
+            (Some(c), Some(k)) => (c.clone(), k.clone(), None),
+            _ => {
+                let host = url::Url::parse(&base_url)
+                    .ok()
+                    .and_then(|u| u.host_str().map(str::to_string));
+                let f = tls::ensure_self_signed(&cfg.data_dir, addr, host.as_deref())
+                    .map_err(ServerError::Tls)?;
+                (f.cert, f.key, f.ca)
+            }
+        };
+        (
+            Some(tls::acceptor(&cert, &key).map_err(ServerError::Tls)?),
+            ca,
+        )
+    } else {
+        (None, None)
+    };
+
+    let state = AppState {
+        auth: auth.clone(),
+        secure_cookies: base_url.starts_with("https://"),
+    };
+    let app = router(state);
+    let (shutdown, rx) = watch::channel(false);
+    let task = tokio::spawn(serve(listener, app, acceptor, rx, auth.clone()));
+    Ok(Running {
+        addr,
+        base_url,
+        bootstrap,
+        tls_ca,
+        auth,
+        shutdown,
+        task,
+    })
+}
+
+fn create_private_dir(dir: &std::path::Path) -> Result<(), ServerError> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| ServerError::DataDir(dir.to_path_buf(), e))
+}
+
+/// Every API on one router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(routes::auth::router())
+        .merge(routes::groups::router())
+        .merge(routes::web::router())
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                axum::Json(serde_json::json!({
+                    "code": "ClientError.NotFound", "message": "no such route"
+                })),
+            )
+                .into_response()
+        })
+        // Auth and Groups bodies are small; data uploads get their own limit on their own routes.
+        .layer(DefaultBodyLimit::max(1024 * 1024))
+        .with_state(state)
+}
+
+async fn serve(
+    listener: TcpListener,
+    app: Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    mut stop: watch::Receiver<bool>,
+    auth: Arc<Auth>,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let mut gc = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let app = app.clone();
+                let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    app.clone().oneshot(req.map(axum::body::Body::new))
+                });
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
+                let tls = tls.clone();
+                tokio::spawn(async move {
+                    let result = match tls {
+                        None => watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned()).await,
+                        Some(acceptor) => match acceptor.accept(stream).await {
+                            Ok(s) => watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(s), svc).into_owned()).await,
+                            Err(e) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                return;
+                            }
+                        },
+                    };
+                    if let Err(e) = result {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            _ = gc.tick() => {
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+                match auth.store().purge_expired(now, 86400).await {
+                    Ok(n) if n > 0 => tracing::info!(purged = n, "expired secrets removed"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "purging expired secrets failed"),
+                }
+            }
+            _ = stop.changed() => break,
+        }
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
+}

@@ -1,0 +1,155 @@
+//! Globus Auth: the OAuth2 endpoints, OIDC discovery, and the `/v2/api` identity and client routes.
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use ferry_auth::{ClientCredentials, TokenReply};
+use ferry_core::scope::AUTH_RS;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{AppState, Peer, authorization, parse_form, parse_json, parse_params, principal};
+use crate::error::{AuthApiError, OAuthError};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v2/oauth2/token", post(token))
+        .route("/v2/oauth2/token/introspect", post(introspect))
+        .route("/v2/oauth2/token/validate", post(validate))
+        .route("/v2/oauth2/token/revoke", post(revoke))
+        .route("/v2/oauth2/userinfo", get(userinfo).post(userinfo))
+        .route("/v2/api/identities", get(identities))
+        .route("/v2/api/identities/{id}/consents", get(consents))
+        .route("/v2/api/clients", post(create_client))
+        .route("/.well-known/openid-configuration", get(discovery))
+        .route("/jwk.json", get(jwks))
+}
+
+fn no_store(v: impl IntoResponse) -> Response {
+    let mut r = v.into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+type Form = std::collections::HashMap<String, String>;
+
+fn client_form(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Form, Option<ClientCredentials>), OAuthError> {
+    let form = parse_form(headers, body)?;
+    let creds = ClientCredentials::from_request(authorization(headers), &form)?;
+    Ok((form, creds))
+}
+
+async fn token(
+    State(s): State<AppState>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let (form, creds) = client_form(&headers, &body)?;
+    Ok(match s.auth.token(&form, creds.as_ref(), &peer).await? {
+        TokenReply::Tokens(t) => no_store(Json(t)),
+        TokenReply::Dependent(list) => no_store(Json(list)),
+    })
+}
+
+async fn introspect(
+    State(s): State<AppState>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let (form, creds) = client_form(&headers, &body)?;
+    Ok(no_store(Json(
+        s.auth.introspect(creds.as_ref(), &peer, &form).await?,
+    )))
+}
+
+async fn validate(
+    State(s): State<AppState>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let (form, creds) = client_form(&headers, &body)?;
+    Ok(no_store(Json(
+        s.auth.validate(creds.as_ref(), &peer, &form).await?,
+    )))
+}
+
+async fn revoke(
+    State(s): State<AppState>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let (form, creds) = client_form(&headers, &body)?;
+    Ok(no_store(Json(
+        s.auth.revoke(creds.as_ref(), &peer, &form).await?,
+    )))
+}
+
+async fn userinfo(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, AuthApiError> {
+    let p = principal(&s, &headers, AUTH_RS).await?;
+    Ok(no_store(Json(s.auth.userinfo(&p)?)))
+}
+
+async fn identities(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Result<Response, AuthApiError> {
+    principal(&s, &headers, AUTH_RS).await?;
+    let q = parse_params(q.as_deref().unwrap_or(""))?;
+    let found = s
+        .auth
+        .lookup_identities(
+            q.get("usernames").map(String::as_str),
+            q.get("ids").map(String::as_str),
+        )
+        .await?;
+    Ok(Json(ferry_proto::auth::IdentitiesResponse { identities: found }).into_response())
+}
+
+async fn consents(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, AuthApiError> {
+    let p = principal(&s, &headers, AUTH_RS).await?;
+    let id = Uuid::parse_str(&id).map_err(|_| {
+        ferry_auth::AuthError::InvalidRequest(format!("'{id}' is not an identity id"))
+    })?;
+    Ok(Json(s.auth.consents(&p, id).await?).into_response())
+}
+
+async fn create_client(
+    State(s): State<AppState>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AuthApiError> {
+    // Registration with a token creates a client owned by the caller; without one, only the template-based
+    // registration that `globus login` performs is allowed.
+    let owner = match authorization(&headers) {
+        Some(_) => Some(principal(&s, &headers, AUTH_RS).await?),
+        None => None,
+    };
+    let req: Value = parse_json(&body)?;
+    Ok(Json(s.auth.register_client(owner.as_ref(), &req, &peer).await?).into_response())
+}
+
+async fn discovery(State(s): State<AppState>) -> Json<Value> {
+    Json(s.auth.discovery())
+}
+
+async fn jwks(State(s): State<AppState>) -> Json<Value> {
+    Json(s.auth.jwks())
+}

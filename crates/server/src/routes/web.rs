@@ -1,0 +1,299 @@
+//! The pages a person sees while an application asks for access: login, consent, and the page that shows
+//! an authorization code to paste into a command-line client.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use ferry_auth::{AuthError, AuthorizeRejection, AuthorizeRequest, Session};
+
+use super::{AppState, Peer, parse_form, parse_params};
+use crate::error::PageError;
+
+const SESSION_COOKIE: &str = "ferry_session";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v2/oauth2/authorize", get(authorize))
+        .route("/v2/web/login", axum::routing::post(login))
+        .route("/v2/web/consent", get(consent).post(decide))
+        .route("/v2/web/auth-code", get(auth_code))
+        .route("/v2/web/logout", get(logout).post(logout))
+}
+
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Every page forbids framing (clickjacking) and caching.
+fn page(status: StatusCode, title: &str, body: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{t} · Ferry</title>\
+         <style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#1b2733}}\
+         h1{{font-size:1.4rem}}label{{display:block;margin:.8rem 0 .2rem}}input{{width:100%;padding:.5rem;font-size:1rem}}\
+         button{{margin-top:1rem;padding:.5rem 1.2rem;font-size:1rem}}.err{{color:#a00}}code{{font-size:1.1rem;\
+         word-break:break-all;background:#eef;padding:.3rem}}li{{margin:.2rem 0}}</style></head>\
+         <body><h1>{t}</h1>{body}</body></html>",
+        t = escape(title)
+    );
+    let mut r = (status, Html(html)).into_response();
+    let h = r.headers_mut();
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+        ),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    r
+}
+
+pub fn error_page(message: &str) -> Response {
+    page(
+        StatusCode::BAD_REQUEST,
+        "Cannot continue",
+        &format!("<p class=\"err\">{}</p>", escape(message)),
+    )
+}
+
+fn login_page(request: &str, error: Option<&str>, status: StatusCode) -> Response {
+    let err = error
+        .map(|e| format!("<p class=\"err\">{}</p>", escape(e)))
+        .unwrap_or_default();
+    page(
+        status,
+        "Log in to Ferry",
+        &format!(
+            "{err}<form method=\"post\" action=\"/v2/web/login\">\
+             <input type=\"hidden\" name=\"request\" value=\"{r}\">\
+             <label for=\"username\">Username</label><input id=\"username\" name=\"username\" autocomplete=\"username\" required autofocus>\
+             <label for=\"password\">Password</label><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
+             <button type=\"submit\">Log in</button></form>",
+            r = escape(request)
+        ),
+    )
+}
+
+fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+async fn current_session(s: &AppState, headers: &HeaderMap) -> Result<Option<Session>, AuthError> {
+    match cookie_value(headers, SESSION_COOKIE) {
+        Some(token) => s.auth.session(token).await,
+        None => Ok(None),
+    }
+}
+
+/// Validates the authorization request carried in `raw`; a rejection is either a page or a redirect back.
+async fn checked(s: &AppState, raw: &str) -> Result<AuthorizeRequest, Response> {
+    let q = parse_params(raw).map_err(|e| error_page(&e.to_string()))?;
+    s.auth.check_authorize(&q).await.map_err(|r| match r {
+        AuthorizeRejection::Page(m) => error_page(&m),
+        AuthorizeRejection::Redirect(location) => Redirect::to(&location).into_response(),
+    })
+}
+
+/// `GET /v2/oauth2/authorize`: log in (always, with `prompt=login`), then ask for consent.
+async fn authorize(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Result<Response, PageError> {
+    let raw = q.unwrap_or_default();
+    let req = match checked(&s, &raw).await {
+        Ok(r) => r,
+        Err(resp) => return Ok(resp),
+    };
+    if !req.prompt_login && current_session(&s, &headers).await?.is_some() {
+        return Ok(Redirect::to(&format!("/v2/web/consent?{raw}")).into_response());
+    }
+    Ok(login_page(&raw, None, StatusCode::OK))
+}
+
+async fn login(
+    State(s): State<AppState>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let form = parse_form(&headers, &body)?;
+    let raw = form.get("request").cloned().unwrap_or_default();
+    if let Err(resp) = checked(&s, &raw).await {
+        return Ok(resp);
+    }
+    let username = form.get("username").map(String::as_str).unwrap_or("");
+    let password = form.get("password").map(String::as_str).unwrap_or("");
+    match s.auth.login(username, password, &peer).await {
+        Ok(token) => {
+            let secure = if s.secure_cookies { "; Secure" } else { "" };
+            let cookie =
+                format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax{secure}");
+            // 303, never 307: the browser must not repeat the POST with the password elsewhere.
+            let mut r = Redirect::to(&format!("/v2/web/consent?{raw}")).into_response();
+            r.headers_mut().insert(
+                header::SET_COOKIE,
+                HeaderValue::from_str(&cookie).map_err(|e| AuthError::Internal(e.to_string()))?,
+            );
+            Ok(r)
+        }
+        Err(AuthError::LoginFailed) => Ok(login_page(
+            &raw,
+            Some("The username or password is incorrect."),
+            StatusCode::UNAUTHORIZED,
+        )),
+        Err(e @ AuthError::SlowDown { .. }) => Err(e.into()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn scope_list(req: &AuthorizeRequest) -> String {
+    fn walk(scopes: &[ferry_core::Scope], out: &mut String) {
+        for sc in scopes {
+            out.push_str(&format!("<li><code>{}</code>", escape(&sc.name)));
+            if !sc.dependencies.is_empty() {
+                out.push_str("<ul>");
+                walk(&sc.dependencies, out);
+                out.push_str("</ul>");
+            }
+            out.push_str("</li>");
+        }
+    }
+    let mut out = String::from("<ul>");
+    walk(&req.scopes, &mut out);
+    out.push_str("</ul>");
+    out
+}
+
+async fn consent(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Result<Response, PageError> {
+    let raw = q.unwrap_or_default();
+    let req = match checked(&s, &raw).await {
+        Ok(r) => r,
+        Err(resp) => return Ok(resp),
+    };
+    let Some(session) = current_session(&s, &headers).await? else {
+        return Ok(login_page(&raw, None, StatusCode::OK));
+    };
+    let body = format!(
+        "<p>Logged in as <strong>{user}</strong>.</p>\
+         <p>The application <strong>{client}</strong> asks to act on your behalf with:</p>{scopes}\
+         <p>{refresh}</p>\
+         <form method=\"post\" action=\"/v2/web/consent\">\
+         <input type=\"hidden\" name=\"request\" value=\"{r}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <button type=\"submit\" name=\"decision\" value=\"allow\">Allow</button> \
+         <button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button></form>",
+        user = escape(&session.identity.username),
+        client = escape(&req.client.name),
+        scopes = scope_list(&req),
+        refresh = if req.offline {
+            "It will keep this access until you revoke it."
+        } else {
+            ""
+        },
+        r = escape(&raw),
+        csrf = s.auth.csrf_token(&session),
+    );
+    Ok(page(StatusCode::OK, "Allow access?", &body))
+}
+
+async fn decide(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let form = parse_form(&headers, &body)?;
+    let raw = form.get("request").cloned().unwrap_or_default();
+    let req = match checked(&s, &raw).await {
+        Ok(r) => r,
+        Err(resp) => return Ok(resp),
+    };
+    let Some(session) = current_session(&s, &headers).await? else {
+        return Ok(login_page(
+            &raw,
+            Some("Your session has ended; log in again."),
+            StatusCode::UNAUTHORIZED,
+        ));
+    };
+    if !s
+        .auth
+        .csrf_ok(&session, form.get("csrf").map(String::as_str).unwrap_or(""))
+    {
+        return Err(AuthError::Forbidden(
+            "the form has expired; start again from the application".into(),
+        )
+        .into());
+    }
+    let location = match form.get("decision").map(String::as_str) {
+        Some("allow") => s.auth.approve(&session, &req).await?,
+        _ => s.auth.deny(&req),
+    };
+    Ok(Redirect::to(&location).into_response())
+}
+
+/// The default redirect of native applications: shows the code for the person to paste.
+async fn auth_code(RawQuery(q): RawQuery) -> Result<Response, PageError> {
+    let q = parse_params(q.as_deref().unwrap_or(""))?;
+    if let Some(code) = q.get("code") {
+        return Ok(page(
+            StatusCode::OK,
+            "Authorization code",
+            &format!(
+                "<p>Copy this code and paste it into the application that asked for it:</p>\
+                 <p><code id=\"auth-code\">{}</code></p><p>It can be used once, within a few minutes.</p>",
+                escape(code)
+            ),
+        ));
+    }
+    let why = q
+        .get("error_description")
+        .or(q.get("error"))
+        .cloned()
+        .unwrap_or_else(|| "no authorization code was given".into());
+    Ok(error_page(&why))
+}
+
+async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
+    if let Some(session) = current_session(&s, &headers).await? {
+        s.auth.logout(&session).await?;
+    }
+    let mut r = page(
+        StatusCode::OK,
+        "Logged out",
+        "<p>You are logged out of Ferry.</p>",
+    );
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("ferry_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
+    );
+    Ok(r)
+}

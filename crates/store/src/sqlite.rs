@@ -1,0 +1,645 @@
+//! The embedded default: SQLite in the data directory, WAL mode, one file.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ferry_core::{
+    Client, ClientKind, Group, GroupRole, Identity, IdentityKind, Membership, MembershipStatus,
+};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow};
+use sqlx::{Row, SqlitePool};
+use uuid::Uuid;
+
+use crate::{ConsentRecord, Result, SecretKind, SecretRecord, Store, StoreError};
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and applies the migrations.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(opts)
+            .await
+            .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
+        Ok(Self { pool })
+    }
+}
+
+fn backend(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &e
+        && db.is_unique_violation()
+    {
+        return StoreError::Conflict(db.message().to_string());
+    }
+    StoreError::Backend(e.to_string())
+}
+
+fn uuid_col(row: &SqliteRow, col: &str) -> Result<Uuid> {
+    let s: String = row.try_get(col).map_err(backend)?;
+    Uuid::parse_str(&s).map_err(|e| StoreError::Backend(format!("bad uuid in {col}: {e}")))
+}
+
+fn opt_uuid_col(row: &SqliteRow, col: &str) -> Result<Option<Uuid>> {
+    let s: Option<String> = row.try_get(col).map_err(backend)?;
+    s.map(|s| {
+        Uuid::parse_str(&s).map_err(|e| StoreError::Backend(format!("bad uuid in {col}: {e}")))
+    })
+    .transpose()
+}
+
+fn bad(col: &str, v: &str) -> StoreError {
+    StoreError::Backend(format!("unexpected value '{v}' in column {col}"))
+}
+
+fn identity_from(row: &SqliteRow) -> Result<Identity> {
+    let kind: String = row.try_get("kind").map_err(backend)?;
+    Ok(Identity {
+        id: uuid_col(row, "id")?,
+        username: row.try_get("username").map_err(backend)?,
+        name: row.try_get("name").map_err(backend)?,
+        email: row.try_get("email").map_err(backend)?,
+        organization: row.try_get("organization").map_err(backend)?,
+        kind: IdentityKind::parse(&kind).ok_or_else(|| bad("kind", &kind))?,
+        created: row.try_get("created").map_err(backend)?,
+    })
+}
+
+fn client_from(row: &SqliteRow) -> Result<Client> {
+    let kind: String = row.try_get("kind").map_err(backend)?;
+    let uris: String = row.try_get("redirect_uris").map_err(backend)?;
+    Ok(Client {
+        id: uuid_col(row, "id")?,
+        name: row.try_get("name").map_err(backend)?,
+        kind: ClientKind::parse(&kind).ok_or_else(|| bad("kind", &kind))?,
+        redirect_uris: serde_json::from_str(&uris).map_err(|_| bad("redirect_uris", &uris))?,
+        owner: opt_uuid_col(row, "owner")?,
+        created: row.try_get("created").map_err(backend)?,
+    })
+}
+
+fn secret_from(row: &SqliteRow) -> Result<SecretRecord> {
+    let kind: String = row.try_get("kind").map_err(backend)?;
+    let extra: String = row.try_get("extra").map_err(backend)?;
+    Ok(SecretRecord {
+        hash: row.try_get("hash").map_err(backend)?,
+        kind: SecretKind::parse(&kind).ok_or_else(|| bad("kind", &kind))?,
+        grant_id: uuid_col(row, "grant_id")?,
+        client_id: opt_uuid_col(row, "client_id")?,
+        identity_id: uuid_col(row, "identity_id")?,
+        resource_server: row.try_get("resource_server").map_err(backend)?,
+        scopes: row.try_get("scopes").map_err(backend)?,
+        extra: serde_json::from_str(&extra).map_err(|_| bad("extra", &extra))?,
+        issued_at: row.try_get("issued_at").map_err(backend)?,
+        expires_at: row.try_get("expires_at").map_err(backend)?,
+        used_at: row.try_get("used_at").map_err(backend)?,
+        revoked_at: row.try_get("revoked_at").map_err(backend)?,
+    })
+}
+
+fn consent_from(row: &SqliteRow) -> Result<ConsentRecord> {
+    Ok(ConsentRecord {
+        id: uuid_col(row, "id")?,
+        identity_id: uuid_col(row, "identity_id")?,
+        client_id: uuid_col(row, "client_id")?,
+        scope: row.try_get("scope").map_err(backend)?,
+        parent_id: opt_uuid_col(row, "parent_id")?,
+        created: row.try_get("created").map_err(backend)?,
+        last_used: row.try_get("last_used").map_err(backend)?,
+    })
+}
+
+fn group_from(row: &SqliteRow) -> Result<Group> {
+    Ok(Group {
+        id: uuid_col(row, "id")?,
+        name: row.try_get("name").map_err(backend)?,
+        description: row.try_get("description").map_err(backend)?,
+        parent_id: opt_uuid_col(row, "parent_id")?,
+        visibility: row.try_get("visibility").map_err(backend)?,
+        members_visibility: row.try_get("members_visibility").map_err(backend)?,
+        created: row.try_get("created").map_err(backend)?,
+    })
+}
+
+fn membership_from(row: &SqliteRow) -> Result<Membership> {
+    let role: String = row.try_get("role").map_err(backend)?;
+    let status: String = row.try_get("status").map_err(backend)?;
+    Ok(Membership {
+        group_id: uuid_col(row, "group_id")?,
+        identity_id: uuid_col(row, "identity_id")?,
+        username: row.try_get("username").map_err(backend)?,
+        role: GroupRole::parse(&role).ok_or_else(|| bad("role", &role))?,
+        status: MembershipStatus::parse(&status).ok_or_else(|| bad("status", &status))?,
+        updated: row.try_get("updated").map_err(backend)?,
+    })
+}
+
+macro_rules! membership_select {
+    ($where:literal) => {
+        concat!(
+            "SELECT m.group_id, m.identity_id, i.username, m.role, m.status, m.updated ",
+            "FROM memberships m JOIN identities i ON i.id = m.identity_id ",
+            $where
+        )
+    };
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn meta_get_or_insert(&self, key: &str, value: &str) -> Result<String> {
+        sqlx::query("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        self.meta_get(key).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn meta_get(&self, key: &str) -> Result<Option<String>> {
+        sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)
+    }
+
+    async fn meta_set(&self, key: &str, value: &str) -> Result<()> {
+        sqlx::query("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn create_identity(&self, i: &Identity, password_hash: Option<&str>) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO identities(id, username, name, email, organization, kind, password_hash, created) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(i.id.to_string())
+        .bind(&i.username)
+        .bind(&i.name)
+        .bind(&i.email)
+        .bind(&i.organization)
+        .bind(i.kind.as_str())
+        .bind(password_hash)
+        .bind(i.created)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| match backend(e) {
+            StoreError::Conflict(_) => StoreError::Conflict(format!("identity '{}'", i.username)),
+            other => other,
+        })?;
+        Ok(())
+    }
+
+    async fn get_identity(&self, id: Uuid) -> Result<Option<Identity>> {
+        sqlx::query("SELECT * FROM identities WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .map(|r| identity_from(&r))
+            .transpose()
+    }
+
+    async fn find_identity(&self, username: &str) -> Result<Option<Identity>> {
+        sqlx::query("SELECT * FROM identities WHERE username = ?")
+            .bind(username.to_ascii_lowercase())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .map(|r| identity_from(&r))
+            .transpose()
+    }
+
+    async fn list_identities(&self) -> Result<Vec<Identity>> {
+        sqlx::query("SELECT * FROM identities ORDER BY username")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(identity_from)
+            .collect()
+    }
+
+    async fn delete_identity(&self, id: Uuid) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        sqlx::query("DELETE FROM secrets WHERE identity_id = ?1 OR client_id = ?1")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let n = sqlx::query("DELETE FROM identities WHERE id = ?")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn password_hash(&self, id: Uuid) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar::<_, Option<String>>(
+            "SELECT password_hash FROM identities WHERE id = ?",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?
+        .flatten())
+    }
+
+    async fn create_client(
+        &self,
+        identity: &Identity,
+        c: &Client,
+        secret_hash: Option<&str>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        sqlx::query(
+            "INSERT INTO identities(id, username, name, email, organization, kind, password_hash, created) \
+             VALUES (?, ?, ?, NULL, NULL, 'client', NULL, ?)",
+        )
+        .bind(identity.id.to_string())
+        .bind(&identity.username)
+        .bind(&identity.name)
+        .bind(identity.created)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        sqlx::query(
+            "INSERT INTO clients(id, name, kind, secret_hash, redirect_uris, owner, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(c.id.to_string())
+        .bind(&c.name)
+        .bind(c.kind.as_str())
+        .bind(secret_hash)
+        .bind(serde_json::to_string(&c.redirect_uris).unwrap_or_else(|_| "[]".into()))
+        .bind(c.owner.map(|o| o.to_string()))
+        .bind(c.created)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn get_client(&self, id: Uuid) -> Result<Option<Client>> {
+        sqlx::query("SELECT * FROM clients WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .map(|r| client_from(&r))
+            .transpose()
+    }
+
+    async fn list_clients(&self) -> Result<Vec<Client>> {
+        sqlx::query("SELECT * FROM clients ORDER BY created, id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(client_from)
+            .collect()
+    }
+
+    async fn client_secret_hash(&self, id: Uuid) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar::<_, Option<String>>("SELECT secret_hash FROM clients WHERE id = ?")
+                .bind(id.to_string())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend)?
+                .flatten(),
+        )
+    }
+
+    async fn set_client_secret_hash(&self, id: Uuid, hash: &str) -> Result<()> {
+        let n = sqlx::query("UPDATE clients SET secret_hash = ? WHERE id = ?")
+            .bind(hash)
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+        if n == 0 {
+            Err(StoreError::NotFound)
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn insert_secret(&self, s: &SecretRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO secrets(hash, kind, grant_id, client_id, identity_id, resource_server, scopes, extra, \
+             issued_at, expires_at, used_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&s.hash)
+        .bind(s.kind.as_str())
+        .bind(s.grant_id.to_string())
+        .bind(s.client_id.map(|c| c.to_string()))
+        .bind(s.identity_id.to_string())
+        .bind(&s.resource_server)
+        .bind(&s.scopes)
+        .bind(s.extra.to_string())
+        .bind(s.issued_at)
+        .bind(s.expires_at)
+        .bind(s.used_at)
+        .bind(s.revoked_at)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn get_secret(&self, hash: &str) -> Result<Option<SecretRecord>> {
+        sqlx::query("SELECT * FROM secrets WHERE hash = ?")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .map(|r| secret_from(&r))
+            .transpose()
+    }
+
+    async fn consume_secret(&self, hash: &str, now: i64) -> Result<Option<(SecretRecord, bool)>> {
+        // One statement, so two concurrent redemptions cannot both see the secret unused.
+        let first = sqlx::query(
+            "UPDATE secrets SET used_at = ? WHERE hash = ? AND used_at IS NULL RETURNING *",
+        )
+        .bind(now)
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        if let Some(row) = first {
+            return Ok(Some((secret_from(&row)?, true)));
+        }
+        Ok(self.get_secret(hash).await?.map(|s| (s, false)))
+    }
+
+    async fn revoke_secret(&self, hash: &str, now: i64) -> Result<()> {
+        sqlx::query("UPDATE secrets SET revoked_at = ? WHERE hash = ? AND revoked_at IS NULL")
+            .bind(now)
+            .bind(hash)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn revoke_grant(&self, grant_id: Uuid, now: i64) -> Result<()> {
+        sqlx::query("UPDATE secrets SET revoked_at = ? WHERE grant_id = ? AND revoked_at IS NULL")
+            .bind(now)
+            .bind(grant_id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn revoke_client_secrets(&self, client_id: Uuid, now: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE secrets SET revoked_at = ?1 WHERE (client_id = ?2 OR identity_id = ?2) AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(client_id.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn purge_expired(&self, now: i64, grace: i64) -> Result<u64> {
+        Ok(sqlx::query("DELETE FROM secrets WHERE expires_at < ?")
+            .bind(now - grace)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?
+            .rows_affected())
+    }
+
+    async fn upsert_consent(&self, c: &ConsentRecord) -> Result<Uuid> {
+        let existing: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM consents WHERE identity_id = ? AND client_id = ? AND scope = ? \
+             AND COALESCE(parent_id, '') = COALESCE(?, '')",
+        )
+        .bind(c.identity_id.to_string())
+        .bind(c.client_id.to_string())
+        .bind(&c.scope)
+        .bind(c.parent_id.map(|p| p.to_string()))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        if let Some(id) = existing {
+            sqlx::query("UPDATE consents SET last_used = ? WHERE id = ?")
+                .bind(c.last_used)
+                .bind(&id)
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?;
+            return Uuid::parse_str(&id).map_err(|e| StoreError::Backend(e.to_string()));
+        }
+        sqlx::query(
+            "INSERT INTO consents(id, identity_id, client_id, scope, parent_id, created, last_used) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(c.id.to_string())
+        .bind(c.identity_id.to_string())
+        .bind(c.client_id.to_string())
+        .bind(&c.scope)
+        .bind(c.parent_id.map(|p| p.to_string()))
+        .bind(c.created)
+        .bind(c.last_used)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(c.id)
+    }
+
+    async fn list_consents(&self, identity_id: Uuid) -> Result<Vec<ConsentRecord>> {
+        sqlx::query("SELECT * FROM consents WHERE identity_id = ? ORDER BY created, id")
+            .bind(identity_id.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(consent_from)
+            .collect()
+    }
+
+    async fn create_group(&self, g: &Group, owner: &Membership) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        sqlx::query(
+            "INSERT INTO groups(id, name, description, parent_id, visibility, members_visibility, created) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(g.id.to_string())
+        .bind(&g.name)
+        .bind(&g.description)
+        .bind(g.parent_id.map(|p| p.to_string()))
+        .bind(&g.visibility)
+        .bind(&g.members_visibility)
+        .bind(g.created)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        put_membership_in(&mut tx, owner).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn get_group(&self, id: Uuid) -> Result<Option<Group>> {
+        sqlx::query("SELECT * FROM groups WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .map(|r| group_from(&r))
+            .transpose()
+    }
+
+    async fn update_group(&self, g: &Group) -> Result<()> {
+        let n = sqlx::query(
+            "UPDATE groups SET name = ?, description = ?, parent_id = ?, visibility = ?, members_visibility = ? WHERE id = ?",
+        )
+        .bind(&g.name)
+        .bind(&g.description)
+        .bind(g.parent_id.map(|p| p.to_string()))
+        .bind(&g.visibility)
+        .bind(&g.members_visibility)
+        .bind(g.id.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        if n == 0 {
+            Err(StoreError::NotFound)
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn delete_group(&self, id: Uuid) -> Result<()> {
+        let n = sqlx::query("DELETE FROM groups WHERE id = ?")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+        if n == 0 {
+            Err(StoreError::NotFound)
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn groups_of(&self, identity_id: Uuid) -> Result<Vec<Group>> {
+        sqlx::query(
+            "SELECT g.* FROM groups g JOIN memberships m ON m.group_id = g.id WHERE m.identity_id = ? ORDER BY g.name, g.id",
+        )
+        .bind(identity_id.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?
+        .iter()
+        .map(group_from)
+        .collect()
+    }
+
+    async fn memberships(&self, group_id: Uuid) -> Result<Vec<Membership>> {
+        sqlx::query(membership_select!(
+            "WHERE m.group_id = ? ORDER BY i.username"
+        ))
+        .bind(group_id.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?
+        .iter()
+        .map(membership_from)
+        .collect()
+    }
+
+    async fn membership(&self, group_id: Uuid, identity_id: Uuid) -> Result<Option<Membership>> {
+        sqlx::query(membership_select!(
+            "WHERE m.group_id = ? AND m.identity_id = ?"
+        ))
+        .bind(group_id.to_string())
+        .bind(identity_id.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?
+        .map(|r| membership_from(&r))
+        .transpose()
+    }
+
+    async fn put_membership(&self, m: &Membership) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        put_membership_in(&mut tx, m).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn delete_membership(&self, group_id: Uuid, identity_id: Uuid) -> Result<()> {
+        let n = sqlx::query("DELETE FROM memberships WHERE group_id = ? AND identity_id = ?")
+            .bind(group_id.to_string())
+            .bind(identity_id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+        if n == 0 {
+            Err(StoreError::NotFound)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+async fn put_membership_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    m: &Membership,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO memberships(group_id, identity_id, role, status, updated) VALUES (?, ?, ?, ?, ?) \
+         ON CONFLICT(group_id, identity_id) DO UPDATE SET role = excluded.role, status = excluded.status, \
+         updated = excluded.updated",
+    )
+    .bind(m.group_id.to_string())
+    .bind(m.identity_id.to_string())
+    .bind(m.role.as_str())
+    .bind(m.status.as_str())
+    .bind(m.updated)
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| match backend(e) {
+        StoreError::Backend(msg) if msg.contains("FOREIGN KEY") => StoreError::NotFound,
+        other => other,
+    })?;
+    Ok(())
+}
+
+impl FromStr for SecretKind {
+    type Err = StoreError;
+    fn from_str(s: &str) -> Result<Self> {
+        SecretKind::parse(s).ok_or_else(|| bad("kind", s))
+    }
+}
