@@ -1,1 +1,8 @@
+//! The one integration-test binary: every test starts a real Ferry server on 127.0.0.1:0 and talks HTTP to it.
 
+mod authorize;
+mod bad_input;
+mod client_credentials;
+mod groups;
+mod server;
+mod tokens;

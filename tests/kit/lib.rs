@@ -1,1 +1,252 @@
+//! The test kit: a real Ferry server on 127.0.0.1:0 with its own data directory, and the small HTTP
+//! helpers the integration tests share (a browser that logs in and consents, form posts, PKCE pairs).
 
+use std::collections::HashMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ferry_core::ClientKind;
+use ferry_server::{Config, Running};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+pub use ferry_server;
+
+pub struct TestServer {
+    pub running: Running,
+    pub url: String,
+    pub http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+pub struct Person {
+    pub id: String,
+    pub username: String,
+    pub password: String,
+}
+
+pub struct App {
+    pub id: String,
+    pub secret: Option<String>,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a server with a configuration adjusted by `tweak` (short lifetimes, TLS, …).
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut cfg = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: dir.path().join("data"),
+            ..Config::default()
+        };
+        tweak(&mut cfg);
+        let running = ferry_server::start(cfg).await.expect("server starts");
+        let url = running.base_url.clone();
+        Self {
+            running,
+            url,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            _dir: dir,
+        }
+    }
+
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self._dir.path().join("data")
+    }
+
+    pub async fn person(&self, name: &str) -> Person {
+        let c = self
+            .running
+            .auth
+            .create_person(
+                name,
+                None,
+                Some(&format!("{name}@example.org")),
+                Some("password-of-test"),
+            )
+            .await
+            .expect("person created");
+        Person {
+            id: c.identity.id.to_string(),
+            username: c.identity.username,
+            password: "password-of-test".into(),
+        }
+    }
+
+    pub async fn app(&self, kind: ClientKind) -> App {
+        let c = self
+            .running
+            .auth
+            .create_client(
+                "test app",
+                kind,
+                vec![
+                    format!("{}/v2/web/auth-code", self.url),
+                    "http://127.0.0.1/cb".into(),
+                ],
+                None,
+            )
+            .await
+            .expect("client created");
+        App {
+            id: c.client.id.to_string(),
+            secret: c.secret,
+        }
+    }
+
+    /// POSTs a form to an OAuth2 endpoint, authenticating as `app` (Basic for confidential, client_id in the
+    /// form for native clients). Returns status and JSON body.
+    pub async fn oauth(&self, path: &str, app: &App, form: &[(&str, &str)]) -> (StatusCode, Value) {
+        let mut form: Vec<(&str, &str)> = form.to_vec();
+        let mut rb = self.http.post(format!("{}{path}", self.url));
+        match &app.secret {
+            Some(s) => rb = rb.basic_auth(&app.id, Some(s)),
+            None => form.push(("client_id", &app.id)),
+        }
+        let resp = rb.form(&form).send().await.expect("request sent");
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn client_token(&self, app: &App, scope: &str) -> Value {
+        let (status, body) = self
+            .oauth(
+                "/v2/oauth2/token",
+                app,
+                &[("grant_type", "client_credentials"), ("scope", scope)],
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Plays a person's browser: opens the authorize URL, logs in, allows, and returns where the server
+    /// finally redirected (the redirect URI with `code` or `error`).
+    pub async fn browser_authorize(
+        &self,
+        query: &[(&str, &str)],
+        who: &Person,
+    ) -> Result<url::Url, String> {
+        let mut authorize = url::Url::parse(&format!("{}/v2/oauth2/authorize", self.url)).unwrap();
+        authorize.query_pairs_mut().extend_pairs(query);
+        let resp = self.http.get(authorize.clone()).send().await.unwrap();
+        if resp.status().is_redirection() {
+            return Ok(location(&resp));
+        }
+        if resp.status() != 200 {
+            return Err(format!("authorize answered {}", resp.status()));
+        }
+        let page = resp.text().await.unwrap();
+        let request = hidden(&page, "request").ok_or("no login form")?;
+        let resp = self
+            .http
+            .post(format!("{}/v2/web/login", self.url))
+            .form(&[
+                ("username", who.username.as_str()),
+                ("password", who.password.as_str()),
+                ("request", &request),
+            ])
+            .send()
+            .await
+            .unwrap();
+        if resp.status() != StatusCode::SEE_OTHER {
+            return Err(format!("login answered {}", resp.status()));
+        }
+        let cookie = resp
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .ok_or("no session cookie")?
+            .to_string();
+        let consent_url = location_from(&self.url, &resp);
+        let page = self
+            .http
+            .get(consent_url)
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let request = hidden(&page, "request").ok_or("no consent form")?;
+        let csrf = hidden(&page, "csrf").ok_or("no csrf field")?;
+        let resp = self
+            .http
+            .post(format!("{}/v2/web/consent", self.url))
+            .header("cookie", &cookie)
+            .form(&[
+                ("request", request.as_str()),
+                ("csrf", csrf.as_str()),
+                ("decision", "allow"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        if resp.status() != StatusCode::SEE_OTHER {
+            return Err(format!("consent answered {}", resp.status()));
+        }
+        Ok(location(&resp))
+    }
+}
+
+fn location(resp: &reqwest::Response) -> url::Url {
+    url::Url::parse(resp.headers()["location"].to_str().unwrap()).unwrap()
+}
+
+fn location_from(base: &str, resp: &reqwest::Response) -> url::Url {
+    url::Url::parse(base)
+        .unwrap()
+        .join(resp.headers()["location"].to_str().unwrap())
+        .unwrap()
+}
+
+/// The value of a hidden input, HTML-unescaped.
+pub fn hidden(page: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page.find(&marker)? + marker.len();
+    let end = start + page[start..].find('"')?;
+    Some(
+        page[start..end]
+            .replace("&quot;", "\"")
+            .replace("&#39;", "'")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&"),
+    )
+}
+
+pub fn query_map(u: &url::Url) -> HashMap<String, String> {
+    u.query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+/// A PKCE verifier and its S256 challenge.
+pub fn pkce() -> (String, String) {
+    let mut raw = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut raw).unwrap();
+    let verifier = URL_SAFE_NO_PAD.encode(raw);
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
+    (verifier, URL_SAFE_NO_PAD.encode(digest.as_ref()))
+}

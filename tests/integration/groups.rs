@@ -1,0 +1,226 @@
+use ferry_core::ClientKind;
+use ferry_tests::{App, TestServer};
+use serde_json::{Value, json};
+
+const GROUPS: &str = "urn:globus:auth:scope:groups.api.globus.org:all";
+
+async fn token(s: &TestServer, app: &App) -> String {
+    s.client_token(app, GROUPS).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn call(
+    s: &TestServer,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut rb = s
+        .http
+        .request(method, format!("{}{path}", s.url))
+        .bearer_auth(token);
+    if let Some(b) = body {
+        rb = rb.json(&b);
+    }
+    let r = rb.send().await.unwrap();
+    let st = r.status().as_u16();
+    (st, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn group_lifecycle_and_roles() {
+    let s = TestServer::start().await;
+    let owner_app = s.app(ClientKind::Confidential).await;
+    let member_app = s.app(ClientKind::Confidential).await;
+    let stranger_app = s.app(ClientKind::Confidential).await;
+    let (owner, member, stranger) = (
+        token(&s, &owner_app).await,
+        token(&s, &member_app).await,
+        token(&s, &stranger_app).await,
+    );
+    use reqwest::Method as M;
+
+    let (st, g) = call(
+        &s,
+        M::POST,
+        "/v2/groups",
+        &owner,
+        Some(json!({"name": "Cohort 45", "description": "raw data readers"})),
+    )
+    .await;
+    assert_eq!(st, 200, "{g}");
+    let gid = g["id"].as_str().unwrap().to_string();
+    assert_eq!(g["my_memberships"][0]["role"], "admin");
+    assert_eq!(g["policies"]["group_visibility"], "private");
+
+    // Strangers cannot even see that it exists.
+    let (st, b) = call(&s, M::GET, &format!("/v2/groups/{gid}"), &stranger, None).await;
+    assert_eq!((st, b["code"].as_str()), (404, Some("NOT_FOUND")));
+
+    let (st, b) = call(&s, M::POST, &format!("/v2/groups/{gid}"), &owner,
+        Some(json!({"add": [{"identity_id": member_app.id, "role": "member"}, {"identity_id": uuid::Uuid::new_v4()}]}))).await;
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(b["add"][0]["identity_id"], member_app.id);
+    assert_eq!(b["add"][0]["status"], "active");
+    assert_eq!(b["errors"]["add"][0]["code"], "NOT_FOUND");
+
+    let (_, mine) = call(&s, M::GET, "/v2/groups/my_groups", &member, None).await;
+    assert_eq!(mine.as_array().unwrap().len(), 1);
+    assert_eq!(mine[0]["my_memberships"][0]["role"], "member");
+
+    // Members see the group but not the member list (managers only), and cannot add people.
+    let (st, g) = call(
+        &s,
+        M::GET,
+        &format!("/v2/groups/{gid}?include=memberships"),
+        &member,
+        None,
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert!(g.get("memberships").is_none());
+    let (_, b) = call(
+        &s,
+        M::POST,
+        &format!("/v2/groups/{gid}"),
+        &member,
+        Some(json!({"add": [{"identity_id": stranger_app.id}]})),
+    )
+    .await;
+    assert_eq!(b["errors"]["add"][0]["code"], "FORBIDDEN");
+    let (_, g) = call(
+        &s,
+        M::GET,
+        &format!("/v2/groups/{gid}?include=memberships"),
+        &owner,
+        None,
+    )
+    .await;
+    assert_eq!(g["memberships"].as_array().unwrap().len(), 2);
+
+    // Roles change; the last admin cannot leave.
+    let (_, b) = call(
+        &s,
+        M::POST,
+        &format!("/v2/groups/{gid}"),
+        &owner,
+        Some(json!({"change_role": [{"identity_id": member_app.id, "role": "manager"}]})),
+    )
+    .await;
+    assert_eq!(b["change_role"][0]["role"], "manager");
+    let (_, b) = call(
+        &s,
+        M::POST,
+        &format!("/v2/groups/{gid}"),
+        &owner,
+        Some(json!({"remove": [{"identity_id": owner_app.id}]})),
+    )
+    .await;
+    assert_eq!(b["errors"]["remove"][0]["code"], "CONFLICT");
+    let (_, b) = call(
+        &s,
+        M::POST,
+        &format!("/v2/groups/{gid}"),
+        &member,
+        Some(json!({"change_role": [{"identity_id": member_app.id, "role": "admin"}]})),
+    )
+    .await;
+    assert_eq!(
+        b["errors"]["change_role"][0]["code"], "FORBIDDEN",
+        "managers cannot make admins"
+    );
+    let (_, b) = call(
+        &s,
+        M::POST,
+        &format!("/v2/groups/{gid}"),
+        &owner,
+        Some(json!({"remove": [{"identity_id": member_app.id}]})),
+    )
+    .await;
+    assert_eq!(b["remove"][0]["status"], "removed");
+    let (_, mine) = call(&s, M::GET, "/v2/groups/my_groups", &member, None).await;
+    assert_eq!(mine, json!([]));
+
+    // Only admins update and delete.
+    let (st, _) = call(&s, M::DELETE, &format!("/v2/groups/{gid}"), &stranger, None).await;
+    assert_eq!(st, 404);
+    let (st, g) = call(
+        &s,
+        M::PUT,
+        &format!("/v2/groups/{gid}"),
+        &owner,
+        Some(json!({"name": "Cohort 45 readers"})),
+    )
+    .await;
+    assert_eq!((st, g["name"].as_str()), (200, Some("Cohort 45 readers")));
+    let (st, _) = call(&s, M::DELETE, &format!("/v2/groups/{gid}"), &owner, None).await;
+    assert_eq!(st, 200);
+    let (st, _) = call(&s, M::GET, &format!("/v2/groups/{gid}"), &owner, None).await;
+    assert_eq!(st, 404);
+}
+
+#[tokio::test]
+async fn bad_group_requests_change_nothing() {
+    let s = TestServer::start().await;
+    let app = s.app(ClientKind::Confidential).await;
+    let t = token(&s, &app).await;
+    use reqwest::Method as M;
+    let r = s
+        .http
+        .post(format!("{}/v2/groups", s.url))
+        .bearer_auth(&t)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let b: Value = r.json().await.unwrap();
+    assert!(
+        b["message"].as_str().unwrap().contains("invalid JSON"),
+        "{b}"
+    );
+    let (st, b) = call(
+        &s,
+        M::POST,
+        "/v2/groups",
+        &t,
+        Some(json!({"name": "x", "colour": "red"})),
+    )
+    .await;
+    assert_eq!(st, 400);
+    assert!(b["message"].as_str().unwrap().contains("colour"), "{b}");
+    let (st, _) = call(&s, M::POST, "/v2/groups", &t, Some(json!({"name": "  "}))).await;
+    assert_eq!(st, 400);
+    let (st, _) = call(&s, M::POST, "/v2/groups", &t, Some(json!({"name": "x", "policies": {"group_visibility": "public", "group_members_visibility": "members"}}))).await;
+    assert_eq!(st, 400);
+    let (_, mine) = call(&s, M::GET, "/v2/groups/my_groups", &t, None).await;
+    assert_eq!(mine, json!([]), "no group was created by the bad requests");
+
+    let (_, g) = call(&s, M::POST, "/v2/groups", &t, Some(json!({"name": "ok"}))).await;
+    let gid = g["id"].as_str().unwrap();
+    let (st, b) = call(
+        &s,
+        M::POST,
+        &format!("/v2/groups/{gid}"),
+        &t,
+        Some(json!({"explode": []})),
+    )
+    .await;
+    assert_eq!(st, 400);
+    assert!(b["message"].as_str().unwrap().contains("explode"));
+    let (st, _) = call(&s, M::GET, "/v2/groups/not-a-uuid", &t, None).await;
+    assert_eq!(st, 404);
+    let (st, _) = call(
+        &s,
+        M::GET,
+        "/v2/groups/my_groups?statuses=sleeping",
+        &t,
+        None,
+    )
+    .await;
+    assert_eq!(st, 400);
+}
