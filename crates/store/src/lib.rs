@@ -1,6 +1,7 @@
 //! Persistence for Ferry. Callers hold an `Arc<dyn Store>` and never see SQL; each backend (SQLite now,
 //! PostgreSQL next) implements the trait with its own migrations and passes the same conformance tests.
 
+pub mod conformance;
 mod sqlite;
 
 use async_trait::async_trait;

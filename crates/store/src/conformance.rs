@@ -1,0 +1,170 @@
+//! The behaviour every `Store` backend must show, as one suite: SQLite runs it in its unit tests, and the
+//! PostgreSQL backend will run the same functions against a real server.
+
+use ferry_core::{Group, GroupRole, Identity, IdentityKind, Membership, MembershipStatus};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::{SecretKind, SecretRecord, Store, StoreError};
+
+fn person(name: &str) -> Identity {
+    Identity {
+        id: Uuid::new_v4(),
+        username: format!("{name}@test.local"),
+        name: name.into(),
+        email: None,
+        organization: None,
+        kind: IdentityKind::Person,
+        created: 1,
+    }
+}
+
+fn secret(hash: &str, grant: Uuid, identity: Uuid) -> SecretRecord {
+    SecretRecord {
+        hash: hash.into(),
+        kind: SecretKind::Refresh,
+        grant_id: grant,
+        client_id: None,
+        identity_id: identity,
+        resource_server: Some("rs".into()),
+        scopes: "a b".into(),
+        extra: json!({"k": 1}),
+        issued_at: 10,
+        expires_at: 100,
+        used_at: None,
+        revoked_at: None,
+    }
+}
+
+/// Runs every check; panics with the name of the first that fails.
+pub async fn run(store: &dyn Store) {
+    meta(store).await;
+    identities(store).await;
+    secrets(store).await;
+    groups(store).await;
+}
+
+async fn meta(store: &dyn Store) {
+    assert_eq!(store.meta_get("k").await.unwrap(), None);
+    assert_eq!(
+        store.meta_get_or_insert("k", "first").await.unwrap(),
+        "first"
+    );
+    assert_eq!(
+        store.meta_get_or_insert("k", "second").await.unwrap(),
+        "first",
+        "first writer wins"
+    );
+    store.meta_set("k", "third").await.unwrap();
+    assert_eq!(store.meta_get("k").await.unwrap().as_deref(), Some("third"));
+}
+
+async fn identities(store: &dyn Store) {
+    let a = person("ann");
+    store.create_identity(&a, Some("hash")).await.unwrap();
+    let dup = Identity {
+        id: Uuid::new_v4(),
+        ..a.clone()
+    };
+    assert!(matches!(
+        store.create_identity(&dup, None).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.find_identity("ANN@test.local").await.unwrap(),
+        Some(a.clone()),
+        "usernames are case-insensitive"
+    );
+    assert_eq!(
+        store.password_hash(a.id).await.unwrap().as_deref(),
+        Some("hash")
+    );
+    store.delete_identity(a.id).await.unwrap();
+    assert!(matches!(
+        store.delete_identity(a.id).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn secrets(store: &dyn Store) {
+    let who = person("sam");
+    store.create_identity(&who, None).await.unwrap();
+    let grant = Uuid::new_v4();
+    store
+        .insert_secret(&secret("h1", grant, who.id))
+        .await
+        .unwrap();
+    store
+        .insert_secret(&secret("h2", grant, who.id))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_secret("h1").await.unwrap().unwrap().extra,
+        json!({"k": 1})
+    );
+    let (_, first) = store.consume_secret("h1", 20).await.unwrap().unwrap();
+    let (rec, again) = store.consume_secret("h1", 21).await.unwrap().unwrap();
+    assert!(first && !again, "a secret is consumed once");
+    assert_eq!(rec.used_at, Some(20));
+    assert!(store.consume_secret("nope", 20).await.unwrap().is_none());
+    store.revoke_grant(grant, 30).await.unwrap();
+    assert_eq!(
+        store.get_secret("h2").await.unwrap().unwrap().revoked_at,
+        Some(30)
+    );
+    assert!(!store.get_secret("h2").await.unwrap().unwrap().is_live(40));
+    assert_eq!(store.purge_expired(1000, 0).await.unwrap(), 2);
+}
+
+async fn groups(store: &dyn Store) {
+    let owner = person("olga");
+    store.create_identity(&owner, None).await.unwrap();
+    let g = Group {
+        id: Uuid::new_v4(),
+        name: "g".into(),
+        description: String::new(),
+        parent_id: None,
+        visibility: "private".into(),
+        members_visibility: "managers".into(),
+        created: 1,
+    };
+    let m = Membership {
+        group_id: g.id,
+        identity_id: owner.id,
+        username: owner.username.clone(),
+        role: GroupRole::Admin,
+        status: MembershipStatus::Active,
+        updated: 1,
+    };
+    store.create_group(&g, &m).await.unwrap();
+    assert_eq!(store.memberships(g.id).await.unwrap(), vec![m.clone()]);
+    assert_eq!(store.groups_of(owner.id).await.unwrap(), vec![g.clone()]);
+    let ghost = Membership {
+        identity_id: Uuid::new_v4(),
+        ..m.clone()
+    };
+    assert!(
+        matches!(
+            store.put_membership(&ghost).await,
+            Err(StoreError::NotFound)
+        ),
+        "members must exist"
+    );
+    store.delete_group(g.id).await.unwrap();
+    assert!(
+        store.membership(g.id, owner.id).await.unwrap().is_none(),
+        "memberships go with the group"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn sqlite_passes_the_conformance_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::SqliteStore::open(&dir.path().join("t.db"))
+            .await
+            .unwrap();
+        super::run(&store).await;
+    }
+}
