@@ -315,3 +315,87 @@ async fn identity_lookup() {
         .await;
     assert_eq!(b["identities"][0]["id"], app.id);
 }
+
+#[tokio::test]
+async fn a_rotated_refresh_token_is_no_longer_active() {
+    let s = TestServer::start().await;
+    let app = s.app(ClientKind::Confidential).await;
+    let alice = s.person("alice").await;
+    let t = login(&s, &app, &alice).await;
+    let rt0 = t["refresh_token"].as_str().unwrap();
+    let (_, v) = s
+        .oauth("/v2/oauth2/token/validate", &app, &[("token", rt0)])
+        .await;
+    assert_eq!(v, json!({"active": true}));
+    let (st, _) = refresh(&s, &app, rt0).await;
+    assert_eq!(st, 200);
+    let (_, v) = s
+        .oauth("/v2/oauth2/token/validate", &app, &[("token", rt0)])
+        .await;
+    assert_eq!(v, json!({"active": false}));
+    let (_, v) = s
+        .oauth("/v2/oauth2/token/introspect", &app, &[("token", rt0)])
+        .await;
+    assert_eq!(v, json!({"active": false}));
+}
+
+/// What `globus logout` does: delete its per-install client with that client's credentials, and revoke
+/// tokens through the public template client.
+#[tokio::test]
+async fn globus_logout_sequence() {
+    let s = TestServer::start().await;
+    let template = App {
+        id: "95fdeba8-fac2-42bd-a357-e068d82ff78e".into(),
+        secret: None,
+    };
+    let r = s
+        .http
+        .post(format!("{}/v2/api/clients", s.url))
+        .json(&json!({"client": {"template_id": template.id, "name": "Globus CLI"}}))
+        .send()
+        .await
+        .unwrap();
+    let b: Value = r.json().await.unwrap();
+    let cred = &b["included"]["client_credential"];
+    let cli = App {
+        id: cred["client"].as_str().unwrap().into(),
+        secret: Some(cred["secret"].as_str().unwrap().into()),
+    };
+    let alice = s.person("alice").await;
+    let t = login(&s, &cli, &alice).await;
+    let at = t["access_token"].as_str().unwrap();
+
+    // The template revokes a token of the client registered from it; an unrelated client cannot.
+    let other = s.app(ClientKind::Native).await;
+    s.oauth("/v2/oauth2/token/revoke", &other, &[("token", at)])
+        .await;
+    assert!(active(&s, &cli, at).await);
+    let (st, b) = s
+        .oauth("/v2/oauth2/token/revoke", &template, &[("token", at)])
+        .await;
+    assert_eq!((st.as_u16(), b), (200, json!({"active": false})));
+    assert!(!active(&s, &cli, at).await);
+
+    // Deleting the client takes its tokens with it; only the client itself may do it.
+    let rt = t["refresh_token"].as_str().unwrap().to_string();
+    let del = |id: &str, secret: &str| {
+        s.http
+            .delete(format!("{}/v2/api/clients/{}", s.url, cli.id))
+            .basic_auth(id, Some(secret))
+            .send()
+    };
+    let r = del(&other.id, "x").await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = del(&cli.id, cli.secret.as_deref().unwrap()).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let (st, b) = refresh(&s, &template, &rt).await;
+    assert_eq!((st, b["error"].as_str()), (400, Some("invalid_grant")));
+    let (st, _) = s
+        .oauth(
+            "/v2/oauth2/token",
+            &cli,
+            &[("grant_type", "client_credentials"), ("scope", "openid")],
+        )
+        .await;
+    assert_eq!(st, 401);
+}

@@ -219,7 +219,7 @@ impl Auth {
         if rec.client_id != Some(client.id) {
             return Err(bad("the authorization code was issued to another client"));
         }
-        if !rec.is_live(now) {
+        if rec.revoked_at.is_some() || rec.expires_at <= now {
             return Err(bad("the authorization code has expired"));
         }
         if redirect_uri != rec.extra["redirect_uri"].as_str() {
@@ -482,11 +482,19 @@ impl Auth {
     ) -> Result<Value> {
         let caller = self.authenticate_client(creds, peer).await?;
         let token = required(form, "token")?;
-        if let Some(rec) = self
-            .visible_token(&caller, token)
+        let rec = self
+            .store
+            .get_secret(&self.hasher.hash(token))
             .await?
-            .filter(|r| r.client_id == Some(caller.id))
-        {
+            .filter(|r| matches!(r.kind, SecretKind::Access | SecretKind::Refresh));
+        let issued_to = match rec.as_ref().and_then(|r| r.client_id) {
+            Some(id) => self.store.get_client(id).await?,
+            None => None,
+        };
+        // A client revokes its own tokens; a public template (the Globus CLI's) also those of the clients
+        // registered from it, as `globus logout` does.
+        let mine = issued_to.is_some_and(|c| c.id == caller.id || c.template_id == Some(caller.id));
+        if let Some(rec) = rec.filter(|_| mine) {
             match rec.kind {
                 SecretKind::Refresh => self.store.revoke_grant(rec.grant_id, now()).await?,
                 _ => self.store.revoke_secret(&rec.hash, now()).await?,

@@ -81,6 +81,9 @@ pub struct Auth {
     pub(crate) idp_id: Uuid,
 }
 
+/// `95fdeba8-fac2-42bd-a357-e068d82ff78e`, the Globus CLI's production template client id.
+const GLOBUS_CLI_TEMPLATE: u128 = 0x95fdeba8_fac2_42bd_a357_e068d82ff78e;
+
 pub(crate) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -213,6 +216,19 @@ impl Auth {
         redirect_uris: Vec<String>,
         owner: Option<Uuid>,
     ) -> Result<CreatedClient> {
+        self.create_client_as(Uuid::new_v4(), name, kind, redirect_uris, owner, None)
+            .await
+    }
+
+    async fn create_client_as(
+        &self,
+        id: Uuid,
+        name: &str,
+        kind: ClientKind,
+        redirect_uris: Vec<String>,
+        owner: Option<Uuid>,
+        template_id: Option<Uuid>,
+    ) -> Result<CreatedClient> {
         let name = name.trim();
         if name.is_empty() || name.len() > 200 {
             return Err(AuthError::InvalidRequest(
@@ -222,13 +238,13 @@ impl Auth {
         for uri in &redirect_uris {
             validate_redirect_uri(uri, &self.cfg.issuer)?;
         }
-        let id = Uuid::new_v4();
         let client = Client {
             id,
             name: name.to_string(),
             kind,
             redirect_uris,
             owner,
+            template_id,
             created: now(),
         };
         let identity = Identity {
@@ -330,10 +346,22 @@ impl Auth {
                 AuthError::InvalidRequest("client.redirect_uris must be a list of strings".into())
             })?,
         };
-        if owner.is_none() {
-            if doc.get("template_id").and_then(Value::as_str).is_none() {
-                return Err(AuthError::Unauthenticated);
+        let template = match (owner, doc.get("template_id").and_then(Value::as_str)) {
+            (Some(_), _) => None,
+            (None, None) => return Err(AuthError::Unauthenticated),
+            (None, Some(t)) => {
+                let template = match Uuid::parse_str(t) {
+                    Ok(id) => self.store.get_client(id).await?,
+                    Err(_) => None,
+                }
+                .filter(|c| c.kind == ClientKind::Native)
+                .ok_or_else(|| {
+                    AuthError::InvalidRequest(format!("'{t}' is not a client template known here"))
+                })?;
+                Some(template.id)
             }
+        };
+        if owner.is_none() {
             let key = Self::limiter_key("register", "", peer);
             if let Some(retry_after) = self.limiter.blocked(&key) {
                 return Err(AuthError::SlowDown { retry_after });
@@ -346,16 +374,19 @@ impl Auth {
             ClientKind::Confidential
         };
         let redirect_uris = if redirect_uris.is_empty() {
-            vec![
-                format!("{}/v2/web/auth-code", self.cfg.issuer),
-                "http://localhost".to_string(),
-                "http://127.0.0.1".to_string(),
-            ]
+            self.default_redirect_uris()
         } else {
             redirect_uris
         };
         let created = self
-            .create_client(name, kind, redirect_uris, owner.map(|p| p.identity.id))
+            .create_client_as(
+                Uuid::new_v4(),
+                name,
+                kind,
+                redirect_uris,
+                owner.map(|p| p.identity.id),
+                template,
+            )
             .await?;
         let c = &created.client;
         let mut out = json!({"client": {
@@ -374,6 +405,58 @@ impl Auth {
             }});
         }
         Ok(out)
+    }
+
+    /// Where a client registered without redirect URIs may send people back to: this server's code page
+    /// and loopback (any port).
+    pub fn default_redirect_uris(&self) -> Vec<String> {
+        vec![
+            format!("{}/v2/web/auth-code", self.cfg.issuer),
+            "http://localhost".to_string(),
+            "http://127.0.0.1".to_string(),
+        ]
+    }
+
+    /// The Globus CLI's public template client (the id it uses for production and for any environment it
+    /// does not know), so that `globus login` and `globus logout` work unchanged. Idempotent.
+    pub async fn ensure_globus_cli_template(&self) -> Result<()> {
+        let id = Uuid::from_u128(GLOBUS_CLI_TEMPLATE);
+        if self.store.get_client(id).await?.is_none() {
+            let uris = self.default_redirect_uris();
+            self.create_client_as(
+                id,
+                "Globus CLI (native template)",
+                ClientKind::Native,
+                uris,
+                None,
+                None,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// `DELETE /v2/api/clients/{id}`: by the client itself (its credentials) or by its owner (a token).
+    pub async fn delete_client(
+        &self,
+        id: Uuid,
+        by_client: Option<&Client>,
+        by_owner: Option<&Principal>,
+    ) -> Result<Value> {
+        let client = self
+            .store
+            .get_client(id)
+            .await?
+            .ok_or_else(|| AuthError::NotFound(format!("no client {id}")))?;
+        let allowed = by_client.is_some_and(|c| c.id == id)
+            || by_owner.is_some_and(|p| client.owner == Some(p.identity.id));
+        if !allowed {
+            return Err(AuthError::Forbidden(
+                "only the client itself or its owner may delete it".into(),
+            ));
+        }
+        self.store.delete_identity(id).await?;
+        Ok(json!({"client": {"id": client.id, "name": client.name}}))
     }
 
     // ---- bearer tokens at resource servers ----

@@ -200,11 +200,7 @@ pub async fn client(g: &Global, cmd: ClientCmd) -> anyhow::Result<()> {
                 ClientKind::Confidential
             };
             let redirect_uris = if redirect_uris.is_empty() {
-                vec![
-                    format!("{}/v2/web/auth-code", auth.config().issuer),
-                    "http://localhost".to_string(),
-                    "http://127.0.0.1".to_string(),
-                ]
+                auth.default_redirect_uris()
             } else {
                 redirect_uris
             };

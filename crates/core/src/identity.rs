@@ -117,6 +117,8 @@ pub struct Client {
     pub redirect_uris: Vec<String>,
     /// The identity that created or owns the client, if any.
     pub owner: Option<Uuid>,
+    /// The public client this one was registered from, which may also revoke its tokens.
+    pub template_id: Option<Uuid>,
     pub created: Timestamp,
 }
 
@@ -162,6 +164,7 @@ mod tests {
             kind: ClientKind::Native,
             redirect_uris: uris.iter().map(|s| s.to_string()).collect(),
             owner: None,
+            template_id: None,
             created: 0,
         }
     }

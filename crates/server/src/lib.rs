@@ -98,6 +98,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
     store.meta_set(BASE_URL_KEY, &base_url).await?;
     let auth = Arc::new(Auth::open(store, cfg.auth_config(&base_url)).await?);
     let bootstrap = bootstrap::ensure_admin(&auth, &cfg.data_dir).await?;
+    auth.ensure_globus_cli_template().await?;
 
     let (acceptor, tls_ca) = if cfg.tls {
         let (cert, key, ca) = match (&cfg.tls_cert, &cfg.tls_key) {

@@ -72,8 +72,11 @@ pub struct SecretRecord {
 }
 
 impl SecretRecord {
+    /// Not revoked, not expired, and for the single-use kinds (codes, refresh tokens) not used yet.
     pub fn is_live(&self, now: i64) -> bool {
-        self.revoked_at.is_none() && self.expires_at > now
+        let used_up =
+            matches!(self.kind, SecretKind::Code | SecretKind::Refresh) && self.used_at.is_some();
+        self.revoked_at.is_none() && self.expires_at > now && !used_up
     }
 }
 

@@ -88,6 +88,7 @@ fn client_from(row: &SqliteRow) -> Result<Client> {
         kind: ClientKind::parse(&kind).ok_or_else(|| bad("kind", &kind))?,
         redirect_uris: serde_json::from_str(&uris).map_err(|_| bad("redirect_uris", &uris))?,
         owner: opt_uuid_col(row, "owner")?,
+        template_id: opt_uuid_col(row, "template_id")?,
         created: row.try_get("created").map_err(backend)?,
     })
 }
@@ -289,7 +290,8 @@ impl Store for SqliteStore {
         .await
         .map_err(backend)?;
         sqlx::query(
-            "INSERT INTO clients(id, name, kind, secret_hash, redirect_uris, owner, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO clients(id, name, kind, secret_hash, redirect_uris, owner, template_id, created) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(c.id.to_string())
         .bind(&c.name)
@@ -297,6 +299,7 @@ impl Store for SqliteStore {
         .bind(secret_hash)
         .bind(serde_json::to_string(&c.redirect_uris).unwrap_or_else(|_| "[]".into()))
         .bind(c.owner.map(|o| o.to_string()))
+        .bind(c.template_id.map(|t| t.to_string()))
         .bind(c.created)
         .execute(&mut *tx)
         .await

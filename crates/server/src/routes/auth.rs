@@ -25,6 +25,7 @@ pub fn router() -> Router<AppState> {
         .route("/v2/api/identities", get(identities))
         .route("/v2/api/identities/{id}/consents", get(consents))
         .route("/v2/api/clients", post(create_client))
+        .route("/v2/api/clients/{id}", axum::routing::delete(delete_client))
         .route("/.well-known/openid-configuration", get(discovery))
         .route("/jwk.json", get(jwks))
 }
@@ -144,6 +145,34 @@ async fn create_client(
     };
     let req: Value = parse_json(&body)?;
     Ok(Json(s.auth.register_client(owner.as_ref(), &req, &peer).await?).into_response())
+}
+
+/// Deleting a client: with its own credentials (Basic, as `globus logout` does) or its owner's token.
+async fn delete_client(
+    State(s): State<AppState>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, AuthApiError> {
+    let id = Uuid::parse_str(&id)
+        .map_err(|_| ferry_auth::AuthError::NotFound(format!("no client '{id}'")))?;
+    let auth_header = authorization(&headers).unwrap_or("");
+    let (by_client, by_owner) =
+        if auth_header.starts_with("Basic ") || auth_header.starts_with("basic ") {
+            let creds = ClientCredentials::from_request(Some(auth_header), &Default::default())?;
+            (
+                Some(s.auth.authenticate_client(creds.as_ref(), &peer).await?),
+                None,
+            )
+        } else {
+            (None, Some(principal(&s, &headers, AUTH_RS).await?))
+        };
+    Ok(Json(
+        s.auth
+            .delete_client(id, by_client.as_ref(), by_owner.as_ref())
+            .await?,
+    )
+    .into_response())
 }
 
 async fn discovery(State(s): State<AppState>) -> Json<Value> {

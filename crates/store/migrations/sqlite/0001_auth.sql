@@ -24,6 +24,8 @@ CREATE TABLE clients (
     secret_hash   TEXT,
     redirect_uris TEXT NOT NULL,
     owner         TEXT,
+    -- The client this one was registered from (the Globus CLI's per-install clients come from a template).
+    template_id   TEXT,
     created       INTEGER NOT NULL
 );
 

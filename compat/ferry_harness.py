@@ -1,0 +1,586 @@
+"""Helpers for the compat suite: run a real Ferry server, drive its admin commands,
+run the real Globus CLI against it and click through its browser login pages."""
+
+from __future__ import annotations
+
+import html.parser
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import typing as t
+import urllib.parse
+from pathlib import Path
+
+import requests
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+# How long a freshly started server may take to answer its discovery document.
+STARTUP_TIMEOUT = float(os.environ.get("FERRY_COMPAT_STARTUP_TIMEOUT", "120"))
+# Upper bound for any single admin command or CLI invocation.
+COMMAND_TIMEOUT = float(os.environ.get("FERRY_COMPAT_COMMAND_TIMEOUT", "120"))
+
+# Globus SDK service names (GLOBUS_SDK_SERVICE_URL_<NAME>) that are pointed at Ferry.
+# The brief's list plus the SDK's own spelling for timers ("timer").
+SERVICE_NAMES = ("AUTH", "TRANSFER", "GROUPS", "SEARCH", "TIMER", "TIMERS", "FLOWS")
+
+
+def ferry_binary() -> Path:
+    configured = os.environ.get("FERRY_BIN")
+    path = Path(configured).resolve() if configured else REPO_ROOT / "target" / "debug" / "ferry"
+    if not path.is_file() or not os.access(path, os.X_OK):
+        raise RuntimeError(
+            f"Ferry binary not found at {path}; build it with `cargo build -p ferry-cli` "
+            "or point FERRY_BIN at it"
+        )
+    return path
+
+
+def ferry_env() -> dict[str, str]:
+    """Environment for `ferry` processes: Ferry reads FERRY_* variables as configuration
+    and rejects unknown ones, so none of the caller's (FERRY_BIN, ...) leak through."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
+    env.setdefault("RUST_BACKTRACE", "1")
+    return env
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def tail(path: Path, limit: int = 8000) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        return f"<unable to read {path}: {err}>"
+    text = data[-limit:].decode("utf-8", errors="replace")
+    return ("...\n" if len(data) > limit else "") + text
+
+
+def globus_env(
+    base_url: str,
+    home: Path,
+    *,
+    client_id: str | None = None,
+    client_secret: str | None = None,
+) -> dict[str, str]:
+    """The environment a user would set to point the Globus SDK/CLI at Ferry."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GLOBUS_")}
+    for var in ("SSH_TTY", "SSH_CONNECTION"):
+        env.pop(var, None)
+    root = base_url.rstrip("/") + "/"
+    env["GLOBUS_SDK_ENVIRONMENT"] = "ferry"
+    for name in SERVICE_NAMES:
+        env[f"GLOBUS_SDK_SERVICE_URL_{name}"] = root
+    env["GLOBUS_SDK_HTTP_TIMEOUT"] = "30"
+    env["HOME"] = str(home)
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    if client_id is not None:
+        env["GLOBUS_CLI_CLIENT_ID"] = client_id
+    if client_secret is not None:
+        env["GLOBUS_CLI_CLIENT_SECRET"] = client_secret
+    return env
+
+
+def globus_executable() -> str:
+    exe = VENV_BIN / "globus"
+    if exe.exists():
+        return str(exe)
+    found = shutil.which("globus")
+    if not found:
+        raise RuntimeError("the `globus` CLI is not installed; run compat/install.sh")
+    return found
+
+
+class CommandResult(t.NamedTuple):
+    args: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def describe(self) -> str:
+        return (
+            f"$ {' '.join(self.args)}\nexit status: {self.returncode}\n"
+            f"--- stdout ---\n{self.stdout}\n--- stderr ---\n{self.stderr}"
+        )
+
+    def json(self) -> t.Any:
+        try:
+            return json.loads(self.stdout)
+        except ValueError as err:
+            raise AssertionError(f"output is not JSON ({err}):\n{self.describe()}")
+
+
+def run(
+    args: t.Sequence[str],
+    *,
+    env: dict[str, str] | None = None,
+    input: str | None = None,
+    timeout: float = COMMAND_TIMEOUT,
+    cwd: Path | None = None,
+) -> CommandResult:
+    argv = [str(a) for a in args]
+    proc = subprocess.run(
+        argv,
+        env=env,
+        input=input if input is not None else "",
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+    )
+    return CommandResult(argv, proc.returncode, proc.stdout, proc.stderr)
+
+
+def run_ok(args: t.Sequence[str], **kwargs: t.Any) -> CommandResult:
+    result = run(args, **kwargs)
+    assert result.returncode == 0, result.describe()
+    return result
+
+
+class FerryServer:
+    """One `ferry serve` process with its own data directory."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        env: dict[str, str] | None = None,
+        config: str | None = None,
+    ) -> None:
+        self.binary = ferry_binary()
+        self.workdir = workdir
+        self.data_dir = workdir / "data"
+        self.log_path = workdir / "server.log"
+        self.extra_env = dict(env or {})
+        self.config = config
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self.base_url = ""
+        self.admin: dict[str, str] = {}
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def start(self) -> FerryServer:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        last_error = ""
+        for _attempt in range(3):
+            self.port = free_port()
+            self.base_url = f"http://127.0.0.1:{self.port}"
+            argv = [
+                str(self.binary),
+                "serve",
+                "--listen",
+                f"127.0.0.1:{self.port}",
+                "--data-dir",
+                str(self.data_dir),
+            ]
+            if self.config is not None:
+                config_path = self.workdir / "ferry.toml"
+                config_path.write_text(self.config)
+                argv += ["--config", str(config_path)]
+            env = ferry_env()
+            env["FERRY_LOG"] = os.environ.get("FERRY_LOG", "info,tower_http=debug")
+            env.update(self.extra_env)
+            with open(self.log_path, "ab") as log:
+                log.write(f"\n=== {' '.join(argv)}\n".encode())
+                log.flush()
+                self.proc = subprocess.Popen(
+                    argv,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=env,
+                    cwd=self.workdir,
+                )
+            if self._wait_ready():
+                self.admin = self._read_admin_credentials()
+                return self
+            last_error = tail(self.log_path)
+            self.stop()
+            if "in use" not in last_error.lower():
+                break
+        raise RuntimeError(f"ferry serve did not become ready; server log:\n{last_error}")
+
+    def _wait_ready(self) -> bool:
+        assert self.proc is not None
+        url = f"{self.base_url}/.well-known/openid-configuration"
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            try:
+                if requests.get(url, timeout=5).status_code == 200:
+                    return True
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        return False
+
+    def _read_admin_credentials(self) -> dict[str, str]:
+        path = self.data_dir / "admin-credentials.json"
+        deadline = time.monotonic() + 10
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if not path.exists():
+            raise RuntimeError(
+                f"ferry serve is ready but did not write {path}; server log:\n"
+                + tail(self.log_path)
+            )
+        return json.loads(path.read_text())
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+
+    def log_tail(self, limit: int = 8000) -> str:
+        return tail(self.log_path, limit)
+
+    # -- admin commands --------------------------------------------------------
+
+    def admin_command(self, *args: str) -> t.Any:
+        argv = [str(self.binary), *args, "--data-dir", str(self.data_dir), "--format", "json"]
+        result = run(argv, cwd=self.workdir, env=ferry_env())
+        assert result.returncode == 0, result.describe()
+        return result.json()
+
+    def create_identity(
+        self,
+        username: str,
+        *,
+        password: str | None = None,
+        name: str | None = None,
+        email: str | None = None,
+    ) -> dict[str, t.Any]:
+        args = ["identity", "create", username]
+        if password is not None:
+            args += ["--password", password]
+        if name is not None:
+            args += ["--name", name]
+        if email is not None:
+            args += ["--email", email]
+        return t.cast(dict, self.admin_command(*args))
+
+    def create_client(
+        self,
+        name: str,
+        *,
+        native: bool = False,
+        redirect_uris: t.Sequence[str] = (),
+    ) -> dict[str, t.Any]:
+        args = ["client", "create", "--name", name]
+        if native:
+            args.append("--native")
+        for uri in redirect_uris:
+            args += ["--redirect-uri", uri]
+        return t.cast(dict, self.admin_command(*args))
+
+    # -- Globus CLI ------------------------------------------------------------
+
+    def env_for(self, home: Path, **kwargs: t.Any) -> dict[str, str]:
+        return globus_env(self.base_url, home, **kwargs)
+
+    def globus(self, home: Path, *args: str, **kwargs: t.Any) -> CommandResult:
+        """Run the Globus CLI as a user (tokens kept under `home`)."""
+        env_kwargs = {k: kwargs.pop(k) for k in ("client_id", "client_secret") if k in kwargs}
+        return run([globus_executable(), *args], env=self.env_for(home, **env_kwargs), **kwargs)
+
+
+# every server started by the suite, so failing tests can show the server's log
+RUNNING_SERVERS: list[FerryServer] = []
+
+AUTH_SCOPES = (
+    "openid profile email urn:globus:auth:scope:auth.globus.org:view_identity_set"
+)
+TRANSFER_SCOPE = "urn:globus:auth:scope:transfer.api.globus.org:all"
+
+
+def start_server(workdir: Path, **kwargs: t.Any) -> FerryServer:
+    server = FerryServer(workdir, **kwargs)
+    RUNNING_SERVERS.append(server)
+    try:
+        server.start()
+    except BaseException:
+        stop_server(server)
+        raise
+    return server
+
+
+def stop_server(server: FerryServer) -> None:
+    server.stop()
+    if server in RUNNING_SERVERS:
+        RUNNING_SERVERS.remove(server)
+
+
+def new_person(server: FerryServer, label: str) -> dict[str, str]:
+    """Create a person identity with a known password; returns id/username/password/
+    name/email."""
+    short = f"{label}-{secrets.token_hex(4)}"
+    password = "pw-" + secrets.token_urlsafe(12)
+    name = f"Compat {label.title()} {short[-8:]}"
+    email = f"{short}@example.org"
+    created = server.create_identity(short, password=password, name=name, email=email)
+    assert created.get("username") == f"{short}@ferry.local", created
+    assert created.get("id"), created
+    return {
+        "id": created["id"],
+        "username": created["username"],
+        "password": password,
+        "name": name,
+        "email": email,
+    }
+
+
+def expect_auth_error(
+    call: t.Callable[[], t.Any],
+    what: str,
+    *,
+    error: str | None = None,
+    statuses: t.Collection[int] = (400, 401),
+) -> t.Any:
+    """Run an SDK call that Ferry must refuse with an AuthAPIError (HTTP status in
+    `statuses`, OAuth `error` code if given); describe what happened otherwise."""
+    import globus_sdk
+
+    try:
+        response = call()
+    except globus_sdk.AuthAPIError as err:
+        detail = f"{what}: got HTTP {err.http_status} {err.text}"
+        assert err.http_status in statuses, f"{detail}; expected a status in {statuses}"
+        if error is not None:
+            body = err.raw_json or {}
+            assert body.get("error") == error, f"{detail}; expected {{'error': {error!r}}}"
+        return err
+    data = getattr(response, "data", response)
+    raise AssertionError(
+        f"{what}: Ferry accepted it (HTTP {getattr(response, 'http_status', '?')}, body "
+        f"{json.dumps(data)[:1500]}); expected an error"
+        + (f" {{'error': {error!r}}}" if error else "")
+    )
+
+
+# ---------------------------------------------------------------------------
+# Browser-login automation
+# ---------------------------------------------------------------------------
+
+
+class Form(t.NamedTuple):
+    action: str
+    method: str
+    # (name, value, type, checked) for every named control, in document order
+    controls: list[tuple[str, str, str, bool]]
+
+    def has_control(self, name: str, value: str | None = None, kind: str | None = None) -> bool:
+        return any(
+            n == name and (value is None or v == value) and (kind is None or k == kind)
+            for n, v, k, _ in self.controls
+        )
+
+    def submission(
+        self, overrides: dict[str, str], *, clicked: tuple[str, str] | None = None
+    ) -> list[tuple[str, str]]:
+        """Form data set as a browser builds it: every named input (checkboxes and
+        radios only when checked, submit buttons only when clicked), with values in
+        `overrides` substituted."""
+        data: list[tuple[str, str]] = []
+        seen: set[str] = set()
+        for name, value, kind, checked in self.controls:
+            if kind in ("submit", "button", "image", "reset"):
+                continue
+            if kind in ("checkbox", "radio") and not checked:
+                continue
+            if name in overrides:
+                if name in seen:
+                    continue
+                value = overrides[name]
+            seen.add(name)
+            data.append((name, value))
+        for name, value in overrides.items():
+            if name not in seen:
+                data.append((name, value))
+        if clicked is not None:
+            data.append(clicked)
+        return data
+
+
+class _PageParser(html.parser.HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.forms: list[Form] = []
+        self._form: Form | None = None
+        self._button: dict[str, str] | None = None
+        self._textarea: dict[str, str] | None = None
+        self._code_depth = 0
+        self.auth_code_parts: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k.lower(): (v or "") for k, v in attrs}
+        if tag == "form":
+            self._form = Form(a.get("action", ""), (a.get("method") or "get").lower(), [])
+            self.forms.append(self._form)
+        elif tag == "input" and self._form is not None and a.get("name"):
+            kind = (a.get("type") or "text").lower()
+            self._form.controls.append((a["name"], a.get("value", ""), kind, "checked" in a))
+        elif tag == "button" and self._form is not None:
+            self._button = a
+        elif tag == "textarea" and self._form is not None and a.get("name"):
+            self._textarea = {"name": a["name"], "text": ""}
+        elif tag == "code" and a.get("id") == "auth-code":
+            self._code_depth = 1
+            self.auth_code_parts = []
+        elif tag == "code" and self._code_depth:
+            self._code_depth += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._form = None
+        elif tag == "button" and self._button is not None:
+            b = self._button
+            self._button = None
+            if self._form is not None and b.get("name"):
+                kind = (b.get("type") or "submit").lower()
+                self._form.controls.append((b["name"], b.get("value", ""), kind, False))
+        elif tag == "textarea" and self._textarea is not None:
+            if self._form is not None:
+                tx = self._textarea
+                self._form.controls.append((tx["name"], tx["text"], "textarea", False))
+            self._textarea = None
+        elif tag == "code" and self._code_depth:
+            self._code_depth -= 1
+
+    def handle_data(self, data: str) -> None:
+        if self._textarea is not None:
+            self._textarea["text"] += data
+        if self._code_depth and self.auth_code_parts is not None:
+            self.auth_code_parts.append(data)
+
+
+class Page(t.NamedTuple):
+    url: str
+    status: int
+    text: str
+    forms: list[Form]
+    auth_code: str | None
+
+
+def parse_page(response: requests.Response) -> Page:
+    parser = _PageParser()
+    parser.feed(response.text)
+    parser.close()
+    code = "".join(parser.auth_code_parts).strip() if parser.auth_code_parts is not None else None
+    return Page(response.url, response.status_code, response.text, parser.forms, code)
+
+
+class LoginResult(t.NamedTuple):
+    code: str
+    state: str | None
+    # URL the consent step redirected to (the client's redirect_uri + query)
+    redirect_url: str
+    # the code displayed on the final page (the default auth-code page), if any
+    displayed_code: str | None
+    history: list[str]
+
+
+class BrowserLoginError(AssertionError):
+    pass
+
+
+def browser_login(authorize_url: str, username: str, password: str) -> LoginResult:
+    """Log in and consent through Ferry's HTML pages like a browser user would, and
+    return the authorization code delivered to the redirect URI."""
+    session = requests.Session()
+    history: list[str] = []
+    code: str | None = None
+    state: str | None = None
+    redirect_url = ""
+
+    def describe(page: Page | None = None) -> str:
+        out = "request history:\n  " + "\n  ".join(history)
+        if page is not None:
+            out += f"\nlast page ({page.status} {page.url}):\n{page.text[:3000]}"
+        return out
+
+    def fetch(method: str, url: str, data: list[tuple[str, str]] | None = None) -> Page:
+        nonlocal code, state, redirect_url
+        for _hop in range(15):
+            resp = session.request(method, url, data=data, allow_redirects=False, timeout=30)
+            history.append(f"{method} {url} -> {resp.status_code}")
+            if resp.is_redirect or resp.status_code in (301, 302, 303, 307, 308):
+                location = resp.headers.get("Location")
+                if not location:
+                    raise BrowserLoginError(f"redirect without Location\n{describe()}")
+                url = urllib.parse.urljoin(resp.url, location)
+                query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+                if "error" in query:
+                    raise BrowserLoginError(
+                        f"authorization redirected with an error: {url}\n{describe()}"
+                    )
+                if "code" in query:
+                    code = query["code"][0]
+                    state = query.get("state", [None])[0]
+                    redirect_url = url
+                    if urllib.parse.urlsplit(url).netloc != origin:
+                        # a redirect URI outside Ferry: the code is all we need
+                        return Page(url, 0, "", [], None)
+                if resp.status_code in (301, 302, 303):
+                    method, data = "GET", None
+                continue
+            return parse_page(resp)
+        raise BrowserLoginError(f"too many redirects\n{describe()}")
+
+    origin = urllib.parse.urlsplit(authorize_url).netloc
+    page = fetch("GET", authorize_url)
+    logged_in = False
+    for _step in range(6):
+        if code is not None:
+            break
+        if page.status >= 400:
+            raise BrowserLoginError(f"server answered {page.status}\n{describe(page)}")
+        login_form = next(
+            (f for f in page.forms if any(k == "password" for _, _, k, _ in f.controls)), None
+        )
+        consent_form = next(
+            (f for f in page.forms if f.has_control("decision", "allow")), None
+        )
+        if login_form is not None:
+            if logged_in:
+                raise BrowserLoginError(
+                    f"the login form came back after submitting credentials\n{describe(page)}"
+                )
+            logged_in = True
+            form = login_form
+            body = form.submission({"username": username, "password": password})
+        elif consent_form is not None:
+            form = consent_form
+            body = form.submission({}, clicked=("decision", "allow"))
+        else:
+            raise BrowserLoginError(
+                f"page has neither a login form nor a consent form\n{describe(page)}"
+            )
+        target = urllib.parse.urljoin(page.url, form.action) if form.action else page.url
+        if form.method == "post":
+            page = fetch("POST", target, body)
+        else:
+            sep = "&" if urllib.parse.urlsplit(target).query else "?"
+            page = fetch("GET", target + sep + urllib.parse.urlencode(body))
+    if code is None:
+        raise BrowserLoginError(f"no authorization code was issued\n{describe(page)}")
+    return LoginResult(code, state, redirect_url, page.auth_code, history)
