@@ -1,7 +1,11 @@
 //! Ferry's domain model. No I/O: callers pass in the current time and get decisions back.
 
+pub mod fnmatch;
 pub mod group;
 pub mod identity;
+pub mod mapping;
+pub mod path;
+pub mod restrictions;
 pub mod scope;
 pub mod time;
 
