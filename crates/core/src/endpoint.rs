@@ -335,7 +335,8 @@ mod tests {
         .unwrap();
         assert_eq!(g.connector_id, POSIX_CONNECTOR_ID);
         assert_eq!(g.policies.data_type, "posix_storage_policies#1.0.0");
-        let e = serde_json::from_str::<StorageGatewayDoc>(r#"{"display_name":"x","colour":"red"}"#).unwrap_err();
+        let e = serde_json::from_str::<StorageGatewayDoc>(r#"{"display_name":"x","colour":"red"}"#)
+            .unwrap_err();
         assert!(e.to_string().contains("colour"));
         let r: RoleDoc = serde_json::from_str(
             r#"{"DATA_TYPE":"role#1.0.0","principal":"urn:globus:auth:identity:0f0e0d0c-0b0a-0908-0706-050403020100","role":"access_manager"}"#,
@@ -344,6 +345,9 @@ mod tests {
         assert_eq!(r.role, RoleName::AccessManager);
         assert!(RolePrincipal::parse(&r.principal).is_some());
         assert!(RolePrincipal::parse("urn:globus:auth:identity:nope").is_none());
-        assert_eq!(POSIX_CONNECTOR_ID.to_string(), "145812c8-decc-41f1-83cf-bb2a85a2a70b");
+        assert_eq!(
+            POSIX_CONNECTOR_ID.to_string(),
+            "145812c8-decc-41f1-83cf-bb2a85a2a70b"
+        );
     }
 }

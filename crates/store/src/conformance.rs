@@ -5,7 +5,12 @@ use ferry_core::{Group, GroupRole, Identity, IdentityKind, Membership, Membershi
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::{SecretKind, SecretRecord, Store, StoreError};
+use ferry_core::acl::{AclPrincipal, AclRule};
+use ferry_core::endpoint::{CollectionDoc, RoleDoc, RoleName, StorageGatewayDoc};
+
+use crate::{
+    AuditFilter, AuditRecord, CollectionFilter, SecretKind, SecretRecord, Store, StoreError,
+};
 
 fn person(name: &str) -> Identity {
     Identity {
@@ -42,6 +47,163 @@ pub async fn run(store: &dyn Store) {
     identities(store).await;
     secrets(store).await;
     groups(store).await;
+    endpoint(store).await;
+    audit(store).await;
+}
+
+fn collection(kind: &str, gateway: Uuid, mapped: Option<Uuid>) -> CollectionDoc {
+    let mut v = json!({"collection_type": kind, "display_name": kind, "collection_base_path": "/",
+        "storage_gateway_id": gateway});
+    if let Some(m) = mapped {
+        v["mapped_collection_id"] = json!(m);
+    }
+    let mut doc: CollectionDoc = serde_json::from_value(v).unwrap();
+    doc.id = Uuid::new_v4();
+    doc
+}
+
+async fn endpoint(store: &dyn Store) {
+    let mut gw: StorageGatewayDoc =
+        serde_json::from_value(json!({"display_name": "posix"})).unwrap();
+    gw.id = Uuid::new_v4();
+    store.create_gateway(&gw).await.unwrap();
+    assert_eq!(store.get_gateway(gw.id).await.unwrap(), Some(gw.clone()));
+    let mapped = collection("mapped", gw.id, None);
+    store.create_collection(&mapped).await.unwrap();
+    let guest = collection("guest", gw.id, Some(mapped.id));
+    store.create_collection(&guest).await.unwrap();
+    let guests = CollectionFilter {
+        mapped_collection_id: Some(mapped.id),
+        ..Default::default()
+    };
+    assert_eq!(
+        store.list_collections(&guests).await.unwrap(),
+        vec![guest.clone()]
+    );
+    assert!(
+        matches!(
+            store.delete_gateway(gw.id).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "gateway in use"
+    );
+
+    let role = RoleDoc {
+        data_type: "role#1.0.0".into(),
+        id: Uuid::new_v4(),
+        collection: Some(guest.id),
+        principal: format!("urn:globus:auth:identity:{}", Uuid::new_v4()),
+        role: RoleName::AccessManager,
+    };
+    store.create_role(&role).await.unwrap();
+    let dup = RoleDoc {
+        id: Uuid::new_v4(),
+        ..role.clone()
+    };
+    assert!(matches!(
+        store.create_role(&dup).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.list_roles(Some(guest.id)).await.unwrap(),
+        vec![role.clone()]
+    );
+    assert_eq!(
+        store.list_roles(None).await.unwrap(),
+        vec![],
+        "endpoint roles are apart"
+    );
+
+    let rule = AclRule {
+        id: Uuid::new_v4(),
+        collection_id: guest.id,
+        principal: AclPrincipal::AllAuthenticatedUsers,
+        path: "/shared".into(),
+        write: false,
+        expires_at: None,
+        created: 5,
+        notify_email: Some("a@b.c".into()),
+        notify_message: None,
+    };
+    store.create_acl_rule(&rule).await.unwrap();
+    assert!(matches!(
+        store
+            .create_acl_rule(&AclRule {
+                id: Uuid::new_v4(),
+                ..rule.clone()
+            })
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.list_acl_rules(guest.id).await.unwrap(), vec![rule]);
+
+    // Deleting the mapped collection takes its guests, their roles and rules along.
+    store.delete_collection(mapped.id).await.unwrap();
+    assert_eq!(store.get_collection(guest.id).await.unwrap(), None);
+    assert_eq!(store.get_role(role.id).await.unwrap(), None);
+    assert_eq!(store.list_acl_rules(guest.id).await.unwrap(), vec![]);
+    store.delete_gateway(gw.id).await.unwrap();
+}
+
+async fn audit(store: &dyn Store) {
+    let who = Uuid::new_v4();
+    for (i, path) in ["/a", "/a/b", "/ab", "/c"].iter().enumerate() {
+        store
+            .append_audit(&AuditRecord {
+                seq: 0,
+                time: 100 + i as i64,
+                identity_id: Some(who),
+                action: "read".into(),
+                collection_id: None,
+                path: Some(path.to_string()),
+                allowed: i % 2 == 0,
+                detail: String::new(),
+            })
+            .await
+            .unwrap();
+    }
+    let paths = |f: AuditFilter| async move {
+        store
+            .query_audit(&f)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.path.unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        paths(AuditFilter {
+            path_prefix: Some("/a".into()),
+            ..Default::default()
+        })
+        .await,
+        ["/a", "/a/b"]
+    );
+    assert_eq!(
+        paths(AuditFilter {
+            allowed: Some(false),
+            ..Default::default()
+        })
+        .await,
+        ["/a/b", "/c"]
+    );
+    assert_eq!(
+        paths(AuditFilter {
+            since: Some(101),
+            until: Some(103),
+            ..Default::default()
+        })
+        .await,
+        ["/a/b", "/ab"]
+    );
+    assert_eq!(
+        paths(AuditFilter {
+            identity_id: Some(Uuid::new_v4()),
+            ..Default::default()
+        })
+        .await,
+        Vec::<String>::new()
+    );
 }
 
 async fn meta(store: &dyn Store) {

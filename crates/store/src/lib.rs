@@ -5,6 +5,10 @@ pub mod conformance;
 mod sqlite;
 
 use async_trait::async_trait;
+use ferry_core::acl::AclRule;
+use ferry_core::endpoint::{
+    CollectionDoc, CollectionType, RoleDoc, SharingPolicyDoc, StorageGatewayDoc, UserCredentialDoc,
+};
 use ferry_core::{Client, Group, Identity, Membership};
 use uuid::Uuid;
 
@@ -92,6 +96,40 @@ pub struct ConsentRecord {
     pub last_used: i64,
 }
 
+/// Which collections to list; every field that is set must hold.
+#[derive(Debug, Clone, Default)]
+pub struct CollectionFilter {
+    pub collection_type: Option<CollectionType>,
+    pub storage_gateway_id: Option<Uuid>,
+    pub mapped_collection_id: Option<Uuid>,
+    pub identity_id: Option<Uuid>,
+}
+
+/// One entry of the audit log: a management change or a data access decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// Assigned by the store; ascending.
+    pub seq: i64,
+    pub time: i64,
+    pub identity_id: Option<Uuid>,
+    pub action: String,
+    pub collection_id: Option<Uuid>,
+    pub path: Option<String>,
+    pub allowed: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub identity_id: Option<Uuid>,
+    pub collection_id: Option<Uuid>,
+    pub path_prefix: Option<String>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    pub allowed: Option<bool>,
+    pub limit: Option<i64>,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Returns the stored value of `key`, storing `value` first if the key was absent (first writer wins).
@@ -145,4 +183,49 @@ pub trait Store: Send + Sync + 'static {
     async fn membership(&self, group_id: Uuid, identity_id: Uuid) -> Result<Option<Membership>>;
     async fn put_membership(&self, membership: &Membership) -> Result<()>;
     async fn delete_membership(&self, group_id: Uuid, identity_id: Uuid) -> Result<()>;
+
+    async fn create_gateway(&self, doc: &StorageGatewayDoc) -> Result<()>;
+    async fn get_gateway(&self, id: Uuid) -> Result<Option<StorageGatewayDoc>>;
+    async fn list_gateways(&self) -> Result<Vec<StorageGatewayDoc>>;
+    async fn update_gateway(&self, doc: &StorageGatewayDoc) -> Result<()>;
+    /// Refused with `Conflict` while collections use the gateway.
+    async fn delete_gateway(&self, id: Uuid) -> Result<()>;
+
+    async fn create_collection(&self, doc: &CollectionDoc) -> Result<()>;
+    async fn get_collection(&self, id: Uuid) -> Result<Option<CollectionDoc>>;
+    async fn list_collections(&self, filter: &CollectionFilter) -> Result<Vec<CollectionDoc>>;
+    async fn update_collection(&self, doc: &CollectionDoc) -> Result<()>;
+    /// Deletes a collection with its guest collections, roles, sharing policies and ACL rules.
+    async fn delete_collection(&self, id: Uuid) -> Result<()>;
+
+    /// `Conflict` if the same principal already has the same role there.
+    async fn create_role(&self, role: &RoleDoc) -> Result<()>;
+    async fn get_role(&self, id: Uuid) -> Result<Option<RoleDoc>>;
+    /// Roles on one collection, or on the endpoint when `collection` is None.
+    async fn list_roles(&self, collection: Option<Uuid>) -> Result<Vec<RoleDoc>>;
+    async fn delete_role(&self, id: Uuid) -> Result<()>;
+
+    async fn create_sharing_policy(&self, doc: &SharingPolicyDoc) -> Result<()>;
+    async fn get_sharing_policy(&self, id: Uuid) -> Result<Option<SharingPolicyDoc>>;
+    async fn list_sharing_policies(&self, collection: Uuid) -> Result<Vec<SharingPolicyDoc>>;
+    async fn delete_sharing_policy(&self, id: Uuid) -> Result<()>;
+
+    async fn create_user_credential(&self, doc: &UserCredentialDoc) -> Result<()>;
+    async fn get_user_credential(&self, id: Uuid) -> Result<Option<UserCredentialDoc>>;
+    /// Credentials of one identity (all when None), optionally on one gateway.
+    async fn list_user_credentials(
+        &self,
+        identity: Option<Uuid>,
+        gateway: Option<Uuid>,
+    ) -> Result<Vec<UserCredentialDoc>>;
+    async fn update_user_credential(&self, doc: &UserCredentialDoc) -> Result<()>;
+    async fn delete_user_credential(&self, id: Uuid) -> Result<()>;
+
+    /// `Conflict` if a rule for the same principal and path exists.
+    async fn create_acl_rule(&self, rule: &AclRule) -> Result<()>;
+    async fn list_acl_rules(&self, collection: Uuid) -> Result<Vec<AclRule>>;
+    async fn delete_acl_rule(&self, id: Uuid) -> Result<()>;
+
+    async fn append_audit(&self, record: &AuditRecord) -> Result<()>;
+    async fn query_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>>;
 }

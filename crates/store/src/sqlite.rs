@@ -12,7 +12,17 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 use uuid::Uuid;
 
-use crate::{ConsentRecord, Result, SecretKind, SecretRecord, Store, StoreError};
+use ferry_core::acl::{AclPrincipal, AclRule};
+use ferry_core::endpoint::{
+    CollectionDoc, RoleDoc, SharingPolicyDoc, StorageGatewayDoc, UserCredentialDoc,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::{
+    AuditFilter, AuditRecord, CollectionFilter, ConsentRecord, Result, SecretKind, SecretRecord,
+    Store, StoreError,
+};
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -146,6 +156,68 @@ fn membership_from(row: &SqliteRow) -> Result<Membership> {
         role: GroupRole::parse(&role).ok_or_else(|| bad("role", &role))?,
         status: MembershipStatus::parse(&status).ok_or_else(|| bad("status", &status))?,
         updated: row.try_get("updated").map_err(backend)?,
+    })
+}
+
+fn to_doc<T: Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v)
+        .map_err(|e| StoreError::Backend(format!("cannot encode a document: {e}")))
+}
+
+fn doc_col<T: DeserializeOwned>(row: &SqliteRow) -> Result<T> {
+    let text: String = row.try_get("doc").map_err(backend)?;
+    serde_json::from_str(&text)
+        .map_err(|e| StoreError::Backend(format!("stored document is unreadable: {e}")))
+}
+
+fn docs<T: DeserializeOwned>(rows: Vec<SqliteRow>) -> Result<Vec<T>> {
+    rows.iter().map(doc_col).collect()
+}
+
+fn affected(n: u64) -> Result<()> {
+    if n == 0 {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn acl_from(row: &SqliteRow) -> Result<AclRule> {
+    let kind: String = row.try_get("principal_type").map_err(backend)?;
+    let principal: String = row.try_get("principal").map_err(backend)?;
+    let perms: String = row.try_get("permissions").map_err(backend)?;
+    let extra: serde_json::Value = doc_col(row)?;
+    Ok(AclRule {
+        id: uuid_col(row, "id")?,
+        collection_id: uuid_col(row, "collection_id")?,
+        principal: AclPrincipal::from_parts(&kind, &principal)
+            .ok_or_else(|| bad("principal", &principal))?,
+        path: row.try_get("path").map_err(backend)?,
+        write: perms == "rw",
+        expires_at: row.try_get("expires_at").map_err(backend)?,
+        created: row.try_get("created").map_err(backend)?,
+        notify_email: extra["notify_email"].as_str().map(str::to_string),
+        notify_message: extra["notify_message"].as_str().map(str::to_string),
+    })
+}
+
+fn audit_from(row: &SqliteRow) -> Result<AuditRecord> {
+    Ok(AuditRecord {
+        seq: row.try_get("seq").map_err(backend)?,
+        time: row.try_get("time").map_err(backend)?,
+        identity_id: opt_uuid_col(row, "identity_id")?,
+        action: row.try_get("action").map_err(backend)?,
+        collection_id: opt_uuid_col(row, "collection_id")?,
+        path: row.try_get("path").map_err(backend)?,
+        allowed: row.try_get::<i64, _>("allowed").map_err(backend)? != 0,
+        detail: row.try_get("detail").map_err(backend)?,
     })
 }
 
@@ -615,6 +687,412 @@ impl Store for SqliteStore {
             Ok(())
         }
     }
+
+    async fn create_gateway(&self, doc: &StorageGatewayDoc) -> Result<()> {
+        sqlx::query("INSERT INTO storage_gateways(id, doc, created) VALUES (?, ?, ?)")
+            .bind(doc.id.to_string())
+            .bind(to_doc(doc)?)
+            .bind(now_secs())
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn get_gateway(&self, id: Uuid) -> Result<Option<StorageGatewayDoc>> {
+        sqlx::query("SELECT doc FROM storage_gateways WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .map(|r| doc_col(&r))
+            .transpose()
+    }
+
+    async fn list_gateways(&self) -> Result<Vec<StorageGatewayDoc>> {
+        docs(
+            sqlx::query("SELECT doc FROM storage_gateways ORDER BY created, id")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend)?,
+        )
+    }
+
+    async fn update_gateway(&self, doc: &StorageGatewayDoc) -> Result<()> {
+        affected(
+            sqlx::query("UPDATE storage_gateways SET doc = ? WHERE id = ?")
+                .bind(to_doc(doc)?)
+                .bind(doc.id.to_string())
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?
+                .rows_affected(),
+        )
+    }
+
+    async fn delete_gateway(&self, id: Uuid) -> Result<()> {
+        let r = sqlx::query("DELETE FROM storage_gateways WHERE id = ?")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(|e| match backend(e) {
+                StoreError::Backend(m) if m.contains("FOREIGN KEY") => {
+                    StoreError::Conflict("collections still use this storage gateway".into())
+                }
+                other => other,
+            })?;
+        affected(r.rows_affected())
+    }
+
+    async fn create_collection(&self, doc: &CollectionDoc) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO collections(id, collection_type, storage_gateway_id, mapped_collection_id, identity_id, doc, created) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(doc.id.to_string())
+        .bind(doc.collection_type.as_str())
+        .bind(doc.storage_gateway_id.map(|g| g.to_string()))
+        .bind(doc.mapped_collection_id.map(|m| m.to_string()))
+        .bind(doc.identity_id.map(|i| i.to_string()))
+        .bind(to_doc(doc)?)
+        .bind(now_secs())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| match backend(e) {
+            StoreError::Backend(m) if m.contains("FOREIGN KEY") || m.contains("NOT NULL") => StoreError::NotFound,
+            other => other,
+        })?;
+        Ok(())
+    }
+
+    async fn get_collection(&self, id: Uuid) -> Result<Option<CollectionDoc>> {
+        sqlx::query("SELECT doc FROM collections WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .map(|r| doc_col(&r))
+            .transpose()
+    }
+
+    async fn list_collections(&self, f: &CollectionFilter) -> Result<Vec<CollectionDoc>> {
+        // NULL parameters switch a condition off, so one statement serves every filter.
+        docs(
+            sqlx::query(
+                "SELECT doc FROM collections WHERE (?1 IS NULL OR collection_type = ?1) \
+                 AND (?2 IS NULL OR storage_gateway_id = ?2) AND (?3 IS NULL OR mapped_collection_id = ?3) \
+                 AND (?4 IS NULL OR identity_id = ?4) ORDER BY created, id",
+            )
+            .bind(f.collection_type.map(|t| t.as_str()))
+            .bind(f.storage_gateway_id.map(|g| g.to_string()))
+            .bind(f.mapped_collection_id.map(|m| m.to_string()))
+            .bind(f.identity_id.map(|i| i.to_string()))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?,
+        )
+    }
+
+    async fn update_collection(&self, doc: &CollectionDoc) -> Result<()> {
+        affected(
+            sqlx::query("UPDATE collections SET doc = ?, identity_id = ? WHERE id = ?")
+                .bind(to_doc(doc)?)
+                .bind(doc.identity_id.map(|i| i.to_string()))
+                .bind(doc.id.to_string())
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?
+                .rows_affected(),
+        )
+    }
+
+    async fn delete_collection(&self, id: Uuid) -> Result<()> {
+        affected(
+            sqlx::query("DELETE FROM collections WHERE id = ?")
+                .bind(id.to_string())
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?
+                .rows_affected(),
+        )
+    }
+
+    async fn create_role(&self, role: &RoleDoc) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO roles(id, collection_id, principal, role, created) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(role.id.to_string())
+        .bind(role.collection.map(|c| c.to_string()))
+        .bind(&role.principal)
+        .bind(role.role.as_str())
+        .bind(now_secs())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| match backend(e) {
+            StoreError::Conflict(_) => {
+                StoreError::Conflict("this principal already has this role".into())
+            }
+            StoreError::Backend(m) if m.contains("FOREIGN KEY") => StoreError::NotFound,
+            other => other,
+        })?;
+        Ok(())
+    }
+
+    async fn get_role(&self, id: Uuid) -> Result<Option<RoleDoc>> {
+        sqlx::query("SELECT * FROM roles WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .map(|r| role_from(&r))
+            .transpose()
+    }
+
+    async fn list_roles(&self, collection: Option<Uuid>) -> Result<Vec<RoleDoc>> {
+        sqlx::query("SELECT * FROM roles WHERE COALESCE(collection_id, '') = COALESCE(?, '') ORDER BY created, id")
+            .bind(collection.map(|c| c.to_string()))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(role_from)
+            .collect()
+    }
+
+    async fn delete_role(&self, id: Uuid) -> Result<()> {
+        affected(
+            sqlx::query("DELETE FROM roles WHERE id = ?")
+                .bind(id.to_string())
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?
+                .rows_affected(),
+        )
+    }
+
+    async fn create_sharing_policy(&self, doc: &SharingPolicyDoc) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sharing_policies(id, collection_id, doc, created) VALUES (?, ?, ?, ?)",
+        )
+        .bind(doc.id.to_string())
+        .bind(doc.collection_id.to_string())
+        .bind(to_doc(doc)?)
+        .bind(now_secs())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| match backend(e) {
+            StoreError::Backend(m) if m.contains("FOREIGN KEY") => StoreError::NotFound,
+            other => other,
+        })?;
+        Ok(())
+    }
+
+    async fn get_sharing_policy(&self, id: Uuid) -> Result<Option<SharingPolicyDoc>> {
+        sqlx::query("SELECT doc FROM sharing_policies WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .map(|r| doc_col(&r))
+            .transpose()
+    }
+
+    async fn list_sharing_policies(&self, collection: Uuid) -> Result<Vec<SharingPolicyDoc>> {
+        docs(
+            sqlx::query(
+                "SELECT doc FROM sharing_policies WHERE collection_id = ? ORDER BY created, id",
+            )
+            .bind(collection.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?,
+        )
+    }
+
+    async fn delete_sharing_policy(&self, id: Uuid) -> Result<()> {
+        affected(
+            sqlx::query("DELETE FROM sharing_policies WHERE id = ?")
+                .bind(id.to_string())
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?
+                .rows_affected(),
+        )
+    }
+
+    async fn create_user_credential(&self, doc: &UserCredentialDoc) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO user_credentials(id, identity_id, storage_gateway_id, doc, created) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(doc.id.to_string())
+        .bind(doc.identity_id.map(|i| i.to_string()).unwrap_or_default())
+        .bind(doc.storage_gateway_id.to_string())
+        .bind(to_doc(doc)?)
+        .bind(now_secs())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| match backend(e) {
+            StoreError::Backend(m) if m.contains("FOREIGN KEY") => StoreError::NotFound,
+            other => other,
+        })?;
+        Ok(())
+    }
+
+    async fn get_user_credential(&self, id: Uuid) -> Result<Option<UserCredentialDoc>> {
+        sqlx::query("SELECT doc FROM user_credentials WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .map(|r| doc_col(&r))
+            .transpose()
+    }
+
+    async fn list_user_credentials(
+        &self,
+        identity: Option<Uuid>,
+        gateway: Option<Uuid>,
+    ) -> Result<Vec<UserCredentialDoc>> {
+        docs(
+            sqlx::query(
+                "SELECT doc FROM user_credentials WHERE (?1 IS NULL OR identity_id = ?1) \
+                 AND (?2 IS NULL OR storage_gateway_id = ?2) ORDER BY created, id",
+            )
+            .bind(identity.map(|i| i.to_string()))
+            .bind(gateway.map(|g| g.to_string()))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?,
+        )
+    }
+
+    async fn update_user_credential(&self, doc: &UserCredentialDoc) -> Result<()> {
+        affected(
+            sqlx::query("UPDATE user_credentials SET doc = ? WHERE id = ?")
+                .bind(to_doc(doc)?)
+                .bind(doc.id.to_string())
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?
+                .rows_affected(),
+        )
+    }
+
+    async fn delete_user_credential(&self, id: Uuid) -> Result<()> {
+        affected(
+            sqlx::query("DELETE FROM user_credentials WHERE id = ?")
+                .bind(id.to_string())
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?
+                .rows_affected(),
+        )
+    }
+
+    async fn create_acl_rule(&self, r: &AclRule) -> Result<()> {
+        let extra =
+            serde_json::json!({"notify_email": r.notify_email, "notify_message": r.notify_message});
+        sqlx::query(
+            "INSERT INTO acl_rules(id, collection_id, principal_type, principal, path, permissions, expires_at, doc, created) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(r.id.to_string())
+        .bind(r.collection_id.to_string())
+        .bind(r.principal.type_str())
+        .bind(r.principal.id_str())
+        .bind(&r.path)
+        .bind(if r.write { "rw" } else { "r" })
+        .bind(r.expires_at)
+        .bind(extra.to_string())
+        .bind(r.created)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| match backend(e) {
+            StoreError::Conflict(_) => StoreError::Conflict("a rule for this principal and path".into()),
+            StoreError::Backend(m) if m.contains("FOREIGN KEY") => StoreError::NotFound,
+            other => other,
+        })?;
+        Ok(())
+    }
+
+    async fn list_acl_rules(&self, collection: Uuid) -> Result<Vec<AclRule>> {
+        sqlx::query("SELECT * FROM acl_rules WHERE collection_id = ? ORDER BY created, id")
+            .bind(collection.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(acl_from)
+            .collect()
+    }
+
+    async fn delete_acl_rule(&self, id: Uuid) -> Result<()> {
+        affected(
+            sqlx::query("DELETE FROM acl_rules WHERE id = ?")
+                .bind(id.to_string())
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?
+                .rows_affected(),
+        )
+    }
+
+    async fn append_audit(&self, a: &AuditRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO audit(time, identity_id, action, collection_id, path, allowed, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(a.time)
+        .bind(a.identity_id.map(|i| i.to_string()))
+        .bind(&a.action)
+        .bind(a.collection_id.map(|c| c.to_string()))
+        .bind(&a.path)
+        .bind(a.allowed as i64)
+        .bind(&a.detail)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn query_audit(&self, f: &AuditFilter) -> Result<Vec<AuditRecord>> {
+        // A path prefix matches the path itself and what is below it, never a sibling that merely starts alike.
+        let below = f
+            .path_prefix
+            .as_ref()
+            .map(|p| format!("{}/", p.trim_end_matches('/')));
+        sqlx::query(
+            "SELECT * FROM audit WHERE (?1 IS NULL OR identity_id = ?1) AND (?2 IS NULL OR collection_id = ?2) \
+             AND (?3 IS NULL OR path = ?3 OR substr(path, 1, length(?4)) = ?4) \
+             AND (?5 IS NULL OR time >= ?5) AND (?6 IS NULL OR time < ?6) AND (?7 IS NULL OR allowed = ?7) \
+             ORDER BY seq LIMIT ?8",
+        )
+        .bind(f.identity_id.map(|i| i.to_string()))
+        .bind(f.collection_id.map(|c| c.to_string()))
+        .bind(&f.path_prefix)
+        .bind(below)
+        .bind(f.since)
+        .bind(f.until)
+        .bind(f.allowed.map(|a| a as i64))
+        .bind(f.limit.unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?
+        .iter()
+        .map(audit_from)
+        .collect()
+    }
+}
+
+fn role_from(row: &SqliteRow) -> Result<RoleDoc> {
+    let role: String = row.try_get("role").map_err(backend)?;
+    Ok(RoleDoc {
+        data_type: "role#1.0.0".into(),
+        id: uuid_col(row, "id")?,
+        collection: opt_uuid_col(row, "collection_id")?,
+        principal: row.try_get("principal").map_err(backend)?,
+        role: serde_json::from_value(serde_json::Value::String(role.clone()))
+            .map_err(|_| bad("role", &role))?,
+    })
 }
 
 async fn put_membership_in(
