@@ -8,6 +8,7 @@ pub mod identity;
 pub mod mapping;
 pub mod path;
 pub mod restrictions;
+pub mod roles;
 pub mod scope;
 pub mod time;
 
