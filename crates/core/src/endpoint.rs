@@ -43,6 +43,22 @@ pub struct EndpointDoc {
     pub keywords: Vec<String>,
     #[serde(default = "default_true")]
     pub public: bool,
+    #[serde(default)]
+    pub subscription_id: Option<String>,
+    #[serde(default)]
+    pub allow_udt: bool,
+    #[serde(default)]
+    pub network_use: Option<String>,
+    #[serde(default)]
+    pub max_concurrency: Option<i64>,
+    #[serde(default)]
+    pub preferred_concurrency: Option<i64>,
+    #[serde(default)]
+    pub max_parallelism: Option<i64>,
+    #[serde(default)]
+    pub preferred_parallelism: Option<i64>,
+    #[serde(default)]
+    pub gridftp_control_channel_port: Option<i64>,
     /// The identity that owns the endpoint (set through `/endpoint/owner`).
     #[serde(default)]
     pub owner_id: Option<Uuid>,
@@ -193,9 +209,38 @@ pub struct CollectionDoc {
     pub sharing_users_deny: Vec<String>,
     #[serde(default = "default_true")]
     pub delete_protected: bool,
+    /// Mapped only: refuse permissions that would let anonymous users write.
+    #[serde(default)]
+    pub disable_anonymous_writes: bool,
+    // ---- GCS fields Ferry stores and shows, but that change nothing here yet ----
+    #[serde(default)]
+    pub force_encryption: bool,
+    #[serde(default)]
+    pub disable_verify: bool,
+    #[serde(default)]
+    pub force_verify: bool,
+    #[serde(default)]
+    pub user_message: Option<String>,
+    #[serde(default)]
+    pub user_message_link: Option<String>,
+    #[serde(default)]
+    pub acl_expiration_mins: Option<i64>,
+    #[serde(default)]
+    pub guest_auth_policy_id: Option<Uuid>,
+    #[serde(default)]
+    pub auto_delete_timeout: Option<i64>,
+    #[serde(default)]
+    pub skip_auto_delete: bool,
+    #[serde(default)]
+    pub domain_name: Option<String>,
+    /// Connector policies (`posix_collection_policies#1.x`), kept as given.
+    #[serde(default)]
+    pub policies: Option<serde_json::Value>,
     // ---- computed by the server ----
     #[serde(default)]
     pub https_url: Option<String>,
+    #[serde(default)]
+    pub manager_url: Option<String>,
     #[serde(default)]
     pub root_path: Option<String>,
     #[serde(default)]
@@ -203,11 +248,19 @@ pub struct CollectionDoc {
     #[serde(default)]
     pub high_assurance: bool,
     #[serde(default)]
+    pub require_mfa: bool,
+    #[serde(default)]
+    pub authentication_timeout_mins: Option<i64>,
+    #[serde(default)]
     pub created_at: Option<String>,
+    #[serde(default)]
+    pub last_access: Option<String>,
+    #[serde(default)]
+    pub deleted: bool,
 }
 
 fn collection_type_v() -> String {
-    "collection#1.8.0".into()
+    "collection#1.13.0".into()
 }
 
 /// The roles of the GCS role table.

@@ -1,5 +1,6 @@
 //! Ferry's domain model. No I/O: callers pass in the current time and get decisions back.
 
+pub mod access;
 pub mod acl;
 pub mod endpoint;
 pub mod fnmatch;

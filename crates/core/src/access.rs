@@ -1,0 +1,601 @@
+//! The one access check: may this caller read or write this path of this collection?
+//!
+//! The answer is the minimum of the layers that apply (path-restrictions.md, "Where the rules are evaluated"):
+//! 1. the storage gateway's `restrict_paths`, on the absolute path in the gateway's namespace;
+//! 2. for a guest collection: its mapped collection must still allow guest collections, and the mapped
+//!    collection's `sharing_restrict_paths` together with the sharing policies that apply to the guest
+//!    collection's creator (their union), on the path relative to the mapped collection's root;
+//! 3. for a guest collection: its permissions (ACL rules, additive, expired ones absent) and its roles (owner,
+//!    administrators and access managers have `rw` on `/`), on the path relative to the guest collection's root.
+//!
+//! What the storage itself allows comes last, from the connector. A [`CollectionPolicy`] is compiled once per
+//! collection (and per storage account on mapped collections) and then answers each check without touching
+//! anything else; the endpoint caches it and rebuilds it when the configuration changes.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use uuid::Uuid;
+
+use crate::acl::{AclPrincipal, AclRule};
+use crate::endpoint::{
+    CollectionDoc, CollectionType, RoleDoc, RoleName, RolePrincipal, SharingPolicyDoc,
+    StorageGatewayDoc,
+};
+use crate::path;
+use crate::restrictions::{Access, Compiled, PathRestrictions, Vars};
+use crate::time::Timestamp;
+
+/// Who asks: an identity with the groups it is an active member of, or nobody (an anonymous request).
+#[derive(Debug, Clone, Copy)]
+pub struct Caller<'a> {
+    pub identity: Option<Uuid>,
+    pub groups: &'a [Uuid],
+}
+
+impl Caller<'_> {
+    pub const ANONYMOUS: Caller<'static> = Caller {
+        identity: None,
+        groups: &[],
+    };
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// list, stat, read, checksum
+    Read,
+    /// write, mkdir, rename, delete, set times
+    Write,
+}
+
+impl Action {
+    pub fn needs(self) -> Access {
+        match self {
+            Action::Read => Access::Read,
+            Action::Write => Access::ReadWrite,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Read => "read",
+            Action::Write => "write",
+        }
+    }
+}
+
+/// The layers of the check, in the order they are applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layer {
+    /// The storage gateway's `restrict_paths`.
+    Gateway,
+    /// The mapped collection no longer allows guest collections.
+    GuestsDisallowed,
+    /// The mapped collection's sharing restrictions and sharing policies.
+    Sharing,
+    /// The guest collection's permissions and roles.
+    Permissions,
+}
+
+impl Layer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layer::Gateway => "storage gateway restrict_paths",
+            Layer::GuestsDisallowed => "mapped collection allow_guest_collections",
+            Layer::Sharing => "mapped collection sharing restrictions",
+            Layer::Permissions => "guest collection permissions",
+        }
+    }
+}
+
+/// Why a check failed: the first layer that gives less than the action needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    pub layer: Layer,
+    pub have: Access,
+    pub action: Action,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.layer {
+            Layer::GuestsDisallowed => f.write_str(
+                "the mapped collection of this guest collection no longer allows guest collections",
+            ),
+            layer => write!(
+                f,
+                "{} allow {} here, and {} needs {}",
+                layer.as_str(),
+                match self.have {
+                    Access::None => "no access",
+                    Access::Read => "only reading",
+                    Access::ReadWrite => "reading and writing",
+                },
+                self.action.as_str(),
+                self.action.needs().as_str()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+/// One layer's verdict, for `ferry access explain`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerReport {
+    pub layer: Layer,
+    pub access: Access,
+    /// The rule that decided this layer, in words.
+    pub because: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explanation {
+    /// The path in the storage gateway's namespace.
+    pub storage_path: String,
+    pub layers: Vec<LayerReport>,
+    pub access: Access,
+    /// The layer that limited the result (the first one at the minimum).
+    pub limited_by: Option<Layer>,
+}
+
+/// The storage account data is reached with: `$USER` and `$HOME` in restrictions and base paths.
+#[derive(Debug, Clone, Copy)]
+pub struct Account<'a> {
+    pub username: &'a str,
+    pub home: Option<&'a str>,
+}
+
+/// Everything a policy is compiled from. For a guest collection, `account` is its creator's account and `mapped`
+/// its mapped collection; `roles` holds the endpoint's roles and the collection's.
+pub struct PolicyInputs<'a> {
+    pub collection: &'a CollectionDoc,
+    pub mapped: Option<&'a CollectionDoc>,
+    pub gateway: &'a StorageGatewayDoc,
+    pub account: Account<'a>,
+    pub sharing_policies: &'a [SharingPolicyDoc],
+    pub acl_rules: &'a [AclRule],
+    pub roles: &'a [RoleDoc],
+}
+
+/// A stored document that no longer compiles; stored documents are validated on the way in, so this is an
+/// inconsistency in the database, reported rather than guessed around.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PolicyError(pub String);
+
+#[derive(Debug, Clone)]
+struct AclEntry {
+    rule_id: Uuid,
+    principal: AclPrincipal,
+    write: bool,
+    expires_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone)]
+struct GuestLayers {
+    mapped_root: String,
+    guests_allowed: bool,
+    /// None: the mapped collection sets no sharing restrictions.
+    sharing: Option<Compiled>,
+    /// The sharing policies that apply to the creator's account, with their ids.
+    policies: Vec<(Uuid, Compiled)>,
+    /// Rules by their path (relative to the guest collection's root).
+    acl: HashMap<String, Vec<AclEntry>>,
+    /// Identities and groups holding a role that implies `rw` on `/`.
+    manager_ids: HashSet<Uuid>,
+    manager_groups: HashSet<Uuid>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CollectionPolicy {
+    pub collection_id: Uuid,
+    /// The collection's root in the gateway's namespace.
+    pub root: String,
+    /// None: the gateway sets no path restrictions.
+    gateway: Option<Compiled>,
+    guest: Option<GuestLayers>,
+}
+
+/// Replaces `$USER`, `$HOME` and a leading `~` in a base path (these are paths, not patterns).
+pub fn interpolate_base_path(base: &str, account: Account<'_>) -> String {
+    let home = account.home.unwrap_or("/");
+    let mut out = base.replace("$USER", account.username);
+    out = out.replace("$HOME", home);
+    if out == "~" {
+        out = home.to_string();
+    } else if let Some(rest) = out.strip_prefix("~/") {
+        out = format!("{}/{rest}", home.trim_end_matches('/'));
+    }
+    out
+}
+
+fn compile_doc(
+    doc: Option<&serde_json::Value>,
+    field: &str,
+    vars: &Vars<'_>,
+) -> Result<Option<Compiled>, PolicyError> {
+    doc.map(|v| {
+        PathRestrictions::from_json(v, field)
+            .map(|r| r.compile(vars))
+            .map_err(|e| PolicyError(format!("stored {e}")))
+    })
+    .transpose()
+}
+
+fn root_of(doc: &CollectionDoc, account: Account<'_>) -> Result<String, PolicyError> {
+    path::normalize(&interpolate_base_path(&doc.collection_base_path, account)).map_err(|e| {
+        PolicyError(format!(
+            "collection {} has an unusable base path: {e}",
+            doc.id
+        ))
+    })
+}
+
+impl CollectionPolicy {
+    pub fn build(inputs: &PolicyInputs<'_>) -> Result<Self, PolicyError> {
+        let vars = Vars {
+            user: Some(inputs.account.username),
+            home: inputs.account.home,
+        };
+        let gateway = compile_doc(
+            inputs.gateway.restrict_paths.as_ref(),
+            "restrict_paths",
+            &vars,
+        )?;
+        let c = inputs.collection;
+        match c.collection_type {
+            CollectionType::Mapped => Ok(Self {
+                collection_id: c.id,
+                root: root_of(c, inputs.account)?,
+                gateway,
+                guest: None,
+            }),
+            CollectionType::Guest => {
+                let mapped = inputs.mapped.ok_or_else(|| {
+                    PolicyError(format!(
+                        "guest collection {} has no mapped collection",
+                        c.id
+                    ))
+                })?;
+                let mapped_root = root_of(mapped, inputs.account)?;
+                let base = path::normalize(&c.collection_base_path).map_err(|e| {
+                    PolicyError(format!("guest collection {} base path: {e}", c.id))
+                })?;
+                let root = path::join(&mapped_root, &base);
+                let sharing = compile_doc(
+                    mapped.sharing_restrict_paths.as_ref(),
+                    "sharing_restrict_paths",
+                    &vars,
+                )?;
+                let mut policies = Vec::new();
+                for p in inputs.sharing_policies.iter().filter(|p| {
+                    p.collection_id == mapped.id
+                        && p.users
+                            .as_ref()
+                            .is_none_or(|u| u.iter().any(|u| u == inputs.account.username))
+                }) {
+                    if let Some(compiled) = compile_doc(
+                        Some(&p.sharing_restrict_paths),
+                        "sharing_policy.sharing_restrict_paths",
+                        &vars,
+                    )? {
+                        policies.push((p.id, compiled));
+                    }
+                }
+                let mut acl: HashMap<String, Vec<AclEntry>> = HashMap::new();
+                for r in inputs.acl_rules.iter().filter(|r| r.collection_id == c.id) {
+                    acl.entry(r.path.clone()).or_default().push(AclEntry {
+                        rule_id: r.id,
+                        principal: r.principal,
+                        write: r.write,
+                        expires_at: r.expires_at,
+                    });
+                }
+                let mut manager_ids: HashSet<Uuid> = c.identity_id.into_iter().collect();
+                let mut manager_groups = HashSet::new();
+                for r in inputs.roles {
+                    let grants_rw = match r.collection {
+                        // Endpoint administrators administer every collection.
+                        None => r.role == RoleName::Administrator,
+                        Some(id) if id == c.id => {
+                            matches!(r.role, RoleName::Administrator | RoleName::AccessManager)
+                        }
+                        Some(_) => false,
+                    };
+                    if !grants_rw {
+                        continue;
+                    }
+                    match RolePrincipal::parse(&r.principal) {
+                        Some(RolePrincipal::Identity(id)) => {
+                            manager_ids.insert(id);
+                        }
+                        Some(RolePrincipal::Group(id)) => {
+                            manager_groups.insert(id);
+                        }
+                        None => {}
+                    }
+                }
+                Ok(Self {
+                    collection_id: c.id,
+                    root,
+                    gateway,
+                    guest: Some(GuestLayers {
+                        mapped_root,
+                        guests_allowed: mapped.allow_guest_collections,
+                        sharing,
+                        policies,
+                        acl,
+                        manager_ids,
+                        manager_groups,
+                    }),
+                })
+            }
+        }
+    }
+
+    /// The storage path of a (normalised) path of this collection.
+    pub fn storage_path(&self, path: &str) -> String {
+        path::join(&self.root, path)
+    }
+
+    /// The collection path of a storage path; None when it lies outside the collection.
+    pub fn collection_path(&self, storage_path: &str) -> Option<String> {
+        path::strip_base(&self.root, storage_path)
+    }
+
+    /// Checks `action` on `path` (normalised, relative to the collection's root). Returns the access the caller has
+    /// there, or the first layer that refuses.
+    pub fn check(
+        &self,
+        caller: &Caller<'_>,
+        path: &str,
+        action: Action,
+        now: Timestamp,
+    ) -> Result<Access, Refusal> {
+        let need = action.needs();
+        let refuse = |layer, have| Refusal {
+            layer,
+            have,
+            action,
+        };
+        let storage = self.storage_path(path);
+        let mut have = Access::ReadWrite;
+        if let Some(g) = &self.gateway {
+            let a = g.access(&storage).unwrap_or(Access::None);
+            if a < need {
+                return Err(refuse(Layer::Gateway, a));
+            }
+            have = have.min(a);
+        }
+        if let Some(guest) = &self.guest {
+            if !guest.guests_allowed {
+                return Err(refuse(Layer::GuestsDisallowed, Access::None));
+            }
+            let a = guest.sharing_access(&storage);
+            if a < need {
+                return Err(refuse(Layer::Sharing, a));
+            }
+            have = have.min(a);
+            let a = guest.permission(caller, path, now).0;
+            if a < need {
+                return Err(refuse(Layer::Permissions, a));
+            }
+            have = have.min(a);
+        }
+        Ok(have)
+    }
+
+    /// Every layer's verdict on `path`, with the rule that decided it.
+    pub fn explain(&self, caller: &Caller<'_>, path: &str, now: Timestamp) -> Explanation {
+        let storage = self.storage_path(path);
+        let mut layers = Vec::new();
+        layers.push(match &self.gateway {
+            None => LayerReport {
+                layer: Layer::Gateway,
+                access: Access::ReadWrite,
+                because: "the storage gateway sets no restrict_paths".into(),
+            },
+            Some(g) => {
+                let e = g.evaluate(&storage);
+                LayerReport {
+                    layer: Layer::Gateway,
+                    access: e.effective(),
+                    because: match &e.decided_by {
+                        Some(r) => describe_rule("restrict_paths", r),
+                        None => format!("no restrict_paths rule applies to {storage}"),
+                    },
+                }
+            }
+        });
+        if let Some(guest) = &self.guest {
+            if !guest.guests_allowed {
+                layers.push(LayerReport {
+                    layer: Layer::GuestsDisallowed,
+                    access: Access::None,
+                    because: "allow_guest_collections is false on the mapped collection".into(),
+                });
+            }
+            layers.push(guest.explain_sharing(&storage));
+            let (access, because) = guest.permission(caller, path, now);
+            layers.push(LayerReport {
+                layer: Layer::Permissions,
+                access,
+                because: because.describe(),
+            });
+        }
+        let access = layers
+            .iter()
+            .map(|l| l.access)
+            .min()
+            .unwrap_or(Access::None);
+        let limited_by = layers.iter().find(|l| l.access == access).map(|l| l.layer);
+        Explanation {
+            storage_path: storage,
+            layers,
+            access,
+            limited_by,
+        }
+    }
+}
+
+fn describe_rule(field: &str, r: &crate::restrictions::RuleRef) -> String {
+    let mut s = format!("{field} {} rule \"{}\"", r.list.as_str(), r.pattern);
+    if r.interpolated != r.pattern {
+        s.push_str(&format!(" (as \"{}\")", r.interpolated));
+    }
+    s
+}
+
+/// Why the permissions layer gave what it gave.
+enum PermissionSource {
+    Role,
+    Rule(Uuid, AclPrincipal, String),
+    Nothing,
+}
+
+impl PermissionSource {
+    fn describe(self) -> String {
+        match self {
+            PermissionSource::Role => {
+                "the caller owns, administers or manages access to the guest collection (rw on /)"
+                    .into()
+            }
+            PermissionSource::Rule(id, p, path) => {
+                let who = match p {
+                    AclPrincipal::Identity(x) | AclPrincipal::Group(x) => {
+                        format!("{} {x}", p.type_str())
+                    }
+                    _ => p.type_str().to_string(),
+                };
+                format!("permission {id} for {who} on {path}")
+            }
+            PermissionSource::Nothing => {
+                "no permission of the guest collection covers this path for the caller".into()
+            }
+        }
+    }
+}
+
+impl GuestLayers {
+    fn relative_to_mapped<'p>(&self, storage: &'p str) -> std::borrow::Cow<'p, str> {
+        // The storage path always lies inside the mapped root (the guest root is below it), so stripping cannot
+        // fail; "/" is the safe answer if it ever did.
+        match path::strip_base(&self.mapped_root, storage) {
+            Some(p) => p.into(),
+            None => "/".into(),
+        }
+    }
+
+    fn sharing_access(&self, storage: &str) -> Access {
+        let Some(sharing) = &self.sharing else {
+            return Access::ReadWrite;
+        };
+        let rel = self.relative_to_mapped(storage);
+        let mut a = sharing.access(&rel).unwrap_or(Access::None);
+        for (_, p) in &self.policies {
+            if a == Access::ReadWrite {
+                break;
+            }
+            a = a.max(p.access(&rel).unwrap_or(Access::None));
+        }
+        a
+    }
+
+    fn explain_sharing(&self, storage: &str) -> LayerReport {
+        let Some(sharing) = &self.sharing else {
+            return LayerReport {
+                layer: Layer::Sharing,
+                access: Access::ReadWrite,
+                because: "the mapped collection sets no sharing_restrict_paths".into(),
+            };
+        };
+        let rel = self.relative_to_mapped(storage);
+        let e = sharing.evaluate(&rel);
+        let mut best = (
+            e.effective(),
+            match &e.decided_by {
+                Some(r) => describe_rule("sharing_restrict_paths", r),
+                None => format!("no sharing_restrict_paths rule applies to {rel}"),
+            },
+        );
+        for (id, p) in &self.policies {
+            let e = p.evaluate(&rel);
+            if e.effective() > best.0 {
+                let rule = e
+                    .decided_by
+                    .as_ref()
+                    .map(|r| describe_rule("sharing_restrict_paths", r))
+                    .unwrap_or_default();
+                best = (e.effective(), format!("sharing policy {id}: {rule}"));
+            }
+        }
+        LayerReport {
+            layer: Layer::Sharing,
+            access: best.0,
+            because: best.1,
+        }
+    }
+
+    fn is_manager(&self, caller: &Caller<'_>) -> bool {
+        caller.identity.is_some_and(|id| {
+            self.manager_ids.contains(&id)
+                || caller
+                    .groups
+                    .iter()
+                    .any(|g| self.manager_groups.contains(g))
+        })
+    }
+
+    /// The caller's access from roles and rules: the highest of what applies.
+    fn permission(
+        &self,
+        caller: &Caller<'_>,
+        path: &str,
+        now: Timestamp,
+    ) -> (Access, PermissionSource) {
+        if self.is_manager(caller) {
+            return (Access::ReadWrite, PermissionSource::Role);
+        }
+        let mut best: (Access, Option<(&AclEntry, &str)>) = (Access::None, None);
+        for at in path::ancestors(path) {
+            let Some(entries) = self.acl.get(at) else {
+                continue;
+            };
+            for e in entries {
+                if e.expires_at.is_some_and(|t| t <= now) || !applies(&e.principal, caller) {
+                    continue;
+                }
+                let a = if e.write {
+                    Access::ReadWrite
+                } else {
+                    Access::Read
+                };
+                if a > best.0 {
+                    best = (a, Some((e, at)));
+                    if a == Access::ReadWrite {
+                        break;
+                    }
+                }
+            }
+            if best.0 == Access::ReadWrite {
+                break;
+            }
+        }
+        match best.1 {
+            Some((e, at)) => (
+                best.0,
+                PermissionSource::Rule(e.rule_id, e.principal, at.to_string()),
+            ),
+            None => (Access::None, PermissionSource::Nothing),
+        }
+    }
+}
+
+fn applies(p: &AclPrincipal, caller: &Caller<'_>) -> bool {
+    match p {
+        AclPrincipal::Anonymous => true,
+        AclPrincipal::AllAuthenticatedUsers => caller.identity.is_some(),
+        AclPrincipal::Identity(id) => caller.identity == Some(*id),
+        AclPrincipal::Group(g) => caller.identity.is_some() && caller.groups.contains(g),
+    }
+}
