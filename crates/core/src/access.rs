@@ -599,3 +599,302 @@ fn applies(p: &AclPrincipal, caller: &Caller<'_>) -> bool {
         AclPrincipal::Group(g) => caller.identity.is_some() && caller.groups.contains(g),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn gateway(restrict: serde_json::Value) -> StorageGatewayDoc {
+        let mut g: StorageGatewayDoc =
+            serde_json::from_value(json!({"display_name": "g", "restrict_paths": restrict}))
+                .unwrap();
+        g.id = Uuid::new_v4();
+        g
+    }
+
+    fn mapped(sharing: serde_json::Value) -> CollectionDoc {
+        let mut c: CollectionDoc = serde_json::from_value(json!({
+            "collection_type": "mapped", "display_name": "m", "collection_base_path": "/data",
+            "allow_guest_collections": true, "sharing_restrict_paths": sharing,
+        }))
+        .unwrap();
+        c.id = Uuid::new_v4();
+        c
+    }
+
+    fn guest(mapped: &CollectionDoc, base: &str, owner: Uuid) -> CollectionDoc {
+        let mut c: CollectionDoc = serde_json::from_value(json!({
+            "collection_type": "guest", "display_name": "g", "collection_base_path": base,
+        }))
+        .unwrap();
+        c.id = Uuid::new_v4();
+        c.mapped_collection_id = Some(mapped.id);
+        c.identity_id = Some(owner);
+        c
+    }
+
+    fn rule(
+        c: &CollectionDoc,
+        p: AclPrincipal,
+        path: &str,
+        write: bool,
+        exp: Option<i64>,
+    ) -> AclRule {
+        AclRule {
+            id: Uuid::new_v4(),
+            collection_id: c.id,
+            principal: p,
+            path: path.into(),
+            write,
+            expires_at: exp,
+            created: 0,
+            notify_email: None,
+            notify_message: None,
+        }
+    }
+
+    const ANA: Account<'static> = Account {
+        username: "ana",
+        home: None,
+    };
+
+    #[test]
+    fn mapped_collections_apply_the_gateway_with_the_callers_account() {
+        let g = gateway(json!({"read_write": ["/data/$USER"], "read": ["/data/pub"]}));
+        let mut m = mapped(serde_json::Value::Null);
+        m.collection_base_path = "/data".into();
+        let p = CollectionPolicy::build(&PolicyInputs {
+            collection: &m,
+            mapped: None,
+            gateway: &g,
+            account: ANA,
+            sharing_policies: &[],
+            acl_rules: &[],
+            roles: &[],
+        })
+        .unwrap();
+        let me = Caller {
+            identity: Some(Uuid::new_v4()),
+            groups: &[],
+        };
+        assert_eq!(
+            p.check(&me, "/ana/x", Action::Write, 0),
+            Ok(Access::ReadWrite)
+        );
+        assert_eq!(p.check(&me, "/pub/x", Action::Read, 0), Ok(Access::Read));
+        let r = p.check(&me, "/pub/x", Action::Write, 0).unwrap_err();
+        assert_eq!((r.layer, r.have), (Layer::Gateway, Access::Read));
+        assert!(p.check(&me, "/bob", Action::Read, 0).is_err());
+        assert_eq!(p.storage_path("/ana"), "/data/ana");
+        assert_eq!(p.collection_path("/data/ana/f").as_deref(), Some("/ana/f"));
+        assert_eq!(p.collection_path("/database"), None);
+        let e = p.explain(&me, "/pub/x", 0);
+        assert_eq!(e.access, Access::Read);
+        assert!(
+            e.layers[0].because.contains("\"/data/pub\""),
+            "{:?}",
+            e.layers
+        );
+    }
+
+    #[test]
+    fn guest_collections_take_the_minimum_of_every_layer() {
+        let owner = Uuid::new_v4();
+        let (reader, member, stranger, group) = (
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+        );
+        let g = gateway(json!({"read_write": ["/data"], "none": ["/data/proj/secret"]}));
+        let m = mapped(json!({"read_write": ["/proj/rw"], "read": ["/proj"]}));
+        let c = guest(&m, "/proj", owner);
+        let rules = vec![
+            rule(&c, AclPrincipal::Identity(reader), "/shared", true, None),
+            rule(&c, AclPrincipal::Group(group), "/", false, None),
+            rule(&c, AclPrincipal::Identity(stranger), "/", true, Some(100)),
+            rule(&c, AclPrincipal::Anonymous, "/public", false, None),
+        ];
+        let build = |m: &CollectionDoc, policies: &[SharingPolicyDoc]| {
+            CollectionPolicy::build(&PolicyInputs {
+                collection: &c,
+                mapped: Some(m),
+                gateway: &g,
+                account: ANA,
+                sharing_policies: policies,
+                acl_rules: &rules,
+                roles: &[],
+            })
+            .unwrap()
+        };
+        let p = build(&m, &[]);
+        assert_eq!(p.root, "/data/proj");
+        let who = |id: Uuid, groups: &'static [Uuid]| Caller {
+            identity: Some(id),
+            groups,
+        };
+        let o = who(owner, &[]);
+        // The owner has rw on /, bounded by the sharing restrictions and the gateway.
+        assert_eq!(
+            p.check(&o, "/rw/x", Action::Write, 0),
+            Ok(Access::ReadWrite)
+        );
+        assert_eq!(p.check(&o, "/x", Action::Read, 0), Ok(Access::Read));
+        let r = p.check(&o, "/x", Action::Write, 0).unwrap_err();
+        assert_eq!((r.layer, r.have), (Layer::Sharing, Access::Read));
+        let r = p.check(&o, "/secret", Action::Read, 0).unwrap_err();
+        assert_eq!(r.layer, Layer::Gateway);
+        // Rules cover their path and below, never a sibling that merely starts alike.
+        let rd = who(reader, &[]);
+        assert!(p.check(&rd, "/shared/f", Action::Read, 0).is_ok());
+        let r = p.check(&rd, "/shared/f", Action::Write, 0).unwrap_err();
+        assert_eq!(
+            r.layer,
+            Layer::Sharing,
+            "a rule never grants more than sharing allows"
+        );
+        assert!(p.check(&rd, "/sharedx", Action::Read, 0).is_err());
+        // A group rule follows the caller's groups as given at the check.
+        let groups: &'static [Uuid] = Box::leak(Box::new([group]));
+        assert!(p.check(&who(member, groups), "/a", Action::Read, 0).is_ok());
+        let r = p
+            .check(&who(member, &[]), "/a", Action::Read, 0)
+            .unwrap_err();
+        assert_eq!(r.layer, Layer::Permissions);
+        // An expired rule grants nothing from its expiry on.
+        assert!(
+            p.check(&who(stranger, &[]), "/rw/a", Action::Write, 99)
+                .is_ok()
+        );
+        assert!(
+            p.check(&who(stranger, &[]), "/rw/a", Action::Read, 100)
+                .is_err()
+        );
+        // Anonymous rules work without an identity; identity rules do not.
+        assert!(
+            p.check(&Caller::ANONYMOUS, "/public/f", Action::Read, 0)
+                .is_ok()
+        );
+        assert!(
+            p.check(&Caller::ANONYMOUS, "/shared", Action::Read, 0)
+                .is_err()
+        );
+        // A sharing policy for the creator's account adds to the collection's sharing restrictions.
+        let pol = SharingPolicyDoc {
+            data_type: "sharing_policy#1.0.0".into(),
+            id: Uuid::new_v4(),
+            collection_id: m.id,
+            sharing_restrict_paths: json!({"read_write": ["/proj"]}),
+            users: Some(vec!["ana".into()]),
+        };
+        assert!(
+            build(&m, std::slice::from_ref(&pol))
+                .check(&o, "/x", Action::Write, 0)
+                .is_ok()
+        );
+        let other = SharingPolicyDoc {
+            users: Some(vec!["bob".into()]),
+            ..pol
+        };
+        assert!(
+            build(&m, &[other])
+                .check(&o, "/x", Action::Write, 0)
+                .is_err()
+        );
+        // When the mapped collection stops allowing guests, nothing passes.
+        let mut closed = m.clone();
+        closed.allow_guest_collections = false;
+        let r = build(&closed, &[])
+            .check(&o, "/x", Action::Read, 0)
+            .unwrap_err();
+        assert_eq!(r.layer, Layer::GuestsDisallowed);
+        let e = build(&closed, &[]).explain(&o, "/x", 0);
+        assert_eq!(
+            (e.access, e.limited_by),
+            (Access::None, Some(Layer::GuestsDisallowed))
+        );
+    }
+
+    #[test]
+    fn roles_grant_read_write_on_guest_collections() {
+        let owner = Uuid::new_v4();
+        let (am, admin, monitor, group) = (
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+        );
+        let g = gateway(serde_json::Value::Null);
+        let m = mapped(serde_json::Value::Null);
+        let c = guest(&m, "/", owner);
+        let role = |collection: Option<Uuid>, principal: RolePrincipal, role: RoleName| RoleDoc {
+            data_type: "role#1.0.0".into(),
+            id: Uuid::new_v4(),
+            collection,
+            principal: principal.urn(),
+            role,
+        };
+        let roles = vec![
+            role(
+                Some(c.id),
+                RolePrincipal::Group(group),
+                RoleName::AccessManager,
+            ),
+            role(
+                None,
+                RolePrincipal::Identity(admin),
+                RoleName::Administrator,
+            ),
+            role(
+                Some(c.id),
+                RolePrincipal::Identity(monitor),
+                RoleName::ActivityMonitor,
+            ),
+        ];
+        let p = CollectionPolicy::build(&PolicyInputs {
+            collection: &c,
+            mapped: Some(&m),
+            gateway: &g,
+            account: ANA,
+            sharing_policies: &[],
+            acl_rules: &[],
+            roles: &roles,
+        })
+        .unwrap();
+        let groups = [group];
+        let check = |id: Uuid, groups: &[Uuid]| {
+            p.check(
+                &Caller {
+                    identity: Some(id),
+                    groups,
+                },
+                "/f",
+                Action::Write,
+                0,
+            )
+            .is_ok()
+        };
+        assert!(check(owner, &[]), "the owner");
+        assert!(check(am, &groups), "an access manager through a group");
+        assert!(check(admin, &[]), "an endpoint administrator");
+        assert!(
+            !check(monitor, &[]),
+            "an activity monitor has no data access"
+        );
+        assert!(!check(am, &[]), "without the group, no role");
+    }
+
+    #[test]
+    fn base_paths_interpolate_the_account() {
+        let a = Account {
+            username: "ana",
+            home: Some("/home/ana"),
+        };
+        assert_eq!(interpolate_base_path("/u/$USER", a), "/u/ana");
+        assert_eq!(interpolate_base_path("~", a), "/home/ana");
+        assert_eq!(interpolate_base_path("~/x", a), "/home/ana/x");
+        assert_eq!(interpolate_base_path("$HOME/x", a), "/home/ana/x");
+        assert_eq!(interpolate_base_path("~/x", ANA), "/x");
+    }
+}
