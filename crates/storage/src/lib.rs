@@ -1,0 +1,120 @@
+//! Storage connectors: the `Connector` trait every data access goes through, and the POSIX connector.
+//!
+//! Paths are absolute, `/`-separated UTF-8 strings in the connector's namespace (`/` is the root folder).
+//! Ferry's access check runs on paths, so the connector makes sure that the path checked is the path used:
+//! only [`Connector::resolve`] follows symbolic links (relative ones, inside the root); every other operation
+//! refuses to traverse one, so a link swapped in after the check makes the operation fail instead of escaping.
+
+mod names;
+mod posix;
+
+use std::pin::Pin;
+
+use bytes::Bytes;
+
+pub use posix::PosixConnector;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("{0}: no such file or folder")]
+    NotFound(String),
+    #[error("{0}: already exists")]
+    Exists(String),
+    #[error("{0}: not a folder")]
+    NotADirectory(String),
+    #[error("{0}: is a folder")]
+    IsADirectory(String),
+    #[error("{0}: the folder is not empty")]
+    DirectoryNotEmpty(String),
+    /// The operating system refused (EACCES, EPERM).
+    #[error("{0}: the storage refused access")]
+    PermissionDenied(String),
+    #[error("invalid path: {0}")]
+    InvalidPath(String),
+    #[error("invalid name: {0}")]
+    InvalidName(String),
+    /// A symbolic link (absolute, or relative and climbing above the root) leads outside the root.
+    #[error("{0}: a symbolic link leads outside the storage")]
+    Escape(String),
+    /// A symbolic link where the operation may not follow one.
+    #[error(
+        "{0}: a symbolic link is in the way (the path changed, or links may not be followed here)"
+    )]
+    Symlink(String),
+    #[error("{0}: too many symbolic links")]
+    Loop(String),
+    /// Out of space or over quota: the transfer engine tells these apart from other failures.
+    #[error("{0}: no space left (or over quota)")]
+    NoSpace(String),
+    #[error("{0}")]
+    Io(String),
+}
+
+pub type Result<T> = std::result::Result<T, StorageError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    File,
+    Dir,
+    Symlink,
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub name: String,
+    pub kind: EntryKind,
+    pub size: u64,
+    /// Unix seconds.
+    pub mtime: i64,
+    /// Permission bits (`st_mode & 0o7777`).
+    pub mode: u32,
+    /// Owner names from the uid and gid; the number as text when the system does not know it.
+    pub user: String,
+    pub group: String,
+    /// For symlinks: what the link says (invalid UTF-8 escaped as `\xNN`).
+    pub link_target: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    /// Sorted by name.
+    pub entries: Vec<Entry>,
+    /// Names that are not valid UTF-8 cannot travel on the JSON wire unchanged; they are reported here,
+    /// escaped (`\xNN`), rather than silently altered or dropped.
+    pub unrepresentable: Vec<String>,
+}
+
+pub type ByteStream = Pin<Box<dyn futures_util::Stream<Item = Result<Bytes>> + Send>>;
+
+#[async_trait::async_trait]
+pub trait Connector: Send + Sync + 'static {
+    /// The canonical path: symlinks followed (relative ones, inside the root only). Components that do not
+    /// exist are kept as given, so that a path about to be created resolves too.
+    async fn resolve(&self, path: &str) -> Result<String>;
+    /// lstat semantics: a symlink is reported as one. The name of `/` is `/`.
+    async fn stat(&self, path: &str) -> Result<Entry>;
+    async fn list(&self, path: &str) -> Result<Listing>;
+    /// Bytes `[offset, offset+len)` (to the end when `len` is None) in chunks of at most 256 KiB.
+    async fn read(&self, path: &str, offset: u64, len: Option<u64>) -> Result<ByteStream>;
+    /// Writes through a temporary name in the same folder; nothing appears under `path` until `commit`.
+    /// With `overwrite` false, an existing name makes the start (or, if it appeared since, the commit) fail.
+    async fn write(&self, path: &str, overwrite: bool) -> Result<Box<dyn Upload>>;
+    async fn mkdir(&self, path: &str) -> Result<()>;
+    /// Refuses to replace an existing `to`.
+    async fn rename(&self, from: &str, to: &str) -> Result<()>;
+    /// A folder needs `recursive` unless empty; symlinks are removed, never followed.
+    async fn delete(&self, path: &str, recursive: bool) -> Result<()>;
+    async fn set_mtime(&self, path: &str, mtime: i64) -> Result<()>;
+    /// The user's home folder in this namespace, where the storage has that concept.
+    fn home_of(&self, username: &str) -> Option<String>;
+}
+
+#[async_trait::async_trait]
+pub trait Upload: Send {
+    async fn write(&mut self, chunk: Bytes) -> Result<()>;
+    /// Flushes to disk and moves the data to its real name; returns the final entry.
+    async fn commit(self: Box<Self>) -> Result<Entry>;
+    /// Discards what was written. Dropping an upload without committing does the same.
+    async fn abort(self: Box<Self>) -> Result<()>;
+}

@@ -1,0 +1,977 @@
+//! The POSIX connector: a folder on this host, reached through cap-std directory handles so that nothing
+//! resolves outside it. Every directory on the way to a name is opened without following symlinks, and the
+//! final name is used relative to its parent's handle; blocking calls run on tokio's blocking pool.
+
+use std::collections::{HashMap, VecDeque};
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt, SystemTimeSpec};
+use cap_std::fs::{Dir, Metadata, MetadataExt, OpenOptions, OpenOptionsExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+use crate::names::{escape_bytes, join, split};
+use crate::{ByteStream, Connector, Entry, EntryKind, Listing, Result, StorageError, Upload};
+
+const CHUNK: usize = 256 * 1024;
+/// More symlinks than this on one path is a loop (the kernel's limit is the same order).
+const MAX_LINKS: usize = 40;
+/// A recursive delete deeper than this stops rather than exhausting the stack.
+const MAX_DEPTH: usize = 1024;
+
+/// Maps an OS error on `path` to what the caller can act on; the message names the namespace path only.
+fn os_err(path: &str, e: io::Error) -> StorageError {
+    let p = path.to_string();
+    match e.raw_os_error() {
+        Some(libc::ENOENT) => StorageError::NotFound(p),
+        Some(libc::EEXIST) => StorageError::Exists(p),
+        Some(libc::ENOTDIR) => StorageError::NotADirectory(p),
+        Some(libc::EISDIR) => StorageError::IsADirectory(p),
+        Some(libc::ENOTEMPTY) => StorageError::DirectoryNotEmpty(p),
+        Some(libc::EACCES | libc::EPERM) => StorageError::PermissionDenied(p),
+        Some(libc::ENOSPC | libc::EDQUOT) => StorageError::NoSpace(p),
+        Some(libc::ELOOP) => StorageError::Symlink(p),
+        Some(libc::ENAMETOOLONG) => StorageError::InvalidName(format!("{p}: name too long")),
+        _ => match e.kind() {
+            io::ErrorKind::NotFound => StorageError::NotFound(p),
+            io::ErrorKind::AlreadyExists => StorageError::Exists(p),
+            // cap-std's refusal of a path that would leave the root.
+            io::ErrorKind::PermissionDenied => StorageError::Escape(p),
+            _ => StorageError::Io(format!("{p}: {e}")),
+        },
+    }
+}
+
+pub struct PosixConnector {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    root: PathBuf,
+    dir: Dir,
+    users: Mutex<HashMap<u32, String>>,
+    groups: Mutex<HashMap<u32, String>>,
+}
+
+impl PosixConnector {
+    /// Opens `root`, a folder on this host: the only use of ambient authority.
+    pub fn open(root: &Path) -> Result<Self> {
+        let shown = root.display().to_string();
+        let root = std::fs::canonicalize(root).map_err(|e| os_err(&shown, e))?;
+        if !root.is_dir() {
+            return Err(StorageError::NotADirectory(shown));
+        }
+        let dir = Dir::open_ambient_dir(&root, cap_std::ambient_authority())
+            .map_err(|e| os_err(&shown, e))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                root,
+                dir,
+                users: Mutex::default(),
+                groups: Mutex::default(),
+            }),
+        })
+    }
+
+    /// The host folder this connector serves.
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Inner) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || f(&inner))
+            .await
+            .map_err(|e| StorageError::Io(format!("storage task failed: {e}")))?
+    }
+}
+
+impl Inner {
+    /// Opens the folders of `names` one by one without following symlinks.
+    fn open_dirs(&self, path: &str, names: &[&str]) -> Result<Dir> {
+        let mut dir = self.dir.try_clone().map_err(|e| os_err("/", e))?;
+        for (i, name) in names.iter().enumerate() {
+            let partial = join(&names[..=i]);
+            dir = match dir.open_dir_nofollow(name) {
+                Ok(d) => d,
+                Err(e) => {
+                    return Err(match dir.symlink_metadata(name) {
+                        Ok(md) if md.file_type().is_symlink() => StorageError::Symlink(partial),
+                        Ok(md) if !md.is_dir() => StorageError::NotADirectory(partial),
+                        _ => os_err(
+                            if e.kind() == io::ErrorKind::NotFound {
+                                path
+                            } else {
+                                &partial
+                            },
+                            e,
+                        ),
+                    });
+                }
+            };
+        }
+        Ok(dir)
+    }
+
+    /// The parent folder's handle and the final name (None for the root).
+    fn parent_of(&self, path: &str) -> Result<(Dir, Option<String>)> {
+        let names = split(path)?;
+        match names.split_last() {
+            None => Ok((self.open_dirs(path, &[])?, None)),
+            Some((last, parents)) => Ok((self.open_dirs(path, parents)?, Some(last.to_string()))),
+        }
+    }
+
+    fn name_of(
+        cache: &Mutex<HashMap<u32, String>>,
+        id: u32,
+        lookup: fn(u32) -> Option<String>,
+    ) -> String {
+        if let Ok(c) = cache.lock()
+            && let Some(n) = c.get(&id)
+        {
+            return n.clone();
+        }
+        let name = lookup(id).unwrap_or_else(|| id.to_string());
+        if let Ok(mut c) = cache.lock() {
+            c.insert(id, name.clone());
+        }
+        name
+    }
+
+    fn entry(&self, name: String, md: &Metadata, link_target: Option<String>) -> Entry {
+        let ft = md.file_type();
+        Entry {
+            name,
+            kind: if ft.is_symlink() {
+                EntryKind::Symlink
+            } else if ft.is_dir() {
+                EntryKind::Dir
+            } else if ft.is_file() {
+                EntryKind::File
+            } else {
+                EntryKind::Other
+            },
+            size: md.len(),
+            mtime: md.mtime(),
+            mode: md.mode() & 0o7777,
+            user: Self::name_of(&self.users, md.uid(), user_name),
+            group: Self::name_of(&self.groups, md.gid(), group_name),
+            link_target,
+        }
+    }
+
+    fn stat_in(&self, parent: &Dir, name: &str, path: &str) -> Result<Entry> {
+        let md = parent.symlink_metadata(name).map_err(|e| os_err(path, e))?;
+        let target = if md.file_type().is_symlink() {
+            parent
+                .read_link_contents(name)
+                .ok()
+                .map(|t| escape_bytes(t.as_os_str().as_bytes()))
+        } else {
+            None
+        };
+        Ok(self.entry(name.to_string(), &md, target))
+    }
+
+    fn resolve(&self, path: &str) -> Result<String> {
+        let mut todo: VecDeque<String> = split(path)?.into_iter().map(String::from).collect();
+        let mut done: Vec<String> = Vec::new();
+        let mut links = 0;
+        // Once a name does not exist, the rest is taken as given (it is about to be created, or the operation
+        // will report it missing).
+        let mut missing = false;
+        while let Some(name) = todo.pop_front() {
+            match name.as_str() {
+                "" | "." => continue,
+                ".." => {
+                    // Only a link's target can bring `..` here.
+                    if done.pop().is_none() {
+                        return Err(StorageError::Escape(path.into()));
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            done.push(name);
+            if missing {
+                continue;
+            }
+            let rel = done.join("/");
+            match self.dir.symlink_metadata(&rel) {
+                Ok(md) if md.file_type().is_symlink() => {
+                    links += 1;
+                    if links > MAX_LINKS {
+                        return Err(StorageError::Loop(path.into()));
+                    }
+                    let target = self
+                        .dir
+                        .read_link_contents(&rel)
+                        .map_err(|e| os_err(path, e))?;
+                    let target = std::str::from_utf8(target.as_os_str().as_bytes())
+                        .map_err(|_| StorageError::Escape(path.into()))?
+                        .to_string();
+                    if target.starts_with('/') {
+                        return Err(StorageError::Escape(path.into()));
+                    }
+                    done.pop();
+                    for part in target.split('/').rev() {
+                        todo.push_front(part.to_string());
+                    }
+                }
+                Ok(_) => {}
+                Err(e)
+                    if e.kind() == io::ErrorKind::NotFound
+                        || e.raw_os_error() == Some(libc::ENOTDIR) =>
+                {
+                    missing = true;
+                }
+                Err(e) => return Err(os_err(path, e)),
+            }
+        }
+        Ok(join(&done))
+    }
+
+    fn list(&self, path: &str) -> Result<Listing> {
+        let names = split(path)?;
+        let dir = self.open_dirs(path, &names)?;
+        let mut out = Listing::default();
+        for item in dir.entries().map_err(|e| os_err(path, e))? {
+            let item = item.map_err(|e| os_err(path, e))?;
+            let raw = item.file_name();
+            let Some(name) = raw.to_str() else {
+                out.unrepresentable.push(escape_bytes(raw.as_bytes()));
+                continue;
+            };
+            match self.stat_in(&dir, name, path) {
+                Ok(e) => out.entries.push(e),
+                // Removed while we were listing.
+                Err(StorageError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        out.entries.sort_by(|a, b| a.name.cmp(&b.name));
+        out.unrepresentable.sort();
+        Ok(out)
+    }
+
+    fn remove_tree(parent: &Dir, name: &std::ffi::OsStr, path: &str, depth: usize) -> Result<()> {
+        if depth > MAX_DEPTH {
+            return Err(StorageError::Io(format!(
+                "{path}: folders nested too deeply to delete"
+            )));
+        }
+        let dir = parent
+            .open_dir_nofollow(name)
+            .map_err(|e| os_err(path, e))?;
+        for item in dir.entries().map_err(|e| os_err(path, e))? {
+            let item = item.map_err(|e| os_err(path, e))?;
+            let n = item.file_name();
+            let md = match dir.symlink_metadata(&n) {
+                Ok(md) => md,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(os_err(path, e)),
+            };
+            if md.is_dir() && !md.file_type().is_symlink() {
+                Self::remove_tree(&dir, &n, path, depth + 1)?;
+            } else {
+                dir.remove_file(&n).map_err(|e| os_err(path, e))?;
+            }
+        }
+        parent.remove_dir(name).map_err(|e| os_err(path, e))
+    }
+}
+
+/// rename(2) that never replaces an existing target (renameat2 with RENAME_NOREPLACE). Where the file system
+/// lacks it, checks first and renames: a narrow race, on file systems that cannot do better.
+fn rename_noreplace(from_dir: &Dir, from: &str, to_dir: &Dir, to: &str, path: &str) -> Result<()> {
+    let c = |s: &str| CString::new(s).map_err(|_| StorageError::InvalidPath(path.into()));
+    let (cf, ct) = (c(from)?, c(to)?);
+    // SAFETY: both descriptors are open directory handles owned by the caller for the duration of the call,
+    // and the names are NUL-terminated strings that outlive it.
+    let rc = unsafe {
+        libc::renameat2(
+            from_dir.as_raw_fd(),
+            cf.as_ptr(),
+            to_dir.as_raw_fd(),
+            ct.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() != Some(libc::EINVAL) {
+        return Err(os_err(path, e));
+    }
+    if to_dir.symlink_metadata(to).is_ok() {
+        return Err(StorageError::Exists(path.into()));
+    }
+    from_dir
+        .rename(from, to_dir, to)
+        .map_err(|e| os_err(path, e))
+}
+
+/// fsync of a folder. Directory handles may be O_PATH descriptors, which cannot be synced, so the folder is
+/// reopened for reading through its handle.
+fn sync_dir(dir: &Dir) -> io::Result<()> {
+    // SAFETY: the handle is an open directory descriptor for the duration of the call; "." is NUL-terminated.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            c".".as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd was just opened by us and is owned by the File from here on.
+    let f = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    f.sync_all()
+}
+
+fn passwd_field(name: Option<&CStr>, uid: Option<u32>) -> Option<(String, String)> {
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: pwd, buf and result are valid for writes for the whole call, and buf.len() is its size.
+    let rc = unsafe {
+        match (name, uid) {
+            (Some(n), _) => libc::getpwnam_r(
+                n.as_ptr(),
+                &mut pwd,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut result,
+            ),
+            (None, Some(u)) => {
+                libc::getpwuid_r(u, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result)
+            }
+            (None, None) => return None,
+        }
+    };
+    if rc != 0 || result.is_null() {
+        return None;
+    }
+    // SAFETY: on success the fields point into buf as NUL-terminated strings.
+    let (n, d) = unsafe { (CStr::from_ptr(pwd.pw_name), CStr::from_ptr(pwd.pw_dir)) };
+    Some((
+        n.to_string_lossy().into_owned(),
+        d.to_string_lossy().into_owned(),
+    ))
+}
+
+fn user_name(uid: u32) -> Option<String> {
+    passwd_field(None, Some(uid)).map(|(n, _)| n)
+}
+
+fn group_name(gid: u32) -> Option<String> {
+    let mut grp: libc::group = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let mut result: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: as for getpwuid_r above.
+    let rc = unsafe { libc::getgrgid_r(gid, &mut grp, buf.as_mut_ptr(), buf.len(), &mut result) };
+    if rc != 0 || result.is_null() {
+        return None;
+    }
+    // SAFETY: on success gr_name points into buf.
+    Some(
+        unsafe { CStr::from_ptr(grp.gr_name) }
+            .to_string_lossy()
+            .into_owned(),
+    )
+}
+
+/// A name for an upload's temporary file: hidden, unique, and within the 255-byte limit.
+fn temp_name(name: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut stem = name;
+    while stem.len() > 200 {
+        let mut cut = 200;
+        while !stem.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        stem = &stem[..cut];
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        ".{stem}.{:x}{:x}{:x}.ferry-part",
+        std::process::id(),
+        nanos,
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+#[async_trait::async_trait]
+impl Connector for PosixConnector {
+    async fn resolve(&self, path: &str) -> Result<String> {
+        let path = path.to_string();
+        self.blocking(move |i| i.resolve(&path)).await
+    }
+
+    async fn stat(&self, path: &str) -> Result<Entry> {
+        let path = path.to_string();
+        self.blocking(move |i| match i.parent_of(&path)? {
+            (dir, None) => {
+                let md = dir.dir_metadata().map_err(|e| os_err("/", e))?;
+                Ok(i.entry("/".into(), &md, None))
+            }
+            (parent, Some(name)) => i.stat_in(&parent, &name, &path),
+        })
+        .await
+    }
+
+    async fn list(&self, path: &str) -> Result<Listing> {
+        let path = path.to_string();
+        self.blocking(move |i| i.list(&path)).await
+    }
+
+    async fn read(&self, path: &str, offset: u64, len: Option<u64>) -> Result<ByteStream> {
+        let p = path.to_string();
+        let file = self
+            .blocking(move |i| {
+                let (parent, name) = i.parent_of(&p)?;
+                let name = name.ok_or_else(|| StorageError::IsADirectory(p.clone()))?;
+                let mut opts = OpenOptions::new();
+                opts.read(true).follow(FollowSymlinks::No);
+                let f = parent.open_with(&name, &opts).map_err(|e| os_err(&p, e))?;
+                let md = f.metadata().map_err(|e| os_err(&p, e))?;
+                if md.is_dir() {
+                    return Err(StorageError::IsADirectory(p));
+                }
+                if !md.is_file() {
+                    return Err(StorageError::InvalidName(format!(
+                        "{p}: not a regular file"
+                    )));
+                }
+                Ok(f.into_std())
+            })
+            .await?;
+        let mut file = tokio::fs::File::from_std(file);
+        let shown = path.to_string();
+        file.seek(io::SeekFrom::Start(offset))
+            .await
+            .map_err(|e| os_err(&shown, e))?;
+        let state = (file, len, shown);
+        Ok(Box::pin(futures_util::stream::try_unfold(
+            state,
+            |(mut file, left, shown)| async move {
+                let want = left.map_or(CHUNK, |l| CHUNK.min(l as usize));
+                if want == 0 {
+                    return Ok(None);
+                }
+                let mut buf = BytesMut::with_capacity(want);
+                while buf.len() < want {
+                    let n = (&mut file)
+                        .take((want - buf.len()) as u64)
+                        .read_buf(&mut buf)
+                        .await
+                        .map_err(|e| os_err(&shown, e))?;
+                    if n == 0 {
+                        break;
+                    }
+                }
+                if buf.is_empty() {
+                    return Ok(None);
+                }
+                let left = left.map(|l| l - buf.len() as u64);
+                Ok(Some((buf.freeze(), (file, left, shown))))
+            },
+        )))
+    }
+
+    async fn write(&self, path: &str, overwrite: bool) -> Result<Box<dyn Upload>> {
+        let p = path.to_string();
+        let inner = self.inner.clone();
+        let (parent, name, tmp, file) = self
+            .blocking(move |i| {
+                let (parent, name) = i.parent_of(&p)?;
+                let name = name.ok_or_else(|| StorageError::IsADirectory(p.clone()))?;
+                match parent.symlink_metadata(&name) {
+                    Ok(md) if md.is_dir() => return Err(StorageError::IsADirectory(p)),
+                    Ok(_) if !overwrite => return Err(StorageError::Exists(p)),
+                    _ => {}
+                }
+                let mut opts = OpenOptions::new();
+                opts.write(true)
+                    .create_new(true)
+                    .follow(FollowSymlinks::No)
+                    .mode(0o644);
+                loop {
+                    let tmp = temp_name(&name);
+                    match parent.open_with(&tmp, &opts) {
+                        Ok(f) => return Ok((parent, name, tmp, f.into_std())),
+                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                        Err(e) => return Err(os_err(&p, e)),
+                    }
+                }
+            })
+            .await?;
+        Ok(Box::new(PosixUpload {
+            inner,
+            parent: Some(parent),
+            name,
+            tmp,
+            path: path.to_string(),
+            file: Some(tokio::fs::File::from_std(file)),
+            overwrite,
+        }))
+    }
+
+    async fn mkdir(&self, path: &str) -> Result<()> {
+        let p = path.to_string();
+        self.blocking(move |i| match i.parent_of(&p)? {
+            (_, None) => Err(StorageError::Exists(p)),
+            (parent, Some(name)) => parent.create_dir(&name).map_err(|e| os_err(&p, e)),
+        })
+        .await
+    }
+
+    async fn rename(&self, from: &str, to: &str) -> Result<()> {
+        let (from, to) = (from.to_string(), to.to_string());
+        self.blocking(move |i| {
+            let (fp, fname) = i.parent_of(&from)?;
+            let (tp, tname) = i.parent_of(&to)?;
+            let fname = fname
+                .ok_or_else(|| StorageError::InvalidPath("the root cannot be renamed".into()))?;
+            let tname = tname.ok_or_else(|| StorageError::Exists(to.clone()))?;
+            fp.symlink_metadata(&fname).map_err(|e| os_err(&from, e))?;
+            rename_noreplace(&fp, &fname, &tp, &tname, &to)
+        })
+        .await
+    }
+
+    async fn delete(&self, path: &str, recursive: bool) -> Result<()> {
+        let p = path.to_string();
+        self.blocking(move |i| {
+            let (parent, name) = i.parent_of(&p)?;
+            let name =
+                name.ok_or_else(|| StorageError::InvalidPath("the root cannot be deleted".into()))?;
+            let md = parent.symlink_metadata(&name).map_err(|e| os_err(&p, e))?;
+            if md.is_dir() && !md.file_type().is_symlink() {
+                if recursive {
+                    Inner::remove_tree(&parent, std::ffi::OsStr::new(&name), &p, 0)
+                } else {
+                    parent.remove_dir(&name).map_err(|e| os_err(&p, e))
+                }
+            } else {
+                parent.remove_file(&name).map_err(|e| os_err(&p, e))
+            }
+        })
+        .await
+    }
+
+    async fn set_mtime(&self, path: &str, mtime: i64) -> Result<()> {
+        let p = path.to_string();
+        self.blocking(move |i| {
+            let (parent, name) = i.parent_of(&p)?;
+            let name = name
+                .ok_or_else(|| StorageError::InvalidPath("the root's times are not set".into()))?;
+            let t = if mtime >= 0 {
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime as u64)
+            } else {
+                std::time::UNIX_EPOCH - std::time::Duration::from_secs(mtime.unsigned_abs())
+            };
+            let spec = SystemTimeSpec::Absolute(cap_std::time::SystemTime::from_std(t));
+            parent
+                .set_symlink_times(&name, None, Some(spec))
+                .map_err(|e| os_err(&p, e))
+        })
+        .await
+    }
+
+    fn home_of(&self, username: &str) -> Option<String> {
+        let c = CString::new(username).ok()?;
+        let (_, home) = passwd_field(Some(&c), None)?;
+        let rel = Path::new(&home).strip_prefix(&self.inner.root).ok()?;
+        let mut out = String::new();
+        for part in rel.components() {
+            out.push('/');
+            out.push_str(part.as_os_str().to_str()?);
+        }
+        Some(if out.is_empty() { "/".into() } else { out })
+    }
+}
+
+struct PosixUpload {
+    inner: Arc<Inner>,
+    /// None once committed or aborted.
+    parent: Option<Dir>,
+    name: String,
+    tmp: String,
+    path: String,
+    file: Option<tokio::fs::File>,
+    overwrite: bool,
+}
+
+#[async_trait::async_trait]
+impl Upload for PosixUpload {
+    async fn write(&mut self, chunk: Bytes) -> Result<()> {
+        let f = self
+            .file
+            .as_mut()
+            .ok_or_else(|| StorageError::Io(format!("{}: upload already finished", self.path)))?;
+        f.write_all(&chunk).await.map_err(|e| os_err(&self.path, e))
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<Entry> {
+        if let Some(mut f) = self.file.take() {
+            f.flush().await.map_err(|e| os_err(&self.path, e))?;
+            f.sync_all().await.map_err(|e| os_err(&self.path, e))?;
+        }
+        let parent = self
+            .parent
+            .take()
+            .ok_or_else(|| StorageError::Io(format!("{}: upload already finished", self.path)))?;
+        let (name, tmp, path, overwrite, inner) = (
+            self.name.clone(),
+            self.tmp.clone(),
+            self.path.clone(),
+            self.overwrite,
+            self.inner.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            let moved = if overwrite {
+                parent
+                    .rename(&tmp, &parent, &name)
+                    .map_err(|e| os_err(&path, e))
+            } else {
+                rename_noreplace(&parent, &tmp, &parent, &name, &path)
+            };
+            if let Err(e) = moved {
+                let _ = parent.remove_file(&tmp);
+                return Err(e);
+            }
+            // The rename is durable only once the folder is synced.
+            sync_dir(&parent).map_err(|e| os_err(&path, e))?;
+            inner.stat_in(&parent, &name, &path)
+        })
+        .await
+        .map_err(|e| StorageError::Io(format!("storage task failed: {e}")))?
+    }
+
+    async fn abort(mut self: Box<Self>) -> Result<()> {
+        self.file.take();
+        if let Some(parent) = self.parent.take() {
+            let (tmp, path) = (self.tmp.clone(), self.path.clone());
+            tokio::task::spawn_blocking(move || {
+                parent.remove_file(&tmp).map_err(|e| os_err(&path, e))
+            })
+            .await
+            .map_err(|e| StorageError::Io(format!("storage task failed: {e}")))??;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PosixUpload {
+    fn drop(&mut self) {
+        // Neither committed nor aborted: a broken upload leaves nothing behind.
+        self.file.take();
+        if let Some(parent) = self.parent.take() {
+            let _ = parent.remove_file(&self.tmp);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::TryStreamExt;
+    use std::os::unix::ffi::OsStringExt;
+    use std::os::unix::fs::symlink;
+
+    /// A root folder and, beside it, a canary folder with a secret that no operation may touch.
+    struct Fixture {
+        _tmp: tempfile::TempDir,
+        root: PathBuf,
+        canary: PathBuf,
+        c: PosixConnector,
+    }
+
+    fn fixture() -> Fixture {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        let canary = tmp.path().join("canary");
+        std::fs::create_dir_all(root.join("d/sub")).unwrap();
+        std::fs::create_dir_all(&canary).unwrap();
+        std::fs::write(canary.join("secret"), b"SECRET").unwrap();
+        std::fs::write(root.join("d/f.txt"), b"0123456789").unwrap();
+        let c = PosixConnector::open(&root).unwrap();
+        Fixture {
+            _tmp: tmp,
+            root,
+            canary,
+            c,
+        }
+    }
+
+    impl Fixture {
+        fn canary_intact(&self) {
+            assert_eq!(
+                std::fs::read(self.canary.join("secret")).unwrap(),
+                b"SECRET"
+            );
+            assert_eq!(std::fs::read_dir(&self.canary).unwrap().count(), 1);
+        }
+    }
+
+    async fn read_all(c: &PosixConnector, p: &str, off: u64, len: Option<u64>) -> Result<Vec<u8>> {
+        let chunks: Vec<Bytes> = c.read(p, off, len).await?.try_collect().await?;
+        Ok(chunks.concat())
+    }
+
+    #[tokio::test]
+    async fn symlinks_out_of_the_root_are_refused_everywhere() {
+        let f = fixture();
+        symlink("/etc/passwd", f.root.join("abssym")).unwrap();
+        symlink(f.canary.join("secret"), f.root.join("abscanary")).unwrap();
+        symlink("../../canary/secret", f.root.join("d/dotdotlink")).unwrap();
+        symlink("../canary", f.root.join("outdir")).unwrap();
+        for p in [
+            "/abssym",
+            "/abscanary",
+            "/d/dotdotlink",
+            "/outdir",
+            "/outdir/secret",
+        ] {
+            assert!(
+                matches!(f.c.resolve(p).await, Err(StorageError::Escape(_))),
+                "resolve {p}"
+            );
+            assert!(read_all(&f.c, p, 0, None).await.is_err(), "read {p}");
+            assert!(f.c.list(p).await.is_err(), "list {p}");
+        }
+        assert!(f.c.write("/outdir/new", true).await.is_err());
+        assert!(f.c.mkdir("/outdir/new").await.is_err());
+        assert!(f.c.delete("/outdir/secret", false).await.is_err());
+        assert!(f.c.rename("/outdir/secret", "/stolen").await.is_err());
+        // Deleting the links removes the links, never their targets.
+        f.c.delete("/abscanary", false).await.unwrap();
+        f.c.delete("/outdir", true).await.unwrap();
+        assert!(!f.root.join("outdir").exists());
+        f.canary_intact();
+    }
+
+    #[tokio::test]
+    async fn links_inside_are_followed_by_resolve_only() {
+        let f = fixture();
+        symlink("d", f.root.join("alias")).unwrap();
+        symlink("sub/../f.txt", f.root.join("d/ln")).unwrap();
+        assert_eq!(f.c.resolve("/alias/f.txt").await.unwrap(), "/d/f.txt");
+        assert_eq!(f.c.resolve("/d/ln").await.unwrap(), "/d/f.txt");
+        assert_eq!(
+            f.c.resolve("/alias/new/deeper").await.unwrap(),
+            "/d/new/deeper"
+        );
+        assert!(matches!(
+            f.c.list("/alias").await,
+            Err(StorageError::Symlink(_))
+        ));
+        assert!(matches!(
+            read_all(&f.c, "/alias/f.txt", 0, None).await,
+            Err(StorageError::Symlink(_))
+        ));
+        assert!(matches!(
+            read_all(&f.c, "/d/ln", 0, None).await,
+            Err(StorageError::Symlink(_))
+        ));
+        let e = f.c.stat("/alias").await.unwrap();
+        assert_eq!(
+            (e.kind, e.link_target.as_deref()),
+            (EntryKind::Symlink, Some("d"))
+        );
+        symlink("loop2", f.root.join("loop1")).unwrap();
+        symlink("loop1", f.root.join("loop2")).unwrap();
+        assert!(matches!(
+            f.c.resolve("/loop1").await,
+            Err(StorageError::Loop(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_folder_swapped_for_a_symlink_after_resolve_is_not_traversed() {
+        let f = fixture();
+        let resolved = f.c.resolve("/d/sub").await.unwrap();
+        std::fs::remove_dir(f.root.join("d/sub")).unwrap();
+        symlink(&f.canary, f.root.join("d/sub")).unwrap();
+        let inside = format!("{resolved}/secret");
+        assert!(matches!(
+            f.c.list(&resolved).await,
+            Err(StorageError::Symlink(_))
+        ));
+        assert!(matches!(
+            read_all(&f.c, &inside, 0, None).await,
+            Err(StorageError::Symlink(_))
+        ));
+        assert!(f.c.write(&inside, true).await.is_err());
+        assert!(f.c.delete(&inside, false).await.is_err());
+        assert!(f.c.set_mtime(&inside, 0).await.is_err());
+        f.c.delete("/d", true).await.unwrap();
+        f.canary_intact();
+    }
+
+    #[tokio::test]
+    async fn bad_paths_are_refused() {
+        let f = fixture();
+        for p in ["", "d", "/d/../..", "/d/./f.txt", "//d", "/d/", "/d\0"] {
+            assert!(
+                matches!(f.c.stat(p).await, Err(StorageError::InvalidPath(_))),
+                "{p:?}"
+            );
+        }
+        assert!(matches!(
+            f.c.delete("/", true).await,
+            Err(StorageError::InvalidPath(_))
+        ));
+        assert!(matches!(
+            f.c.mkdir("/d").await,
+            Err(StorageError::Exists(_))
+        ));
+        assert!(matches!(
+            f.c.mkdir("/none/x").await,
+            Err(StorageError::NotFound(_))
+        ));
+        assert!(matches!(
+            f.c.list("/d/f.txt").await,
+            Err(StorageError::NotADirectory(_))
+        ));
+        assert!(matches!(
+            f.c.delete("/d", false).await,
+            Err(StorageError::DirectoryNotEmpty(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn odd_names_round_trip_and_undecodable_ones_are_reported() {
+        let f = fixture();
+        for name in [
+            "sp ace",
+            "trailing ",
+            "new\nline",
+            "back\\slash",
+            "c:olon",
+            "-dash",
+            "ünï ☃",
+            "dot.",
+        ] {
+            let p = format!("/d/{name}");
+            let mut u = f.c.write(&p, false).await.unwrap();
+            u.write(Bytes::from(name.as_bytes().to_vec()))
+                .await
+                .unwrap();
+            u.commit().await.unwrap();
+            assert_eq!(read_all(&f.c, &p, 0, None).await.unwrap(), name.as_bytes());
+            assert!(
+                f.c.list("/d")
+                    .await
+                    .unwrap()
+                    .entries
+                    .iter()
+                    .any(|e| e.name == name)
+            );
+            let q = format!("/d/{name}2");
+            f.c.rename(&p, &q).await.unwrap();
+            assert_eq!(f.c.stat(&q).await.unwrap().name, format!("{name}2"));
+            f.c.delete(&q, false).await.unwrap();
+        }
+        let raw = std::ffi::OsString::from_vec(b"caf\xe9".to_vec());
+        std::fs::write(f.root.join("d").join(raw), b"x").unwrap();
+        let l = f.c.list("/d").await.unwrap();
+        assert_eq!(l.unrepresentable, vec!["caf\\xe9".to_string()]);
+        assert!(l.entries.iter().all(|e| !e.name.starts_with("caf")));
+        // A recursive delete removes what cannot be named on the wire too.
+        f.c.delete("/d", true).await.unwrap();
+        assert!(!f.root.join("d").exists());
+    }
+
+    #[tokio::test]
+    async fn uploads_appear_only_when_committed() {
+        let f = fixture();
+        let names = || std::fs::read_dir(f.root.join("d")).unwrap().count();
+        let before = names();
+        let mut u = f.c.write("/d/up", false).await.unwrap();
+        u.write(Bytes::from_static(b"partial")).await.unwrap();
+        assert!(
+            !f.root.join("d/up").exists(),
+            "nothing under the real name yet"
+        );
+        u.abort().await.unwrap();
+        assert_eq!(names(), before, "no temporary file left");
+        let mut u = f.c.write("/d/up", false).await.unwrap();
+        u.write(Bytes::from_static(b"partial")).await.unwrap();
+        drop(u);
+        assert_eq!(names(), before, "a dropped upload leaves nothing");
+        assert!(matches!(
+            f.c.write("/d/f.txt", false).await,
+            Err(StorageError::Exists(_))
+        ));
+        // A name that appears while the upload runs is not replaced without overwrite.
+        let mut u = f.c.write("/d/race", false).await.unwrap();
+        u.write(Bytes::from_static(b"mine")).await.unwrap();
+        std::fs::write(f.root.join("d/race"), b"theirs").unwrap();
+        assert!(matches!(u.commit().await, Err(StorageError::Exists(_))));
+        assert_eq!(std::fs::read(f.root.join("d/race")).unwrap(), b"theirs");
+        assert_eq!(names(), before + 1);
+        let mut u = f.c.write("/d/f.txt", true).await.unwrap();
+        u.write(Bytes::from_static(b"new")).await.unwrap();
+        let e = u.commit().await.unwrap();
+        assert_eq!((e.size, e.kind), (3, EntryKind::File));
+        assert!(matches!(
+            f.c.rename("/d/race", "/d/f.txt").await,
+            Err(StorageError::Exists(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn ranges_and_bounded_chunks() {
+        let f = fixture();
+        assert_eq!(
+            read_all(&f.c, "/d/f.txt", 3, Some(4)).await.unwrap(),
+            b"3456"
+        );
+        assert_eq!(read_all(&f.c, "/d/f.txt", 7, None).await.unwrap(), b"789");
+        assert_eq!(read_all(&f.c, "/d/f.txt", 100, None).await.unwrap(), b"");
+        assert!(matches!(
+            read_all(&f.c, "/d", 0, None).await,
+            Err(StorageError::IsADirectory(_))
+        ));
+        let big = vec![7u8; 64 << 20];
+        std::fs::write(f.root.join("big"), &big).unwrap();
+        let mut total = 0;
+        let mut s = f.c.read("/big", 0, None).await.unwrap();
+        while let Some(chunk) = s.try_next().await.unwrap() {
+            assert!(chunk.len() <= CHUNK);
+            total += chunk.len();
+        }
+        assert_eq!(total, big.len());
+        let e = f.c.stat("/").await.unwrap();
+        assert_eq!((e.name.as_str(), e.kind), ("/", EntryKind::Dir));
+        f.c.set_mtime("/big", 1_000_000).await.unwrap();
+        assert_eq!(f.c.stat("/big").await.unwrap().mtime, 1_000_000);
+    }
+
+    #[test]
+    fn homes_outside_the_root_are_not_shown() {
+        let f = fixture();
+        // root's home (/root) is not inside a temporary folder.
+        assert_eq!(f.c.home_of("root"), None);
+        assert_eq!(f.c.home_of("no-such-user-here"), None);
+        let whole = PosixConnector::open(Path::new("/")).unwrap();
+        assert_eq!(whole.home_of("root").as_deref(), Some("/root"));
+    }
+}
