@@ -70,7 +70,7 @@ pub enum ClientCmd {
 }
 
 async fn open(g: &Global) -> anyhow::Result<Auth> {
-    let cfg = crate::serve::load_config(g, None, false)?;
+    let cfg = crate::serve::load_config(g, Default::default())?;
     let db = cfg.data_dir.join("ferry.db");
     if !db.exists() {
         bail!(

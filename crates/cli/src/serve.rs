@@ -16,21 +16,33 @@ pub struct ServeArgs {
     /// generated into the data directory on first start.
     #[arg(long)]
     tls: bool,
+    /// The folder the default storage gateway serves (used on the first start only)
+    /// [default: <data dir>/storage].
+    #[arg(long, env = "FERRY_STORAGE_ROOT")]
+    storage_root: Option<std::path::PathBuf>,
 }
 
-pub fn load_config(g: &Global, listen: Option<SocketAddr>, tls: bool) -> anyhow::Result<Config> {
+pub fn load_config(g: &Global, overrides: Overrides) -> anyhow::Result<Config> {
     let overrides = Overrides {
-        listen,
         data_dir: Some(g.data_dir.clone()),
-        tls,
+        ..overrides
     };
-    // FERRY_LISTEN and FERRY_DATA_DIR arrive through the flags above; the rest of FERRY_* is configuration.
-    let env = std::env::vars().filter(|(k, _)| k != "FERRY_LISTEN" && k != "FERRY_DATA_DIR");
+    // These arrive through flags; the rest of FERRY_* is configuration.
+    let flags = ["FERRY_LISTEN", "FERRY_DATA_DIR", "FERRY_STORAGE_ROOT"];
+    let env = std::env::vars().filter(|(k, _)| !flags.contains(&k.as_str()));
     Ok(Config::load(g.config.as_deref(), env, &overrides)?)
 }
 
 pub async fn run(g: &Global, args: ServeArgs) -> anyhow::Result<()> {
-    let cfg = load_config(g, args.listen, args.tls)?;
+    let cfg = load_config(
+        g,
+        Overrides {
+            listen: args.listen,
+            tls: args.tls,
+            storage_root: args.storage_root,
+            data_dir: None,
+        },
+    )?;
     let running = ferry_server::start(cfg.clone())
         .await
         .context("cannot start the server")?;
@@ -60,6 +72,21 @@ pub async fn run(g: &Global, args: ServeArgs) -> anyhow::Result<()> {
     if let Some(ca) = &running.tls_ca {
         println!("TLS certificate authority to trust: {}", ca.display());
     }
+    let d = &running.defaults;
+    println!();
+    println!(
+        "{} {}",
+        if d.created {
+            "Created the endpoint's default storage:"
+        } else {
+            "The endpoint's default storage:"
+        },
+        d.storage_root
+    );
+    println!("  endpoint id          {}", running.endpoint.id());
+    println!("  storage gateway id   {}", d.storage_gateway_id);
+    println!("  mapped collection id {}", d.collection_id);
+    println!("  manager API          {url}/api");
     println!();
     println!("To use the Globus SDK and CLI with this server:");
     println!("  export GLOBUS_SDK_ENVIRONMENT=ferry");

@@ -1,18 +1,29 @@
+use ferry_storage::StorageError;
 use ferry_store::StoreError;
 
-/// What the endpoint manager refuses. The server maps each to the GCS result envelope's `code` and status.
+/// What the endpoint refuses. The server maps each variant to the dialect of the API it came through (the GCS
+/// result envelope, a Transfer error document, an HTTP status for data requests) in one place.
 #[derive(Debug, thiserror::Error)]
 pub enum EndpointError {
     /// A bad document or parameter; the message names the field.
     #[error("{0}")]
     BadRequest(String),
+    /// Data access that needs a signed-in caller was attempted anonymously.
+    #[error("this request needs a signed-in caller")]
+    Unauthenticated,
     #[error("{0}")]
     NotFound(String),
-    /// The caller lacks the role (the message names it).
+    /// The caller lacks the role a management operation needs (the message names it).
     #[error("{0}")]
     PermissionDenied(String),
+    /// The one access check refused a data access (the message says which layer, and the path).
+    #[error("{0}")]
+    AccessDenied(String),
     #[error("{0}")]
     Conflict(String),
+    /// The storage answered with an error (missing file, existing name, full disk, ...).
+    #[error(transparent)]
+    Storage(#[from] StorageError),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -24,6 +35,12 @@ impl From<StoreError> for EndpointError {
             StoreError::Conflict(what) => EndpointError::Conflict(what),
             StoreError::Backend(m) => EndpointError::Internal(m),
         }
+    }
+}
+
+impl From<ferry_core::access::PolicyError> for EndpointError {
+    fn from(e: ferry_core::access::PolicyError) -> Self {
+        EndpointError::Internal(e.0)
     }
 }
 

@@ -1,6 +1,232 @@
-//! The endpoint manager (the GCS manager API's domain): storage gateways, mapped and guest collections, roles,
-//! sharing policies, user credentials and the audit log, each change checked against the role table.
+//! The endpoint manager (the GCS manager API's domain): the endpoint document, storage gateways, mapped and
+//! guest collections, roles, sharing policies and user credentials, each change checked against the role table
+//! and written to the audit log; and data access through the one access check ([`ferry_core::access`]).
+//!
+//! Compiled access policies are cached per collection (and per caller on mapped collections, whose account
+//! depends on the caller); every configuration change drops the cache, so a change counts at the next request.
 
-pub mod error;
+mod account;
+pub mod audit;
+mod collections;
+mod credentials;
+pub mod data;
+pub mod docs;
+mod error;
+mod explain;
+mod gateways;
+mod info;
+mod policy;
+mod roles;
+mod sharing;
 
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use ferry_core::Identity;
+use ferry_core::endpoint::{CollectionDoc, EndpointDoc, RoleName, StorageGatewayDoc};
+use ferry_core::roles::{Roles, Who, collection_roles, endpoint_roles};
+use ferry_storage::{Connector, PosixConnector};
+use ferry_store::Store;
+use uuid::Uuid;
+
+pub use audit::AuditLog;
+pub use collections::CollectionQuery;
 pub use error::{EndpointError, Result};
+pub use explain::AccessReport;
+pub use info::Defaults;
+
+/// Where the endpoint is reached and what its identities look like.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The server's public base URL, without a trailing slash.
+    pub base_url: String,
+}
+
+/// A signed-in caller: an identity and the groups it is an active member of (read per request, so that a
+/// membership change counts at once).
+#[derive(Debug, Clone)]
+pub struct Requester {
+    pub identity: Identity,
+    pub groups: Vec<Uuid>,
+}
+
+impl Requester {
+    fn who(&self) -> Who<'_> {
+        Who {
+            identity: self.identity.id,
+            groups: &self.groups,
+        }
+    }
+}
+
+pub struct Endpoint {
+    store: Arc<dyn Store>,
+    settings: Settings,
+    id: Uuid,
+    audit: AuditLog,
+    policies: policy::PolicyCache,
+    /// One connector per storage gateway, reopened when the gateway's root changes.
+    connectors: Mutex<HashMap<Uuid, OpenConnector>>,
+}
+
+/// A gateway's connector and the root folder it was opened on.
+type OpenConnector = (String, Arc<dyn Connector>);
+
+const ENDPOINT_ID_KEY: &str = "endpoint.id";
+const ENDPOINT_DOC_KEY: &str = "endpoint.doc";
+
+pub(crate) fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl Endpoint {
+    /// Loads the endpoint (creating its id and document on first use) and starts the audit writer.
+    pub async fn open(store: Arc<dyn Store>, settings: Settings) -> Result<Self> {
+        let id = store
+            .meta_get_or_insert(ENDPOINT_ID_KEY, &Uuid::new_v4().to_string())
+            .await?;
+        let id = Uuid::parse_str(&id)
+            .map_err(|e| EndpointError::Internal(format!("stored endpoint id: {e}")))?;
+        let ep = Self {
+            audit: AuditLog::start(store.clone()),
+            store,
+            settings,
+            id,
+            policies: policy::PolicyCache::default(),
+            connectors: Mutex::new(HashMap::new()),
+        };
+        if ep.store.meta_get(ENDPOINT_DOC_KEY).await?.is_none() {
+            let doc: EndpointDoc = serde_json::from_value(serde_json::json!({
+                "display_name": "Ferry endpoint",
+            }))
+            .map_err(|e| EndpointError::Internal(e.to_string()))?;
+            ep.store
+                .meta_get_or_insert(ENDPOINT_DOC_KEY, &docs::to_value(&doc).to_string())
+                .await?;
+        }
+        Ok(ep)
+    }
+
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The caller with its current groups.
+    pub async fn requester(&self, identity: Identity) -> Result<Requester> {
+        let groups = self.store.active_group_ids(identity.id).await?;
+        Ok(Requester { identity, groups })
+    }
+
+    /// Called after every configuration change: compiled policies are rebuilt on their next use.
+    fn changed(&self) {
+        self.policies.clear();
+    }
+
+    async fn record(
+        &self,
+        who: &Requester,
+        action: &str,
+        collection: Option<Uuid>,
+        detail: String,
+    ) {
+        self.audit
+            .record(
+                Some(who.identity.id),
+                action,
+                collection,
+                None,
+                true,
+                detail,
+            )
+            .await;
+    }
+
+    async fn endpoint_doc(&self) -> Result<EndpointDoc> {
+        let raw = self
+            .store
+            .meta_get(ENDPOINT_DOC_KEY)
+            .await?
+            .ok_or_else(|| EndpointError::Internal("the endpoint document is missing".into()))?;
+        serde_json::from_str(&raw)
+            .map_err(|e| EndpointError::Internal(format!("stored endpoint document: {e}")))
+    }
+
+    async fn my_endpoint_roles(&self, who: &Requester) -> Result<Roles> {
+        let owner = self.endpoint_doc().await?.owner_id;
+        let rows = self.store.list_roles(None).await?;
+        Ok(endpoint_roles(who.who(), owner, &rows))
+    }
+
+    async fn my_collection_roles(
+        &self,
+        who: &Requester,
+        endpoint: &Roles,
+        c: &CollectionDoc,
+    ) -> Result<Roles> {
+        let rows = self.store.list_roles(Some(c.id)).await?;
+        Ok(collection_roles(who.who(), endpoint, c, &rows))
+    }
+
+    async fn require_endpoint_manager(&self, who: &Requester) -> Result<Roles> {
+        let roles = self.my_endpoint_roles(who).await?;
+        if ferry_core::roles::manages_endpoint(&roles) {
+            Ok(roles)
+        } else {
+            Err(EndpointError::PermissionDenied(
+                "this needs the endpoint's owner or administrator role".into(),
+            ))
+        }
+    }
+
+    async fn gateway(&self, id: Uuid) -> Result<StorageGatewayDoc> {
+        self.store
+            .get_gateway(id)
+            .await?
+            .ok_or_else(|| EndpointError::NotFound(format!("no storage gateway {id}")))
+    }
+
+    async fn collection(&self, id: Uuid) -> Result<CollectionDoc> {
+        self.store
+            .get_collection(id)
+            .await?
+            .ok_or_else(|| EndpointError::NotFound(format!("no collection {id}")))
+    }
+
+    /// The connector of a gateway. The gateway's `root_path` (a Ferry extension) is the host folder that is its
+    /// `/`; without one, the host's `/` (as GCS's POSIX connector sees it).
+    fn connector(&self, gateway: &StorageGatewayDoc) -> Result<Arc<dyn Connector>> {
+        let root = gateway.root_path.clone().unwrap_or_else(|| "/".into());
+        let mut map = self
+            .connectors
+            .lock()
+            .map_err(|_| EndpointError::Internal("connector table poisoned".into()))?;
+        if let Some((r, c)) = map.get(&gateway.id)
+            && *r == root
+        {
+            return Ok(c.clone());
+        }
+        let c: Arc<dyn Connector> = Arc::new(PosixConnector::open(&PathBuf::from(&root))?);
+        map.insert(gateway.id, (root, c.clone()));
+        Ok(c)
+    }
+
+    fn has_role(roles: &Roles, role: RoleName) -> bool {
+        roles.contains(&role)
+    }
+}

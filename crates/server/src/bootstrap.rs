@@ -5,6 +5,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ferry_auth::{Auth, AuthError};
+use ferry_endpoint::{Defaults, Endpoint};
+use uuid::Uuid;
+
+use crate::{Config, ServerError};
 use ferry_core::ClientKind;
 use serde::{Deserialize, Serialize};
 
@@ -68,6 +72,53 @@ pub async fn ensure_admin(auth: &Auth, data_dir: &Path) -> Result<Bootstrap, Aut
         .meta_get_or_insert(BOOTSTRAP_KEY, &credentials.client_id)
         .await?;
     Ok(Bootstrap::Created { path, credentials })
+}
+
+/// The administrator person and its client, as the first start created them.
+pub async fn admin_ids(auth: &Auth) -> Result<(Uuid, Uuid), AuthError> {
+    let client = auth
+        .store()
+        .meta_get(BOOTSTRAP_KEY)
+        .await?
+        .and_then(|c| Uuid::parse_str(&c).ok())
+        .ok_or_else(|| AuthError::Internal("the administrator's client is not recorded".into()))?;
+    let person = auth
+        .resolve_identity("admin")
+        .await?
+        .ok_or_else(|| AuthError::Internal("the administrator identity is missing".into()))?;
+    Ok((person.id, client))
+}
+
+/// First start of the endpoint: the administrator owns it, the administrator and its client administer it,
+/// and a storage gateway over the storage folder (reachable by those two accounts only; others get access by
+/// being shared with) carries a mapped collection that allows guest collections.
+pub async fn ensure_endpoint(
+    auth: &Auth,
+    endpoint: &Endpoint,
+    cfg: &Config,
+) -> Result<Defaults, ServerError> {
+    let (person, client) = admin_ids(auth).await?;
+    let root = cfg
+        .storage_root
+        .clone()
+        .unwrap_or_else(|| cfg.data_dir.join("storage"));
+    let person_account = ferry_core::mapping::default_username(
+        &auth
+            .store()
+            .get_identity(person)
+            .await?
+            .map(|i| i.username)
+            .unwrap_or_default(),
+    )
+    .to_string();
+    Ok(endpoint
+        .ensure_defaults(
+            person,
+            &[person, client],
+            &root,
+            &[person_account, client.to_string()],
+        )
+        .await?)
 }
 
 /// Writes a file readable by its owner only, replacing it atomically.

@@ -31,6 +31,9 @@ pub struct Config {
     pub tls: bool,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// The folder the default storage gateway serves, created on first start when it does not exist.
+    /// Default: `<data_dir>/storage`. Only the first start reads it.
+    pub storage_root: Option<PathBuf>,
     pub auth: AuthSection,
 }
 
@@ -55,6 +58,7 @@ impl Default for Config {
             tls: false,
             tls_cert: None,
             tls_key: None,
+            storage_root: None,
             auth: AuthSection::default(),
         }
     }
@@ -92,6 +96,7 @@ pub struct Overrides {
     pub listen: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
     pub tls: bool,
+    pub storage_root: Option<PathBuf>,
 }
 
 impl Config {
@@ -137,6 +142,12 @@ impl Config {
         }
         if overrides.tls {
             table.insert("tls".into(), Value::Boolean(true));
+        }
+        if let Some(r) = &overrides.storage_root {
+            table.insert(
+                "storage_root".into(),
+                Value::String(r.display().to_string()),
+            );
         }
         let cfg: Config = Value::Table(table)
             .try_into()
@@ -228,7 +239,7 @@ fn check_keys(
 }
 
 /// Keys whose default is "unset", so they do not appear when the defaults are serialised.
-const OPTIONAL_KEYS: &[&str] = &["public_url", "tls_cert", "tls_key"];
+const OPTIONAL_KEYS: &[&str] = &["public_url", "tls_cert", "tls_key", "storage_root"];
 
 fn key_known(known: Option<&Table>, path: &[String]) -> bool {
     let Some(t) = known else { return false };

@@ -1,11 +1,14 @@
 //! The one place where errors become HTTP responses. Each API family answers in its own documented dialect:
 //! OAuth2 endpoints with `{error, error_description}`, the Auth API with Globus Auth's `errors` envelope,
-//! Groups with `{code, message}`, and the browser pages with an HTML page.
+//! Groups with `{code, message}`, the endpoint manager with the GCS result envelope, and the browser pages with
+//! an HTML page.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ferry_auth::AuthError;
+use ferry_endpoint::EndpointError;
 use ferry_proto::auth::{AuthApiErrorDoc, AuthApiErrorItem, OAuthErrorDoc};
+use ferry_storage::StorageError;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -169,5 +172,113 @@ impl IntoResponse for PageError {
         let e = &self.0;
         let page = crate::routes::web::error_page(&public_message(e));
         with_common_headers((status_of(e), page).into_response(), e)
+    }
+}
+
+/// The HTTP status of an endpoint error; shared by every dialect that reports endpoint errors.
+pub fn endpoint_status(e: &EndpointError) -> StatusCode {
+    match e {
+        EndpointError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        EndpointError::Unauthenticated => StatusCode::UNAUTHORIZED,
+        EndpointError::NotFound(_) => StatusCode::NOT_FOUND,
+        EndpointError::PermissionDenied(_) | EndpointError::AccessDenied(_) => {
+            StatusCode::FORBIDDEN
+        }
+        EndpointError::Conflict(_) => StatusCode::CONFLICT,
+        EndpointError::Storage(s) => match s {
+            StorageError::NotFound(_) => StatusCode::NOT_FOUND,
+            StorageError::Exists(_) | StorageError::DirectoryNotEmpty(_) => StatusCode::CONFLICT,
+            StorageError::NotADirectory(_)
+            | StorageError::IsADirectory(_)
+            | StorageError::InvalidPath(_)
+            | StorageError::InvalidName(_) => StatusCode::BAD_REQUEST,
+            StorageError::PermissionDenied(_)
+            | StorageError::Escape(_)
+            | StorageError::Symlink(_)
+            | StorageError::Loop(_) => StatusCode::FORBIDDEN,
+            StorageError::NoSpace(_) => StatusCode::INSUFFICIENT_STORAGE,
+            StorageError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        },
+        EndpointError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The message an endpoint error shows. Internal details are logged, never sent.
+pub fn endpoint_message(e: &EndpointError) -> String {
+    match e {
+        EndpointError::Internal(detail) => {
+            tracing::error!(%detail, "internal error");
+            "internal server error".into()
+        }
+        EndpointError::Storage(StorageError::Io(detail)) => {
+            tracing::error!(%detail, "storage error");
+            "the storage failed to complete the operation".into()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Errors of the endpoint manager API (`/api`), in the GCS result envelope.
+pub struct ManagerError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl From<EndpointError> for ManagerError {
+    fn from(e: EndpointError) -> Self {
+        let status = endpoint_status(&e);
+        let code = match status {
+            StatusCode::BAD_REQUEST => "bad_request",
+            StatusCode::UNAUTHORIZED => "unauthorized",
+            StatusCode::FORBIDDEN => "permission_denied",
+            StatusCode::NOT_FOUND => "not_found",
+            StatusCode::CONFLICT => "conflict",
+            _ => "internal_error",
+        };
+        Self {
+            status,
+            code,
+            message: endpoint_message(&e),
+        }
+    }
+}
+
+impl From<AuthError> for ManagerError {
+    fn from(e: AuthError) -> Self {
+        let status = status_of(&e);
+        let code = match status {
+            StatusCode::UNAUTHORIZED => "unauthorized",
+            StatusCode::FORBIDDEN => "permission_denied",
+            StatusCode::NOT_FOUND => "not_found",
+            StatusCode::TOO_MANY_REQUESTS => "too_many_requests",
+            StatusCode::INTERNAL_SERVER_ERROR => "internal_error",
+            _ => "bad_request",
+        };
+        Self {
+            status,
+            code,
+            message: public_message(&e),
+        }
+    }
+}
+
+impl IntoResponse for ManagerError {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "DATA_TYPE": "result#1.0.0",
+            "http_response_code": self.status.as_u16(),
+            "code": self.code,
+            "message": self.message,
+            "detail": self.message,
+            "has_next_page": false,
+            "data": [],
+        });
+        let mut r = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        r
     }
 }

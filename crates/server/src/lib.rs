@@ -1,4 +1,4 @@
-//! Ferry's HTTP services in one process: Auth, Groups and the login pages, on one port.
+//! Ferry's HTTP services in one process: Auth, Groups, the endpoint manager and the login pages, on one port.
 
 pub mod bootstrap;
 pub mod config;
@@ -16,6 +16,7 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use ferry_auth::{Auth, AuthError};
+use ferry_endpoint::{Defaults, Endpoint, EndpointError, Settings as EndpointSettings};
 use ferry_store::{SqliteStore, Store};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
@@ -41,6 +42,8 @@ pub enum ServerError {
     Auth(#[from] AuthError),
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("endpoint: {0}")]
+    Endpoint(#[from] EndpointError),
 }
 
 /// Where the running server records the URL it is reached at.
@@ -52,9 +55,12 @@ pub struct Running {
     /// The URL clients use (the token issuer), without a trailing slash.
     pub base_url: String,
     pub bootstrap: Bootstrap,
+    /// The default storage gateway and mapped collection (created on the first start).
+    pub defaults: Defaults,
     /// The CA file clients should trust, when Ferry generated its own certificate.
     pub tls_ca: Option<PathBuf>,
     pub auth: Arc<Auth>,
+    pub endpoint: Arc<Endpoint>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -99,6 +105,16 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
     let auth = Arc::new(Auth::open(store, cfg.auth_config(&base_url)).await?);
     let bootstrap = bootstrap::ensure_admin(&auth, &cfg.data_dir).await?;
     auth.ensure_globus_cli_template().await?;
+    let endpoint = Arc::new(
+        Endpoint::open(
+            auth.store().clone(),
+            EndpointSettings {
+                base_url: base_url.clone(),
+            },
+        )
+        .await?,
+    );
+    let defaults = bootstrap::ensure_endpoint(&auth, &endpoint, &cfg).await?;
 
     let (acceptor, tls_ca) = if cfg.tls {
         let (cert, key, ca) = match (&cfg.tls_cert, &cfg.tls_key) {
@@ -122,6 +138,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
 
     let state = AppState {
         auth: auth.clone(),
+        endpoint: endpoint.clone(),
         secure_cookies: base_url.starts_with("https://"),
     };
     let app = router(state);
@@ -131,8 +148,10 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         addr,
         base_url,
         bootstrap,
+        defaults,
         tls_ca,
         auth,
+        endpoint,
         shutdown,
         task,
     })
@@ -155,6 +174,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(routes::auth::router())
         .merge(routes::groups::router())
+        .merge(routes::manager::router())
         .merge(routes::web::router())
         .fallback(|| async {
             (

@@ -147,21 +147,30 @@ async fn endpoint(store: &dyn Store) {
 
 async fn audit(store: &dyn Store) {
     let who = Uuid::new_v4();
-    for (i, path) in ["/a", "/a/b", "/ab", "/c"].iter().enumerate() {
-        store
-            .append_audit(&AuditRecord {
-                seq: 0,
-                time: 100 + i as i64,
-                identity_id: Some(who),
-                action: "read".into(),
-                collection_id: None,
-                path: Some(path.to_string()),
-                allowed: i % 2 == 0,
-                detail: String::new(),
-            })
-            .await
-            .unwrap();
-    }
+    let records: Vec<AuditRecord> = ["/a", "/a/b", "/ab", "/c"]
+        .iter()
+        .enumerate()
+        .map(|(i, path)| AuditRecord {
+            seq: 0,
+            time: 100 + i as i64,
+            identity_id: Some(who),
+            action: "read".into(),
+            collection_id: None,
+            path: Some(path.to_string()),
+            allowed: i % 2 == 0,
+            detail: String::new(),
+        })
+        .collect();
+    store.append_audit(&records[..1]).await.unwrap();
+    store.append_audit(&records[1..]).await.unwrap();
+    let seqs: Vec<i64> = store
+        .query_audit(&AuditFilter::default())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.seq)
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
     let paths = |f: AuditFilter| async move {
         store
             .query_audit(&f)
@@ -300,6 +309,20 @@ async fn groups(store: &dyn Store) {
     };
     store.create_group(&g, &m).await.unwrap();
     assert_eq!(store.memberships(g.id).await.unwrap(), vec![m.clone()]);
+    assert_eq!(store.active_group_ids(owner.id).await.unwrap(), vec![g.id]);
+    store
+        .put_membership(&Membership {
+            status: MembershipStatus::Left,
+            ..m.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.active_group_ids(owner.id).await.unwrap(),
+        Vec::<Uuid>::new(),
+        "only active memberships count"
+    );
+    store.put_membership(&m).await.unwrap();
     assert_eq!(store.groups_of(owner.id).await.unwrap(), vec![g.clone()]);
     let ghost = Membership {
         identity_id: Uuid::new_v4(),

@@ -183,6 +183,9 @@ pub trait Store: Send + Sync + 'static {
     async fn membership(&self, group_id: Uuid, identity_id: Uuid) -> Result<Option<Membership>>;
     async fn put_membership(&self, membership: &Membership) -> Result<()>;
     async fn delete_membership(&self, group_id: Uuid, identity_id: Uuid) -> Result<()>;
+    /// Ids of the groups in which the identity is an active member: what group principals in roles and
+    /// permissions are matched against, read at every check so that membership changes count at once.
+    async fn active_group_ids(&self, identity_id: Uuid) -> Result<Vec<Uuid>>;
 
     async fn create_gateway(&self, doc: &StorageGatewayDoc) -> Result<()>;
     async fn get_gateway(&self, id: Uuid) -> Result<Option<StorageGatewayDoc>>;
@@ -226,6 +229,7 @@ pub trait Store: Send + Sync + 'static {
     async fn list_acl_rules(&self, collection: Uuid) -> Result<Vec<AclRule>>;
     async fn delete_acl_rule(&self, id: Uuid) -> Result<()>;
 
-    async fn append_audit(&self, record: &AuditRecord) -> Result<()>;
+    /// Appends records in one transaction (the audit writer batches them); `seq` is assigned by the store.
+    async fn append_audit(&self, records: &[AuditRecord]) -> Result<()>;
     async fn query_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>>;
 }

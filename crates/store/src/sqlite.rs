@@ -628,6 +628,17 @@ impl Store for SqliteStore {
         }
     }
 
+    async fn active_group_ids(&self, identity_id: Uuid) -> Result<Vec<Uuid>> {
+        sqlx::query("SELECT group_id FROM memberships WHERE identity_id = ? AND status = 'active'")
+            .bind(identity_id.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(|r| uuid_col(r, "group_id"))
+            .collect()
+    }
+
     async fn groups_of(&self, identity_id: Uuid) -> Result<Vec<Group>> {
         sqlx::query(
             "SELECT g.* FROM groups g JOIN memberships m ON m.group_id = g.id WHERE m.identity_id = ? ORDER BY g.name, g.id",
@@ -1037,21 +1048,24 @@ impl Store for SqliteStore {
         )
     }
 
-    async fn append_audit(&self, a: &AuditRecord) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO audit(time, identity_id, action, collection_id, path, allowed, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(a.time)
-        .bind(a.identity_id.map(|i| i.to_string()))
-        .bind(&a.action)
-        .bind(a.collection_id.map(|c| c.to_string()))
-        .bind(&a.path)
-        .bind(a.allowed as i64)
-        .bind(&a.detail)
-        .execute(&self.pool)
-        .await
-        .map_err(backend)?;
-        Ok(())
+    async fn append_audit(&self, records: &[AuditRecord]) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        for a in records {
+            sqlx::query(
+                "INSERT INTO audit(time, identity_id, action, collection_id, path, allowed, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(a.time)
+            .bind(a.identity_id.map(|i| i.to_string()))
+            .bind(&a.action)
+            .bind(a.collection_id.map(|c| c.to_string()))
+            .bind(&a.path)
+            .bind(a.allowed as i64)
+            .bind(&a.detail)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
     }
 
     async fn query_audit(&self, f: &AuditFilter) -> Result<Vec<AuditRecord>> {

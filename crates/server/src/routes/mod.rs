@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod groups;
+pub mod manager;
 pub mod web;
 
 use std::collections::HashMap;
@@ -12,11 +13,13 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use ferry_auth::{Auth, AuthError, Principal};
+use ferry_endpoint::Endpoint;
 use serde::de::DeserializeOwned;
 
 #[derive(Clone)]
 pub struct AppState {
     pub auth: Arc<Auth>,
+    pub endpoint: Arc<Endpoint>,
     /// Browser cookies get `Secure` when the server is reached over https.
     pub secure_cookies: bool,
 }

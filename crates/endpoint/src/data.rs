@@ -1,0 +1,255 @@
+//! Data access: every door (file operations, HTTPS, each file of a transfer) comes through [`Endpoint::authorize`],
+//! which normalises the path, applies the one access check, follows symlinks only inside the storage root and
+//! checks the place they lead to as well, and records the decision in the audit log.
+//!
+//! The connector then works on the canonical path and refuses to traverse any symlink, so a symlink swapped in
+//! after the check makes the operation fail instead of leading somewhere the check did not see.
+
+use std::sync::Arc;
+
+use ferry_core::access::{Action, Caller, CollectionPolicy};
+use ferry_core::path;
+use ferry_core::restrictions::Access;
+use ferry_storage::{ByteStream, Connector, Entry, EntryKind, Listing, StorageError, Upload};
+use uuid::Uuid;
+
+use crate::policy::Grant;
+use crate::{Endpoint, EndpointError, Requester, Result};
+
+/// A data access the check allowed.
+pub struct Authorized {
+    pub connector: Arc<dyn Connector>,
+    /// The canonical path in the storage gateway's namespace: what the operation must use.
+    pub storage_path: String,
+    /// The canonical path inside the collection.
+    pub path: String,
+    /// What the caller may do there.
+    pub access: Access,
+}
+
+/// Normalises a path given by a client, naming the parameter when it is unusable.
+pub fn client_path(field: &str, path: &str) -> Result<String> {
+    path::normalize(path).map_err(|e| EndpointError::BadRequest(format!("{field}: {e}")))
+}
+
+impl Endpoint {
+    /// May `who` (None: anonymous) do `action` at `path` of `collection`? `op` names the operation for the log.
+    pub async fn authorize(
+        &self,
+        who: Option<&Requester>,
+        collection: Uuid,
+        path: &str,
+        action: Action,
+        op: &str,
+    ) -> Result<Authorized> {
+        let path = client_path("path", path)?;
+        let c = self.collection(collection).await?;
+        let grant = self.grant(&c, who).await?;
+        let identity = who.map(|w| w.identity.id);
+        let outcome = match &*grant {
+            Grant::NoAccount(why) => Err(EndpointError::AccessDenied(format!(
+                "no access to {path}: {why}"
+            ))),
+            Grant::Policy {
+                policy, connector, ..
+            } => {
+                let groups: &[Uuid] = who.map(|w| w.groups.as_slice()).unwrap_or(&[]);
+                let caller = Caller { identity, groups };
+                self.check_on(policy, connector, &caller, &path, action)
+                    .await
+            }
+        };
+        let (allowed, logged_path, detail) = match &outcome {
+            Ok(a) => (true, a.path.as_str(), String::new()),
+            Err(EndpointError::AccessDenied(m)) => (false, path.as_str(), m.clone()),
+            // Not a decision (a storage failure on the way): the operation reports it.
+            Err(_) => return outcome,
+        };
+        self.audit
+            .record(
+                identity,
+                &format!("data.{op}"),
+                Some(collection),
+                Some(logged_path),
+                allowed,
+                detail,
+            )
+            .await;
+        outcome
+    }
+
+    /// The check on a compiled policy: the path as asked, then, if symlinks lie on the way, the place they lead to.
+    pub(crate) async fn check_on(
+        &self,
+        policy: &CollectionPolicy,
+        connector: &Arc<dyn Connector>,
+        caller: &Caller<'_>,
+        path: &str,
+        action: Action,
+    ) -> Result<Authorized> {
+        let now = crate::now();
+        let denied = |m: String| EndpointError::AccessDenied(m);
+        let lexical_access = policy
+            .check(caller, path, action, now)
+            .map_err(|r| denied(format!("no {} access to {path}: {r}", action.as_str())))?;
+        let lexical = policy.storage_path(path);
+        let canonical = match connector.resolve(&lexical).await {
+            Ok(c) => c,
+            Err(StorageError::Escape(_) | StorageError::Loop(_)) => {
+                return Err(denied(format!(
+                    "no access to {path}: a symbolic link on the way leads outside the storage"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if canonical == lexical {
+            return Ok(Authorized {
+                connector: connector.clone(),
+                storage_path: canonical,
+                path: path.to_string(),
+                access: lexical_access,
+            });
+        }
+        let inside = policy.collection_path(&canonical).ok_or_else(|| {
+            denied(format!(
+                "no access to {path}: a symbolic link on the way leads outside the collection"
+            ))
+        })?;
+        let access = policy.check(caller, &inside, action, now).map_err(|r| {
+            denied(format!(
+                "no {} access to {path} (a symbolic link to {inside}): {r}",
+                action.as_str()
+            ))
+        })?;
+        Ok(Authorized {
+            connector: connector.clone(),
+            storage_path: canonical,
+            path: inside,
+            access: access.min(lexical_access),
+        })
+    }
+
+    pub async fn list(
+        &self,
+        who: Option<&Requester>,
+        collection: Uuid,
+        path: &str,
+    ) -> Result<(Authorized, Listing)> {
+        let a = self
+            .authorize(who, collection, path, Action::Read, "list")
+            .await?;
+        let listing = a.connector.list(&a.storage_path).await?;
+        Ok((a, listing))
+    }
+
+    pub async fn stat(
+        &self,
+        who: Option<&Requester>,
+        collection: Uuid,
+        path: &str,
+    ) -> Result<(Authorized, Entry)> {
+        let a = self
+            .authorize(who, collection, path, Action::Read, "stat")
+            .await?;
+        let mut entry = a.connector.stat(&a.storage_path).await?;
+        if a.path == "/" {
+            entry.name = "/".into();
+        }
+        Ok((a, entry))
+    }
+
+    pub async fn mkdir(&self, who: Option<&Requester>, collection: Uuid, path: &str) -> Result<()> {
+        let a = self
+            .authorize(who, collection, path, Action::Write, "mkdir")
+            .await?;
+        Ok(a.connector.mkdir(&a.storage_path).await?)
+    }
+
+    /// Needs write access at both names.
+    pub async fn rename(
+        &self,
+        who: Option<&Requester>,
+        collection: Uuid,
+        from: &str,
+        to: &str,
+    ) -> Result<()> {
+        let src = self
+            .authorize(who, collection, from, Action::Write, "rename")
+            .await?;
+        let dst = self
+            .authorize(who, collection, to, Action::Write, "rename")
+            .await?;
+        if src.path == "/" || dst.path == "/" {
+            return Err(EndpointError::BadRequest(
+                "the root of a collection cannot be renamed".into(),
+            ));
+        }
+        if path::is_within(&src.path, &dst.path) {
+            return Err(EndpointError::BadRequest(format!(
+                "new_path: {} lies inside {}",
+                dst.path, src.path
+            )));
+        }
+        Ok(src
+            .connector
+            .rename(&src.storage_path, &dst.storage_path)
+            .await?)
+    }
+
+    pub async fn delete(
+        &self,
+        who: Option<&Requester>,
+        collection: Uuid,
+        path: &str,
+        recursive: bool,
+    ) -> Result<()> {
+        let a = self
+            .authorize(who, collection, path, Action::Write, "delete")
+            .await?;
+        if a.path == "/" {
+            return Err(EndpointError::BadRequest(
+                "the root of a collection cannot be deleted".into(),
+            ));
+        }
+        Ok(a.connector.delete(&a.storage_path, recursive).await?)
+    }
+
+    /// Opens `path` for reading from `offset` (`len` bytes, or to the end). The entry is the file's before the read.
+    pub async fn read(
+        &self,
+        who: Option<&Requester>,
+        collection: Uuid,
+        path: &str,
+        offset: u64,
+        len: Option<u64>,
+    ) -> Result<(Entry, ByteStream)> {
+        let a = self
+            .authorize(who, collection, path, Action::Read, "read")
+            .await?;
+        let entry = a.connector.stat(&a.storage_path).await?;
+        if entry.kind != EntryKind::File {
+            return Err(StorageError::IsADirectory(a.path).into());
+        }
+        let stream = a.connector.read(&a.storage_path, offset, len).await?;
+        Ok((entry, stream))
+    }
+
+    /// Starts an upload to `path`; nothing appears under the name until the upload is committed.
+    pub async fn write(
+        &self,
+        who: Option<&Requester>,
+        collection: Uuid,
+        path: &str,
+        overwrite: bool,
+    ) -> Result<Box<dyn Upload>> {
+        let a = self
+            .authorize(who, collection, path, Action::Write, "write")
+            .await?;
+        if a.path == "/" {
+            return Err(EndpointError::BadRequest(
+                "the root of a collection is a folder, not a file".into(),
+            ));
+        }
+        Ok(a.connector.write(&a.storage_path, overwrite).await?)
+    }
+}

@@ -1,0 +1,209 @@
+//! Compiled access policies, cached. A guest collection has one policy (it acts as its creator's account); a
+//! mapped collection has one per caller, because each caller reaches it as their own account.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use ferry_core::access::{Account, CollectionPolicy, PolicyInputs};
+use ferry_core::endpoint::{CollectionDoc, CollectionType};
+use ferry_storage::Connector;
+use uuid::Uuid;
+
+use crate::{Endpoint, EndpointError, Requester, Result, account};
+
+/// Entries beyond this are dropped wholesale: a bound on memory, not an expected size.
+const MAX_ENTRIES: usize = 10_000;
+
+/// How a caller reaches a collection: through a compiled policy as an account, or not at all.
+pub(crate) enum Grant {
+    Policy {
+        policy: Box<CollectionPolicy>,
+        connector: Arc<dyn Connector>,
+        account: String,
+    },
+    NoAccount(String),
+}
+
+type Key = (Uuid, Option<Uuid>);
+
+#[derive(Default)]
+pub(crate) struct PolicyCache {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Bumped by every configuration change; a policy built from older data is not stored.
+    generation: u64,
+    entries: HashMap<Key, Arc<Grant>>,
+}
+
+impl PolicyCache {
+    pub(crate) fn clear(&self) {
+        if let Ok(mut i) = self.inner.lock() {
+            i.generation += 1;
+            i.entries.clear();
+        }
+    }
+
+    fn get(&self, key: &Key) -> (u64, Option<Arc<Grant>>) {
+        match self.inner.lock() {
+            Ok(i) => (i.generation, i.entries.get(key).cloned()),
+            Err(_) => (u64::MAX, None),
+        }
+    }
+
+    fn put(&self, generation: u64, key: Key, grant: Arc<Grant>) {
+        if let Ok(mut i) = self.inner.lock()
+            && i.generation == generation
+        {
+            if i.entries.len() >= MAX_ENTRIES {
+                i.entries.clear();
+            }
+            i.entries.insert(key, grant);
+        }
+    }
+}
+
+impl Endpoint {
+    /// The compiled policy through which `who` reaches `c`. Anonymous callers reach guest collections only.
+    pub(crate) async fn grant(
+        &self,
+        c: &CollectionDoc,
+        who: Option<&Requester>,
+    ) -> Result<Arc<Grant>> {
+        let key = match c.collection_type {
+            CollectionType::Guest => (c.id, None),
+            CollectionType::Mapped => (
+                c.id,
+                Some(who.ok_or(EndpointError::Unauthenticated)?.identity.id),
+            ),
+        };
+        let (generation, cached) = self.policies.get(&key);
+        if let Some(g) = cached {
+            return Ok(g);
+        }
+        let grant = Arc::new(self.build_grant(c, who).await?);
+        self.policies.put(generation, key, grant.clone());
+        Ok(grant)
+    }
+
+    async fn build_grant(&self, c: &CollectionDoc, who: Option<&Requester>) -> Result<Grant> {
+        match c.collection_type {
+            CollectionType::Mapped => {
+                let who = who.ok_or(EndpointError::Unauthenticated)?;
+                let gateway = self.gateway(mapped_gateway(c)?).await?;
+                let account = match account::account_for(&gateway, &who.identity).await {
+                    Ok(a) => a,
+                    Err(why) => return Ok(Grant::NoAccount(why)),
+                };
+                let connector = self.connector(&gateway)?;
+                let home = connector.home_of(&account);
+                let policy = CollectionPolicy::build(&PolicyInputs {
+                    collection: c,
+                    mapped: None,
+                    gateway: &gateway,
+                    account: Account {
+                        username: &account,
+                        home: home.as_deref(),
+                    },
+                    sharing_policies: &[],
+                    acl_rules: &[],
+                    roles: &[],
+                })?;
+                Ok(Grant::Policy {
+                    policy: Box::new(policy),
+                    connector,
+                    account,
+                })
+            }
+            CollectionType::Guest => {
+                let mapped_id = c.mapped_collection_id.ok_or_else(|| {
+                    EndpointError::Internal(format!(
+                        "guest collection {} has no mapped collection",
+                        c.id
+                    ))
+                })?;
+                let mapped = self.collection(mapped_id).await?;
+                let gateway = self.gateway(mapped_gateway(&mapped)?).await?;
+                let Some(account) = self.guest_account(c, &gateway).await? else {
+                    return Ok(Grant::NoAccount(
+                        "the guest collection's owner no longer has a storage account here".into(),
+                    ));
+                };
+                let account = match account {
+                    Ok(a) => a,
+                    Err(why) => {
+                        return Ok(Grant::NoAccount(format!(
+                            "the guest collection's owner can no longer reach the storage gateway: {why}"
+                        )));
+                    }
+                };
+                let connector = self.connector(&gateway)?;
+                let home = connector.home_of(&account);
+                let sharing_policies = self.store.list_sharing_policies(mapped.id).await?;
+                let acl_rules = self.store.list_acl_rules(c.id).await?;
+                let mut roles = self.store.list_roles(None).await?;
+                roles.extend(self.store.list_roles(Some(c.id)).await?);
+                let policy = CollectionPolicy::build(&PolicyInputs {
+                    collection: c,
+                    mapped: Some(&mapped),
+                    gateway: &gateway,
+                    account: Account {
+                        username: &account,
+                        home: home.as_deref(),
+                    },
+                    sharing_policies: &sharing_policies,
+                    acl_rules: &acl_rules,
+                    roles: &roles,
+                })?;
+                Ok(Grant::Policy {
+                    policy: Box::new(policy),
+                    connector,
+                    account,
+                })
+            }
+        }
+    }
+
+    /// The account a guest collection acts as: its creator's credential, provided the creator still maps to
+    /// that account (so that `users_deny`, a removed domain or a deleted identity cut the share off).
+    /// `None`: the credential or the creator is gone.
+    async fn guest_account(
+        &self,
+        c: &CollectionDoc,
+        gateway: &ferry_core::endpoint::StorageGatewayDoc,
+    ) -> Result<Option<account::Outcome>> {
+        let (Some(cred_id), Some(owner)) = (c.user_credential_id, c.identity_id) else {
+            return Ok(None);
+        };
+        let Some(cred) = self.store.get_user_credential(cred_id).await? else {
+            return Ok(None);
+        };
+        let Some(creator) = self.store.get_identity(owner).await? else {
+            return Ok(None);
+        };
+        let Some(username) = cred.username else {
+            return Ok(None);
+        };
+        Ok(Some(
+            account::account_for(gateway, &creator)
+                .await
+                .and_then(|now| {
+                    if now == username {
+                        Ok(username)
+                    } else {
+                        Err(format!(
+                            "its owner now maps to account {now}, not {username}"
+                        ))
+                    }
+                }),
+        ))
+    }
+}
+
+pub(crate) fn mapped_gateway(c: &CollectionDoc) -> Result<Uuid> {
+    c.storage_gateway_id.ok_or_else(|| {
+        EndpointError::Internal(format!("collection {} has no storage gateway", c.id))
+    })
+}
