@@ -7,7 +7,8 @@
 
 use std::sync::Arc;
 
-use ferry_core::access::{Action, Caller, CollectionPolicy};
+use ferry_core::access::{Account, Action, Caller, CollectionPolicy, interpolate_base_path};
+use ferry_core::endpoint::CollectionDoc;
 use ferry_core::path;
 use ferry_core::restrictions::Access;
 use ferry_storage::{ByteStream, Connector, Entry, EntryKind, Listing, StorageError, Upload};
@@ -32,6 +33,38 @@ pub fn client_path(field: &str, path: &str) -> Result<String> {
     path::normalize(path).map_err(|e| EndpointError::BadRequest(format!("{field}: {e}")))
 }
 
+/// Globus clients write `/~/` for "the default folder": the collection's `default_directory` (which may name
+/// `$USER`/`$HOME`), or its root.
+pub fn expand_home(path: &str, c: &CollectionDoc, account: Option<&str>) -> String {
+    let rest = match path {
+        "~" | "/~" => "",
+        p => match p.strip_prefix("/~/").or_else(|| p.strip_prefix("~/")) {
+            Some(r) => r,
+            None => return path.to_string(),
+        },
+    };
+    let home = c
+        .default_directory
+        .as_deref()
+        .filter(|d| !d.starts_with("/~") && !d.starts_with('~'))
+        .map(|d| {
+            interpolate_base_path(
+                d,
+                Account {
+                    username: account.unwrap_or(""),
+                    home: None,
+                },
+            )
+        })
+        .and_then(|d| path::normalize(&d).ok())
+        .unwrap_or_else(|| "/".into());
+    if rest.is_empty() {
+        home
+    } else {
+        format!("{}/{rest}", home.trim_end_matches('/'))
+    }
+}
+
 impl Endpoint {
     /// May `who` (None: anonymous) do `action` at `path` of `collection`? `op` names the operation for the log.
     pub async fn authorize(
@@ -42,9 +75,13 @@ impl Endpoint {
         action: Action,
         op: &str,
     ) -> Result<Authorized> {
-        let path = client_path("path", path)?;
         let c = self.collection(collection).await?;
         let grant = self.grant(&c, who).await?;
+        let account = match &*grant {
+            Grant::Policy { account, .. } => Some(account.as_str()),
+            Grant::NoAccount(_) => None,
+        };
+        let path = client_path("path", &expand_home(path, &c, account))?;
         let identity = who.map(|w| w.identity.id);
         let outcome = match &*grant {
             Grant::NoAccount(why) => Err(EndpointError::AccessDenied(format!(
@@ -251,5 +288,25 @@ impl Endpoint {
             ));
         }
         Ok(a.connector.write(&a.storage_path, overwrite).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn home_means_the_default_directory() {
+        let mut c: CollectionDoc = serde_json::from_value(serde_json::json!({
+            "collection_type": "mapped", "display_name": "m", "collection_base_path": "/",
+        }))
+        .unwrap();
+        assert_eq!(expand_home("/~/", &c, None), "/");
+        assert_eq!(expand_home("/~/x/y", &c, None), "/x/y");
+        assert_eq!(expand_home("/a/~/b", &c, None), "/a/~/b");
+        c.default_directory = Some("/projects/$USER/".into());
+        assert_eq!(expand_home("/~/", &c, Some("ana")), "/projects/ana");
+        assert_eq!(expand_home("~/f", &c, Some("ana")), "/projects/ana/f");
+        assert_eq!(expand_home("/data", &c, Some("ana")), "/data");
     }
 }
