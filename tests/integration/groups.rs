@@ -5,10 +5,7 @@ use serde_json::{Value, json};
 const GROUPS: &str = "urn:globus:auth:scope:groups.api.globus.org:all";
 
 async fn token(s: &TestServer, app: &App) -> String {
-    s.client_token(app, GROUPS).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    s.access_token(app, GROUPS).await
 }
 
 async fn call(
@@ -18,16 +15,7 @@ async fn call(
     token: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut rb = s
-        .http
-        .request(method, format!("{}{path}", s.url))
-        .bearer_auth(token);
-    if let Some(b) = body {
-        rb = rb.json(&b);
-    }
-    let r = rb.send().await.unwrap();
-    let st = r.status().as_u16();
-    (st, r.json().await.unwrap_or(Value::Null))
+    s.call(method, path, token, body.as_ref()).await
 }
 
 #[tokio::test]

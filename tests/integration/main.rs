@@ -4,5 +4,6 @@ mod authorize;
 mod bad_input;
 mod client_credentials;
 mod groups;
+mod manager;
 mod server;
 mod tokens;

@@ -127,6 +127,45 @@ impl TestServer {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
+    /// Any JSON API call with a bearer token; returns status and JSON body (Null when the body is not JSON).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut rb = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            rb = rb.json(b);
+        }
+        let r = rb.send().await.expect("request sent");
+        let st = r.status().as_u16();
+        (st, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The access token of a client-credentials grant for `scope`.
+    pub async fn access_token(&self, app: &App, scope: &str) -> String {
+        self.client_token(app, scope).await["access_token"]
+            .as_str()
+            .expect("an access token")
+            .to_string()
+    }
+
+    /// The administrator's confidential client, as the first start created it.
+    pub fn admin_app(&self) -> App {
+        let text = std::fs::read_to_string(self.data_dir().join("admin-credentials.json"))
+            .expect("admin credentials");
+        let v: Value = serde_json::from_str(&text).expect("credentials JSON");
+        App {
+            id: v["client_id"].as_str().unwrap().to_string(),
+            secret: v["client_secret"].as_str().map(str::to_string),
+        }
+    }
+
     pub async fn client_token(&self, app: &App, scope: &str) -> Value {
         let (status, body) = self
             .oauth(
