@@ -1,0 +1,1 @@
+//! Ferry's benchmarks live in `benches/`; see README.md ("Benchmarks").
