@@ -75,6 +75,7 @@ fn setup() -> (CollectionPolicy, Uuid, Vec<Uuid>) {
         sharing_policies: &[],
         acl_rules: &rules,
         roles: &[],
+        guest_auth_policy: None,
     })
     .unwrap();
     (policy, caller, groups)
@@ -84,6 +85,7 @@ fn access_check(c: &mut Criterion) {
     let (policy, caller, groups) = setup();
     let who = Caller {
         identity: Some(caller),
+        username: Some("bench@uni.edu"),
         groups: &groups,
     };
     // Allowed through the caller's own rule, four levels down.

@@ -9,6 +9,7 @@ mod grants;
 pub mod groups;
 mod keys;
 mod limiter;
+mod policies;
 mod secrets;
 mod service;
 

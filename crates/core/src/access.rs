@@ -18,6 +18,7 @@ use std::fmt;
 use uuid::Uuid;
 
 use crate::acl::{AclPrincipal, AclRule};
+use crate::auth_policy::AuthPolicy;
 use crate::endpoint::{
     CollectionDoc, CollectionType, RoleDoc, RoleName, RolePrincipal, SharingPolicyDoc,
     StorageGatewayDoc,
@@ -30,12 +31,15 @@ use crate::time::Timestamp;
 #[derive(Debug, Clone, Copy)]
 pub struct Caller<'a> {
     pub identity: Option<Uuid>,
+    /// `name@domain`: authentication policies admit callers by domain.
+    pub username: Option<&'a str>,
     pub groups: &'a [Uuid],
 }
 
 impl Caller<'_> {
     pub const ANONYMOUS: Caller<'static> = Caller {
         identity: None,
+        username: None,
         groups: &[],
     };
 }
@@ -155,6 +159,8 @@ pub struct PolicyInputs<'a> {
     pub sharing_policies: &'a [SharingPolicyDoc],
     pub acl_rules: &'a [AclRule],
     pub roles: &'a [RoleDoc],
+    /// The mapped collection's `guest_auth_policy_id` document, for guest collections.
+    pub guest_auth_policy: Option<&'a AuthPolicy>,
 }
 
 /// A stored document that no longer compiles; stored documents are validated on the way in, so this is an
@@ -184,6 +190,8 @@ struct GuestLayers {
     /// Identities and groups holding a role that implies `rw` on `/`.
     manager_ids: HashSet<Uuid>,
     manager_groups: HashSet<Uuid>,
+    /// Permissions count only for callers this policy admits (roles are not filtered).
+    auth_policy: Option<AuthPolicy>,
 }
 
 #[derive(Debug, Clone)]
@@ -327,6 +335,7 @@ impl CollectionPolicy {
                         acl,
                         manager_ids,
                         manager_groups,
+                        auth_policy: inputs.guest_auth_policy.cloned(),
                     }),
                 })
             }
@@ -450,6 +459,8 @@ fn describe_rule(field: &str, r: &crate::restrictions::RuleRef) -> String {
 enum PermissionSource {
     Role,
     Rule(Uuid, AclPrincipal, String),
+    /// The guest authentication policy does not admit the caller's domain.
+    PolicyRefused(Uuid),
     Nothing,
 }
 
@@ -469,6 +480,9 @@ impl PermissionSource {
                 };
                 format!("permission {id} for {who} on {path}")
             }
+            PermissionSource::PolicyRefused(id) => format!(
+                "the mapped collection's authentication policy {id} does not admit the caller's identity domain"
+            ),
             PermissionSource::Nothing => {
                 "no permission of the guest collection covers this path for the caller".into()
             }
@@ -555,6 +569,11 @@ impl GuestLayers {
     ) -> (Access, PermissionSource) {
         if self.is_manager(caller) {
             return (Access::ReadWrite, PermissionSource::Role);
+        }
+        if let Some(p) = &self.auth_policy
+            && !p.admits(caller.username)
+        {
+            return (Access::None, PermissionSource::PolicyRefused(p.id));
         }
         let mut best: (Access, Option<(&AclEntry, &str)>) = (Access::None, None);
         for at in path::ancestors(path) {
@@ -672,10 +691,12 @@ mod tests {
             sharing_policies: &[],
             acl_rules: &[],
             roles: &[],
+            guest_auth_policy: None,
         })
         .unwrap();
         let me = Caller {
             identity: Some(Uuid::new_v4()),
+            username: None,
             groups: &[],
         };
         assert_eq!(
@@ -725,6 +746,7 @@ mod tests {
                 sharing_policies: policies,
                 acl_rules: &rules,
                 roles: &[],
+                guest_auth_policy: None,
             })
             .unwrap()
         };
@@ -732,6 +754,7 @@ mod tests {
         assert_eq!(p.root, "/data/proj");
         let who = |id: Uuid, groups: &'static [Uuid]| Caller {
             identity: Some(id),
+            username: None,
             groups,
         };
         let o = who(owner, &[]);
@@ -860,6 +883,7 @@ mod tests {
             sharing_policies: &[],
             acl_rules: &[],
             roles: &roles,
+            guest_auth_policy: None,
         })
         .unwrap();
         let groups = [group];
@@ -867,6 +891,7 @@ mod tests {
             p.check(
                 &Caller {
                     identity: Some(id),
+                    username: None,
                     groups,
                 },
                 "/f",
@@ -883,6 +908,63 @@ mod tests {
             "an activity monitor has no data access"
         );
         assert!(!check(am, &[]), "without the group, no role");
+    }
+
+    #[test]
+    fn a_guest_auth_policy_filters_permissions_by_domain() {
+        let owner = Uuid::new_v4();
+        let g = gateway(serde_json::Value::Null);
+        let m = mapped(serde_json::Value::Null);
+        let c = guest(&m, "/", owner);
+        let rules = vec![rule(
+            &c,
+            AclPrincipal::AllAuthenticatedUsers,
+            "/",
+            false,
+            None,
+        )];
+        let policy: AuthPolicy = serde_json::from_value(json!({
+            "display_name": "edu", "domain_constraints_include": ["*.edu"]
+        }))
+        .unwrap();
+        let p = CollectionPolicy::build(&PolicyInputs {
+            collection: &c,
+            mapped: Some(&m),
+            gateway: &g,
+            account: ANA,
+            sharing_policies: &[],
+            acl_rules: &rules,
+            roles: &[],
+            guest_auth_policy: Some(&policy),
+        })
+        .unwrap();
+        let caller = |id: Uuid, username: &'static str| Caller {
+            identity: Some(id),
+            username: Some(username),
+            groups: &[],
+        };
+        assert!(
+            p.check(
+                &caller(Uuid::new_v4(), "ana@uni.edu"),
+                "/f",
+                Action::Read,
+                0
+            )
+            .is_ok()
+        );
+        let who = caller(Uuid::new_v4(), "eve@corp.com");
+        let r = p.check(&who, "/f", Action::Read, 0).unwrap_err();
+        assert_eq!(r.layer, Layer::Permissions);
+        assert!(
+            p.explain(&who, "/f", 0).layers[2]
+                .because
+                .contains("authentication policy")
+        );
+        // Roles are not filtered: the owner keeps access whatever its domain.
+        assert!(
+            p.check(&caller(owner, "o@corp.com"), "/f", Action::Write, 0)
+                .is_ok()
+        );
     }
 
     #[test]

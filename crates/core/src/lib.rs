@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod acl;
+pub mod auth_policy;
 pub mod endpoint;
 pub mod fnmatch;
 pub mod group;

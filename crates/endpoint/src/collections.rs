@@ -217,6 +217,18 @@ impl Endpoint {
         }
     }
 
+    /// A mapped collection's `guest_auth_policy_id` must name an existing policy.
+    async fn check_auth_policy(&self, doc: &CollectionDoc) -> Result<()> {
+        if let Some(id) = doc.guest_auth_policy_id
+            && self.store.get_auth_policy(id).await?.is_none()
+        {
+            return Err(EndpointError::BadRequest(format!(
+                "guest_auth_policy_id: no authentication policy {id}"
+            )));
+        }
+        Ok(())
+    }
+
     async fn create_mapped(&self, who: &Requester, request: Value) -> Result<Value> {
         let ep = self.require_endpoint_manager(who).await?;
         docs::refuse_fields(
@@ -226,6 +238,7 @@ impl Endpoint {
         )?;
         let mut doc: CollectionDoc = docs::parse(request, "collection")?;
         validate_mapped(&doc)?;
+        self.check_auth_policy(&doc).await?;
         let gw = doc.storage_gateway_id.ok_or_else(|| {
             EndpointError::BadRequest("storage_gateway_id: required for a mapped collection".into())
         })?;
@@ -328,9 +341,11 @@ impl Endpoint {
             sharing_policies: &sharing_policies,
             acl_rules: &[],
             roles: &[],
+            guest_auth_policy: None,
         })?;
         let caller = Caller {
             identity: Some(who.identity.id),
+            username: Some(&who.identity.username),
             groups: &who.groups,
         };
         let checked = self
@@ -541,7 +556,10 @@ impl Endpoint {
         };
         let mut doc: CollectionDoc = docs::parse(value, "collection")?;
         match doc.collection_type {
-            CollectionType::Mapped => validate_mapped(&doc)?,
+            CollectionType::Mapped => {
+                validate_mapped(&doc)?;
+                self.check_auth_policy(&doc).await?;
+            }
             CollectionType::Guest => validate_common(&doc)?,
         }
         doc.data_type = "collection#1.13.0".into();

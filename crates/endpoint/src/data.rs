@@ -91,7 +91,11 @@ impl Endpoint {
                 policy, connector, ..
             } => {
                 let groups: &[Uuid] = who.map(|w| w.groups.as_slice()).unwrap_or(&[]);
-                let caller = Caller { identity, groups };
+                let caller = Caller {
+                    identity,
+                    username: who.map(|w| w.identity.username.as_str()),
+                    groups,
+                };
                 self.check_on(policy, connector, &caller, &path, action)
                     .await
             }

@@ -92,6 +92,7 @@ impl Endpoint {
         let groups = who.as_ref().map(|w| w.groups.clone()).unwrap_or_default();
         let caller = Caller {
             identity: who.as_ref().map(|w| w.identity.id),
+            username: who.as_ref().map(|w| w.identity.username.as_str()),
             groups: &groups,
         };
         let now = crate::now();

@@ -110,6 +110,7 @@ impl Endpoint {
                     sharing_policies: &[],
                     acl_rules: &[],
                     roles: &[],
+                    guest_auth_policy: None,
                 })?;
                 Ok(Grant::Policy {
                     policy: Box::new(policy),
@@ -145,6 +146,18 @@ impl Endpoint {
                 let acl_rules = self.store.list_acl_rules(c.id).await?;
                 let mut roles = self.store.list_roles(None).await?;
                 roles.extend(self.store.list_roles(Some(c.id)).await?);
+                let auth_policy = match mapped.guest_auth_policy_id {
+                    Some(id) => match self.store.get_auth_policy(id).await? {
+                        Some((p, _)) => Some(p),
+                        // Deleting a policy in use is refused; a missing one fails closed.
+                        None => {
+                            return Ok(Grant::NoAccount(format!(
+                                "the mapped collection's authentication policy {id} is missing"
+                            )));
+                        }
+                    },
+                    None => None,
+                };
                 let policy = CollectionPolicy::build(&PolicyInputs {
                     collection: c,
                     mapped: Some(&mapped),
@@ -156,6 +169,7 @@ impl Endpoint {
                     sharing_policies: &sharing_policies,
                     acl_rules: &acl_rules,
                     roles: &roles,
+                    guest_auth_policy: auth_policy.as_ref(),
                 })?;
                 Ok(Grant::Policy {
                     policy: Box::new(policy),

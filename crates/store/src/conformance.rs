@@ -49,6 +49,7 @@ pub async fn run(store: &dyn Store) {
     groups(store).await;
     endpoint(store).await;
     audit(store).await;
+    auth_policies(store).await;
 }
 
 fn collection(kind: &str, gateway: Uuid, mapped: Option<Uuid>) -> CollectionDoc {
@@ -213,6 +214,32 @@ async fn audit(store: &dyn Store) {
         .await,
         Vec::<String>::new()
     );
+}
+
+async fn auth_policies(store: &dyn Store) {
+    let owner = Uuid::new_v4();
+    let mut p: ferry_core::auth_policy::AuthPolicy =
+        serde_json::from_value(json!({"display_name": "edu only",
+            "domain_constraints_include": ["*.edu"]}))
+        .unwrap();
+    p.id = Uuid::new_v4();
+    store.create_auth_policy(&p, owner).await.unwrap();
+    assert_eq!(
+        store.get_auth_policy(p.id).await.unwrap(),
+        Some((p.clone(), owner))
+    );
+    p.description = "changed".into();
+    store.update_auth_policy(&p).await.unwrap();
+    assert_eq!(
+        store.list_auth_policies().await.unwrap(),
+        vec![(p.clone(), owner)]
+    );
+    store.delete_auth_policy(p.id).await.unwrap();
+    assert!(matches!(
+        store.delete_auth_policy(p.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.get_auth_policy(p.id).await.unwrap(), None);
 }
 
 async fn meta(store: &dyn Store) {

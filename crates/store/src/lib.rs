@@ -6,6 +6,7 @@ mod sqlite;
 
 use async_trait::async_trait;
 use ferry_core::acl::AclRule;
+use ferry_core::auth_policy::AuthPolicy;
 use ferry_core::endpoint::{
     CollectionDoc, CollectionType, RoleDoc, SharingPolicyDoc, StorageGatewayDoc, UserCredentialDoc,
 };
@@ -230,6 +231,13 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_acl_rule(&self, id: Uuid) -> Result<()>;
 
     /// Appends records in one transaction (the audit writer batches them); `seq` is assigned by the store.
+    /// Authentication policies with the identity that owns each.
+    async fn create_auth_policy(&self, policy: &AuthPolicy, owner: Uuid) -> Result<()>;
+    async fn get_auth_policy(&self, id: Uuid) -> Result<Option<(AuthPolicy, Uuid)>>;
+    async fn list_auth_policies(&self) -> Result<Vec<(AuthPolicy, Uuid)>>;
+    async fn update_auth_policy(&self, policy: &AuthPolicy) -> Result<()>;
+    async fn delete_auth_policy(&self, id: Uuid) -> Result<()>;
+
     async fn append_audit(&self, records: &[AuditRecord]) -> Result<()>;
     async fn query_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>>;
 }

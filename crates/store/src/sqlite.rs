@@ -13,6 +13,7 @@ use sqlx::{Row, SqlitePool};
 use uuid::Uuid;
 
 use ferry_core::acl::{AclPrincipal, AclRule};
+use ferry_core::auth_policy::AuthPolicy;
 use ferry_core::endpoint::{
     CollectionDoc, RoleDoc, SharingPolicyDoc, StorageGatewayDoc, UserCredentialDoc,
 };
@@ -1040,6 +1041,61 @@ impl Store for SqliteStore {
     async fn delete_acl_rule(&self, id: Uuid) -> Result<()> {
         affected(
             sqlx::query("DELETE FROM acl_rules WHERE id = ?")
+                .bind(id.to_string())
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?
+                .rows_affected(),
+        )
+    }
+
+    async fn create_auth_policy(&self, policy: &AuthPolicy, owner: Uuid) -> Result<()> {
+        sqlx::query("INSERT INTO auth_policies(id, owner, doc, created) VALUES (?, ?, ?, ?)")
+            .bind(policy.id.to_string())
+            .bind(owner.to_string())
+            .bind(to_doc(policy)?)
+            .bind(now_secs())
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn get_auth_policy(&self, id: Uuid) -> Result<Option<(AuthPolicy, Uuid)>> {
+        sqlx::query("SELECT doc, owner FROM auth_policies WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .map(|r| Ok((doc_col(&r)?, uuid_col(&r, "owner")?)))
+            .transpose()
+    }
+
+    async fn list_auth_policies(&self) -> Result<Vec<(AuthPolicy, Uuid)>> {
+        sqlx::query("SELECT doc, owner FROM auth_policies ORDER BY created, id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(|r| Ok((doc_col(r)?, uuid_col(r, "owner")?)))
+            .collect()
+    }
+
+    async fn update_auth_policy(&self, policy: &AuthPolicy) -> Result<()> {
+        affected(
+            sqlx::query("UPDATE auth_policies SET doc = ? WHERE id = ?")
+                .bind(to_doc(policy)?)
+                .bind(policy.id.to_string())
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?
+                .rows_affected(),
+        )
+    }
+
+    async fn delete_auth_policy(&self, id: Uuid) -> Result<()> {
+        affected(
+            sqlx::query("DELETE FROM auth_policies WHERE id = ?")
                 .bind(id.to_string())
                 .execute(&self.pool)
                 .await

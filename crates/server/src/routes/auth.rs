@@ -26,6 +26,11 @@ pub fn router() -> Router<AppState> {
         .route("/v2/api/identities/{id}/consents", get(consents))
         .route("/v2/api/clients", post(create_client))
         .route("/v2/api/clients/{id}", axum::routing::delete(delete_client))
+        .route("/v2/api/policies", get(list_policies).post(create_policy))
+        .route(
+            "/v2/api/policies/{id}",
+            get(show_policy).put(update_policy).delete(delete_policy),
+        )
         .route("/.well-known/openid-configuration", get(discovery))
         .route("/jwk.json", get(jwks))
 }
@@ -181,4 +186,64 @@ async fn discovery(State(s): State<AppState>) -> Json<Value> {
 
 async fn jwks(State(s): State<AppState>) -> Json<Value> {
     Json(s.auth.jwks())
+}
+
+fn policy_id(raw: &str) -> Result<Uuid, AuthApiError> {
+    Uuid::parse_str(raw)
+        .map_err(|_| ferry_auth::AuthError::NotFound(format!("no policy '{raw}'")).into())
+}
+
+async fn list_policies(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, AuthApiError> {
+    principal(&s, &headers, AUTH_RS).await?;
+    Ok(Json(s.auth.list_policies().await?))
+}
+
+async fn create_policy(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, AuthApiError> {
+    let p = principal(&s, &headers, AUTH_RS).await?;
+    Ok(Json(
+        s.auth
+            .create_policy(&p.identity, &parse_json(&body)?)
+            .await?,
+    ))
+}
+
+async fn show_policy(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AuthApiError> {
+    principal(&s, &headers, AUTH_RS).await?;
+    Ok(Json(s.auth.get_policy(policy_id(&id)?).await?))
+}
+
+async fn update_policy(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, AuthApiError> {
+    let p = principal(&s, &headers, AUTH_RS).await?;
+    Ok(Json(
+        s.auth
+            .update_policy(&p.identity, policy_id(&id)?, &parse_json(&body)?)
+            .await?,
+    ))
+}
+
+async fn delete_policy(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AuthApiError> {
+    let p = principal(&s, &headers, AUTH_RS).await?;
+    Ok(Json(
+        s.auth.delete_policy(&p.identity, policy_id(&id)?).await?,
+    ))
 }
