@@ -179,7 +179,7 @@ async fn invalid_documents_are_refused_naming_the_field_and_change_nothing() {
         (with("restrict_paths", json!({"write": ["/x"]})), "write"),
         (with("colour", json!("red")), "colour"),
         (with("DATA_TYPE", json!("collection#1.0.0")), "DATA_TYPE"),
-        (with("root_path", json!("/no/such/folder")), "root_path"),
+        (with("root", json!("/no/such/folder")), "root"),
         (
             with(
                 "connector_id",
@@ -295,7 +295,7 @@ async fn invalid_documents_are_refused_naming_the_field_and_change_nothing() {
     assert_eq!(stored["restrict_paths"]["read_write"], json!(["/data"]));
     // Without asking, private policies are not shown.
     let shown = a.ok(M::GET, &path, None).await;
-    assert!(shown.get("restrict_paths").is_none() && shown.get("root_path").is_none());
+    assert!(shown.get("restrict_paths").is_none() && shown.get("root").is_none());
     // Paging.
     for _ in 0..3 {
         gateway(&a, Value::Null, json!({})).await;
@@ -770,7 +770,14 @@ async fn sharing_policies_and_credentials() {
 }
 
 /// (vector, restrictions, account the identity maps to, path, access, deciding pattern or None)
-type Vector = (u32, Value, &'static str, &'static str, &'static str, Option<&'static str>);
+type Vector = (
+    u32,
+    Value,
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+);
 
 /// `access explain` (the function `ferry access explain` prints) on each path-restriction vector: the final
 /// access and the rule that decided it.

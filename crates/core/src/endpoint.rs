@@ -106,10 +106,10 @@ pub struct StorageGatewayDoc {
     pub display_name: String,
     #[serde(default = "posix_connector")]
     pub connector_id: Uuid,
-    /// Ferry extension: the folder on this host that is the connector's `/`. Every path of the gateway,
-    /// restrictions included, is inside it.
-    #[serde(default)]
-    pub root_path: Option<String>,
+    /// The folder on this host that is the connector's `/` (the SDK's `root`; Ferry also accepts `root_path`).
+    /// Every path of the gateway, restrictions included, is inside it. Absent: the host's `/`.
+    #[serde(default, rename = "root", alias = "root_path")]
+    pub root: Option<String>,
     #[serde(default)]
     pub allowed_domains: Vec<String>,
     #[serde(default)]

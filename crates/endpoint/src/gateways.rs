@@ -16,7 +16,7 @@ const PRIVATE: &[&str] = &[
     "restrict_paths",
     "users_allow",
     "users_deny",
-    "root_path",
+    "root",
 ];
 /// Computed or fixed at creation.
 const IMMUTABLE: &[&str] = &["id", "connector_id", "high_assurance"];
@@ -33,11 +33,11 @@ fn validate(doc: &StorageGatewayDoc) -> Result<()> {
             "high_assurance: high-assurance storage gateways are not supported".into(),
         ));
     }
-    if let Some(root) = &doc.root_path {
+    if let Some(root) = &doc.root {
         let p = std::path::Path::new(root);
         if !p.is_absolute() || !p.is_dir() {
             return Err(EndpointError::BadRequest(format!(
-                "root_path: {root} is not an existing folder on the server"
+                "root: {root} is not an existing folder on the server"
             )));
         }
     }

@@ -166,7 +166,7 @@ impl Endpoint {
         }
         let mut gateway: StorageGatewayDoc = serde_json::from_value(json!({
             "display_name": "Local storage",
-            "root_path": root.to_string_lossy(),
+            "root": root.to_string_lossy(),
             "users_allow": accounts,
         }))
         .map_err(|e| EndpointError::Internal(e.to_string()))?;

@@ -208,10 +208,10 @@ impl Endpoint {
             .ok_or_else(|| EndpointError::NotFound(format!("no collection {id}")))
     }
 
-    /// The connector of a gateway. The gateway's `root_path` (a Ferry extension) is the host folder that is its
+    /// The connector of a gateway. The gateway's `root` is the host folder that is its
     /// `/`; without one, the host's `/` (as GCS's POSIX connector sees it).
     fn connector(&self, gateway: &StorageGatewayDoc) -> Result<Arc<dyn Connector>> {
-        let root = gateway.root_path.clone().unwrap_or_else(|| "/".into());
+        let root = gateway.root.clone().unwrap_or_else(|| "/".into());
         let mut map = self
             .connectors
             .lock()
