@@ -157,6 +157,7 @@ class FerryServer:
         *,
         env: dict[str, str] | None = None,
         config: str | None = None,
+        tls: bool = False,
     ) -> None:
         self.binary = ferry_binary()
         self.workdir = workdir
@@ -164,6 +165,7 @@ class FerryServer:
         self.log_path = workdir / "server.log"
         self.extra_env = dict(env or {})
         self.config = config
+        self.tls = tls
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.base_url = ""
@@ -177,7 +179,8 @@ class FerryServer:
         last_error = ""
         for _attempt in range(3):
             self.port = free_port()
-            self.base_url = f"http://127.0.0.1:{self.port}"
+            scheme = "https" if self.tls else "http"
+            self.base_url = f"{scheme}://127.0.0.1:{self.port}"
             argv = [
                 str(self.binary),
                 "serve",
@@ -186,6 +189,8 @@ class FerryServer:
                 "--data-dir",
                 str(self.data_dir),
             ]
+            if self.tls:
+                argv.append("--tls")
             if self.config is not None:
                 config_path = self.workdir / "ferry.toml"
                 config_path.write_text(self.config)
@@ -221,12 +226,21 @@ class FerryServer:
             if self.proc.poll() is not None:
                 return False
             try:
-                if requests.get(url, timeout=5).status_code == 200:
+                if self.tls and not self.ca_path.exists():
+                    time.sleep(0.2)
+                    continue
+                verify: bool | str = str(self.ca_path) if self.tls else True
+                if requests.get(url, timeout=5, verify=verify).status_code == 200:
                     return True
             except requests.RequestException:
                 pass
             time.sleep(0.2)
         return False
+
+    @property
+    def ca_path(self) -> Path:
+        """The CA Ferry generated for its self-signed certificate (with --tls)."""
+        return self.data_dir / "tls" / "ca.pem"
 
     def _read_admin_credentials(self) -> dict[str, str]:
         path = self.data_dir / "admin-credentials.json"
