@@ -11,9 +11,10 @@ use ferry_core::access::{Account, Action, Caller, CollectionPolicy, interpolate_
 use ferry_core::endpoint::CollectionDoc;
 use ferry_core::path;
 use ferry_core::restrictions::Access;
-use ferry_storage::{ByteStream, Connector, Entry, EntryKind, Listing, StorageError, Upload};
+use ferry_storage::{ByteStream, Connector, Entry, EntryKind, StorageError, Upload};
 use uuid::Uuid;
 
+use crate::listing::{ListQuery, Listed, kind_name};
 use crate::policy::Grant;
 use crate::{Endpoint, EndpointError, Requester, Result};
 
@@ -24,8 +25,33 @@ pub struct Authorized {
     pub storage_path: String,
     /// The canonical path inside the collection.
     pub path: String,
+    /// The collection's root in the gateway's namespace.
+    pub root: String,
     /// What the caller may do there.
     pub access: Access,
+}
+
+/// A file the check allowed reading.
+pub struct Opened {
+    /// The file as it was when opened.
+    pub entry: Entry,
+    place: Authorized,
+}
+
+impl Opened {
+    /// Bytes `[offset, offset+len)` (to the end when `len` is None), streamed.
+    pub async fn bytes(&self, offset: u64, len: Option<u64>) -> Result<ByteStream> {
+        Ok(self
+            .place
+            .connector
+            .read(&self.place.storage_path, offset, len)
+            .await?)
+    }
+
+    /// The file's path inside the collection.
+    pub fn path(&self) -> &str {
+        &self.place.path
+    }
 }
 
 /// Normalises a path given by a client, naming the parameter when it is unusable.
@@ -148,6 +174,7 @@ impl Endpoint {
                 connector: connector.clone(),
                 storage_path: canonical,
                 path: path.to_string(),
+                root: policy.root.clone(),
                 access: lexical_access,
             });
         }
@@ -166,21 +193,50 @@ impl Endpoint {
             connector: connector.clone(),
             storage_path: canonical,
             path: inside,
+            root: policy.root.clone(),
             access: access.min(lexical_access),
         })
     }
 
+    /// A folder's entries as the Transfer API shows them, filtered, ordered and paged by `q`; with the
+    /// number of entries before paging and the names that cannot be shown (not UTF-8).
     pub async fn list(
         &self,
         who: Option<&Requester>,
         collection: Uuid,
         path: &str,
-    ) -> Result<(Authorized, Listing)> {
+        q: &ListQuery,
+    ) -> Result<(Authorized, Vec<Listed>, usize, Vec<String>)> {
         let a = self
             .authorize(who, collection, path, Action::Read, "list")
             .await?;
         let listing = a.connector.list(&a.storage_path).await?;
-        Ok((a, listing))
+        let mut all = Vec::with_capacity(listing.entries.len());
+        for entry in listing.entries {
+            let target = if entry.kind == EntryKind::Symlink {
+                self.link_target_kind(&a, &entry.name).await
+            } else {
+                None
+            };
+            all.push(Listed {
+                kind: kind_name(entry.kind, target),
+                last_modified: ferry_core::time::transfer_time(entry.mtime),
+                permissions: format!("{:04o}", entry.mode),
+                entry,
+            });
+        }
+        let (page, total) = q.apply(all);
+        Ok((a, page, total, listing.unrepresentable))
+    }
+
+    /// What a symlink in a listed folder leads to, if that is inside the same collection; None otherwise.
+    async fn link_target_kind(&self, dir: &Authorized, name: &str) -> Option<EntryKind> {
+        let link = path::join(&dir.storage_path, &format!("/{name}"));
+        let target = dir.connector.resolve(&link).await.ok()?;
+        if !path::is_within(&dir.root, &target) {
+            return None;
+        }
+        dir.connector.stat(&target).await.ok().map(|e| e.kind)
     }
 
     pub async fn stat(
@@ -255,15 +311,13 @@ impl Endpoint {
         Ok(a.connector.delete(&a.storage_path, recursive).await?)
     }
 
-    /// Opens `path` for reading from `offset` (`len` bytes, or to the end). The entry is the file's before the read.
-    pub async fn read(
+    /// Opens a file for reading: the check and a stat now, the bytes later (ranges need the size first).
+    pub async fn open_file(
         &self,
         who: Option<&Requester>,
         collection: Uuid,
         path: &str,
-        offset: u64,
-        len: Option<u64>,
-    ) -> Result<(Entry, ByteStream)> {
+    ) -> Result<Opened> {
         let a = self
             .authorize(who, collection, path, Action::Read, "read")
             .await?;
@@ -271,8 +325,7 @@ impl Endpoint {
         if entry.kind != EntryKind::File {
             return Err(StorageError::IsADirectory(a.path).into());
         }
-        let stream = a.connector.read(&a.storage_path, offset, len).await?;
-        Ok((entry, stream))
+        Ok(Opened { entry, place: a })
     }
 
     /// Starts an upload to `path`; nothing appears under the name until the upload is committed.

@@ -15,6 +15,7 @@ mod error;
 mod explain;
 mod gateways;
 mod info;
+pub mod listing;
 mod policy;
 mod roles;
 mod sharing;

@@ -282,3 +282,158 @@ impl IntoResponse for ManagerError {
         r
     }
 }
+
+/// The Transfer file operation an error came from: the codes clients expect differ between them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileOp {
+    Ls,
+    Stat,
+    Mkdir,
+    Rename,
+}
+
+impl FileOp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileOp::Ls => "ls",
+            FileOp::Stat => "stat",
+            FileOp::Mkdir => "mkdir",
+            FileOp::Rename => "rename",
+        }
+    }
+}
+
+enum Cause {
+    Auth(AuthError),
+    Endpoint(EndpointError),
+}
+
+/// Errors of the Transfer API (`/v0.10`): `{code, message, request_id, resource}`, with the codes the Globus
+/// clients test for (`ClientError.NotFound` from ls, `NotFound` from stat, `EndpointPermissionDenied`, ...).
+pub struct TransferError {
+    op: FileOp,
+    resource: String,
+    cause: Cause,
+}
+
+impl TransferError {
+    pub fn auth(op: FileOp, resource: &str, e: AuthError) -> Self {
+        Self {
+            op,
+            resource: resource.to_string(),
+            cause: Cause::Auth(e),
+        }
+    }
+    pub fn endpoint(op: FileOp, resource: &str, e: EndpointError) -> Self {
+        Self {
+            op,
+            resource: resource.to_string(),
+            cause: Cause::Endpoint(e),
+        }
+    }
+}
+
+impl IntoResponse for TransferError {
+    fn into_response(self) -> Response {
+        let (status, code, message): (StatusCode, &str, String) = match &self.cause {
+            Cause::Auth(AuthError::Unauthenticated) => (
+                StatusCode::UNAUTHORIZED,
+                "ClientError.AuthenticationFailed",
+                "No Authentication provided, or the token is not valid for the Transfer service"
+                    .into(),
+            ),
+            Cause::Auth(e) => (status_of(e), "ClientError.BadRequest", public_message(e)),
+            Cause::Endpoint(e) => {
+                let status = endpoint_status(e);
+                let code = match (e, self.op) {
+                    (EndpointError::BadRequest(_), _) => "ClientError.BadRequest",
+                    (EndpointError::Unauthenticated, _) => "ClientError.AuthenticationFailed",
+                    (EndpointError::NotFound(_), _) => "EndpointNotFound",
+                    (EndpointError::PermissionDenied(_) | EndpointError::AccessDenied(_), _) => {
+                        "EndpointPermissionDenied"
+                    }
+                    (EndpointError::Conflict(_), _) => "Exists",
+                    (EndpointError::Storage(StorageError::NotFound(_)), FileOp::Stat) => "NotFound",
+                    (EndpointError::Storage(StorageError::NotFound(_)), _) => {
+                        "ClientError.NotFound"
+                    }
+                    (EndpointError::Storage(StorageError::Exists(_)), FileOp::Mkdir) => {
+                        "ExternalError.MkdirFailed.Exists"
+                    }
+                    (EndpointError::Storage(StorageError::Exists(_)), _) => "Exists",
+                    (EndpointError::Storage(StorageError::NotADirectory(_)), FileOp::Ls) => {
+                        "ExternalError.DirListingFailed.NotDirectory"
+                    }
+                    (EndpointError::Storage(StorageError::NoSpace(_)), _) => {
+                        "ExternalError.NoSpace"
+                    }
+                    _ => match status {
+                        StatusCode::FORBIDDEN => "EndpointPermissionDenied",
+                        StatusCode::BAD_REQUEST => "ClientError.BadRequest",
+                        StatusCode::CONFLICT => "Exists",
+                        _ => "EndpointError",
+                    },
+                };
+                (status, code, endpoint_message(e))
+            }
+        };
+        let body = json!({
+            "code": code,
+            "message": message,
+            "request_id": Uuid::new_v4().simple().to_string(),
+            "resource": self.resource,
+        });
+        let mut r = (status, axum::Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        r
+    }
+}
+
+/// Errors of HTTPS data access (`/data/<collection>/...`): the status says it; a small JSON body explains.
+pub struct DataError {
+    status: StatusCode,
+    message: String,
+}
+
+impl DataError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<EndpointError> for DataError {
+    fn from(e: EndpointError) -> Self {
+        Self::new(endpoint_status(&e), endpoint_message(&e))
+    }
+}
+
+impl From<AuthError> for DataError {
+    fn from(e: AuthError) -> Self {
+        Self::new(status_of(&e), public_message(&e))
+    }
+}
+
+impl IntoResponse for DataError {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "code": self.status.canonical_reason().unwrap_or("Error"),
+            "message": self.message,
+        });
+        let mut r = (self.status, axum::Json(body)).into_response();
+        let h = r.headers_mut();
+        h.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        if self.status == StatusCode::UNAUTHORIZED {
+            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        r
+    }
+}

@@ -175,6 +175,8 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::auth::router())
         .merge(routes::groups::router())
         .merge(routes::manager::router())
+        .merge(routes::transfer::router())
+        .merge(routes::data::router())
         .merge(routes::web::router())
         .fallback(|| async {
             (

@@ -1,8 +1,10 @@
 //! One module per API. Handlers parse the request, call the domain, and map the outcome; nothing else.
 
 pub mod auth;
+pub mod data;
 pub mod groups;
 pub mod manager;
+pub mod transfer;
 pub mod web;
 
 use std::collections::HashMap;

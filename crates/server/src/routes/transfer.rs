@@ -1,0 +1,272 @@
+//! Transfer v0.10 synchronous file operations on a collection: `ls`, `stat`, `mkdir`, `rename`. The Transfer
+//! API calls collections endpoints; the id in the path is the collection's.
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use ferry_core::scope::TRANSFER_RS;
+use ferry_endpoint::listing::{ListQuery, Listed, kind_name};
+use ferry_endpoint::{EndpointError, Requester};
+use ferry_storage::Entry;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::{AppState, parse_json, principal};
+use crate::error::{FileOp, TransferError};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v0.10/operation/endpoint/{id}/ls", get(ls))
+        .route("/v0.10/operation/endpoint/{id}/stat", get(stat))
+        .route("/v0.10/operation/endpoint/{id}/mkdir", post(mkdir))
+        .route("/v0.10/operation/endpoint/{id}/rename", post(rename))
+}
+
+/// The request's context: which operation on which collection, for the error's `code` and `resource`.
+struct Op {
+    op: FileOp,
+    resource: String,
+}
+
+impl Op {
+    fn new(op: FileOp, id: &str) -> Self {
+        Self {
+            op,
+            resource: format!("/v0.10/operation/endpoint/{id}/{}", op.as_str()),
+        }
+    }
+    fn endpoint(&self) -> impl Fn(EndpointError) -> TransferError + '_ {
+        |e| TransferError::endpoint(self.op, &self.resource, e)
+    }
+    fn auth(&self) -> impl Fn(ferry_auth::AuthError) -> TransferError + '_ {
+        |e| TransferError::auth(self.op, &self.resource, e)
+    }
+
+    /// The caller and the collection id; an id that is not a UUID names no collection.
+    async fn start(
+        &self,
+        s: &AppState,
+        headers: &HeaderMap,
+        id: &str,
+    ) -> Result<(Requester, Uuid), TransferError> {
+        let p = principal(s, headers, TRANSFER_RS)
+            .await
+            .map_err(self.auth())?;
+        let who = s
+            .endpoint
+            .requester(p.identity)
+            .await
+            .map_err(self.endpoint())?;
+        let id = Uuid::parse_str(id).map_err(|_| {
+            self.endpoint()(EndpointError::NotFound(format!("No such endpoint '{id}'")))
+        })?;
+        Ok((who, id))
+    }
+}
+
+/// Query parameters, keeping repeated `filter`s.
+fn params(raw: Option<&str>) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(raw.unwrap_or("").as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn first<'a>(p: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    p.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+fn file_doc(e: &Entry, kind: &str) -> Value {
+    json!({
+        "DATA_TYPE": "file",
+        "name": e.name,
+        "type": kind,
+        "size": e.size,
+        "last_modified": ferry_core::time::transfer_time(e.mtime),
+        "permissions": format!("{:04o}", e.mode),
+        "user": e.user,
+        "group": e.group,
+        "link_target": e.link_target,
+        "link_size": null,
+        "link_user": null,
+        "link_group": null,
+        "link_last_modified": null,
+    })
+}
+
+fn listed_doc(l: &Listed) -> Value {
+    file_doc(&l.entry, l.kind)
+}
+
+fn with_slash(p: &str) -> String {
+    if p.ends_with('/') {
+        p.to_string()
+    } else {
+        format!("{p}/")
+    }
+}
+
+async fn ls(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, TransferError> {
+    let op = Op::new(FileOp::Ls, &id);
+    let (who, coll) = op.start(&s, &headers, &id).await?;
+    let p = params(q.as_deref());
+    let filters: Vec<&str> = p
+        .iter()
+        .filter(|(k, _)| k == "filter")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let query = ListQuery::parse(
+        first(&p, "show_hidden"),
+        first(&p, "orderby"),
+        &filters,
+        first(&p, "limit"),
+        first(&p, "offset"),
+    )
+    .map_err(op.endpoint())?;
+    let path = first(&p, "path").unwrap_or("/~/");
+    let (place, page, total, unrepresentable) = s
+        .endpoint
+        .list(Some(&who), coll, path, &query)
+        .await
+        .map_err(op.endpoint())?;
+    let dir = with_slash(&place.path);
+    Ok(Json(json!({
+        "DATA_TYPE": "file_list",
+        "endpoint": coll,
+        "path": dir,
+        "absolute_path": dir,
+        "rename_supported": true,
+        "symlink_supported": false,
+        "length": page.len(),
+        "total": total,
+        "limit": query.limit,
+        "offset": query.offset,
+        "DATA": page.iter().map(listed_doc).collect::<Vec<_>>(),
+        // Ferry: names that are not UTF-8 cannot be listed unchanged; they are named here (escaped) instead.
+        "unlisted_names": unrepresentable,
+    })))
+}
+
+async fn stat(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, TransferError> {
+    let op = Op::new(FileOp::Stat, &id);
+    let (who, coll) = op.start(&s, &headers, &id).await?;
+    let p = params(q.as_deref());
+    let path = first(&p, "path")
+        .ok_or_else(|| op.endpoint()(EndpointError::BadRequest("path: required".into())))?;
+    let (_, e) = s
+        .endpoint
+        .stat(Some(&who), coll, path)
+        .await
+        .map_err(op.endpoint())?;
+    Ok(Json(file_doc(&e, kind_name(e.kind, None))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MkdirDoc {
+    #[serde(rename = "DATA_TYPE", default)]
+    data_type: Option<String>,
+    path: String,
+    /// Accepted for the clients' sake; Ferry maps the caller's identity itself.
+    #[serde(default)]
+    #[allow(dead_code)]
+    local_user: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RenameDoc {
+    #[serde(rename = "DATA_TYPE", default)]
+    data_type: Option<String>,
+    old_path: String,
+    new_path: String,
+    #[serde(default)]
+    #[allow(dead_code)]
+    local_user: Option<String>,
+}
+
+fn document<T: serde::de::DeserializeOwned>(
+    op: &Op,
+    raw: &Bytes,
+    data_type: impl Fn(&T) -> Option<&str>,
+    expected: &str,
+) -> Result<T, TransferError> {
+    let v: Value = parse_json(raw).map_err(op.auth())?;
+    let doc: T = serde_json::from_value(v).map_err(|e| {
+        op.endpoint()(EndpointError::BadRequest(format!(
+            "invalid {expected} document: {e}"
+        )))
+    })?;
+    match data_type(&doc) {
+        None => Ok(doc),
+        Some(t) if t == expected => Ok(doc),
+        Some(t) => Err(op.endpoint()(EndpointError::BadRequest(format!(
+            "DATA_TYPE: expected {expected:?}, got {t:?}"
+        )))),
+    }
+}
+
+fn result(data_type: &str, code: &str, message: &str, resource: &str) -> Json<Value> {
+    Json(json!({
+        "DATA_TYPE": data_type,
+        "code": code,
+        "message": message,
+        "request_id": Uuid::new_v4().simple().to_string(),
+        "resource": resource,
+    }))
+}
+
+async fn mkdir(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    raw: Bytes,
+) -> Result<Json<Value>, TransferError> {
+    let op = Op::new(FileOp::Mkdir, &id);
+    let (who, coll) = op.start(&s, &headers, &id).await?;
+    let doc: MkdirDoc = document(&op, &raw, |d: &MkdirDoc| d.data_type.as_deref(), "mkdir")?;
+    s.endpoint
+        .mkdir(Some(&who), coll, &doc.path)
+        .await
+        .map_err(op.endpoint())?;
+    Ok(result(
+        "mkdir_result",
+        "DirectoryCreated",
+        "The directory was created successfully",
+        &op.resource,
+    ))
+}
+
+async fn rename(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    raw: Bytes,
+) -> Result<Json<Value>, TransferError> {
+    let op = Op::new(FileOp::Rename, &id);
+    let (who, coll) = op.start(&s, &headers, &id).await?;
+    let doc: RenameDoc = document(&op, &raw, |d: &RenameDoc| d.data_type.as_deref(), "rename")?;
+    s.endpoint
+        .rename(Some(&who), coll, &doc.old_path, &doc.new_path)
+        .await
+        .map_err(op.endpoint())?;
+    Ok(result(
+        "result",
+        "FileRenamed",
+        "File or directory renamed successfully",
+        &op.resource,
+    ))
+}
