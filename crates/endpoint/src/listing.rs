@@ -54,7 +54,7 @@ impl Field {
         })
     }
 
-    fn text<'a>(self, l: &'a Listed) -> &'a str {
+    fn text(self, l: &Listed) -> &str {
         match self {
             Field::Name => &l.entry.name,
             Field::Type => l.kind,
