@@ -3,6 +3,7 @@
 mod authorize;
 mod bad_input;
 mod client_credentials;
+mod data_access;
 mod groups;
 mod manager;
 mod server;

@@ -12,6 +12,8 @@ use serde_json::Value;
 
 pub use ferry_server;
 
+pub mod endpoint;
+
 pub struct TestServer {
     pub running: Running,
     pub url: String,
