@@ -69,7 +69,14 @@ pub enum ClientCmd {
     },
 }
 
-async fn open(g: &Global) -> anyhow::Result<Auth> {
+/// The data directory's configuration, database and recorded base URL: what local commands work on.
+pub struct Local {
+    pub cfg: ferry_server::Config,
+    pub store: Arc<dyn Store>,
+    pub base_url: String,
+}
+
+pub async fn open_local(g: &Global) -> anyhow::Result<Local> {
     let cfg = crate::serve::load_config(g, Default::default())?;
     let db = cfg.data_dir.join("ferry.db");
     if !db.exists() {
@@ -79,12 +86,21 @@ async fn open(g: &Global) -> anyhow::Result<Auth> {
         );
     }
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&db).await?);
-    let base = store
+    let base_url = store
         .meta_get(ferry_server::BASE_URL_KEY)
         .await?
         .or(cfg.public_url.clone())
         .unwrap_or_else(|| format!("http://{}", cfg.listen));
-    Ok(Auth::open(store, cfg.auth_config(&base)).await?)
+    Ok(Local {
+        cfg,
+        store,
+        base_url,
+    })
+}
+
+pub async fn open(g: &Global) -> anyhow::Result<Auth> {
+    let l = open_local(g).await?;
+    Ok(Auth::open(l.store, l.cfg.auth_config(&l.base_url)).await?)
 }
 
 fn identity_json(i: &Identity) -> Value {

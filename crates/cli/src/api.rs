@@ -1,28 +1,16 @@
 //! Commands that go through Ferry's APIs with a token, like any other client would.
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Subcommand;
 use ferry_client::FerryClient;
-use ferry_core::scope::{AUTH_RS, GROUPS_ALL, GROUPS_RS, VIEW_IDENTITY_SET};
+use ferry_core::scope::{GROUPS_ALL, GROUPS_RS};
 use ferry_proto::groups::GroupCreate;
-use ferry_server::AdminCredentials;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::Global;
 use crate::output::{print_list, print_record};
-
-#[derive(clap::Args, Clone)]
-pub struct Connection {
-    /// The server's URL [default: from the administrator's credentials file in the data directory].
-    #[arg(long, env = "FERRY_URL")]
-    url: Option<String>,
-    /// Act as this client [default: the administrator's client].
-    #[arg(long, env = "FERRY_CLIENT_ID", requires = "client_secret")]
-    client_id: Option<String>,
-    #[arg(long, env = "FERRY_CLIENT_SECRET", hide_env_values = true)]
-    client_secret: Option<String>,
-}
+use crate::session::{Conn, Connection};
 
 #[derive(Subcommand)]
 pub enum GroupCmd {
@@ -87,48 +75,10 @@ struct Session {
 }
 
 async fn connect(g: &Global, c: &Connection) -> anyhow::Result<Session> {
-    let saved = || -> anyhow::Result<AdminCredentials> {
-        let path = g.data_dir.join(ferry_server::bootstrap::CREDENTIALS_FILE);
-        let text = std::fs::read_to_string(&path).with_context(|| {
-            format!(
-                "cannot read {}; give --url, --client-id and --client-secret instead",
-                path.display()
-            )
-        })?;
-        Ok(serde_json::from_str(&text)?)
-    };
-    let (id, secret, saved_url) = match (&c.client_id, &c.client_secret) {
-        (Some(i), Some(s)) => (i.clone(), s.clone(), None),
-        _ => {
-            let a = saved()?;
-            (a.client_id, a.client_secret, Some(a.url))
-        }
-    };
-    let url = match (&c.url, saved_url) {
-        (Some(u), _) => u.clone(),
-        (None, Some(u)) => u,
-        (None, None) => saved()?.url,
-    };
-    let ca = std::fs::read(g.data_dir.join("tls").join("ca.pem")).ok();
-    let base = FerryClient::with_ca(&url, ca.as_deref())?;
-    let tokens = base
-        .client_credentials(
-            &id,
-            &secret,
-            &format!("{GROUPS_ALL} openid {VIEW_IDENTITY_SET}"),
-        )
-        .await
-        .context("cannot get a token")?;
-    let token = |rs: &str| -> anyhow::Result<String> {
-        Ok(tokens
-            .for_resource_server(rs)
-            .with_context(|| format!("no token for {rs}"))?
-            .access_token
-            .clone())
-    };
+    let mut conn = Conn::open(g, c).await?;
     Ok(Session {
-        groups: base.with_token(&token(GROUPS_RS)?),
-        auth: base.with_token(&token(AUTH_RS)?),
+        groups: conn.for_rs(GROUPS_RS, GROUPS_ALL).await?,
+        auth: conn.auth().await?,
     })
 }
 

@@ -2,8 +2,12 @@
 
 mod admin;
 mod api;
+mod local;
+mod login;
+mod manage;
 mod output;
 mod serve;
+mod session;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -56,6 +60,41 @@ enum Command {
     /// Manage groups through the Groups API, as a client (the administrator's by default).
     #[command(subcommand)]
     Group(api::GroupCmd),
+    /// Log in as a person (browser login; the code is pasted here). Later commands use this session.
+    Login(login::LoginArgs),
+    /// Revoke the stored login's tokens and forget it.
+    Logout,
+    /// Who the commands act as.
+    Whoami(session::Connection),
+    /// The stored login.
+    #[command(subcommand)]
+    Session(login::SessionCmd),
+    /// The endpoint: its description, owner and roles (manager API).
+    #[command(subcommand)]
+    Endpoint(manage::EndpointCmd),
+    /// Storage gateways: which storage, reachable by whom, within which path restrictions.
+    #[command(subcommand)]
+    StorageGateway(manage::GatewayCmd),
+    /// Mapped and guest collections, and their roles.
+    #[command(subcommand)]
+    Collection(manage::CollectionCmd),
+    /// Extra sharing rights for some accounts on a mapped collection.
+    #[command(subcommand)]
+    SharingPolicy(manage::SharingPolicyCmd),
+    /// Authentication policies (domain constraints for guest collections' permissions).
+    #[command(subcommand)]
+    AuthPolicy(manage::AuthPolicyCmd),
+    /// Your storage accounts on gateways.
+    #[command(subcommand)]
+    UserCredentials(manage::CredentialCmd),
+    /// The audit log (on the server host, from the data directory).
+    #[command(subcommand)]
+    Audit(local::AuditCmd),
+    /// Why someone can or cannot reach a path (on the server host).
+    #[command(subcommand)]
+    Access(local::AccessCmd),
+    /// Checks configuration, data directory, database, storage, clock, certificate and the running server.
+    SelfDiagnostic,
 }
 
 fn main() -> ExitCode {
@@ -83,6 +122,19 @@ fn main() -> ExitCode {
             Command::Identity(cmd) => admin::identity(&cli.global, cmd).await,
             Command::Client(cmd) => admin::client(&cli.global, cmd).await,
             Command::Group(cmd) => api::group(&cli.global, cmd).await,
+            Command::Login(a) => login::login(&cli.global, a).await,
+            Command::Logout => login::logout(&cli.global).await,
+            Command::Whoami(c) => login::whoami(&cli.global, c).await,
+            Command::Session(cmd) => login::session(&cli.global, cmd),
+            Command::Endpoint(cmd) => manage::endpoint(&cli.global, cmd).await,
+            Command::StorageGateway(cmd) => manage::storage_gateway(&cli.global, cmd).await,
+            Command::Collection(cmd) => manage::collection(&cli.global, cmd).await,
+            Command::SharingPolicy(cmd) => manage::sharing_policy(&cli.global, cmd).await,
+            Command::AuthPolicy(cmd) => manage::auth_policy(&cli.global, cmd).await,
+            Command::UserCredentials(cmd) => manage::user_credentials(&cli.global, cmd).await,
+            Command::Audit(cmd) => local::audit(&cli.global, cmd).await,
+            Command::Access(cmd) => local::access(&cli.global, cmd).await,
+            Command::SelfDiagnostic => local::self_diagnostic(&cli.global).await,
         }
     });
     match result {

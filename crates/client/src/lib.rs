@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use ferry_proto::auth::{IdentitiesResponse, IdentityDoc, TokenResponse};
 use ferry_proto::groups::{GroupCreate, GroupDoc};
-use reqwest::{Method, RequestBuilder};
+pub use reqwest::Method;
+use reqwest::RequestBuilder;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use uuid::Uuid;
@@ -157,6 +158,77 @@ impl FerryClient {
             .basic_auth(id, Some(secret))
             .form(form);
         self.send(rb).await
+    }
+
+    /// Any JSON API call; the parsed body of a successful answer.
+    pub async fn json(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Value> {
+        let mut rb = self.request(method, path).query(query);
+        if let Some(b) = body {
+            rb = rb.json(b);
+        }
+        self.send(rb).await
+    }
+
+    /// A manager API (`/api`) call: the documents in the result envelope's `data`.
+    pub async fn manager(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Vec<Value>> {
+        let v = self
+            .json(method, &format!("/api{path}"), query, body)
+            .await?;
+        match v.get("data") {
+            Some(Value::Array(docs)) => Ok(docs.clone()),
+            _ => Err(ClientError::Decode(format!(
+                "a manager API answer without data: {v}"
+            ))),
+        }
+    }
+
+    /// Every document of a paged manager API list, following `marker` while `has_next_page`.
+    pub async fn manager_list(&self, path: &str, query: &[(&str, String)]) -> Result<Vec<Value>> {
+        let mut out = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let mut q = query.to_vec();
+            if let Some(m) = &marker {
+                q.push(("marker", m.clone()));
+            }
+            let v = self
+                .json(Method::GET, &format!("/api{path}"), &q, None)
+                .await?;
+            out.extend(v["data"].as_array().cloned().unwrap_or_default());
+            match (v["has_next_page"].as_bool(), v["marker"].as_str()) {
+                (Some(true), Some(m)) => marker = Some(m.to_string()),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// Registers a per-installation confidential client from a template, as `globus login` does (no token needed).
+    pub async fn register_client(&self, template: &str, name: &str) -> Result<(String, String)> {
+        let body = serde_json::json!({"client": {"template_id": template, "name": name}});
+        let v: Value = self
+            .send(
+                self.http
+                    .post(format!("{}/v2/api/clients", self.base))
+                    .json(&body),
+            )
+            .await?;
+        let cred = &v["included"]["client_credential"];
+        match (cred["client"].as_str(), cred["secret"].as_str()) {
+            (Some(id), Some(secret)) => Ok((id.to_string(), secret.to_string())),
+            _ => Err(ClientError::Decode(format!("no client credential in {v}"))),
+        }
     }
 
     pub async fn identities_by_username(&self, usernames: &[&str]) -> Result<Vec<IdentityDoc>> {

@@ -4,7 +4,7 @@ pub mod bootstrap;
 pub mod config;
 mod error;
 mod routes;
-mod tls;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -157,9 +157,20 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
     })
 }
 
+/// The data directory holds the administrator's credentials, keys and the database: only its owner may enter
+/// it. An existing directory that others can read is tightened (and said so).
 fn create_private_dir(dir: &std::path::Path) -> Result<(), ServerError> {
-    use std::os::unix::fs::DirBuilderExt;
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     if dir.is_dir() {
+        let mode = std::fs::metadata(dir)
+            .map_err(|e| ServerError::DataDir(dir.to_path_buf(), e))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o700))
+                .map_err(|e| ServerError::DataDir(dir.to_path_buf(), e))?;
+            tracing::warn!(dir = %dir.display(), "the data directory was readable by others; it is now 0700");
+        }
         return Ok(());
     }
     std::fs::DirBuilder::new()

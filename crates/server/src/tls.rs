@@ -95,3 +95,75 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(cfg)))
 }
+
+/// Days until the first certificate in `pem` expires (negative once it has). Reads just the validity from the
+/// DER structure: Certificate → TBSCertificate → [version], serial, signature, issuer, validity{notBefore,
+/// notAfter}.
+pub fn days_left(pem: &str) -> Result<i64, String> {
+    let der = CertificateDer::from_pem_slice(pem.as_bytes())
+        .map_err(|e| format!("not a PEM certificate: {e}"))?;
+    let not_after = not_after(der.as_ref()).ok_or("cannot read the certificate's validity")?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    Ok((not_after - now).div_euclid(86_400))
+}
+
+/// One DER element: (tag, contents, rest).
+fn element(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = b.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (first as usize, rest)
+    } else {
+        let n = (first & 0x7f) as usize;
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n].iter().fold(0usize, |a, &x| (a << 8) | x as usize);
+        (len, &rest[n..])
+    };
+    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
+}
+
+fn not_after(der: &[u8]) -> Option<i64> {
+    let (_, cert, _) = element(der)?;
+    let (_, tbs, _) = element(cert)?;
+    let mut rest = tbs;
+    // An explicit [0] version comes first when present.
+    if rest.first() == Some(&0xa0) {
+        rest = element(rest)?.2;
+    }
+    for _ in 0..3 {
+        rest = element(rest)?.2; // serial, signature algorithm, issuer
+    }
+    let (_, validity, _) = element(rest)?;
+    let (_, _, after) = element(validity)?;
+    let (tag, t, _) = element(after)?;
+    let t = std::str::from_utf8(t).ok()?;
+    let (year, rest) = match tag {
+        0x17 => {
+            let yy: i32 = t.get(..2)?.parse().ok()?;
+            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, t.get(2..)?)
+        }
+        0x18 => (t.get(..4)?.parse().ok()?, t.get(4..)?),
+        _ => return None,
+    };
+    let num = |r: std::ops::Range<usize>| rest.get(r)?.parse::<u8>().ok();
+    let date =
+        time::Date::from_calendar_date(year, time::Month::try_from(num(0..2)?).ok()?, num(2..4)?)
+            .ok()?;
+    let at = date.with_hms(num(4..6)?, num(6..8)?, num(8..10)?).ok()?;
+    Some(at.assume_utc().unix_timestamp())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_the_expiry_of_a_generated_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let f =
+            super::ensure_self_signed(dir.path(), "127.0.0.1:1".parse().unwrap(), None).unwrap();
+        let days = super::days_left(&std::fs::read_to_string(f.cert).unwrap()).unwrap();
+        assert!(days > 30, "{days}");
+        assert!(super::days_left("nope").is_err());
+    }
+}

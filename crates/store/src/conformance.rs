@@ -172,6 +172,25 @@ async fn audit(store: &dyn Store) {
         .map(|r| r.seq)
         .collect();
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    // Reading in pages: after a record, at most `limit`.
+    let page = store
+        .query_audit(&AuditFilter {
+            after_seq: Some(seqs[0]),
+            limit: Some(2),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.iter().map(|r| r.seq).collect::<Vec<_>>(), seqs[1..3]);
+    let latest = store
+        .query_audit(&AuditFilter {
+            newest_first: true,
+            limit: Some(1),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(latest[0].seq, *seqs.last().unwrap());
     let paths = |f: AuditFilter| async move {
         store
             .query_audit(&f)
@@ -374,9 +393,11 @@ mod tests {
     #[tokio::test]
     async fn sqlite_passes_the_conformance_suite() {
         let dir = tempfile::tempdir().unwrap();
-        let store = crate::SqliteStore::open(&dir.path().join("t.db"))
-            .await
-            .unwrap();
+        let db = dir.path().join("t.db");
+        let store = crate::SqliteStore::open(&db).await.unwrap();
         super::run(&store).await;
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&db).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the database is private: {mode:o}");
     }
 }

@@ -128,6 +128,10 @@ pub struct AuditFilter {
     pub since: Option<i64>,
     pub until: Option<i64>,
     pub allowed: Option<bool>,
+    /// Only records after this one (for reading the log in pages).
+    pub after_seq: Option<i64>,
+    /// The newest first (with `limit`: the latest records).
+    pub newest_first: bool,
     pub limit: Option<i64>,
 }
 

@@ -25,6 +25,22 @@ use crate::{
     Store, StoreError,
 };
 
+/// The database holds signing keys and secret hashes: it is readable by its owner only (SQLite gives its WAL and
+/// shared-memory files the same mode).
+fn private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?;
+    let mode = std::fs::metadata(path)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700))?;
+    }
+    Ok(())
+}
+
 pub struct SqliteStore {
     pool: SqlitePool,
 }
@@ -32,6 +48,8 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database file and applies the migrations.
     pub async fn open(path: &Path) -> Result<Self> {
+        private_file(path)
+            .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", path.display())))?;
         let opts = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -1134,7 +1152,7 @@ impl Store for SqliteStore {
             "SELECT * FROM audit WHERE (?1 IS NULL OR identity_id = ?1) AND (?2 IS NULL OR collection_id = ?2) \
              AND (?3 IS NULL OR path = ?3 OR substr(path, 1, length(?4)) = ?4) \
              AND (?5 IS NULL OR time >= ?5) AND (?6 IS NULL OR time < ?6) AND (?7 IS NULL OR allowed = ?7) \
-             ORDER BY seq LIMIT ?8",
+             AND (?9 IS NULL OR seq > ?9) ORDER BY CASE WHEN ?10 THEN -seq ELSE seq END LIMIT ?8",
         )
         .bind(f.identity_id.map(|i| i.to_string()))
         .bind(f.collection_id.map(|c| c.to_string()))
@@ -1144,6 +1162,8 @@ impl Store for SqliteStore {
         .bind(f.until)
         .bind(f.allowed.map(|a| a as i64))
         .bind(f.limit.unwrap_or(i64::MAX))
+        .bind(f.after_seq)
+        .bind(f.newest_first)
         .fetch_all(&self.pool)
         .await
         .map_err(backend)?
