@@ -1,5 +1,6 @@
 //! From an identity to the storage account it reaches a gateway as (`$USER`): allowed domains, the identity
-//! mapping documents in order (expression rules, or an external program), then `users_deny` / `users_allow`.
+//! mapping documents in order (expression rules, or an external program), then `users_deny` / `users_allow` and the POSIX
+//! connector's `groups_allow` / `groups_deny`.
 //! The answer is either an account name or the reason there is none; a refusal is not an error of the server.
 
 use std::process::Stdio;
@@ -68,7 +69,29 @@ pub async fn account_for(gateway: &StorageGatewayDoc, identity: &Identity) -> Ou
             "account {username} is not in the storage gateway's users_allow"
         ));
     }
+    posix_groups(gateway, &username)?;
     Ok(username)
+}
+
+/// The POSIX connector's `groups_allow` / `groups_deny`: the account's groups on this host decide.
+fn posix_groups(gateway: &StorageGatewayDoc, username: &str) -> std::result::Result<(), String> {
+    let p = &gateway.policies;
+    if p.groups_allow.is_empty() && p.groups_deny.is_empty() {
+        return Ok(());
+    }
+    let groups = ferry_storage::posix_groups_of(username).unwrap_or_default();
+    if let Some(g) = p.groups_deny.iter().find(|g| groups.contains(g)) {
+        return Err(format!(
+            "account {username} is in POSIX group {g}, which the storage gateway denies"
+        ));
+    }
+    if !p.groups_allow.is_empty() && !p.groups_allow.iter().any(|g| groups.contains(g)) {
+        return Err(format!(
+            "account {username} is in none of the POSIX groups the storage gateway allows ({})",
+            p.groups_allow.join(", ")
+        ));
+    }
+    Ok(())
 }
 
 async fn mapped_name(gateway: &StorageGatewayDoc, identity: &Identity) -> Outcome {
@@ -222,6 +245,26 @@ mod tests {
                 .unwrap_err()
                 .contains("users_allow")
         );
+        // POSIX groups on this host: root is in group root; ana is unknown here, so in no group.
+        let root = ident("root@uni.edu");
+        let groups = |allow: &[&str], deny: &[&str]| {
+            gateway(
+                json!({"policies": {"DATA_TYPE": "posix_storage_policies#1.0.0",
+                "groups_allow": allow, "groups_deny": deny}}),
+            )
+        };
+        assert_eq!(
+            account_for(&groups(&["root"], &[]), &root).await,
+            Ok("root".into())
+        );
+        let e = account_for(&groups(&[], &["root"]), &root)
+            .await
+            .unwrap_err();
+        assert!(e.contains("POSIX group root"), "{e}");
+        let e = account_for(&groups(&["root"], &[]), &ana)
+            .await
+            .unwrap_err();
+        assert!(e.contains("none of the POSIX groups"), "{e}");
     }
 
     #[tokio::test]

@@ -12,7 +12,7 @@ use std::pin::Pin;
 
 use bytes::Bytes;
 
-pub use posix::PosixConnector;
+pub use posix::{PosixConnector, posix_groups_of};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {

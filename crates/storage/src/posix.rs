@@ -372,6 +372,51 @@ fn passwd_field(name: Option<&CStr>, uid: Option<u32>) -> Option<(String, String
     ))
 }
 
+/// The POSIX groups (names) an account belongs to on this host, its primary group included; None when the
+/// host does not know the account.
+pub fn posix_groups_of(username: &str) -> Option<Vec<String>> {
+    let c = CString::new(username).ok()?;
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: as for passwd_field; only pw_gid is read from the result.
+    let rc = unsafe {
+        libc::getpwnam_r(
+            c.as_ptr(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    if rc != 0 || result.is_null() {
+        return None;
+    }
+    let mut n: libc::c_int = 64;
+    let mut gids: Vec<libc::gid_t> = vec![0; n as usize];
+    loop {
+        let mut count = n;
+        // SAFETY: gids has room for `count` entries; getgrouplist writes at most that many and the needed count.
+        let rc =
+            unsafe { libc::getgrouplist(c.as_ptr(), pwd.pw_gid, gids.as_mut_ptr(), &mut count) };
+        if rc >= 0 {
+            gids.truncate(count.max(0) as usize);
+            break;
+        }
+        // Too small: `count` says how many there are (bounded, in case it does not).
+        if count <= n || count > 65_536 {
+            return None;
+        }
+        n = count;
+        gids.resize(n as usize, 0);
+    }
+    Some(
+        gids.into_iter()
+            .map(|g| group_name(g).unwrap_or_else(|| g.to_string()))
+            .collect(),
+    )
+}
+
 fn user_name(uid: u32) -> Option<String> {
     passwd_field(None, Some(uid)).map(|(n, _)| n)
 }
@@ -963,6 +1008,13 @@ mod tests {
         assert_eq!((e.name.as_str(), e.kind), ("/", EntryKind::Dir));
         f.c.set_mtime("/big", 1_000_000).await.unwrap();
         assert_eq!(f.c.stat("/big").await.unwrap().mtime, 1_000_000);
+    }
+
+    #[test]
+    fn posix_groups_of_accounts() {
+        let root = posix_groups_of("root").unwrap();
+        assert!(root.iter().any(|g| g == "root"), "{root:?}");
+        assert_eq!(posix_groups_of("no-such-user-here"), None);
     }
 
     #[test]
