@@ -205,7 +205,7 @@ mod tests {
 
     fn gateway(extra: Value) -> StorageGatewayDoc {
         let mut doc = json!({"display_name": "g"});
-        crate::docs::merge(&mut doc, extra);
+        crate::docs::merge_into(&mut doc, extra);
         serde_json::from_value(doc).unwrap()
     }
 

@@ -521,11 +521,6 @@ impl Endpoint {
     ) -> Result<Value> {
         let current = self.collection(id).await?;
         self.require_modify(who, &current).await?;
-        let stored = docs::to_value(&current);
-        let mut request = request;
-        docs::check_data_type(&request, "collection")?;
-        docs::drop_fields(&mut request, COMPUTED);
-        docs::immutable(&request, &stored, IMMUTABLE)?;
         match current.collection_type {
             CollectionType::Mapped => docs::refuse_fields(
                 &request,
@@ -538,23 +533,16 @@ impl Endpoint {
                 "only mapped collections have this field",
             )?,
         }
-        let value = if merge {
-            let mut v = stored.clone();
-            docs::merge(&mut v, request);
-            v
-        } else {
-            // A replacement keeps what cannot change.
-            let mut v = request;
-            if let Value::Object(m) = &mut v {
-                for f in IMMUTABLE {
-                    if let Some(old) = stored.get(*f) {
-                        m.insert((*f).to_string(), old.clone());
-                    }
-                }
-            }
-            v
-        };
-        let mut doc: CollectionDoc = docs::parse(value, "collection")?;
+        let mut doc: CollectionDoc = docs::updated(
+            &docs::to_value(&current),
+            request,
+            "collection",
+            docs::Fields {
+                computed: COMPUTED,
+                immutable: IMMUTABLE,
+            },
+            merge,
+        )?;
         match doc.collection_type {
             CollectionType::Mapped => {
                 validate_mapped(&doc)?;

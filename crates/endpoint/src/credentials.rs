@@ -132,26 +132,16 @@ impl Endpoint {
         merge: bool,
     ) -> Result<Value> {
         let current = self.credential(who, id, true).await?;
-        let stored = docs::to_value(&current);
-        let mut request = request;
-        docs::check_data_type(&request, "user_credential")?;
-        docs::drop_fields(&mut request, COMPUTED);
-        docs::immutable(&request, &stored, IMMUTABLE)?;
-        let mut value = if merge {
-            stored.clone()
-        } else {
-            request.clone()
-        };
-        if merge {
-            docs::merge(&mut value, request);
-        } else if let Value::Object(m) = &mut value {
-            for f in IMMUTABLE {
-                if let Some(v) = stored.get(*f) {
-                    m.insert((*f).to_string(), v.clone());
-                }
-            }
-        }
-        let mut doc: UserCredentialDoc = docs::parse(value, "user_credential")?;
+        let mut doc: UserCredentialDoc = docs::updated(
+            &docs::to_value(&current),
+            request,
+            "user_credential",
+            docs::Fields {
+                computed: COMPUTED,
+                immutable: IMMUTABLE,
+            },
+            merge,
+        )?;
         doc.connector_id = current.connector_id;
         doc.provisioned = current.provisioned;
         self.store.update_user_credential(&doc).await?;

@@ -57,14 +57,14 @@ pub fn to_value<T: Serialize>(doc: &T) -> Value {
 }
 
 /// Applies a PATCH (RFC 7396 merge): given properties replace, `null` removes, nested objects merge.
-pub fn merge(base: &mut Value, patch: Value) {
+pub fn merge_into(base: &mut Value, patch: Value) {
     match (base, patch) {
         (Value::Object(b), Value::Object(p)) => {
             for (k, v) in p {
                 if v.is_null() {
                     b.remove(&k);
                 } else {
-                    merge(b.entry(k).or_insert(Value::Null), v);
+                    merge_into(b.entry(k).or_insert(Value::Null), v);
                 }
             }
         }
@@ -85,6 +85,42 @@ pub fn immutable(request: &Value, stored: &Value, fields: &[&str]) -> Result<()>
         }
     }
     Ok(())
+}
+
+/// What a field list means to an update: computed by the server (ignored when sent back) or fixed at creation
+/// (refused when changed, kept when a PUT leaves it out).
+pub struct Fields<'a> {
+    pub computed: &'a [&'a str],
+    pub immutable: &'a [&'a str],
+}
+
+/// The document a PUT (replace) or PATCH (merge) of `request` makes of `stored`, checked and parsed.
+pub fn updated<T: DeserializeOwned>(
+    stored: &Value,
+    request: Value,
+    family: &str,
+    fields: Fields<'_>,
+    merge: bool,
+) -> Result<T> {
+    let mut request = request;
+    check_data_type(&request, family)?;
+    drop_fields(&mut request, fields.computed);
+    immutable(&request, stored, fields.immutable)?;
+    let value = if merge {
+        let mut v = stored.clone();
+        merge_into(&mut v, request);
+        v
+    } else {
+        if let Value::Object(m) = &mut request {
+            for f in fields.immutable {
+                if let Some(old) = stored.get(*f) {
+                    m.insert((*f).to_string(), old.clone());
+                }
+            }
+        }
+        request
+    };
+    parse(value, family)
 }
 
 /// Drops the fields the server computes, so that a client echoing a document back does not fail or override them.
@@ -144,7 +180,7 @@ mod tests {
             assert!(e.to_string().starts_with("DATA_TYPE:"), "{e}");
         }
         let mut v = json!({"a": 1, "b": {"c": 2, "d": 3}, "e": [1]});
-        merge(
+        merge_into(
             &mut v,
             json!({"a": null, "b": {"c": 5}, "e": [2, 3], "f": true}),
         );

@@ -141,17 +141,16 @@ impl Endpoint {
     ) -> Result<Value> {
         self.require_endpoint_manager(who).await?;
         let current = self.gateway(id).await?;
-        let stored = docs::to_value(&current);
-        docs::check_data_type(&request, "storage_gateway")?;
-        docs::immutable(&request, &stored, IMMUTABLE)?;
-        let value = if merge {
-            let mut v = stored;
-            docs::merge(&mut v, request);
-            v
-        } else {
-            request
-        };
-        let mut doc: StorageGatewayDoc = docs::parse(value, "storage_gateway")?;
+        let mut doc: StorageGatewayDoc = docs::updated(
+            &docs::to_value(&current),
+            request,
+            "storage_gateway",
+            docs::Fields {
+                computed: &[],
+                immutable: IMMUTABLE,
+            },
+            merge,
+        )?;
         doc.id = current.id;
         doc.connector_id = current.connector_id;
         doc.data_type = "storage_gateway#1.3.0".into();

@@ -61,19 +61,16 @@ impl Endpoint {
     ) -> Result<EndpointDoc> {
         self.require_endpoint_manager(who).await?;
         let current = self.endpoint_doc().await?;
-        let stored = docs::to_value(&current);
-        let mut request = request;
-        docs::check_data_type(&request, "endpoint")?;
-        docs::drop_fields(&mut request, &["id", "gcs_manager_url"]);
-        docs::immutable(&request, &stored, &["owner_id"])?;
-        let doc_value = if merge {
-            let mut v = stored;
-            docs::merge(&mut v, request);
-            v
-        } else {
-            request
-        };
-        let mut doc: EndpointDoc = docs::parse(doc_value, "endpoint")?;
+        let mut doc: EndpointDoc = docs::updated(
+            &docs::to_value(&current),
+            request,
+            "endpoint",
+            docs::Fields {
+                computed: &["id", "gcs_manager_url"],
+                immutable: &["owner_id"],
+            },
+            merge,
+        )?;
         docs::display_name(&doc.display_name)?;
         doc.data_type = "endpoint#1.2.0".into();
         doc.owner_id = current.owner_id;
