@@ -163,7 +163,8 @@ async fn revocation() {
 
 #[tokio::test]
 async fn introspection() {
-    let s = TestServer::start_with(|c| c.auth.access_token_lifetime_secs = 1).await;
+    // Times are whole seconds, so a 1 s token can expire before the next request under load: 3 s leaves room.
+    let s = TestServer::start_with(|c| c.auth.access_token_lifetime_secs = 3).await;
     let app = s.app(ClientKind::Confidential).await;
     let other = s.app(ClientKind::Confidential).await;
     let alice = s.person("alice").await;
@@ -204,7 +205,7 @@ async fn introspection() {
     assert_eq!(r.status(), 401);
 
     // Expired.
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(4100)).await;
     let (_, b) = s
         .oauth("/v2/oauth2/token/introspect", &app, &[("token", at)])
         .await;
