@@ -81,7 +81,8 @@ def test_storage_gateway_and_collections(
         display_name="Imaging POSIX",
         connector_id=POSIX,
         root=str(storage),
-        policies=globus_sdk.POSIXStoragePolicies(groups_allow=["imaging"]),
+        # Accounts in this POSIX group are refused; the application's account (no host account) is not in it.
+        policies=globus_sdk.POSIXStoragePolicies(groups_deny=["imaging-banned"]),
         additional_fields={
             "restrict_paths": {
                 "DATA_TYPE": "path_restrictions#1.0.0",
@@ -92,7 +93,7 @@ def test_storage_gateway_and_collections(
     )
     sg = gcs.create_storage_gateway(doc)
     sg_id = sg["id"]
-    assert sg["policies"]["groups_allow"] == ["imaging"]
+    assert sg["policies"]["groups_deny"] == ["imaging-banned"]
     names = [g["display_name"] for g in gcs.get_storage_gateway_list()]
     assert "Imaging POSIX" in names
     shown = gcs.get_storage_gateway(sg_id, include="private_policies")
