@@ -131,6 +131,10 @@ async fn invalid_documents_are_refused_naming_the_field_and_change_nothing() {
             "restrict_paths.read[0]",
         ),
         (json!({"high_assurance": true}), "high_assurance"),
+        (
+            json!({"authentication_timeout_mins": 60}),
+            "authentication_timeout_mins",
+        ),
     ] {
         let (st, b) = a.call(M::PATCH, &path, Some(doc.clone())).await;
         assert_eq!(st, 400, "{doc}: {b}");

@@ -288,8 +288,6 @@ pub struct GatewayArgs {
     groups_allow: Vec<String>,
     #[arg(long = "posix-groups-deny")]
     groups_deny: Vec<String>,
-    #[arg(long)]
-    authentication_timeout_mins: Option<i64>,
 }
 
 impl GatewayArgs {
@@ -318,11 +316,6 @@ impl GatewayArgs {
                        "groups_allow": self.groups_allow, "groups_deny": self.groups_deny}),
             );
         }
-        put(
-            &mut d,
-            "authentication_timeout_mins",
-            self.authentication_timeout_mins,
-        );
         Ok(d)
     }
 }

@@ -65,9 +65,10 @@ fn validate(doc: &StorageGatewayDoc) -> Result<()> {
             )));
         }
     }
-    if doc.authentication_timeout_mins.is_some_and(|m| m <= 0) {
+    // Ferry does not track when a session last authenticated yet: refused rather than stored and ignored.
+    if doc.authentication_timeout_mins.is_some() {
         return Err(EndpointError::BadRequest(
-            "authentication_timeout_mins: must be a positive number of minutes".into(),
+            "authentication_timeout_mins: re-authentication timeouts are not supported yet".into(),
         ));
     }
     docs::check_data_type(
