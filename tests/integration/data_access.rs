@@ -276,6 +276,33 @@ async fn symlinks_cannot_lead_out_of_the_storage_or_the_restrictions() {
             assert_eq!(t.status(M::DELETE, &p, None).await, 403, "DELETE {p}");
         }
     }
+    // `access explain` says the same: a link out of the storage gives no access.
+    let admin = s
+        .running
+        .auth
+        .resolve_identity(&s.admin_app().id)
+        .await
+        .unwrap()
+        .unwrap();
+    let r = s
+        .running
+        .endpoint
+        .explain(t.coll, "/rw/up/canary", Some(admin.clone()))
+        .await
+        .unwrap();
+    assert_eq!(r.access, ferry_core::restrictions::Access::None, "{r:?}");
+    assert!(r.decided_by.contains("outside the storage"), "{r:?}");
+    let r = s
+        .running
+        .endpoint
+        .explain(t.coll, "/rw/ok/r.txt", Some(admin))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.access,
+        ferry_core::restrictions::Access::Read,
+        "through the link: read only"
+    );
     // A link to a readable place reads, and does not write.
     let (st, b) = t.ls("/rw/ok").await;
     assert_eq!((st, b["DATA"][0]["name"].as_str()), (200, Some("r.txt")));

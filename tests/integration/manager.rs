@@ -922,7 +922,7 @@ async fn explain_names_the_deciding_rule_for_every_vector() {
             .await
             .unwrap();
         assert_eq!(r.account.as_deref(), Some(account), "vector {n}");
-        assert_eq!(r.layers[0].access, access, "vector {n}: {r:?}");
+        assert_eq!(r.layers[0].access.as_str(), access, "vector {n}: {r:?}");
         match decider {
             Some(p) => assert!(
                 r.layers[0].because.contains(&format!("rule \"{p}\"")),

@@ -247,9 +247,14 @@ fn print_report(r: &AccessReport, indent: &str) {
         println!("{indent}storage     {sp}");
     }
     for l in &r.layers {
-        println!("{indent}  {:<40} {:<10} {}", l.layer, l.access, l.because);
+        println!(
+            "{indent}  {:<40} {:<10} {}",
+            l.layer,
+            l.access.as_str(),
+            l.because
+        );
     }
-    println!("{indent}access      {}", r.access);
+    println!("{indent}access      {}", r.access.as_str());
     println!("{indent}decided by  {}", r.decided_by);
     if let Some(t) = &r.symlink_target {
         println!("{indent}through a symbolic link to:");

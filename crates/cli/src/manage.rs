@@ -192,13 +192,7 @@ pub async fn endpoint(g: &Global, cmd: EndpointCmd) -> anyhow::Result<()> {
             put(&mut d, "info_link", f.info_link);
             put_list(&mut d, "keywords", &f.keywords);
             put(&mut d, "public", either(f.public, f.private));
-            if d.is_empty() {
-                bail!("nothing to update: give at least one option (see --help)");
-            }
-            let (_, m) = manager(g, &conn).await?;
-            let doc = one(m
-                .manager(Method::PATCH, "/endpoint", &[], Some(&Value::Object(d)))
-                .await?)?;
+            let doc = patch(g, &conn, "/endpoint", d).await?;
             print_record(g.format, &doc, ENDPOINT_FIELDS);
         }
         EndpointCmd::SetOwner { identity, conn } => {
@@ -255,10 +249,29 @@ async fn role_list(g: &Global, conn: &Connection, collection: Option<Uuid>) -> a
 }
 
 async fn role_delete(g: &Global, conn: &Connection, id: Uuid) -> anyhow::Result<()> {
+    delete(g, conn, &format!("/roles/{id}"), &format!("role {id}")).await
+}
+
+/// PATCHes the options given (refusing an update that names none) and returns the updated document.
+async fn patch(
+    g: &Global,
+    conn: &Connection,
+    path: &str,
+    changes: Map<String, Value>,
+) -> anyhow::Result<Value> {
+    if changes.is_empty() {
+        bail!("nothing to update: give at least one option (see --help)");
+    }
     let (_, m) = manager(g, conn).await?;
-    m.manager(Method::DELETE, &format!("/roles/{id}"), &[], None)
-        .await?;
-    println!("Deleted role {id}.");
+    one(m
+        .manager(Method::PATCH, path, &[], Some(&Value::Object(changes)))
+        .await?)
+}
+
+async fn delete(g: &Global, conn: &Connection, path: &str, what: &str) -> anyhow::Result<()> {
+    let (_, m) = manager(g, conn).await?;
+    m.manager(Method::DELETE, path, &[], None).await?;
+    println!("Deleted {what}.");
     Ok(())
 }
 
@@ -430,30 +443,17 @@ pub async fn storage_gateway(g: &Global, cmd: GatewayCmd) -> anyhow::Result<()> 
             conn,
         }) => {
             let d = args.document(display_name)?;
-            if d.is_empty() {
-                bail!("nothing to update: give at least one option (see --help)");
-            }
-            let (_, m) = manager(g, &conn).await?;
-            let doc = one(m
-                .manager(
-                    Method::PATCH,
-                    &format!("/storage_gateways/{id}"),
-                    &[],
-                    Some(&Value::Object(d)),
-                )
-                .await?)?;
+            let doc = patch(g, &conn, &format!("/storage_gateways/{id}"), d).await?;
             print_record(g.format, &doc, GATEWAY_FIELDS);
         }
         GatewayCmd::Delete { id, conn } => {
-            let (_, m) = manager(g, &conn).await?;
-            m.manager(
-                Method::DELETE,
+            delete(
+                g,
+                &conn,
                 &format!("/storage_gateways/{id}"),
-                &[],
-                None,
+                &format!("storage gateway {id}"),
             )
             .await?;
-            println!("Deleted storage gateway {id}.");
         }
     }
     Ok(())
@@ -756,25 +756,17 @@ pub async fn collection(g: &Global, cmd: CollectionCmd) -> anyhow::Result<()> {
             let mut d = Map::new();
             put(&mut d, "display_name", display_name);
             args.fill(&mut d)?;
-            if d.is_empty() {
-                bail!("nothing to update: give at least one option (see --help)");
-            }
-            let (_, m) = manager(g, &conn).await?;
-            let doc = one(m
-                .manager(
-                    Method::PATCH,
-                    &format!("/collections/{id}"),
-                    &[],
-                    Some(&Value::Object(d)),
-                )
-                .await?)?;
+            let doc = patch(g, &conn, &format!("/collections/{id}"), d).await?;
             print_record(g.format, &doc, COLLECTION_FIELDS);
         }
         CollectionCmd::Delete { id, conn } => {
-            let (_, m) = manager(g, &conn).await?;
-            m.manager(Method::DELETE, &format!("/collections/{id}"), &[], None)
-                .await?;
-            println!("Deleted collection {id}.");
+            delete(
+                g,
+                &conn,
+                &format!("/collections/{id}"),
+                &format!("collection {id}"),
+            )
+            .await?;
         }
         CollectionCmd::SetOwner { id, identity, conn } => {
             let (mut c, m) = manager(g, &conn).await?;
@@ -893,15 +885,13 @@ pub async fn sharing_policy(g: &Global, cmd: SharingPolicyCmd) -> anyhow::Result
             print_record(g.format, &doc, POLICY_FIELDS);
         }
         SharingPolicyCmd::Delete { id, conn } => {
-            let (_, m) = manager(g, &conn).await?;
-            m.manager(
-                Method::DELETE,
+            delete(
+                g,
+                &conn,
                 &format!("/sharing_policies/{id}"),
-                &[],
-                None,
+                &format!("sharing policy {id}"),
             )
             .await?;
-            println!("Deleted sharing policy {id}.");
         }
     }
     Ok(())
@@ -986,15 +976,13 @@ pub async fn user_credentials(g: &Global, cmd: CredentialCmd) -> anyhow::Result<
             print_record(g.format, &doc, CREDENTIAL_FIELDS);
         }
         CredentialCmd::Delete { id, conn } => {
-            let (_, m) = manager(g, &conn).await?;
-            m.manager(
-                Method::DELETE,
+            delete(
+                g,
+                &conn,
                 &format!("/user_credentials/{id}"),
-                &[],
-                None,
+                &format!("user credential {id}"),
             )
             .await?;
-            println!("Deleted user credential {id}.");
         }
     }
     Ok(())

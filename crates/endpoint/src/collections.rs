@@ -3,7 +3,7 @@
 //! inside what the mapped collection's sharing restrictions allow.
 
 use ferry_core::access::{Account, Action, Caller, CollectionPolicy, PolicyInputs};
-use ferry_core::endpoint::{CollectionDoc, CollectionType, RoleName, UserCredentialDoc};
+use ferry_core::endpoint::{CollectionDoc, CollectionType, UserCredentialDoc};
 use ferry_core::path;
 use ferry_core::restrictions::PathRestrictions;
 use ferry_core::roles::{self, Roles};
@@ -230,7 +230,8 @@ impl Endpoint {
     }
 
     async fn create_mapped(&self, who: &Requester, request: Value) -> Result<Value> {
-        let ep = self.require_endpoint_manager(who).await?;
+        // Endpoint managers only: they may also name another owner.
+        self.require_endpoint_manager(who).await?;
         docs::refuse_fields(
             &request,
             GUEST_ONLY,
@@ -249,13 +250,6 @@ impl Endpoint {
         }
         match doc.identity_id {
             Some(owner) if owner != who.identity.id => {
-                if !Self::has_role(&ep, RoleName::Administrator)
-                    && !Self::has_role(&ep, RoleName::Owner)
-                {
-                    return Err(EndpointError::PermissionDenied(
-                        "identity_id: only endpoint managers name another owner".into(),
-                    ));
-                }
                 if self.store.get_identity(owner).await?.is_none() {
                     return Err(EndpointError::BadRequest(format!(
                         "identity_id: no identity {owner}"

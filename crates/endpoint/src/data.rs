@@ -10,7 +10,6 @@ use std::sync::Arc;
 use ferry_core::access::{Account, Action, Caller, CollectionPolicy, interpolate_base_path};
 use ferry_core::endpoint::CollectionDoc;
 use ferry_core::path;
-use ferry_core::restrictions::Access;
 use ferry_storage::{ByteStream, Connector, Entry, EntryKind, StorageError, Upload};
 use uuid::Uuid;
 
@@ -27,8 +26,6 @@ pub struct Authorized {
     pub path: String,
     /// The collection's root in the gateway's namespace.
     pub root: String,
-    /// What the caller may do there.
-    pub access: Access,
 }
 
 /// A file the check allowed reading.
@@ -156,7 +153,7 @@ impl Endpoint {
     ) -> Result<Authorized> {
         let now = crate::now();
         let denied = |m: String| EndpointError::AccessDenied(m);
-        let lexical_access = policy
+        policy
             .check(caller, path, action, now)
             .map_err(|r| denied(format!("no {} access to {path}: {r}", action.as_str())))?;
         let lexical = policy.storage_path(path);
@@ -175,7 +172,6 @@ impl Endpoint {
                 storage_path: canonical,
                 path: path.to_string(),
                 root: policy.root.clone(),
-                access: lexical_access,
             });
         }
         let inside = policy.collection_path(&canonical).ok_or_else(|| {
@@ -183,7 +179,7 @@ impl Endpoint {
                 "no access to {path}: a symbolic link on the way leads outside the collection"
             ))
         })?;
-        let access = policy.check(caller, &inside, action, now).map_err(|r| {
+        policy.check(caller, &inside, action, now).map_err(|r| {
             denied(format!(
                 "no {} access to {path} (a symbolic link to {inside}): {r}",
                 action.as_str()
@@ -194,7 +190,6 @@ impl Endpoint {
             storage_path: canonical,
             path: inside,
             root: policy.root.clone(),
-            access: access.min(lexical_access),
         })
     }
 

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::{EndpointError, Result};
 
@@ -153,10 +153,6 @@ pub fn display_name(name: &str) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-pub fn object() -> Value {
-    Value::Object(Map::new())
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 use ferry_core::Identity;
 use ferry_core::access::{Caller, Explanation};
+use ferry_core::restrictions::Access;
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -12,7 +13,7 @@ use crate::{Endpoint, Result, data};
 #[derive(Debug, Clone, Serialize)]
 pub struct LayerLine {
     pub layer: String,
-    pub access: String,
+    pub access: Access,
     pub because: String,
 }
 
@@ -28,7 +29,7 @@ pub struct AccessReport {
     pub storage_path: Option<String>,
     pub layers: Vec<LayerLine>,
     /// `none`, `read` or `read_write`.
-    pub access: String,
+    pub access: Access,
     /// What limited the result: a layer, or why there is no account.
     pub decided_by: String,
     /// Where a symlink on the way leads, with that place's own explanation.
@@ -62,7 +63,7 @@ impl Endpoint {
             path: path.clone(),
             storage_path: None,
             layers: vec![],
-            access: "none".into(),
+            access: Access::None,
             decided_by: String::new(),
             symlink_target: None,
         };
@@ -105,11 +106,11 @@ impl Endpoint {
                 .iter()
                 .map(|l| LayerLine {
                     layer: l.layer.as_str().into(),
-                    access: l.access.as_str().into(),
+                    access: l.access,
                     because: l.because.clone(),
                 })
                 .collect(),
-            access: e.access.as_str().into(),
+            access: e.access,
             decided_by: e
                 .limited_by
                 .and_then(|l| e.layers.iter().find(|x| x.layer == l))
@@ -132,14 +133,17 @@ impl Endpoint {
                 }));
                 // Both places must allow it: the result is the lesser of the two.
                 if let Some(t) = &out.symlink_target
-                    && rank(&t.access) < rank(&out.access)
+                    && t.access < out.access
                 {
-                    out.access = t.access.clone();
+                    out.access = t.access;
                     out.decided_by = format!("via the symbolic link: {}", t.decided_by);
                 }
             }
             Ok(_) => {}
+            // The check refuses what cannot be followed (a link out of the storage, a loop): so does the report.
             Err(e) => {
+                out.access = Access::None;
+                out.decided_by = format!("following the path in the storage fails: {e}");
                 out.symlink_target = Some(Box::new(AccessReport {
                     decided_by: format!("following the path in the storage fails: {e}"),
                     ..base.clone()
@@ -147,13 +151,5 @@ impl Endpoint {
             }
         }
         Ok(out)
-    }
-}
-
-fn rank(access: &str) -> u8 {
-    match access {
-        "read_write" => 2,
-        "read" => 1,
-        _ => 0,
     }
 }

@@ -25,7 +25,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use ferry_core::Identity;
-use ferry_core::endpoint::{CollectionDoc, EndpointDoc, RoleName, StorageGatewayDoc};
+use ferry_core::endpoint::{CollectionDoc, EndpointDoc, StorageGatewayDoc};
 use ferry_core::roles::{Roles, Who, collection_roles, endpoint_roles};
 use ferry_storage::{Connector, PosixConnector};
 use ferry_store::Store;
@@ -116,16 +116,8 @@ impl Endpoint {
         self.id
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
-
     pub fn audit(&self) -> &AuditLog {
         &self.audit
-    }
-
-    pub fn settings(&self) -> &Settings {
-        &self.settings
     }
 
     /// The caller with its current groups.
@@ -225,9 +217,5 @@ impl Endpoint {
         let c: Arc<dyn Connector> = Arc::new(PosixConnector::open(&PathBuf::from(&root))?);
         map.insert(gateway.id, (root, c.clone()));
         Ok(c)
-    }
-
-    fn has_role(roles: &Roles, role: RoleName) -> bool {
-        roles.contains(&role)
     }
 }
