@@ -57,6 +57,7 @@ fn setup() -> (CollectionPolicy, Uuid, Vec<Uuid>) {
             collection_id: guest.id,
             principal,
             path: format!("/run{}/job{}", i % 50, i),
+            folder: true,
             write: i % 2 == 1,
             expires_at: (i % 3 == 0).then_some(i64::MAX),
             created: 0,

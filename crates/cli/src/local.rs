@@ -274,13 +274,7 @@ pub async fn access(g: &Global, cmd: AccessCmd) -> anyhow::Result<()> {
                 .with_context(|| format!("--identity: no identity {who:?}"))?,
         ),
     };
-    let ep = Endpoint::open(
-        l.store.clone(),
-        Settings {
-            base_url: l.base_url.clone(),
-        },
-    )
-    .await?;
+    let ep = Endpoint::open(l.store.clone(), Settings::new(&l.base_url)).await?;
     let report = ep.explain(a.collection, &a.path, identity).await?;
     match g.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),

@@ -192,6 +192,7 @@ struct GuestLayers {
     manager_groups: HashSet<Uuid>,
     /// Permissions count only for callers this policy admits (roles are not filtered).
     auth_policy: Option<AuthPolicy>,
+    anonymous_writes: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -336,6 +337,7 @@ impl CollectionPolicy {
                         manager_ids,
                         manager_groups,
                         auth_policy: inputs.guest_auth_policy.cloned(),
+                        anonymous_writes: !mapped.disable_anonymous_writes,
                     }),
                 })
             }
@@ -473,7 +475,9 @@ impl PermissionSource {
             }
             PermissionSource::Rule(id, p, path) => {
                 let who = match p {
-                    AclPrincipal::Identity(x) | AclPrincipal::Group(x) => {
+                    AclPrincipal::Identity(x)
+                    | AclPrincipal::Group(x)
+                    | AclPrincipal::Invitation(x) => {
                         format!("{} {x}", p.type_str())
                     }
                     _ => p.type_str().to_string(),
@@ -584,7 +588,11 @@ impl GuestLayers {
                 if e.expires_at.is_some_and(|t| t <= now) || !applies(&e.principal, caller) {
                     continue;
                 }
-                let a = if e.write {
+                // The mapped collection's disable_anonymous_writes caps anonymous rules at read, also for rules
+                // made before it was set.
+                let a = if e.write
+                    && (self.anonymous_writes || e.principal != AclPrincipal::Anonymous)
+                {
                     Access::ReadWrite
                 } else {
                     Access::Read
@@ -616,6 +624,7 @@ fn applies(p: &AclPrincipal, caller: &Caller<'_>) -> bool {
         AclPrincipal::AllAuthenticatedUsers => caller.identity.is_some(),
         AclPrincipal::Identity(id) => caller.identity == Some(*id),
         AclPrincipal::Group(g) => caller.identity.is_some() && caller.groups.contains(g),
+        AclPrincipal::Invitation(_) => false,
     }
 }
 
@@ -665,6 +674,7 @@ mod tests {
             collection_id: c.id,
             principal: p,
             path: path.into(),
+            folder: true,
             write,
             expires_at: exp,
             created: 0,

@@ -13,6 +13,9 @@ pub enum AclPrincipal {
     Group(Uuid),
     AllAuthenticatedUsers,
     Anonymous,
+    /// An e-mail invitation not yet redeemed (the invitation's id): it grants nothing until someone redeems it,
+    /// which rebinds the rule to their identity.
+    Invitation(Uuid),
 }
 
 impl AclPrincipal {
@@ -22,12 +25,15 @@ impl AclPrincipal {
             AclPrincipal::Group(_) => "group",
             AclPrincipal::AllAuthenticatedUsers => "all_authenticated_users",
             AclPrincipal::Anonymous => "anonymous",
+            AclPrincipal::Invitation(_) => "invitation",
         }
     }
     /// The principal id as the wire shows it: a UUID, or `""` for the two collective principals.
     pub fn id_str(&self) -> String {
         match self {
-            AclPrincipal::Identity(id) | AclPrincipal::Group(id) => id.to_string(),
+            AclPrincipal::Identity(id) | AclPrincipal::Group(id) | AclPrincipal::Invitation(id) => {
+                id.to_string()
+            }
             _ => String::new(),
         }
     }
@@ -37,6 +43,7 @@ impl AclPrincipal {
             "group" => Uuid::parse_str(id).ok().map(AclPrincipal::Group),
             "all_authenticated_users" => Some(AclPrincipal::AllAuthenticatedUsers),
             "anonymous" => Some(AclPrincipal::Anonymous),
+            "invitation" => Uuid::parse_str(id).ok().map(AclPrincipal::Invitation),
             _ => None,
         }
     }
@@ -49,6 +56,8 @@ pub struct AclRule {
     pub principal: AclPrincipal,
     /// Normalised, relative to the guest collection's root, without a trailing `/` (except `/`).
     pub path: String,
+    /// The rule was given for a folder (its wire path ends in `/`), not a single file.
+    pub folder: bool,
     pub write: bool,
     pub expires_at: Option<Timestamp>,
     pub created: Timestamp,
@@ -57,6 +66,14 @@ pub struct AclRule {
 }
 
 impl AclRule {
+    /// The path as the Transfer API shows it: folders end in `/`.
+    pub fn wire_path(&self) -> String {
+        if self.folder && self.path != "/" {
+            format!("{}/", self.path)
+        } else {
+            self.path.clone()
+        }
+    }
     pub fn is_active(&self, now: Timestamp) -> bool {
         self.expires_at.is_none_or(|e| e > now)
     }

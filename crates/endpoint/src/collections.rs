@@ -166,7 +166,7 @@ fn view(
 }
 
 impl Endpoint {
-    async fn view_of(&self, doc: &CollectionDoc, private: bool) -> Result<Value> {
+    pub(crate) async fn view_of(&self, doc: &CollectionDoc, private: bool) -> Result<Value> {
         let mapped = match doc.mapped_collection_id {
             Some(m) => self.store.get_collection(m).await?,
             None => None,
@@ -175,14 +175,18 @@ impl Endpoint {
     }
 
     /// The caller's roles on the endpoint and on a collection.
-    async fn roles_for(&self, who: &Requester, c: &CollectionDoc) -> Result<(Roles, Roles)> {
+    pub(crate) async fn roles_for(
+        &self,
+        who: &Requester,
+        c: &CollectionDoc,
+    ) -> Result<(Roles, Roles)> {
         let ep = self.my_endpoint_roles(who).await?;
         let coll = self.my_collection_roles(who, &ep, c).await?;
         Ok((ep, coll))
     }
 
     /// Whether `who` may see `c`: public, a role on it or the endpoint, or (guest collections) a permission.
-    async fn sees(&self, who: &Requester, c: &CollectionDoc) -> Result<bool> {
+    pub(crate) async fn sees(&self, who: &Requester, c: &CollectionDoc) -> Result<bool> {
         let (ep, coll) = self.roles_for(who, c).await?;
         if roles::sees_collection(&ep, &coll, c.public) {
             return Ok(true);
@@ -194,6 +198,7 @@ impl Endpoint {
                     && match r.principal {
                         ferry_core::acl::AclPrincipal::Identity(id) => id == who.identity.id,
                         ferry_core::acl::AclPrincipal::Group(g) => who.groups.contains(&g),
+                        ferry_core::acl::AclPrincipal::Invitation(_) => false,
                         _ => true,
                     }
             }));
@@ -268,7 +273,7 @@ impl Endpoint {
         self.view_of(&doc, true).await
     }
 
-    async fn create_guest(&self, who: &Requester, request: Value) -> Result<Value> {
+    pub(crate) async fn create_guest(&self, who: &Requester, request: Value) -> Result<Value> {
         docs::refuse_fields(
             &request,
             MAPPED_ONLY,
@@ -481,7 +486,7 @@ impl Endpoint {
         let c = self.collection(id).await?;
         if !self.sees(who, &c).await? {
             // Not "forbidden": a private collection's existence is not disclosed.
-            return Err(EndpointError::NotFound(format!("no collection {id}")));
+            return Err(EndpointError::CollectionNotFound(id.to_string()));
         }
         let (ep, coll) = self.roles_for(who, &c).await?;
         let manages = roles::modifies_collection(&ep, &coll);
@@ -499,7 +504,7 @@ impl Endpoint {
             return Ok(());
         }
         if !self.sees(who, c).await? {
-            return Err(EndpointError::NotFound(format!("no collection {}", c.id)));
+            return Err(EndpointError::CollectionNotFound(c.id.to_string()));
         }
         Err(EndpointError::PermissionDenied(
             "this needs the collection's administrator role".into(),

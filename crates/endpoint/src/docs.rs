@@ -52,6 +52,14 @@ pub fn parse<T: DeserializeOwned>(doc: Value, family: &str) -> Result<T> {
     })
 }
 
+/// The `id` of a document the endpoint just produced.
+pub fn id_of(doc: &Value) -> Result<uuid::Uuid> {
+    doc["id"]
+        .as_str()
+        .and_then(|s| uuid::Uuid::parse_str(s).ok())
+        .ok_or_else(|| EndpointError::Internal("a created document has no id".into()))
+}
+
 pub fn to_value<T: Serialize>(doc: &T) -> Value {
     serde_json::to_value(doc).unwrap_or(Value::Null)
 }

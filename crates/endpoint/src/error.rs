@@ -13,6 +13,9 @@ pub enum EndpointError {
     Unauthenticated,
     #[error("{0}")]
     NotFound(String),
+    /// The collection (or endpoint) named in the request does not exist, or is not visible to the caller.
+    #[error("No such collection '{0}'")]
+    CollectionNotFound(String),
     /// The caller lacks the role a management operation needs (the message names it).
     #[error("{0}")]
     PermissionDenied(String),
@@ -24,6 +27,9 @@ pub enum EndpointError {
     /// The storage answered with an error (missing file, existing name, full disk, ...).
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// A service Ferry depends on (the mail server) could not do its part; nothing was changed.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
 }

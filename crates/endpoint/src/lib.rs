@@ -5,8 +5,12 @@
 //! Compiled access policies are cached per collection (and per caller on mapped collections, whose account
 //! depends on the caller); every configuration change drops the cache, so a change counts at the next request.
 
+// The Transfer endpoint document is one large `json!` literal.
+#![recursion_limit = "256"]
+
 mod account;
 pub mod audit;
+mod bookmarks;
 mod collections;
 mod credentials;
 pub mod data;
@@ -14,8 +18,10 @@ pub mod docs;
 mod error;
 mod explain;
 mod gateways;
+pub mod index;
 mod info;
 pub mod listing;
+mod permissions;
 mod policy;
 mod roles;
 mod sharing;
@@ -35,13 +41,29 @@ pub use audit::AuditLog;
 pub use collections::CollectionQuery;
 pub use error::{EndpointError, Result};
 pub use explain::AccessReport;
+pub use index::{SearchPage, SearchQuery};
 pub use info::Defaults;
+pub use permissions::MAX_RULES;
 
-/// Where the endpoint is reached and what its identities look like.
-#[derive(Debug, Clone)]
+/// Where the endpoint is reached and how it reaches people.
+#[derive(Clone)]
 pub struct Settings {
     /// The server's public base URL, without a trailing slash.
     pub base_url: String,
+    /// How long an e-mail invitation can be redeemed.
+    pub invitation_lifetime_secs: i64,
+    /// Sends invitations and notifications; None when `[smtp]` is not configured.
+    pub mailer: Option<Arc<ferry_mail::Mailer>>,
+}
+
+impl Settings {
+    pub fn new(base_url: &str) -> Self {
+        Self {
+            base_url: base_url.trim_end_matches('/').to_string(),
+            invitation_lifetime_secs: 7 * 24 * 3600,
+            mailer: None,
+        }
+    }
 }
 
 /// A signed-in caller: an identity and the groups it is an active member of (read per request, so that a
@@ -198,7 +220,7 @@ impl Endpoint {
         self.store
             .get_collection(id)
             .await?
-            .ok_or_else(|| EndpointError::NotFound(format!("no collection {id}")))
+            .ok_or_else(|| EndpointError::CollectionNotFound(id.to_string()))
     }
 
     /// The connector of a gateway. The gateway's `root` is the host folder that is its

@@ -16,7 +16,10 @@ impl Endpoint {
     }
 
     /// Role documents that exist by definition: the endpoint's owner, a collection's creator.
-    async fn implicit_roles(&self, collection: Option<&CollectionDoc>) -> Result<Vec<RoleDoc>> {
+    pub(crate) async fn implicit_roles(
+        &self,
+        collection: Option<&CollectionDoc>,
+    ) -> Result<Vec<RoleDoc>> {
         let (who, role, coll) = match collection {
             None => (self.endpoint_doc().await?.owner_id, RoleName::Owner, None),
             Some(c) => (c.identity_id, RoleName::Administrator, Some(c.id)),
@@ -172,7 +175,7 @@ impl Endpoint {
     }
 
     /// Finds a role by id, stored or implicit.
-    async fn find_role(&self, id: Uuid) -> Result<(RoleDoc, bool)> {
+    pub(crate) async fn find_role(&self, id: Uuid) -> Result<(RoleDoc, bool)> {
         if let Some(r) = self.store.get_role(id).await? {
             return Ok((r, false));
         }
@@ -243,6 +246,127 @@ impl Endpoint {
         )
         .await;
         Ok(())
+    }
+}
+
+/// A role as the Transfer API shows it: `principal_type` and a bare id instead of a URN; Transfer has no owner
+/// role (the endpoint's owner is shown as an administrator).
+fn transfer_doc(r: &RoleDoc) -> Value {
+    let (kind, id) = match RolePrincipal::parse(&r.principal) {
+        Some(RolePrincipal::Identity(id)) => ("identity", id.to_string()),
+        Some(RolePrincipal::Group(id)) => ("group", id.to_string()),
+        None => ("identity", r.principal.clone()),
+    };
+    let role = match r.role {
+        RoleName::Owner => RoleName::Administrator,
+        other => other,
+    };
+    serde_json::json!({
+        "DATA_TYPE": "role",
+        "id": r.id,
+        "principal_type": kind,
+        "principal": id,
+        "role": role.as_str(),
+    })
+}
+
+impl Endpoint {
+    /// The Transfer API names the endpoint or a collection by id; roles on the endpoint have no collection.
+    async fn transfer_role_target(&self, who: &Requester, id: Uuid) -> Result<Option<Uuid>> {
+        if id == self.id {
+            return Ok(None);
+        }
+        let missing = || EndpointError::CollectionNotFound(id.to_string());
+        let c = self.store.get_collection(id).await?.ok_or_else(missing)?;
+        if !self.sees(who, &c).await? {
+            return Err(missing());
+        }
+        Ok(Some(c.id))
+    }
+
+    /// `GET /v0.10/endpoint/{id}/role_list`.
+    pub async fn transfer_roles(&self, who: &Requester, id: Uuid) -> Result<Vec<Value>> {
+        let target = self.transfer_role_target(who, id).await?;
+        let docs = self.list_roles(who, target, false).await?;
+        Ok(docs
+            .into_iter()
+            .filter_map(|v| serde_json::from_value::<RoleDoc>(v).ok())
+            .map(|r| transfer_doc(&r))
+            .collect())
+    }
+
+    /// `POST /v0.10/endpoint/{id}/role` with `{principal_type, principal, role}`.
+    pub async fn create_transfer_role(
+        &self,
+        who: &Requester,
+        id: Uuid,
+        request: Value,
+    ) -> Result<Value> {
+        let target = self.transfer_role_target(who, id).await?;
+        let Value::Object(m) = request else {
+            return Err(EndpointError::BadRequest(
+                "the body must be a role document (a JSON object)".into(),
+            ));
+        };
+        if let Some(t) = m.get("DATA_TYPE")
+            && t != "role"
+        {
+            return Err(EndpointError::BadRequest(format!(
+                "DATA_TYPE: expected \"role\", got {t}"
+            )));
+        }
+        if let Some(k) = m.keys().find(|k| {
+            !["DATA_TYPE", "id", "principal_type", "principal", "role"].contains(&k.as_str())
+        }) {
+            return Err(EndpointError::BadRequest(format!(
+                "{k}: not a field of a role"
+            )));
+        }
+        let principal = m.get("principal").and_then(Value::as_str).unwrap_or("");
+        let principal = Uuid::parse_str(principal).map_err(|_| {
+            EndpointError::BadRequest(format!("principal: {principal:?} is not an id"))
+        })?;
+        let urn = match m.get("principal_type").and_then(Value::as_str) {
+            Some("identity") => RolePrincipal::Identity(principal).urn(),
+            Some("group") => RolePrincipal::Group(principal).urn(),
+            other => {
+                return Err(EndpointError::BadRequest(format!(
+                    "principal_type: {} is neither \"identity\" nor \"group\"",
+                    other
+                        .map(|s| format!("{s:?}"))
+                        .unwrap_or_else(|| "missing".into())
+                )));
+            }
+        };
+        let role = m.get("role").cloned().unwrap_or(Value::Null);
+        let created = self
+            .create_role(
+                who,
+                serde_json::json!({"collection": target, "principal": urn, "role": role}),
+            )
+            .await?;
+        let doc: RoleDoc =
+            serde_json::from_value(created).map_err(|e| EndpointError::Internal(e.to_string()))?;
+        Ok(transfer_doc(&doc))
+    }
+
+    async fn transfer_role(&self, who: &Requester, id: Uuid, role: Uuid) -> Result<RoleDoc> {
+        let target = self.transfer_role_target(who, id).await?;
+        let doc: RoleDoc = serde_json::from_value(self.get_role(who, role).await?)
+            .map_err(|e| EndpointError::Internal(e.to_string()))?;
+        if doc.collection != target {
+            return Err(EndpointError::NotFound(format!("no role {role} on {id}")));
+        }
+        Ok(doc)
+    }
+
+    pub async fn get_transfer_role(&self, who: &Requester, id: Uuid, role: Uuid) -> Result<Value> {
+        Ok(transfer_doc(&self.transfer_role(who, id, role).await?))
+    }
+
+    pub async fn delete_transfer_role(&self, who: &Requester, id: Uuid, role: Uuid) -> Result<()> {
+        self.transfer_role(who, id, role).await?;
+        self.delete_role(who, role).await
     }
 }
 

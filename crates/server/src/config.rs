@@ -35,6 +35,24 @@ pub struct Config {
     /// Default: `<data_dir>/storage`. Only the first start reads it.
     pub storage_root: Option<PathBuf>,
     pub auth: AuthSection,
+    /// The mail server for invitations and notifications (`host` empty: no e-mail).
+    pub smtp: ferry_mail::SmtpConfig,
+    pub sharing: SharingSection,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SharingSection {
+    /// How long an e-mail invitation's code can be redeemed.
+    pub invitation_lifetime_secs: i64,
+}
+
+impl Default for SharingSection {
+    fn default() -> Self {
+        Self {
+            invitation_lifetime_secs: 7 * 24 * 3600,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -60,6 +78,8 @@ impl Default for Config {
             tls_key: None,
             storage_root: None,
             auth: AuthSection::default(),
+            smtp: ferry_mail::SmtpConfig::default(),
+            sharing: SharingSection::default(),
         }
     }
 }

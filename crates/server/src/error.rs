@@ -180,7 +180,7 @@ pub fn endpoint_status(e: &EndpointError) -> StatusCode {
     match e {
         EndpointError::BadRequest(_) => StatusCode::BAD_REQUEST,
         EndpointError::Unauthenticated => StatusCode::UNAUTHORIZED,
-        EndpointError::NotFound(_) => StatusCode::NOT_FOUND,
+        EndpointError::NotFound(_) | EndpointError::CollectionNotFound(_) => StatusCode::NOT_FOUND,
         EndpointError::PermissionDenied(_) | EndpointError::AccessDenied(_) => {
             StatusCode::FORBIDDEN
         }
@@ -199,6 +199,7 @@ pub fn endpoint_status(e: &EndpointError) -> StatusCode {
             StorageError::NoSpace(_) => StatusCode::INSUFFICIENT_STORAGE,
             StorageError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
         },
+        EndpointError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         EndpointError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -283,23 +284,29 @@ impl IntoResponse for ManagerError {
     }
 }
 
-/// The Transfer file operation an error came from: the codes clients expect differ between them.
+/// The Transfer operation an error came from: the codes clients expect differ between file operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileOp {
+pub enum TransferOp {
     Ls,
     Stat,
     Mkdir,
     Rename,
+    /// Everything that is not a file operation (collections, permissions, roles, bookmarks).
+    Other,
 }
 
-impl FileOp {
+impl TransferOp {
     pub fn as_str(self) -> &'static str {
         match self {
-            FileOp::Ls => "ls",
-            FileOp::Stat => "stat",
-            FileOp::Mkdir => "mkdir",
-            FileOp::Rename => "rename",
+            TransferOp::Ls => "ls",
+            TransferOp::Stat => "stat",
+            TransferOp::Mkdir => "mkdir",
+            TransferOp::Rename => "rename",
+            TransferOp::Other => "",
         }
+    }
+    fn is_file_op(self) -> bool {
+        self != TransferOp::Other
     }
 }
 
@@ -311,20 +318,20 @@ enum Cause {
 /// Errors of the Transfer API (`/v0.10`): `{code, message, request_id, resource}`, with the codes the Globus
 /// clients test for (`ClientError.NotFound` from ls, `NotFound` from stat, `EndpointPermissionDenied`, ...).
 pub struct TransferError {
-    op: FileOp,
+    op: TransferOp,
     resource: String,
     cause: Cause,
 }
 
 impl TransferError {
-    pub fn auth(op: FileOp, resource: &str, e: AuthError) -> Self {
+    pub fn auth(op: TransferOp, resource: &str, e: AuthError) -> Self {
         Self {
             op,
             resource: resource.to_string(),
             cause: Cause::Auth(e),
         }
     }
-    pub fn endpoint(op: FileOp, resource: &str, e: EndpointError) -> Self {
+    pub fn endpoint(op: TransferOp, resource: &str, e: EndpointError) -> Self {
         Self {
             op,
             resource: resource.to_string(),
@@ -348,20 +355,27 @@ impl IntoResponse for TransferError {
                 let code = match (e, self.op) {
                     (EndpointError::BadRequest(_), _) => "ClientError.BadRequest",
                     (EndpointError::Unauthenticated, _) => "ClientError.AuthenticationFailed",
-                    (EndpointError::NotFound(_), _) => "EndpointNotFound",
+                    (EndpointError::CollectionNotFound(_), _) => "EndpointNotFound",
+                    (EndpointError::NotFound(_), _) => "ClientError.NotFound",
+                    (EndpointError::PermissionDenied(_), op) if !op.is_file_op() => {
+                        "PermissionDenied"
+                    }
                     (EndpointError::PermissionDenied(_) | EndpointError::AccessDenied(_), _) => {
                         "EndpointPermissionDenied"
                     }
+                    (EndpointError::Unavailable(_), _) => "ServiceUnavailable",
                     (EndpointError::Conflict(_), _) => "Exists",
-                    (EndpointError::Storage(StorageError::NotFound(_)), FileOp::Stat) => "NotFound",
+                    (EndpointError::Storage(StorageError::NotFound(_)), TransferOp::Stat) => {
+                        "NotFound"
+                    }
                     (EndpointError::Storage(StorageError::NotFound(_)), _) => {
                         "ClientError.NotFound"
                     }
-                    (EndpointError::Storage(StorageError::Exists(_)), FileOp::Mkdir) => {
+                    (EndpointError::Storage(StorageError::Exists(_)), TransferOp::Mkdir) => {
                         "ExternalError.MkdirFailed.Exists"
                     }
                     (EndpointError::Storage(StorageError::Exists(_)), _) => "Exists",
-                    (EndpointError::Storage(StorageError::NotADirectory(_)), FileOp::Ls) => {
+                    (EndpointError::Storage(StorageError::NotADirectory(_)), TransferOp::Ls) => {
                         "ExternalError.DirListingFailed.NotDirectory"
                     }
                     (EndpointError::Storage(StorageError::NoSpace(_)), _) => {
@@ -404,6 +418,12 @@ impl DataError {
             status,
             message: message.into(),
         }
+    }
+}
+
+impl DataError {
+    pub fn status(&self) -> StatusCode {
+        self.status
     }
 }
 

@@ -109,7 +109,11 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         Endpoint::open(
             auth.store().clone(),
             EndpointSettings {
-                base_url: base_url.clone(),
+                invitation_lifetime_secs: cfg.sharing.invitation_lifetime_secs,
+                mailer: ferry_mail::Mailer::from_config(&cfg.smtp)
+                    .map_err(|e| ServerError::Config(ConfigError::Invalid(e.to_string())))?
+                    .map(Arc::new),
+                ..EndpointSettings::new(&base_url)
             },
         )
         .await?,

@@ -120,6 +120,7 @@ async fn endpoint(store: &dyn Store) {
         collection_id: guest.id,
         principal: AclPrincipal::AllAuthenticatedUsers,
         path: "/shared".into(),
+        folder: true,
         write: false,
         expires_at: None,
         created: 5,
@@ -136,7 +137,134 @@ async fn endpoint(store: &dyn Store) {
             .await,
         Err(StoreError::Conflict(_))
     ));
-    assert_eq!(store.list_acl_rules(guest.id).await.unwrap(), vec![rule]);
+    assert_eq!(
+        store.list_acl_rules(guest.id).await.unwrap(),
+        vec![rule.clone()]
+    );
+    assert_eq!(
+        store.get_acl_rule(rule.id).await.unwrap(),
+        Some(rule.clone())
+    );
+    let mut changed = rule.clone();
+    changed.write = true;
+    changed.path = "/shared/sub".into();
+    changed.folder = false;
+    store.update_acl_rule(&changed).await.unwrap();
+    assert_eq!(
+        store.get_acl_rule(rule.id).await.unwrap(),
+        Some(changed.clone())
+    );
+    store.update_acl_rule(&rule).await.unwrap();
+
+    // An invitation and its pending rule are stored together; a code is claimed once, and not after expiry.
+    let pending = AclRule {
+        id: Uuid::new_v4(),
+        principal: AclPrincipal::Invitation(Uuid::new_v4()),
+        ..rule.clone()
+    };
+    let invitation = crate::Invitation {
+        id: match pending.principal {
+            AclPrincipal::Invitation(id) => id,
+            _ => unreachable!(),
+        },
+        collection_id: guest.id,
+        rule_id: pending.id,
+        email: "new@example.org".into(),
+        code_hash: "h1".into(),
+        invited_by: Uuid::new_v4(),
+        created: 10,
+        expires_at: 100,
+        redeemed_by: None,
+        redeemed_at: None,
+    };
+    store
+        .create_invitation(&invitation, &pending)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.find_invitation("h1").await.unwrap(),
+        Some(invitation.clone())
+    );
+    assert_eq!(store.find_invitation("h2").await.unwrap(), None);
+    assert_eq!(
+        store.list_invitations(guest.id).await.unwrap(),
+        vec![invitation.clone()]
+    );
+    let redeemer = Uuid::new_v4();
+    assert!(
+        !store
+            .claim_invitation(invitation.id, redeemer, 100)
+            .await
+            .unwrap(),
+        "expired"
+    );
+    assert!(
+        store
+            .claim_invitation(invitation.id, redeemer, 50)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .claim_invitation(invitation.id, redeemer, 51)
+            .await
+            .unwrap(),
+        "single use"
+    );
+    let claimed = store.find_invitation("h1").await.unwrap().unwrap();
+    assert_eq!(
+        (claimed.redeemed_by, claimed.redeemed_at),
+        (Some(redeemer), Some(50))
+    );
+    // Withdrawing the permission withdraws the invitation.
+    store.delete_acl_rule(pending.id).await.unwrap();
+    assert_eq!(store.find_invitation("h1").await.unwrap(), None);
+
+    // Bookmarks: names are unique per owner.
+    let owner = Uuid::new_v4();
+    let mark = crate::Bookmark {
+        id: Uuid::new_v4(),
+        owner,
+        name: "results".into(),
+        collection_id: guest.id,
+        path: "/shared/".into(),
+        pinned: false,
+        created: 3,
+    };
+    store.create_bookmark(&mark).await.unwrap();
+    assert!(matches!(
+        store
+            .create_bookmark(&crate::Bookmark {
+                id: Uuid::new_v4(),
+                ..mark.clone()
+            })
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    store
+        .create_bookmark(&crate::Bookmark {
+            id: Uuid::new_v4(),
+            owner: Uuid::new_v4(),
+            ..mark.clone()
+        })
+        .await
+        .unwrap();
+    let renamed = crate::Bookmark {
+        name: "renamed".into(),
+        pinned: true,
+        ..mark.clone()
+    };
+    store.update_bookmark(&renamed).await.unwrap();
+    assert_eq!(
+        store.list_bookmarks(owner).await.unwrap(),
+        vec![renamed.clone()]
+    );
+    assert_eq!(store.get_bookmark(mark.id).await.unwrap(), Some(renamed));
+    store.delete_bookmark(mark.id).await.unwrap();
+    assert!(matches!(
+        store.delete_bookmark(mark.id).await,
+        Err(StoreError::NotFound)
+    ));
 
     // Deleting the mapped collection takes its guests, their roles and rules along.
     store.delete_collection(mapped.id).await.unwrap();

@@ -135,6 +135,34 @@ pub struct AuditFilter {
     pub limit: Option<i64>,
 }
 
+/// An e-mail invitation: the permission `rule_id` (principal `invitation`) waits for whoever redeems the code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invitation {
+    pub id: Uuid,
+    pub collection_id: Uuid,
+    pub rule_id: Uuid,
+    pub email: String,
+    /// BLAKE3 of the code (hex); the code itself is only in the e-mail.
+    pub code_hash: String,
+    pub invited_by: Uuid,
+    pub created: i64,
+    pub expires_at: i64,
+    pub redeemed_by: Option<Uuid>,
+    pub redeemed_at: Option<i64>,
+}
+
+/// A person's bookmark: a named place in a collection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bookmark {
+    pub id: Uuid,
+    pub owner: Uuid,
+    pub name: String,
+    pub collection_id: Uuid,
+    pub path: String,
+    pub pinned: bool,
+    pub created: i64,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Returns the stored value of `key`, storing `value` first if the key was absent (first writer wins).
@@ -233,6 +261,23 @@ pub trait Store: Send + Sync + 'static {
     async fn create_acl_rule(&self, rule: &AclRule) -> Result<()>;
     async fn list_acl_rules(&self, collection: Uuid) -> Result<Vec<AclRule>>;
     async fn delete_acl_rule(&self, id: Uuid) -> Result<()>;
+    async fn get_acl_rule(&self, id: Uuid) -> Result<Option<AclRule>>;
+    /// Replaces the rule with this id (principal, path, permissions, expiry, notification fields).
+    async fn update_acl_rule(&self, rule: &AclRule) -> Result<()>;
+
+    /// Stores a pending permission and its invitation together.
+    async fn create_invitation(&self, invitation: &Invitation, rule: &AclRule) -> Result<()>;
+    async fn find_invitation(&self, code_hash: &str) -> Result<Option<Invitation>>;
+    async fn list_invitations(&self, collection: Uuid) -> Result<Vec<Invitation>>;
+    /// Marks the invitation redeemed by `identity` if it is neither redeemed nor expired at `now`; false
+    /// otherwise (a code works once, even when two redeem it at the same moment).
+    async fn claim_invitation(&self, id: Uuid, identity: Uuid, now: i64) -> Result<bool>;
+
+    async fn create_bookmark(&self, bookmark: &Bookmark) -> Result<()>;
+    async fn get_bookmark(&self, id: Uuid) -> Result<Option<Bookmark>>;
+    async fn list_bookmarks(&self, owner: Uuid) -> Result<Vec<Bookmark>>;
+    async fn update_bookmark(&self, bookmark: &Bookmark) -> Result<()>;
+    async fn delete_bookmark(&self, id: Uuid) -> Result<()>;
 
     /// Appends records in one transaction (the audit writer batches them); `seq` is assigned by the store.
     /// Authentication policies with the identity that owns each.

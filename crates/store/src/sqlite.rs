@@ -21,8 +21,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::{
-    AuditFilter, AuditRecord, CollectionFilter, ConsentRecord, Result, SecretKind, SecretRecord,
-    Store, StoreError,
+    AuditFilter, AuditRecord, Bookmark, CollectionFilter, ConsentRecord, Invitation, Result,
+    SecretKind, SecretRecord, Store, StoreError,
 };
 
 /// The database holds signing keys and secret hashes: it is readable by its owner only (SQLite gives its WAL and
@@ -224,7 +224,79 @@ fn acl_from(row: &SqliteRow) -> Result<AclRule> {
         created: row.try_get("created").map_err(backend)?,
         notify_email: extra["notify_email"].as_str().map(str::to_string),
         notify_message: extra["notify_message"].as_str().map(str::to_string),
+        folder: extra["folder"].as_bool().unwrap_or(true),
     })
+}
+
+fn acl_extra(r: &AclRule) -> String {
+    serde_json::json!({
+        "notify_email": r.notify_email,
+        "notify_message": r.notify_message,
+        "folder": r.folder,
+    })
+    .to_string()
+}
+
+fn acl_insert(
+    r: &AclRule,
+) -> sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    sqlx::query(
+        "INSERT INTO acl_rules(id, collection_id, principal_type, principal, path, permissions, expires_at, doc, created) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(r.id.to_string())
+    .bind(r.collection_id.to_string())
+    .bind(r.principal.type_str())
+    .bind(r.principal.id_str())
+    .bind(r.path.clone())
+    .bind(if r.write { "rw" } else { "r" })
+    .bind(r.expires_at)
+    .bind(acl_extra(r))
+    .bind(r.created)
+}
+
+fn acl_error(e: sqlx::Error) -> StoreError {
+    match backend(e) {
+        StoreError::Conflict(_) => {
+            StoreError::Conflict("a rule for this principal and path".into())
+        }
+        StoreError::Backend(m) if m.contains("FOREIGN KEY") => StoreError::NotFound,
+        other => other,
+    }
+}
+
+fn invitation_from(row: &SqliteRow) -> Result<Invitation> {
+    Ok(Invitation {
+        id: uuid_col(row, "id")?,
+        collection_id: uuid_col(row, "collection_id")?,
+        rule_id: uuid_col(row, "rule_id")?,
+        email: row.try_get("email").map_err(backend)?,
+        code_hash: row.try_get("code_hash").map_err(backend)?,
+        invited_by: uuid_col(row, "invited_by")?,
+        created: row.try_get("created").map_err(backend)?,
+        expires_at: row.try_get("expires_at").map_err(backend)?,
+        redeemed_by: opt_uuid_col(row, "redeemed_by")?,
+        redeemed_at: row.try_get("redeemed_at").map_err(backend)?,
+    })
+}
+
+fn bookmark_from(row: &SqliteRow) -> Result<Bookmark> {
+    Ok(Bookmark {
+        id: uuid_col(row, "id")?,
+        owner: uuid_col(row, "owner")?,
+        name: row.try_get("name").map_err(backend)?,
+        collection_id: uuid_col(row, "collection_id")?,
+        path: row.try_get("path").map_err(backend)?,
+        pinned: row.try_get::<i64, _>("pinned").map_err(backend)? != 0,
+        created: row.try_get("created").map_err(backend)?,
+    })
+}
+
+fn bookmark_error(e: sqlx::Error) -> StoreError {
+    match backend(e) {
+        StoreError::Conflict(_) => StoreError::Conflict("a bookmark with this name".into()),
+        other => other,
+    }
 }
 
 fn audit_from(row: &SqliteRow) -> Result<AuditRecord> {
@@ -1020,28 +1092,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_acl_rule(&self, r: &AclRule) -> Result<()> {
-        let extra =
-            serde_json::json!({"notify_email": r.notify_email, "notify_message": r.notify_message});
-        sqlx::query(
-            "INSERT INTO acl_rules(id, collection_id, principal_type, principal, path, permissions, expires_at, doc, created) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(r.id.to_string())
-        .bind(r.collection_id.to_string())
-        .bind(r.principal.type_str())
-        .bind(r.principal.id_str())
-        .bind(&r.path)
-        .bind(if r.write { "rw" } else { "r" })
-        .bind(r.expires_at)
-        .bind(extra.to_string())
-        .bind(r.created)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| match backend(e) {
-            StoreError::Conflict(_) => StoreError::Conflict("a rule for this principal and path".into()),
-            StoreError::Backend(m) if m.contains("FOREIGN KEY") => StoreError::NotFound,
-            other => other,
-        })?;
+        acl_insert(r).execute(&self.pool).await.map_err(acl_error)?;
         Ok(())
     }
 
@@ -1059,6 +1110,160 @@ impl Store for SqliteStore {
     async fn delete_acl_rule(&self, id: Uuid) -> Result<()> {
         affected(
             sqlx::query("DELETE FROM acl_rules WHERE id = ?")
+                .bind(id.to_string())
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?
+                .rows_affected(),
+        )
+    }
+
+    async fn get_acl_rule(&self, id: Uuid) -> Result<Option<AclRule>> {
+        sqlx::query("SELECT * FROM acl_rules WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .map(|r| acl_from(&r))
+            .transpose()
+    }
+
+    async fn update_acl_rule(&self, r: &AclRule) -> Result<()> {
+        affected(
+            sqlx::query(
+                "UPDATE acl_rules SET principal_type = ?, principal = ?, path = ?, permissions = ?, \
+                 expires_at = ?, doc = ? WHERE id = ?",
+            )
+            .bind(r.principal.type_str())
+            .bind(r.principal.id_str())
+            .bind(&r.path)
+            .bind(if r.write { "rw" } else { "r" })
+            .bind(r.expires_at)
+            .bind(acl_extra(r))
+            .bind(r.id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(acl_error)?
+            .rows_affected(),
+        )
+    }
+
+    async fn create_invitation(&self, inv: &Invitation, rule: &AclRule) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        acl_insert(rule)
+            .execute(&mut *tx)
+            .await
+            .map_err(acl_error)?;
+        sqlx::query(
+            "INSERT INTO invitations(id, collection_id, rule_id, email, code_hash, invited_by, created, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(inv.id.to_string())
+        .bind(inv.collection_id.to_string())
+        .bind(inv.rule_id.to_string())
+        .bind(&inv.email)
+        .bind(&inv.code_hash)
+        .bind(inv.invited_by.to_string())
+        .bind(inv.created)
+        .bind(inv.expires_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn find_invitation(&self, code_hash: &str) -> Result<Option<Invitation>> {
+        sqlx::query("SELECT * FROM invitations WHERE code_hash = ?")
+            .bind(code_hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .map(|r| invitation_from(&r))
+            .transpose()
+    }
+
+    async fn list_invitations(&self, collection: Uuid) -> Result<Vec<Invitation>> {
+        sqlx::query("SELECT * FROM invitations WHERE collection_id = ? ORDER BY created, id")
+            .bind(collection.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(invitation_from)
+            .collect()
+    }
+
+    async fn claim_invitation(&self, id: Uuid, identity: Uuid, now: i64) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE invitations SET redeemed_by = ?, redeemed_at = ? \
+             WHERE id = ? AND redeemed_by IS NULL AND expires_at > ?",
+        )
+        .bind(identity.to_string())
+        .bind(now)
+        .bind(id.to_string())
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn create_bookmark(&self, b: &Bookmark) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO bookmarks(id, owner, name, collection_id, path, pinned, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(b.id.to_string())
+        .bind(b.owner.to_string())
+        .bind(&b.name)
+        .bind(b.collection_id.to_string())
+        .bind(&b.path)
+        .bind(b.pinned as i64)
+        .bind(b.created)
+        .execute(&self.pool)
+        .await
+        .map_err(bookmark_error)?;
+        Ok(())
+    }
+
+    async fn get_bookmark(&self, id: Uuid) -> Result<Option<Bookmark>> {
+        sqlx::query("SELECT * FROM bookmarks WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .map(|r| bookmark_from(&r))
+            .transpose()
+    }
+
+    async fn list_bookmarks(&self, owner: Uuid) -> Result<Vec<Bookmark>> {
+        sqlx::query("SELECT * FROM bookmarks WHERE owner = ? ORDER BY name, id")
+            .bind(owner.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(bookmark_from)
+            .collect()
+    }
+
+    async fn update_bookmark(&self, b: &Bookmark) -> Result<()> {
+        affected(
+            sqlx::query("UPDATE bookmarks SET name = ?, path = ?, pinned = ? WHERE id = ?")
+                .bind(&b.name)
+                .bind(&b.path)
+                .bind(b.pinned as i64)
+                .bind(b.id.to_string())
+                .execute(&self.pool)
+                .await
+                .map_err(bookmark_error)?
+                .rows_affected(),
+        )
+    }
+
+    async fn delete_bookmark(&self, id: Uuid) -> Result<()> {
+        affected(
+            sqlx::query("DELETE FROM bookmarks WHERE id = ?")
                 .bind(id.to_string())
                 .execute(&self.pool)
                 .await

@@ -1,17 +1,18 @@
 //! HTTPS access to a collection's files: `<base>/data/<collection id>/<path>` (the collection's `https_url`).
 //! GET (with a single byte range) and HEAD, PUT (streamed to a temporary name, renamed only once the whole body
-//! arrived) and DELETE. The token is the collection's (`https://auth.globus.org/scopes/<id>/https`); without an
-//! Authorization header the request is anonymous and only anonymous permissions apply. (Browser sessions and
-//! the redirect to the login page belong to the web app, which comes with the sharing issue.)
+//! arrived) and DELETE. The token is the collection's (`https://auth.globus.org/scopes/<id>/https`). Without an
+//! Authorization header, a browser's login session counts for GET and HEAD (never for PUT or DELETE, so that
+//! no other site can make a browser change data); with neither, the request is anonymous and only anonymous
+//! permissions apply, and a browser that is refused is sent to the login page, which brings it back.
 //!
 //! Uploaded files are served as `application/octet-stream` with `nosniff` and a sandboxing CSP, so that a file
 //! someone uploaded never runs as a page of Ferry's origin.
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::extract::{OriginalUri, Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use ferry_endpoint::Requester;
 use futures_util::StreamExt;
@@ -44,17 +45,43 @@ fn target(raw: &std::collections::HashMap<String, String>) -> Result<(Uuid, Stri
     ))
 }
 
-/// The caller: the bearer of a token for this collection, or nobody when no credentials were sent.
+/// The caller: the bearer of a token for this collection, else (reads only) the browser's login session, else
+/// nobody.
 async fn caller(
     s: &AppState,
     headers: &HeaderMap,
     collection: Uuid,
+    read: bool,
 ) -> Result<Option<Requester>, DataError> {
-    if headers.get(header::AUTHORIZATION).is_none() {
-        return Ok(None);
+    if headers.get(header::AUTHORIZATION).is_some() {
+        let p = principal(s, headers, &collection.to_string()).await?;
+        return Ok(Some(s.endpoint.requester(p.identity).await?));
     }
-    let p = principal(s, headers, &collection.to_string()).await?;
-    Ok(Some(s.endpoint.requester(p.identity).await?))
+    if read && let Some(session) = super::web::current_session(s, headers).await? {
+        return Ok(Some(s.endpoint.requester(session.identity).await?));
+    }
+    Ok(None)
+}
+
+/// A refused anonymous browser goes to the login page, which returns it here.
+fn to_login(who: &Option<Requester>, headers: &HeaderMap, uri: &Uri, e: DataError) -> Response {
+    let browser = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    let refused = matches!(
+        e.status(),
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND
+    );
+    if who.is_some() || !browser || !refused {
+        return e.into_response();
+    }
+    let next = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    Redirect::to(&format!(
+        "/v2/web/login?next={}",
+        url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
+    ))
+    .into_response()
 }
 
 /// A single byte range of a file of `size` bytes (RFC 9110 §14).
@@ -133,12 +160,16 @@ async fn download(
     State(s): State<AppState>,
     Path(raw): Path<std::collections::HashMap<String, String>>,
     RawQuery(q): RawQuery,
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
 ) -> Result<Response, DataError> {
     let (coll, path) = target(&raw)?;
     let q = parse_params(q.as_deref().unwrap_or(""))?;
-    let who = caller(&s, &headers, coll).await?;
-    let file = s.endpoint.open_file(who.as_ref(), coll, &path).await?;
+    let who = caller(&s, &headers, coll, true).await?;
+    let file = match s.endpoint.open_file(who.as_ref(), coll, &path).await {
+        Ok(f) => f,
+        Err(e) => return Ok(to_login(&who, &headers, &uri, e.into())),
+    };
     let size = file.entry.size;
     let asked = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
     let (status, first, len) = match range(asked, size) {
@@ -200,7 +231,7 @@ async fn upload(
     body: Body,
 ) -> Result<Response, DataError> {
     let (coll, path) = target(&raw)?;
-    let who = caller(&s, &headers, coll).await?;
+    let who = caller(&s, &headers, coll, false).await?;
     let mut up = s.endpoint.write(who.as_ref(), coll, &path, true).await?;
     let mut chunks = body.into_data_stream();
     let mut written: u64 = 0;
@@ -244,7 +275,7 @@ async fn remove(
     let (coll, path) = target(&raw)?;
     let q = parse_params(q.as_deref().unwrap_or(""))?;
     let recursive = matches!(q.get("recursive").map(String::as_str), Some("true" | "1"));
-    let who = caller(&s, &headers, coll).await?;
+    let who = caller(&s, &headers, coll, false).await?;
     s.endpoint
         .delete(who.as_ref(), coll, &path, recursive)
         .await?;

@@ -1,5 +1,6 @@
-//! The pages a person sees while an application asks for access: login, consent, and the page that shows
-//! an authorization code to paste into a command-line client.
+//! The pages a person sees: login (for an application asking for access, or to open shared data in the
+//! browser), consent, the page that shows an authorization code to paste into a command-line client, and the
+//! page that redeems an e-mail invitation.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -17,7 +18,8 @@ const SESSION_COOKIE: &str = "ferry_session";
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v2/oauth2/authorize", get(authorize))
-        .route("/v2/web/login", axum::routing::post(login))
+        .route("/v2/web/login", get(login_form).post(login))
+        .route("/invitation", get(invitation).post(redeem))
         .route("/v2/web/consent", get(consent).post(decide))
         .route("/v2/web/auth-code", get(auth_code))
         .route("/v2/web/logout", get(logout).post(logout))
@@ -75,20 +77,39 @@ pub fn error_page(message: &str) -> Response {
     )
 }
 
-fn login_page(request: &str, error: Option<&str>, status: StatusCode) -> Response {
+/// What a login leads to: an application's authorization request, or a page of this server.
+enum After<'a> {
+    Authorize(&'a str),
+    Next(&'a str),
+}
+
+/// A place on this server to return to after login: a path, never another site (`//host`, `/\\host`).
+fn local_path(next: &str) -> Option<&str> {
+    let ok = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.starts_with("/\\")
+        && !next.chars().any(|c| c.is_control());
+    ok.then_some(next)
+}
+
+fn login_page(after: After<'_>, error: Option<&str>, status: StatusCode) -> Response {
     let err = error
         .map(|e| format!("<p class=\"err\">{}</p>", escape(e)))
         .unwrap_or_default();
+    let (field, value) = match after {
+        After::Authorize(r) => ("request", r),
+        After::Next(n) => ("next", n),
+    };
     page(
         status,
         "Log in to Ferry",
         &format!(
             "{err}<form method=\"post\" action=\"/v2/web/login\">\
-             <input type=\"hidden\" name=\"request\" value=\"{r}\">\
+             <input type=\"hidden\" name=\"{field}\" value=\"{v}\">\
              <label for=\"username\">Username</label><input id=\"username\" name=\"username\" autocomplete=\"username\" required autofocus>\
              <label for=\"password\">Password</label><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
              <button type=\"submit\">Log in</button></form>",
-            r = escape(request)
+            v = escape(value)
         ),
     )
 }
@@ -104,7 +125,10 @@ fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-async fn current_session(s: &AppState, headers: &HeaderMap) -> Result<Option<Session>, AuthError> {
+pub(crate) async fn current_session(
+    s: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<Session>, AuthError> {
     match cookie_value(headers, SESSION_COOKIE) {
         Some(token) => s.auth.session(token).await,
         None => Ok(None),
@@ -134,7 +158,27 @@ async fn authorize(
     if !req.prompt_login && current_session(&s, &headers).await?.is_some() {
         return Ok(Redirect::to(&format!("/v2/web/consent?{raw}")).into_response());
     }
-    Ok(login_page(&raw, None, StatusCode::OK))
+    Ok(login_page(After::Authorize(&raw), None, StatusCode::OK))
+}
+
+/// `GET /v2/web/login?next=/path`: log in to open a page of this server (shared data, an invitation).
+async fn login_form(RawQuery(q): RawQuery) -> Result<Response, PageError> {
+    let q = parse_params(q.as_deref().unwrap_or(""))?;
+    let next = q.get("next").map(String::as_str).unwrap_or("/");
+    match local_path(next) {
+        Some(n) => Ok(login_page(After::Next(n), None, StatusCode::OK)),
+        None => Ok(error_page(
+            "next: only a path of this server can follow a login",
+        )),
+    }
+}
+
+fn session_cookie(s: &AppState, token: &str) -> Result<HeaderValue, AuthError> {
+    let secure = if s.secure_cookies { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax{secure}"
+    ))
+    .map_err(|e| AuthError::Internal(e.to_string()))
 }
 
 async fn login(
@@ -145,32 +189,133 @@ async fn login(
 ) -> Result<Response, PageError> {
     let form = parse_form(&headers, &body)?;
     let raw = form.get("request").cloned().unwrap_or_default();
-    if let Err(resp) = checked(&s, &raw).await {
-        return Ok(resp);
-    }
+    let next = form.get("next").map(String::as_str);
+    let after = match next {
+        Some(n) => match local_path(n) {
+            Some(n) => After::Next(n),
+            None => {
+                return Ok(error_page(
+                    "next: only a path of this server can follow a login",
+                ));
+            }
+        },
+        None => {
+            if let Err(resp) = checked(&s, &raw).await {
+                return Ok(resp);
+            }
+            After::Authorize(&raw)
+        }
+    };
     let username = form.get("username").map(String::as_str).unwrap_or("");
     let password = form.get("password").map(String::as_str).unwrap_or("");
     match s.auth.login(username, password, &peer).await {
         Ok(token) => {
-            let secure = if s.secure_cookies { "; Secure" } else { "" };
-            let cookie =
-                format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax{secure}");
+            let location = match after {
+                After::Next(n) => n.to_string(),
+                After::Authorize(r) => format!("/v2/web/consent?{r}"),
+            };
             // 303, never 307: the browser must not repeat the POST with the password elsewhere.
-            let mut r = Redirect::to(&format!("/v2/web/consent?{raw}")).into_response();
-            r.headers_mut().insert(
-                header::SET_COOKIE,
-                HeaderValue::from_str(&cookie).map_err(|e| AuthError::Internal(e.to_string()))?,
-            );
+            let mut r = Redirect::to(&location).into_response();
+            r.headers_mut()
+                .insert(header::SET_COOKIE, session_cookie(&s, &token)?);
             Ok(r)
         }
         Err(AuthError::LoginFailed) => Ok(login_page(
-            &raw,
+            after,
             Some("The username or password is incorrect."),
             StatusCode::UNAUTHORIZED,
         )),
-        Err(e @ AuthError::SlowDown { .. }) => Err(e.into()),
         Err(e) => Err(e.into()),
     }
+}
+
+/// `GET /invitation?code=…`: after login, asks the person to accept the invitation (a form, so that merely
+/// opening a link changes nothing).
+async fn invitation(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Result<Response, PageError> {
+    let raw = q.unwrap_or_default();
+    let q = parse_params(&raw)?;
+    let code = q.get("code").map(String::as_str).unwrap_or("");
+    if code.is_empty() {
+        return Ok(error_page("the link has no invitation code"));
+    }
+    let Some(session) = current_session(&s, &headers).await? else {
+        let next = format!("/invitation?{raw}");
+        return Ok(Redirect::to(&format!(
+            "/v2/web/login?next={}",
+            url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
+        ))
+        .into_response());
+    };
+    Ok(page(
+        StatusCode::OK,
+        "Accept the invitation?",
+        &format!(
+            "<p>Logged in as <strong>{user}</strong>. Accepting binds the shared folder to this account.</p>\
+             <form method=\"post\" action=\"/invitation\">\
+             <input type=\"hidden\" name=\"code\" value=\"{code}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <button type=\"submit\">Accept</button></form>",
+            user = escape(&session.identity.username),
+            code = escape(code),
+            csrf = s.auth.csrf_token(&session),
+        ),
+    ))
+}
+
+async fn redeem(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let form = parse_form(&headers, &body)?;
+    let Some(session) = current_session(&s, &headers).await? else {
+        return Ok(error_page(
+            "Your session has ended; open the invitation link again.",
+        ));
+    };
+    if !s
+        .auth
+        .csrf_ok(&session, form.get("csrf").map(String::as_str).unwrap_or(""))
+    {
+        return Err(AuthError::Forbidden(
+            "the form has expired; open the invitation link again".into(),
+        )
+        .into());
+    }
+    let who = s
+        .endpoint
+        .requester(session.identity)
+        .await
+        .map_err(internal)?;
+    let code = form.get("code").map(String::as_str).unwrap_or("");
+    match s.endpoint.redeem_invitation(&who, code).await {
+        Ok(done) => Ok(page(
+            StatusCode::OK,
+            "Invitation accepted",
+            &format!(
+                "<p>You now have {mode} access to <code>{path}</code> on <strong>{name}</strong>.</p>\
+                 <p>Collection id: <code>{id}</code>. Use it with <code>ferry ls {id}:{path}</code>, \
+                 <code>globus ls {id}:{path}</code>, or open files at <code>{base}/data/{id}{path}</code>.</p>",
+                mode = if done["permissions"] == "rw" {
+                    "read-write"
+                } else {
+                    "read"
+                },
+                path = escape(done["path"].as_str().unwrap_or("/")),
+                name = escape(done["collection_display_name"].as_str().unwrap_or("")),
+                id = escape(done["collection_id"].as_str().unwrap_or("")),
+                base = escape(&s.auth.config().issuer),
+            ),
+        )),
+        Err(e) => Ok(error_page(&crate::error::endpoint_message(&e))),
+    }
+}
+
+fn internal(e: ferry_endpoint::EndpointError) -> AuthError {
+    AuthError::Internal(e.to_string())
 }
 
 fn scope_list(req: &AuthorizeRequest) -> String {
@@ -202,7 +347,7 @@ async fn consent(
         Err(resp) => return Ok(resp),
     };
     let Some(session) = current_session(&s, &headers).await? else {
-        return Ok(login_page(&raw, None, StatusCode::OK));
+        return Ok(login_page(After::Authorize(&raw), None, StatusCode::OK));
     };
     let body = format!(
         "<p>Logged in as <strong>{user}</strong>.</p>\
@@ -239,7 +384,7 @@ async fn decide(
     };
     let Some(session) = current_session(&s, &headers).await? else {
         return Ok(login_page(
-            &raw,
+            After::Authorize(&raw),
             Some("Your session has ended; log in again."),
             StatusCode::UNAUTHORIZED,
         ));

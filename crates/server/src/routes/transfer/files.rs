@@ -1,5 +1,5 @@
-//! Transfer v0.10 synchronous file operations on a collection: `ls`, `stat`, `mkdir`, `rename`. The Transfer
-//! API calls collections endpoints; the id in the path is the collection's.
+//! Synchronous file operations on a collection: `ls`, `stat`, `mkdir`, `rename`, each through the one access
+//! check.
 
 use axum::Json;
 use axum::Router;
@@ -7,16 +7,15 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
-use ferry_core::scope::TRANSFER_RS;
+use ferry_endpoint::EndpointError;
 use ferry_endpoint::listing::{ListQuery, Listed, kind_name};
-use ferry_endpoint::{EndpointError, Requester};
 use ferry_storage::Entry;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use uuid::Uuid;
 
-use super::{AppState, parse_json, principal};
-use crate::error::{FileOp, TransferError};
+use super::{Op, first, params};
+use crate::error::{TransferError, TransferOp};
+use crate::routes::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -24,59 +23,6 @@ pub fn router() -> Router<AppState> {
         .route("/v0.10/operation/endpoint/{id}/stat", get(stat))
         .route("/v0.10/operation/endpoint/{id}/mkdir", post(mkdir))
         .route("/v0.10/operation/endpoint/{id}/rename", post(rename))
-}
-
-/// The request's context: which operation on which collection, for the error's `code` and `resource`.
-struct Op {
-    op: FileOp,
-    resource: String,
-}
-
-impl Op {
-    fn new(op: FileOp, id: &str) -> Self {
-        Self {
-            op,
-            resource: format!("/v0.10/operation/endpoint/{id}/{}", op.as_str()),
-        }
-    }
-    fn endpoint(&self) -> impl Fn(EndpointError) -> TransferError + '_ {
-        |e| TransferError::endpoint(self.op, &self.resource, e)
-    }
-    fn auth(&self) -> impl Fn(ferry_auth::AuthError) -> TransferError + '_ {
-        |e| TransferError::auth(self.op, &self.resource, e)
-    }
-
-    /// The caller and the collection id; an id that is not a UUID names no collection.
-    async fn start(
-        &self,
-        s: &AppState,
-        headers: &HeaderMap,
-        id: &str,
-    ) -> Result<(Requester, Uuid), TransferError> {
-        let p = principal(s, headers, TRANSFER_RS)
-            .await
-            .map_err(self.auth())?;
-        let who = s
-            .endpoint
-            .requester(p.identity)
-            .await
-            .map_err(self.endpoint())?;
-        let id = Uuid::parse_str(id).map_err(|_| {
-            self.endpoint()(EndpointError::NotFound(format!("No such endpoint '{id}'")))
-        })?;
-        Ok((who, id))
-    }
-}
-
-/// Query parameters, keeping repeated `filter`s.
-fn params(raw: Option<&str>) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(raw.unwrap_or("").as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
-}
-
-fn first<'a>(p: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    p.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
 fn file_doc(e: &Entry, kind: &str) -> Value {
@@ -115,7 +61,7 @@ async fn ls(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, TransferError> {
-    let op = Op::new(FileOp::Ls, &id);
+    let op = Op::file(TransferOp::Ls, &id);
     let (who, coll) = op.start(&s, &headers, &id).await?;
     let p = params(q.as_deref());
     let filters: Vec<&str> = p
@@ -161,7 +107,7 @@ async fn stat(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, TransferError> {
-    let op = Op::new(FileOp::Stat, &id);
+    let op = Op::file(TransferOp::Stat, &id);
     let (who, coll) = op.start(&s, &headers, &id).await?;
     let p = params(q.as_deref());
     let path = first(&p, "path")
@@ -204,7 +150,7 @@ fn document<T: serde::de::DeserializeOwned>(
     data_type: impl Fn(&T) -> Option<&str>,
     expected: &str,
 ) -> Result<T, TransferError> {
-    let v: Value = parse_json(raw).map_err(op.auth())?;
+    let v = op.body(raw)?;
     let doc: T = serde_json::from_value(v).map_err(|e| {
         op.endpoint()(EndpointError::BadRequest(format!(
             "invalid {expected} document: {e}"
@@ -219,34 +165,23 @@ fn document<T: serde::de::DeserializeOwned>(
     }
 }
 
-fn result(data_type: &str, code: &str, message: &str, resource: &str) -> Json<Value> {
-    Json(json!({
-        "DATA_TYPE": data_type,
-        "code": code,
-        "message": message,
-        "request_id": Uuid::new_v4().simple().to_string(),
-        "resource": resource,
-    }))
-}
-
 async fn mkdir(
     State(s): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
     raw: Bytes,
 ) -> Result<Json<Value>, TransferError> {
-    let op = Op::new(FileOp::Mkdir, &id);
+    let op = Op::file(TransferOp::Mkdir, &id);
     let (who, coll) = op.start(&s, &headers, &id).await?;
     let doc: MkdirDoc = document(&op, &raw, |d: &MkdirDoc| d.data_type.as_deref(), "mkdir")?;
     s.endpoint
         .mkdir(Some(&who), coll, &doc.path)
         .await
         .map_err(op.endpoint())?;
-    Ok(result(
+    Ok(op.result(
         "mkdir_result",
         "DirectoryCreated",
         "The directory was created successfully",
-        &op.resource,
     ))
 }
 
@@ -256,17 +191,16 @@ async fn rename(
     Path(id): Path<String>,
     raw: Bytes,
 ) -> Result<Json<Value>, TransferError> {
-    let op = Op::new(FileOp::Rename, &id);
+    let op = Op::file(TransferOp::Rename, &id);
     let (who, coll) = op.start(&s, &headers, &id).await?;
     let doc: RenameDoc = document(&op, &raw, |d: &RenameDoc| d.data_type.as_deref(), "rename")?;
     s.endpoint
         .rename(Some(&who), coll, &doc.old_path, &doc.new_path)
         .await
         .map_err(op.endpoint())?;
-    Ok(result(
+    Ok(op.result(
         "result",
         "FileRenamed",
         "File or directory renamed successfully",
-        &op.resource,
     ))
 }
