@@ -7,4 +7,5 @@ mod data_access;
 mod groups;
 mod manager;
 mod server;
+mod sharing;
 mod tokens;
