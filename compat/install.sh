@@ -27,12 +27,13 @@ sdk, cli = sys.argv[1], sys.argv[2]
 assert md.version("globus-sdk") == sdk
 assert md.version("globus-cli") == cli
 for dist in ("requests", "pyjwt", "cryptography", "certifi", "click",
-             "jmespath", "packaging", "pytest"):
+             "jmespath", "packaging", "pytest", "aiosmtpd"):
     md.version(dist)
 import globus_cli.login_manager  # noqa: F401  (imports the whole dependency chain)
 import globus_sdk  # noqa: F401
 import jwt.algorithms  # noqa: F401
 import pytest  # noqa: F401
+import aiosmtpd.controller  # noqa: F401  (the SMTP sink of the sharing tests)
 PY
 }
 
@@ -56,7 +57,9 @@ pip=("$venv/bin/python" -m pip --disable-pip-version-check --quiet)
     'jmespath==1.1.0' \
     'packaging>=17.0' \
     'typing_extensions>=4.0' \
-    pytest
+    pytest \
+    'aiosmtpd>=1.4,<2'
+# aiosmtpd is a real SMTP server: the sharing tests' mail sink on 127.0.0.1.
 
 if ! venv_ok; then
     echo "compat/install.sh: the venv at $venv is incomplete after installation" >&2
