@@ -193,15 +193,12 @@ impl Endpoint {
         }
         if c.collection_type == CollectionType::Guest {
             let now = crate::now();
-            return Ok(self.store.list_acl_rules(c.id).await?.iter().any(|r| {
-                r.is_active(now)
-                    && match r.principal {
-                        ferry_core::acl::AclPrincipal::Identity(id) => id == who.identity.id,
-                        ferry_core::acl::AclPrincipal::Group(g) => who.groups.contains(&g),
-                        ferry_core::acl::AclPrincipal::Invitation(_) => false,
-                        _ => true,
-                    }
-            }));
+            return Ok(self
+                .store
+                .list_acl_rules(c.id)
+                .await?
+                .iter()
+                .any(|r| r.is_active(now) && who.named_by(&r.principal)));
         }
         Ok(false)
     }

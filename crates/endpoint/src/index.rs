@@ -393,16 +393,12 @@ impl Endpoint {
             let (ep, coll) = self.roles_for(who, &c).await?;
             let guest = c.collection_type == CollectionType::Guest;
             let permitted = guest
-                && self.store.list_acl_rules(c.id).await?.iter().any(|r| {
-                    r.is_active(now)
-                        && match r.principal {
-                            ferry_core::acl::AclPrincipal::Identity(id) => id == who.identity.id,
-                            ferry_core::acl::AclPrincipal::Group(g) => who.groups.contains(&g),
-                            ferry_core::acl::AclPrincipal::AllAuthenticatedUsers
-                            | ferry_core::acl::AclPrincipal::Anonymous => true,
-                            ferry_core::acl::AclPrincipal::Invitation(_) => false,
-                        }
-                });
+                && self
+                    .store
+                    .list_acl_rules(c.id)
+                    .await?
+                    .iter()
+                    .any(|r| r.is_active(now) && who.named_by(&r.principal));
             out.push(Relation {
                 doc: self.collection_entity(who, &c).await?,
                 created_by_me: c.identity_id == Some(who.identity.id),

@@ -75,6 +75,17 @@ pub struct Requester {
 }
 
 impl Requester {
+    /// Whether a permission's principal names this caller (an unredeemed invitation names nobody yet).
+    pub(crate) fn named_by(&self, p: &ferry_core::acl::AclPrincipal) -> bool {
+        use ferry_core::acl::AclPrincipal as P;
+        match p {
+            P::Identity(id) => *id == self.identity.id,
+            P::Group(g) => self.groups.contains(g),
+            P::AllAuthenticatedUsers | P::Anonymous => true,
+            P::Invitation(_) => false,
+        }
+    }
+
     fn who(&self) -> Who<'_> {
         Who {
             identity: self.identity.id,

@@ -20,6 +20,16 @@ use crate::{Endpoint, EndpointError, Requester, Result, now};
 pub const MAX_RULES: usize = 1000;
 
 const PRINCIPAL_TYPES: &str = "identity, group, all_authenticated_users, anonymous, invitation";
+/// The fields of an access document a client sets.
+const RULE_FIELDS: &[&str] = &[
+    "principal_type",
+    "principal",
+    "path",
+    "permissions",
+    "expiration_date",
+    "notify_email",
+    "notify_message",
+];
 /// Fields of the access document; the server-set ones are accepted back unchanged and ignored.
 const SERVER_SET: &[&str] = &["id", "role_id", "role_type", "create_time"];
 
@@ -238,18 +248,7 @@ impl Endpoint {
     ) -> Result<Uuid> {
         let c = self.permission_target(who, collection).await?;
         let doc = object(request)?;
-        check_fields(
-            &doc,
-            &[
-                "principal_type",
-                "principal",
-                "path",
-                "permissions",
-                "expiration_date",
-                "notify_email",
-                "notify_message",
-            ],
-        )?;
+        check_fields(&doc, RULE_FIELDS)?;
         let now = now();
         let kind = text(&doc, "principal_type")?
             .ok_or_else(|| bad(format!("principal_type: required ({PRINCIPAL_TYPES})")))?;
@@ -308,17 +307,7 @@ impl Endpoint {
                 )));
             }
         };
-        if principal == AclPrincipal::Anonymous && write {
-            let mapped = match c.mapped_collection_id {
-                Some(m) => self.store.get_collection(m).await?,
-                None => None,
-            };
-            if mapped.is_some_and(|m| m.disable_anonymous_writes) {
-                return Err(bad(
-                    "permissions: the mapped collection disables anonymous writes; anonymous users may only read",
-                ));
-            }
-        }
+        self.check_anonymous_writes(&c, principal, write).await?;
         if (notify.is_some() || invitation_email.is_some()) && self.settings.mailer.is_none() {
             return Err(bad(
                 "this server sends no e-mail ([smtp] is not configured): drop notify_email, or ask the administrator",
@@ -420,6 +409,28 @@ impl Endpoint {
         Ok(rule.id)
     }
 
+    /// Anonymous `rw` is refused where the mapped collection disables anonymous writes.
+    async fn check_anonymous_writes(
+        &self,
+        c: &CollectionDoc,
+        principal: AclPrincipal,
+        write: bool,
+    ) -> Result<()> {
+        if principal != AclPrincipal::Anonymous || !write {
+            return Ok(());
+        }
+        let mapped = match c.mapped_collection_id {
+            Some(m) => self.store.get_collection(m).await?,
+            None => None,
+        };
+        if mapped.is_some_and(|m| m.disable_anonymous_writes) {
+            return Err(bad(
+                "permissions: the mapped collection disables anonymous writes; anonymous users may only read",
+            ));
+        }
+        Ok(())
+    }
+
     async fn send_mail(&self, to: &str, subject: &str, body: &str) -> Result<()> {
         let Some(m) = &self.settings.mailer else {
             return Err(bad(
@@ -442,18 +453,7 @@ impl Endpoint {
         let c = self.permission_target(who, collection).await?;
         let mut r = self.rule_of(&c, rule).await?;
         let doc = object(request)?;
-        check_fields(
-            &doc,
-            &[
-                "principal_type",
-                "principal",
-                "path",
-                "permissions",
-                "expiration_date",
-                "notify_email",
-                "notify_message",
-            ],
-        )?;
+        check_fields(&doc, RULE_FIELDS)?;
         if let Some(t) = text(&doc, "principal_type")?
             && t != r.principal.type_str()
         {
@@ -488,17 +488,8 @@ impl Endpoint {
         if doc.contains_key("notify_message") {
             r.notify_message = text(&doc, "notify_message")?.map(str::to_string);
         }
-        if r.principal == AclPrincipal::Anonymous && r.write {
-            let mapped = match c.mapped_collection_id {
-                Some(m) => self.store.get_collection(m).await?,
-                None => None,
-            };
-            if mapped.is_some_and(|m| m.disable_anonymous_writes) {
-                return Err(bad(
-                    "permissions: the mapped collection disables anonymous writes; anonymous users may only read",
-                ));
-            }
-        }
+        self.check_anonymous_writes(&c, r.principal, r.write)
+            .await?;
         self.store.update_acl_rule(&r).await?;
         self.changed();
         self.record(
