@@ -7,7 +7,7 @@ use std::io::BufRead;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
-use ferry_core::scope::{GROUPS_ALL, TRANSFER_ALL, manage_collections_scope};
+use ferry_core::scope::{GROUPS_ALL, TRANSFER_ALL, collection_scope, manage_collections_scope};
 use serde_json::{Value, json};
 
 use crate::Global;
@@ -27,6 +27,10 @@ pub struct LoginArgs {
     url: Option<String>,
     #[arg(long, env = "FERRY_CA_FILE")]
     ca_file: Option<std::path::PathBuf>,
+    /// Also get a token for this collection's files over HTTPS (`ferry get`, `put`, `rm`); repeatable. The
+    /// collections a previous login to the same server had are asked for again.
+    #[arg(long = "collection", value_name = "COLLECTION_ID")]
+    collections: Vec<uuid::Uuid>,
 }
 
 #[derive(Subcommand)]
@@ -60,10 +64,14 @@ pub async fn login(g: &Global, a: LoginArgs) -> anyhow::Result<()> {
         .await
         .context("cannot register this installation with the server")?;
     let redirect = format!("{url}/v2/web/auth-code");
-    let scopes = format!(
+    let mut scopes = format!(
         "{AUTH_SCOPES} {} {TRANSFER_ALL} {GROUPS_ALL}",
         manage_collections_scope(endpoint)
     );
+    for c in collections_to_ask(&url, a.collections) {
+        scopes.push(' ');
+        scopes.push_str(&collection_scope(c, "https"));
+    }
     let mut authorize = url::Url::parse(&format!("{url}/v2/oauth2/authorize"))?;
     authorize
         .query_pairs_mut()
@@ -132,6 +140,24 @@ pub async fn login(g: &Global, a: LoginArgs) -> anyhow::Result<()> {
         session_path()?.display()
     );
     Ok(())
+}
+
+/// The collections given, plus those whose HTTPS token the stored login to the same server holds, so that a
+/// new login for one more collection does not lose the others.
+fn collections_to_ask(url: &str, given: Vec<uuid::Uuid>) -> std::collections::BTreeSet<uuid::Uuid> {
+    let mut all: std::collections::BTreeSet<uuid::Uuid> = given.into_iter().collect();
+    if let Ok(Some(s)) = load_session()
+        && s.url.trim_end_matches('/') == url
+    {
+        all.extend(s.tokens.iter().filter_map(|(rs, t)| {
+            let id = uuid::Uuid::parse_str(rs).ok()?;
+            t.scope
+                .split_whitespace()
+                .any(|sc| sc == collection_scope(id, "https"))
+                .then_some(id)
+        }));
+    }
+    all
 }
 
 pub async fn logout(g: &Global) -> anyhow::Result<()> {

@@ -2,12 +2,14 @@
 
 mod admin;
 mod api;
+mod files;
 mod local;
 mod login;
 mod manage;
 mod output;
 mod serve;
 mod session;
+mod sharing;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -87,6 +89,39 @@ enum Command {
     /// Your storage accounts on gateways.
     #[command(subcommand)]
     UserCredentials(manage::CredentialCmd),
+    /// List a folder of a collection (Transfer API).
+    Ls(files::LsArgs),
+    /// Show one file or folder: type, size, modification time, permissions.
+    Stat(files::StatArgs),
+    /// Create a folder.
+    Mkdir(files::MkdirArgs),
+    /// Rename or move a file or folder within its collection.
+    Rename(files::RenameArgs),
+    /// Delete a file, or a folder with --recursive.
+    ///
+    /// This goes through the collection's HTTPS door, with its token (with a login: `ferry login --collection
+    /// ID`). Deleting many files as a Transfer delete task, with retries, comes with the transfer engine.
+    Rm(files::RmArgs),
+    /// Download a file over HTTPS, streamed, with a progress bar.
+    ///
+    /// The file is written to LOCAL.part and renamed to LOCAL only once complete, so an interrupted download
+    /// never leaves a partial file under the real name; --resume continues it. Uses the collection's HTTPS
+    /// token (with a login: `ferry login --collection ID`).
+    Get(files::GetArgs),
+    /// Upload a file over HTTPS, streamed, with a progress bar.
+    ///
+    /// The server stores it under a temporary name and renames it only once the whole file arrived. Uses the
+    /// collection's HTTPS token (with a login: `ferry login --collection ID`).
+    Put(files::PutArgs),
+    /// Permissions on guest collections: who may read or write which paths.
+    #[command(subcommand)]
+    Share(sharing::ShareCmd),
+    /// E-mail invitations to a guest collection (`ferry share create --email`).
+    #[command(subcommand)]
+    Invite(sharing::InviteCmd),
+    /// Your bookmarks: named folders of collections.
+    #[command(subcommand)]
+    Bookmark(sharing::BookmarkCmd),
     /// The audit log (on the server host, from the data directory).
     #[command(subcommand)]
     Audit(local::AuditCmd),
@@ -132,6 +167,16 @@ fn main() -> ExitCode {
             Command::SharingPolicy(cmd) => manage::sharing_policy(&cli.global, cmd).await,
             Command::AuthPolicy(cmd) => manage::auth_policy(&cli.global, cmd).await,
             Command::UserCredentials(cmd) => manage::user_credentials(&cli.global, cmd).await,
+            Command::Ls(a) => files::ls(&cli.global, a).await,
+            Command::Stat(a) => files::stat(&cli.global, a).await,
+            Command::Mkdir(a) => files::mkdir(&cli.global, a).await,
+            Command::Rename(a) => files::rename(&cli.global, a).await,
+            Command::Rm(a) => files::rm(&cli.global, a).await,
+            Command::Get(a) => files::get(&cli.global, a).await,
+            Command::Put(a) => files::put(&cli.global, a).await,
+            Command::Share(cmd) => sharing::share(&cli.global, cmd).await,
+            Command::Invite(cmd) => sharing::invite(&cli.global, cmd).await,
+            Command::Bookmark(cmd) => sharing::bookmark(&cli.global, cmd).await,
             Command::Audit(cmd) => local::audit(&cli.global, cmd).await,
             Command::Access(cmd) => local::access(&cli.global, cmd).await,
             Command::SelfDiagnostic => local::self_diagnostic(&cli.global).await,

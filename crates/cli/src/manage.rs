@@ -623,6 +623,8 @@ pub enum CollectionCmd {
     /// Roles on a collection: administrator, access_manager, activity_manager, activity_monitor.
     #[command(subcommand)]
     Role(CollectionRoleCmd),
+    /// Find collections you can see, on this server, through the Transfer API's search.
+    Search(crate::sharing::SearchArgs),
 }
 
 #[derive(Subcommand)]
@@ -792,6 +794,7 @@ pub async fn collection(g: &Global, cmd: CollectionCmd) -> anyhow::Result<()> {
             }
             CollectionRoleCmd::Delete { role_id, conn } => role_delete(g, &conn, role_id).await?,
         },
+        CollectionCmd::Search(a) => crate::sharing::collection_search(g, a).await?,
     }
     Ok(())
 }

@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use ferry_client::FerryClient;
-use ferry_core::scope::{AUTH_RS, VIEW_IDENTITY_SET, manage_collections_scope};
+use ferry_core::scope::{
+    AUTH_RS, TRANSFER_ALL, TRANSFER_RS, VIEW_IDENTITY_SET, collection_scope,
+    manage_collections_scope,
+};
 use ferry_server::AdminCredentials;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -220,6 +223,27 @@ impl Conn {
 
     pub async fn auth(&mut self) -> anyhow::Result<FerryClient> {
         self.for_rs(AUTH_RS, &format!("openid {VIEW_IDENTITY_SET}"))
+            .await
+    }
+
+    /// A client for the Transfer API (`/v0.10`).
+    pub async fn transfer(&mut self) -> anyhow::Result<FerryClient> {
+        self.for_rs(TRANSFER_RS, TRANSFER_ALL).await
+    }
+
+    /// A client for a collection's files over HTTPS (`/data/<id>`): its token is the collection's own, whose
+    /// resource server is the collection id. A login only holds it when it asked for it.
+    pub async fn collection_https(&mut self, collection: Uuid) -> anyhow::Result<FerryClient> {
+        let rs = collection.to_string();
+        if let Who::Login(s) = &self.who
+            && !s.tokens.contains_key(&rs)
+        {
+            bail!(
+                "your login holds no token for the files of collection {collection}; run \
+                 `ferry login --collection {collection}` (the collections you added before are kept)"
+            );
+        }
+        self.for_rs(&rs, &collection_scope(collection, "https"))
             .await
     }
 

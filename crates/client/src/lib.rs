@@ -129,6 +129,27 @@ impl FerryClient {
         })
     }
 
+    /// A request with this client's token for a streamed body (file data): without the overall time limit of
+    /// the API calls, since a large file may take hours; the caller watches for stalls itself.
+    pub fn streaming(&self, method: Method, path: &str) -> RequestBuilder {
+        self.request(method, path)
+            .timeout(Duration::from_secs(30 * 24 * 3600))
+    }
+
+    /// Sends a request built by [`Self::streaming`]: the response with its body unread, or the server's error.
+    pub async fn send_streaming(&self, rb: RequestBuilder) -> Result<reqwest::Response> {
+        let resp = rb.send().await.map_err(|e| ClientError::Transport {
+            url: self.base.clone(),
+            reason: e.to_string(),
+        })?;
+        let status = resp.status().as_u16();
+        if status >= 400 {
+            let body = resp.text().await.unwrap_or_default();
+            return Err(api_error(status, &body));
+        }
+        Ok(resp)
+    }
+
     /// `client_credentials` grant with HTTP Basic authentication.
     pub async fn client_credentials(
         &self,
