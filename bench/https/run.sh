@@ -220,15 +220,6 @@ client_secret=$(jq -r .client_secret "$creds")
 collection=$(FERRY_URL=$ferry_url "$ferry_bin" collection list --format json --data-dir "$workdir/ferry-data" \
     | jq -r '[.[] | select(.collection_type == "mapped")][0].id')
 [[ -n $collection && $collection != null ]] || die "could not find the mapped collection"
-# The first start hashes the new administrator's password, and the CLI above logged in: both are one-time
-# work that leaves Argon2 memory behind. Restart, so the numbers below are those of a server that was
-# started and then asked for one token, as a server in service is.
-kill "$ferry_pid"; wait "$ferry_pid" 2>/dev/null || true
-ferry_pid=
-"$ferry_bin" serve --data-dir "$workdir/ferry-data" --listen "127.0.0.1:$ferry_port" \
-    --storage-root "$workdir/ferry-root" >> "$workdir/ferry.log" 2>&1 &
-ferry_pid=$!
-wait_port "$ferry_port" || die "ferry did not restart (see $workdir/ferry.log)"
 ferry_rss_start=$(awk '/^VmRSS/ {print $2}' "/proc/$ferry_pid/status")
 scope=https://auth.globus.org/scopes/$collection/https
 token_reply=$(curl -sS -u "$client_id:$client_secret" -d grant_type=client_credentials \
