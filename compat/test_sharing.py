@@ -205,6 +205,37 @@ def test_walkthrough(server: FerryServer, sink: Sink, tmp_path: Path) -> None:
                        headers={"Authorization": f"Bearer {tt.by_resource_server[guest]['access_token']}"})
     assert got.status_code == 403
 
+    # The seed's last step: the portal moves data into the shared folder with an asynchronous transfer,
+    # from the instrument's staging area (a share the administrator lets the portal read), and the user
+    # reads it there.
+    staging = server.data_dir / "storage" / "staging" / "run42"
+    staging.mkdir(parents=True)
+    for i in range(5):
+        (staging / f"sample{i}.dat").write_bytes(bytes([i]) * (1000 * (i + 1)))
+    staging_share = admin_tc.create_shared_endpoint(
+        {"DATA_TYPE": "shared_endpoint", "host_endpoint": mapped[0]["id"], "host_path": "/staging/",
+         "display_name": "Instrument staging"})["id"]
+    admin_tc.add_endpoint_acl_rule(staging_share, {"DATA_TYPE": "access", "principal_type": "identity",
+                                                   "principal": portal["client_id"], "path": "/",
+                                                   "permissions": "r"})
+    tdata = globus_sdk.TransferData(source_endpoint=staging_share, destination_endpoint=guest,
+                                    label="run42 to project1")
+    tdata.add_item("/run42/", "/project1/run42/", recursive=True)
+    task_id = tc.submit_transfer(tdata)["task_id"]
+    assert tc.task_wait(task_id, timeout=60, polling_interval=1)
+    assert tc.get_task(task_id)["status"] == "SUCCEEDED"
+    assert sorted(f["name"] for f in user_tc.operation_ls(guest, path="/project1/run42/")) == [
+        f"sample{i}.dat" for i in range(5)]
+    got = requests.get(f"{server.base_url}/data/{guest}/project1/run42/sample3.dat",
+                       headers={"Authorization": f"Bearer {ut.by_resource_server[guest]['access_token']}"})
+    assert (got.status_code, got.content) == (200, bytes([3]) * 4000)
+    # The user may read but not write there: their own transfer into the folder is refused up front.
+    back = globus_sdk.TransferData(source_endpoint=guest, destination_endpoint=guest)
+    back.add_item("/project1/run42/sample0.dat", "/project1/run42/copy.dat")
+    with pytest.raises(globus_sdk.TransferAPIError) as err:
+        user_tc.submit_transfer(back)
+    assert err.value.http_status == 403
+
     # Bookmarks through the SDK.
     bm = user_tc.create_bookmark({"name": "project1", "endpoint_id": guest, "path": "/project1/"})
     assert [b["name"] for b in user_tc.bookmark_list()] == ["project1"]

@@ -9,3 +9,4 @@ mod manager;
 mod server;
 mod sharing;
 mod tokens;
+mod transfer;

@@ -1,5 +1,5 @@
-//! A person's file commands: `ls`, `stat`, `mkdir` and `rename` through the Transfer API, and `get`, `put` and
-//! `rm` through the collection's HTTPS door (`<url>/data/<collection>/<path>`), streamed, with a progress bar.
+//! A person's file commands: `ls`, `stat`, `mkdir` and `rename` through the Transfer API, and `get` and `put`
+//! through the collection's HTTPS door (`<url>/data/<collection>/<path>`), streamed, with a progress bar.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -342,35 +342,7 @@ pub fn report(g: &Global, v: &Value, sentence: &str) {
     }
 }
 
-// ---- the HTTPS door: rm, get, put ----
-
-#[derive(clap::Args)]
-pub struct RmArgs {
-    /// COLLECTION_ID:/path of the file or folder to delete.
-    target: CollPath,
-    /// Delete a folder and everything in it.
-    #[arg(short, long)]
-    recursive: bool,
-    #[command(flatten)]
-    conn: Connection,
-}
-
-pub async fn rm(g: &Global, a: RmArgs) -> anyhow::Result<()> {
-    a.target.named("rm")?;
-    let url = a.target.data_url()?;
-    let http = https(g, &a.conn, a.target.collection).await?;
-    let mut rb = http.streaming(Method::DELETE, &url);
-    if a.recursive {
-        rb = rb.query(&[("recursive", "true")]);
-    }
-    http.send_streaming(rb).await?;
-    report(
-        g,
-        &json!({"code": "Deleted", "path": a.target.to_string()}),
-        &format!("Deleted {}.", a.target),
-    );
-    Ok(())
-}
+// ---- the HTTPS door: get, put ----
 
 /// A bar with bytes, rate and time left on stderr; hidden when stderr is no terminal or when asked to be quiet.
 fn progress(len: Option<u64>, quiet: bool, label: &str) -> ProgressBar {

@@ -10,6 +10,7 @@ mod output;
 mod serve;
 mod session;
 mod sharing;
+mod tasks;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -97,11 +98,15 @@ enum Command {
     Mkdir(files::MkdirArgs),
     /// Rename or move a file or folder within its collection.
     Rename(files::RenameArgs),
-    /// Delete a file, or a folder with --recursive.
-    ///
-    /// This goes through the collection's HTTPS door, with its token (with a login: `ferry login --collection
-    /// ID`). Deleting many files as a Transfer delete task, with retries, comes with the transfer engine.
-    Rm(files::RmArgs),
+    /// Delete a file, or a folder with --recursive, as a delete task (each path through the access check;
+    /// faults retried); waits for it unless --no-wait.
+    Rm(tasks::RmArgs),
+    /// Copy files or folders between collections as a task: hashed while read, verified, retried on faults,
+    /// resumed after a restart. Prints the task id; --wait follows it with a progress bar.
+    Transfer(tasks::TransferArgs),
+    /// Your transfer and delete tasks.
+    #[command(subcommand)]
+    Task(tasks::TaskCmd),
     /// Download a file over HTTPS, streamed, with a progress bar.
     ///
     /// The file is written to LOCAL.part and renamed to LOCAL only once complete, so an interrupted download
@@ -184,7 +189,9 @@ fn main() -> ExitCode {
             Command::Stat(a) => files::stat(&cli.global, a).await,
             Command::Mkdir(a) => files::mkdir(&cli.global, a).await,
             Command::Rename(a) => files::rename(&cli.global, a).await,
-            Command::Rm(a) => files::rm(&cli.global, a).await,
+            Command::Rm(a) => tasks::rm(&cli.global, a).await,
+            Command::Transfer(a) => tasks::transfer(&cli.global, a).await,
+            Command::Task(cmd) => tasks::task(&cli.global, cmd).await,
             Command::Get(a) => files::get(&cli.global, a).await,
             Command::Put(a) => files::put(&cli.global, a).await,
             Command::Share(cmd) => sharing::share(&cli.global, cmd).await,
@@ -199,7 +206,22 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            match e.downcast_ref::<Exit>() {
+                Some(Exit(code, _)) => ExitCode::from(*code),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }
+
+/// An error that ends the command with a particular exit status (e.g. 124 for a timeout).
+#[derive(Debug)]
+pub struct Exit(pub u8, pub String);
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.1)
+    }
+}
+
+impl std::error::Error for Exit {}

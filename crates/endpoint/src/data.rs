@@ -88,6 +88,94 @@ pub fn expand_home(path: &str, c: &CollectionDoc, account: Option<&str>) -> Stri
     }
 }
 
+/// A caller's access to one collection, held for the length of a transfer task so that each file is checked in
+/// memory: the compiled policy (rebuilt by [`Endpoint::collection_access`] after a configuration change) and the
+/// caller's groups. Only for canonical paths: the task's starting paths come through [`Endpoint::authorize`],
+/// and what a listing finds under them is real files and folders (symlinks are not followed), so no resolving
+/// is needed on the way down.
+pub struct CollectionAccess {
+    grant: Arc<Grant>,
+    who: Requester,
+    collection: Uuid,
+    generation: u64,
+}
+
+impl CollectionAccess {
+    /// Checks `action` on `path` (canonical, inside the collection) now.
+    pub fn check(&self, path: &str, action: Action) -> Result<Authorized> {
+        match &*self.grant {
+            Grant::NoAccount(why) => Err(EndpointError::AccessDenied(format!(
+                "no access to {path}: {why}"
+            ))),
+            Grant::Policy {
+                policy, connector, ..
+            } => {
+                let caller = Caller {
+                    identity: Some(self.who.identity.id),
+                    username: Some(self.who.identity.username.as_str()),
+                    groups: &self.who.groups,
+                };
+                policy
+                    .check(&caller, path, action, crate::now())
+                    .map_err(|r| {
+                        EndpointError::AccessDenied(format!(
+                            "no {} access to {path}: {r}",
+                            action.as_str()
+                        ))
+                    })?;
+                Ok(Authorized {
+                    connector: connector.clone(),
+                    storage_path: policy.storage_path(path),
+                    path: path.to_string(),
+                    root: policy.root.clone(),
+                })
+            }
+        }
+    }
+
+    pub fn collection(&self) -> Uuid {
+        self.collection
+    }
+
+    /// The storage the collection is on (None when the caller has no account there).
+    pub fn connector(&self) -> Option<Arc<dyn Connector>> {
+        match &*self.grant {
+            Grant::Policy { connector, .. } => Some(connector.clone()),
+            Grant::NoAccount(_) => None,
+        }
+    }
+}
+
+impl Endpoint {
+    /// `who`'s access to a collection, for checking many paths in a row (see [`CollectionAccess`]).
+    pub async fn collection_access(
+        &self,
+        who: &Requester,
+        collection: Uuid,
+    ) -> Result<CollectionAccess> {
+        let c = self.collection(collection).await?;
+        let generation = self.policies.generation();
+        let grant = self.grant(&c, Some(who)).await?;
+        Ok(CollectionAccess {
+            grant,
+            who: who.clone(),
+            collection,
+            generation,
+        })
+    }
+
+    /// A collection's display name (for task documents); None when it no longer exists.
+    pub async fn collection_name(&self, id: Uuid) -> Result<Option<String>> {
+        Ok(self.store.get_collection(id).await?.map(|c| c.display_name))
+    }
+
+    /// Whether the configuration changed since `access` was built (then build it again: groups, rules and
+    /// roles may differ).
+    pub fn is_stale(&self, access: &CollectionAccess) -> bool {
+        self.policies.generation() != access.generation
+    }
+}
+
 impl Endpoint {
     /// May `who` (None: anonymous) do `action` at `path` of `collection`? `op` names the operation for the log.
     pub async fn authorize(

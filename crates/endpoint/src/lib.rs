@@ -39,6 +39,7 @@ use uuid::Uuid;
 
 pub use audit::AuditLog;
 pub use collections::CollectionQuery;
+pub use data::CollectionAccess;
 pub use error::{EndpointError, Result};
 pub use explain::AccessReport;
 pub use index::{SearchPage, SearchQuery};

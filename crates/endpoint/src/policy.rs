@@ -46,6 +46,10 @@ impl PolicyCache {
         }
     }
 
+    pub(crate) fn generation(&self) -> u64 {
+        self.inner.lock().map(|i| i.generation).unwrap_or(u64::MAX)
+    }
+
     fn get(&self, key: &Key) -> (u64, Option<Arc<Grant>>) {
         match self.inner.lock() {
             Ok(i) => (i.generation, i.entries.get(key).cloned()),

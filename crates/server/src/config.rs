@@ -38,6 +38,67 @@ pub struct Config {
     /// The mail server for invitations and notifications (`host` empty: no e-mail).
     pub smtp: ferry_mail::SmtpConfig,
     pub sharing: SharingSection,
+    pub transfer: TransferSection,
+}
+
+/// How transfer and delete tasks run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransferSection {
+    /// Tasks run at once.
+    pub max_tasks: usize,
+    /// Files of one task copied at once (a submission's `perf_cc` overrides it).
+    pub file_concurrency: usize,
+    /// Ranges of one large file copied at once (`perf_p` overrides it).
+    pub range_parallelism: usize,
+    /// File data held in memory at once, over all tasks (MiB).
+    pub memory_budget_mib: usize,
+    /// Faults in a row after which a task goes INACTIVE.
+    pub inactive_after_faults: u32,
+    /// The first wait before failed files are tried again (doubling per fault in a row), in milliseconds.
+    pub retry_base_ms: u64,
+    /// How long an INACTIVE task waits before trying again, in seconds.
+    pub inactive_retry_secs: u64,
+    /// The deadline of a task submitted without one, in seconds.
+    pub default_deadline_secs: i64,
+    /// Fault injection for Ferry's own fault tests: corrupt one byte of the first copy whose destination path
+    /// contains this text. Never set it in production.
+    pub test_corrupt_once: Option<String>,
+}
+
+impl Default for TransferSection {
+    fn default() -> Self {
+        let d = ferry_transfer::EngineSettings::default();
+        Self {
+            max_tasks: d.max_tasks,
+            file_concurrency: d.file_concurrency,
+            range_parallelism: d.range_parallelism,
+            memory_budget_mib: d.memory_budget >> 20,
+            inactive_after_faults: d.inactive_after_faults,
+            retry_base_ms: d.retry_base.as_millis() as u64,
+            inactive_retry_secs: d.inactive_retry.as_secs(),
+            default_deadline_secs: d.default_deadline_secs,
+            test_corrupt_once: None,
+        }
+    }
+}
+
+impl TransferSection {
+    pub fn engine_settings(&self) -> ferry_transfer::EngineSettings {
+        use std::time::Duration;
+        ferry_transfer::EngineSettings {
+            max_tasks: self.max_tasks.max(1),
+            file_concurrency: self.file_concurrency.max(1),
+            range_parallelism: self.range_parallelism.max(1),
+            memory_budget: self.memory_budget_mib.max(8) << 20,
+            inactive_after_faults: self.inactive_after_faults.max(1),
+            retry_base: Duration::from_millis(self.retry_base_ms),
+            inactive_retry: Duration::from_secs(self.inactive_retry_secs.max(1)),
+            default_deadline_secs: self.default_deadline_secs.max(60),
+            corrupt_once: self.test_corrupt_once.clone(),
+            ..ferry_transfer::EngineSettings::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -80,6 +141,7 @@ impl Default for Config {
             auth: AuthSection::default(),
             smtp: ferry_mail::SmtpConfig::default(),
             sharing: SharingSection::default(),
+            transfer: TransferSection::default(),
         }
     }
 }

@@ -313,6 +313,7 @@ impl TransferOp {
 enum Cause {
     Auth(AuthError),
     Endpoint(EndpointError),
+    Task(ferry_transfer::TransferError),
 }
 
 /// Errors of the Transfer API (`/v0.10`): `{code, message, request_id, resource}`, with the codes the Globus
@@ -338,6 +339,18 @@ impl TransferError {
             cause: Cause::Endpoint(e),
         }
     }
+    pub fn task(resource: &str, e: ferry_transfer::TransferError) -> Self {
+        match e {
+            ferry_transfer::TransferError::Endpoint(e) => {
+                Self::endpoint(TransferOp::Other, resource, e)
+            }
+            e => Self {
+                op: TransferOp::Other,
+                resource: resource.to_string(),
+                cause: Cause::Task(e),
+            },
+        }
+    }
 }
 
 impl IntoResponse for TransferError {
@@ -350,45 +363,27 @@ impl IntoResponse for TransferError {
                     .into(),
             ),
             Cause::Auth(e) => (status_of(e), "ClientError.BadRequest", public_message(e)),
-            Cause::Endpoint(e) => {
-                let status = endpoint_status(e);
-                let code = match (e, self.op) {
-                    (EndpointError::BadRequest(_), _) => "ClientError.BadRequest",
-                    (EndpointError::Unauthenticated, _) => "ClientError.AuthenticationFailed",
-                    (EndpointError::CollectionNotFound(_), _) => "EndpointNotFound",
-                    (EndpointError::NotFound(_), _) => "ClientError.NotFound",
-                    (EndpointError::PermissionDenied(_), op) if !op.is_file_op() => {
-                        "PermissionDenied"
+            Cause::Endpoint(e) => transfer_code(e, self.op),
+            Cause::Task(e) => {
+                use ferry_transfer::TransferError as T;
+                match e {
+                    T::BadRequest { code, message } => {
+                        (StatusCode::BAD_REQUEST, *code, message.clone())
                     }
-                    (EndpointError::PermissionDenied(_) | EndpointError::AccessDenied(_), _) => {
-                        "EndpointPermissionDenied"
+                    T::TaskNotFound(m) => {
+                        (StatusCode::NOT_FOUND, "ClientError.NotFound", m.clone())
                     }
-                    (EndpointError::Unavailable(_), _) => "ServiceUnavailable",
-                    (EndpointError::Conflict(_), _) => "Exists",
-                    (EndpointError::Storage(StorageError::NotFound(_)), TransferOp::Stat) => {
-                        "NotFound"
+                    T::Conflict(m) => (StatusCode::CONFLICT, "Conflict", m.clone()),
+                    T::Endpoint(e) => transfer_code(e, self.op),
+                    T::Internal(m) => {
+                        tracing::error!(error = %m, "transfer service error");
+                        (
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "EndpointError",
+                            "internal error".into(),
+                        )
                     }
-                    (EndpointError::Storage(StorageError::NotFound(_)), _) => {
-                        "ClientError.NotFound"
-                    }
-                    (EndpointError::Storage(StorageError::Exists(_)), TransferOp::Mkdir) => {
-                        "ExternalError.MkdirFailed.Exists"
-                    }
-                    (EndpointError::Storage(StorageError::Exists(_)), _) => "Exists",
-                    (EndpointError::Storage(StorageError::NotADirectory(_)), TransferOp::Ls) => {
-                        "ExternalError.DirListingFailed.NotDirectory"
-                    }
-                    (EndpointError::Storage(StorageError::NoSpace(_)), _) => {
-                        "ExternalError.NoSpace"
-                    }
-                    _ => match status {
-                        StatusCode::FORBIDDEN => "EndpointPermissionDenied",
-                        StatusCode::BAD_REQUEST => "ClientError.BadRequest",
-                        StatusCode::CONFLICT => "Exists",
-                        _ => "EndpointError",
-                    },
-                };
-                (status, code, endpoint_message(e))
+                }
             }
         };
         let body = json!({
@@ -404,6 +399,40 @@ impl IntoResponse for TransferError {
         }
         r
     }
+}
+
+/// The status, Transfer `code` and message of an endpoint error, by the operation it came from.
+fn transfer_code(e: &EndpointError, op: TransferOp) -> (StatusCode, &'static str, String) {
+    let status = endpoint_status(e);
+    let code = match (e, op) {
+        (EndpointError::BadRequest(_), _) => "ClientError.BadRequest",
+        (EndpointError::Unauthenticated, _) => "ClientError.AuthenticationFailed",
+        (EndpointError::CollectionNotFound(_), _) => "EndpointNotFound",
+        (EndpointError::NotFound(_), _) => "ClientError.NotFound",
+        (EndpointError::PermissionDenied(_), op) if !op.is_file_op() => "PermissionDenied",
+        (EndpointError::PermissionDenied(_) | EndpointError::AccessDenied(_), _) => {
+            "EndpointPermissionDenied"
+        }
+        (EndpointError::Unavailable(_), _) => "ServiceUnavailable",
+        (EndpointError::Conflict(_), _) => "Exists",
+        (EndpointError::Storage(StorageError::NotFound(_)), TransferOp::Stat) => "NotFound",
+        (EndpointError::Storage(StorageError::NotFound(_)), _) => "ClientError.NotFound",
+        (EndpointError::Storage(StorageError::Exists(_)), TransferOp::Mkdir) => {
+            "ExternalError.MkdirFailed.Exists"
+        }
+        (EndpointError::Storage(StorageError::Exists(_)), _) => "Exists",
+        (EndpointError::Storage(StorageError::NotADirectory(_)), TransferOp::Ls) => {
+            "ExternalError.DirListingFailed.NotDirectory"
+        }
+        (EndpointError::Storage(StorageError::NoSpace(_)), _) => "ExternalError.NoSpace",
+        _ => match status {
+            StatusCode::FORBIDDEN => "EndpointPermissionDenied",
+            StatusCode::BAD_REQUEST => "ClientError.BadRequest",
+            StatusCode::CONFLICT => "Exists",
+            _ => "EndpointError",
+        },
+    };
+    (status, code, endpoint_message(e))
 }
 
 /// Errors of HTTPS data access (`/data/<collection>/...`): the status says it; a small JSON body explains.

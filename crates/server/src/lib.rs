@@ -105,20 +105,31 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
     let auth = Arc::new(Auth::open(store, cfg.auth_config(&base_url)).await?);
     let bootstrap = bootstrap::ensure_admin(&auth, &cfg.data_dir).await?;
     auth.ensure_globus_cli_template().await?;
+    let mailer = ferry_mail::Mailer::from_config(&cfg.smtp)
+        .map_err(|e| ServerError::Config(ConfigError::Invalid(e.to_string())))?
+        .map(Arc::new);
     let endpoint = Arc::new(
         Endpoint::open(
             auth.store().clone(),
             EndpointSettings {
                 invitation_lifetime_secs: cfg.sharing.invitation_lifetime_secs,
-                mailer: ferry_mail::Mailer::from_config(&cfg.smtp)
-                    .map_err(|e| ServerError::Config(ConfigError::Invalid(e.to_string())))?
-                    .map(Arc::new),
+                mailer: mailer.clone(),
                 ..EndpointSettings::new(&base_url)
             },
         )
         .await?,
     );
     let defaults = bootstrap::ensure_endpoint(&auth, &endpoint, &cfg).await?;
+    let transfer = ferry_transfer::Engine::new(
+        auth.store().clone(),
+        endpoint.clone(),
+        cfg.transfer.engine_settings(),
+        ferry_transfer::Notifier::new(mailer, &base_url),
+    );
+    let workers = transfer
+        .start()
+        .await
+        .map_err(|e| ServerError::Config(ConfigError::Invalid(format!("transfer engine: {e}"))))?;
 
     let (acceptor, tls_ca) = if cfg.tls {
         let (cert, key, ca) = match (&cfg.tls_cert, &cfg.tls_key) {
@@ -143,11 +154,17 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
     let state = AppState {
         auth: auth.clone(),
         endpoint: endpoint.clone(),
+        transfer,
         secure_cookies: base_url.starts_with("https://"),
     };
     let app = router(state);
+    let auth_for_serve = auth.clone();
     let (shutdown, rx) = watch::channel(false);
-    let task = tokio::spawn(serve(listener, app, acceptor, rx, auth.clone()));
+    let task = tokio::spawn(async move {
+        serve(listener, app, acceptor, rx, auth_for_serve).await;
+        // Tasks in flight keep their leases' state in the database; the next start resumes them.
+        workers.abort();
+    });
     Ok(Running {
         addr,
         base_url,

@@ -12,7 +12,7 @@ use std::pin::Pin;
 
 use bytes::Bytes;
 
-pub use posix::{PosixConnector, posix_groups_of};
+pub use posix::{PosixConnector, part_name, posix_groups_of};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -108,6 +108,60 @@ pub trait Connector: Send + Sync + 'static {
     async fn set_mtime(&self, path: &str, mtime: i64) -> Result<()>;
     /// The user's home folder in this namespace, where the storage has that concept.
     fn home_of(&self, username: &str) -> Option<String>;
+
+    /// A whole file of at most `max` bytes, read in one go with the entry it had (None when it is larger).
+    async fn read_small(&self, path: &str, max: u64) -> Result<(Entry, Option<Bytes>)>;
+    /// Opens a file for reading at any offset; the handle stays on the file that was opened.
+    async fn open_reader(&self, path: &str) -> Result<Box<dyn FileReader>>;
+    /// Opens (creating it if needed, keeping what it holds) the temporary file that becomes `path` on commit.
+    /// The same `token` finds the same temporary file again, so that a restarted transfer can re-check and keep
+    /// what an earlier attempt wrote. `initial`, if given, replaces the content.
+    async fn open_part(
+        &self,
+        path: &str,
+        token: &str,
+        initial: Option<Bytes>,
+    ) -> Result<Box<dyn PartFile>>;
+    /// Removes the temporary file of `path` and `token`, if there is one.
+    async fn remove_part(&self, path: &str, token: &str) -> Result<()>;
+    /// Makes every completed write durable (after a batch of uncommitted-to-disk commits).
+    async fn flush(&self) -> Result<()>;
+}
+
+/// A file open for reading at offsets, for copies that read ranges in parallel.
+#[async_trait::async_trait]
+pub trait FileReader: Send + Sync {
+    /// The file as it was when opened.
+    fn entry(&self) -> &Entry;
+    /// Up to `len` bytes at `offset` (fewer only at the end of the file).
+    async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes>;
+    /// Whether the file changed since it was opened (size, or modification or change time to the nanosecond).
+    async fn changed(&self) -> Result<bool>;
+}
+
+/// What committing a temporary file does.
+#[derive(Debug, Clone, Copy)]
+pub struct Commit {
+    /// Replace an existing file of the name.
+    pub overwrite: bool,
+    /// Set the modification time (Unix seconds) before the rename.
+    pub mtime: Option<i64>,
+    /// fsync the file and its folder now; otherwise a later [`Connector::flush`] makes it durable.
+    pub durable: bool,
+}
+
+/// A temporary file that becomes a real name only on commit; writes at any offset, from several tasks at once.
+#[async_trait::async_trait]
+pub trait PartFile: Send + Sync {
+    /// Its length when opened (what an earlier attempt left).
+    fn initial_len(&self) -> u64;
+    async fn set_len(&self, len: u64) -> Result<()>;
+    async fn write_at(&self, offset: u64, data: Bytes) -> Result<()>;
+    async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes>;
+    /// Moves the data to its real name and returns the final entry.
+    async fn commit(self: Box<Self>, how: Commit) -> Result<Entry>;
+    /// Removes the temporary file.
+    async fn discard(self: Box<Self>) -> Result<()>;
 }
 
 #[async_trait::async_trait]

@@ -17,7 +17,10 @@ use cap_std::fs::{Dir, Metadata, MetadataExt, OpenOptions, OpenOptionsExt};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use crate::names::{escape_bytes, join, split};
-use crate::{ByteStream, Connector, Entry, EntryKind, Listing, Result, StorageError, Upload};
+use crate::{
+    ByteStream, Commit, Connector, Entry, EntryKind, FileReader, Listing, PartFile, Result,
+    StorageError, Upload,
+};
 
 const CHUNK: usize = 256 * 1024;
 /// More symlinks than this on one path is a loop (the kernel's limit is the same order).
@@ -461,6 +464,212 @@ fn temp_name(name: &str) -> String {
     )
 }
 
+/// The temporary name under which a transfer attempt `token` writes `name`: hidden, beside it, and the same
+/// every time, so that a restarted transfer finds what the last attempt wrote.
+pub fn part_name(name: &str, token: &str) -> String {
+    let mut stem = name;
+    while stem.len() > 180 {
+        let mut cut = 180;
+        while !stem.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        stem = &stem[..cut];
+    }
+    format!(".{stem}.{token}.ferry-part")
+}
+
+/// What tells a changed file from an unchanged one.
+fn stamp(md: &std::fs::Metadata) -> (u64, i64, i64, i64, i64, u64) {
+    use std::os::unix::fs::MetadataExt as _;
+    (
+        md.size(),
+        md.mtime(),
+        md.mtime_nsec(),
+        md.ctime(),
+        md.ctime_nsec(),
+        md.ino(),
+    )
+}
+
+/// pread until `len` bytes or the end of the file.
+fn pread(file: &std::fs::File, offset: u64, len: usize, path: &str) -> Result<Bytes> {
+    use std::os::unix::fs::FileExt as _;
+    let mut buf = BytesMut::zeroed(len);
+    let mut got = 0;
+    while got < len {
+        match file.read_at(&mut buf[got..], offset + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(os_err(path, e)),
+        }
+    }
+    buf.truncate(got);
+    Ok(buf.freeze())
+}
+
+fn to_system_time(secs: i64) -> std::time::SystemTime {
+    if secs >= 0 {
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs as u64)
+    } else {
+        std::time::UNIX_EPOCH - std::time::Duration::from_secs(secs.unsigned_abs())
+    }
+}
+
+impl Inner {
+    /// Opens a regular file for reading without following a symlink at its name.
+    fn open_regular(&self, path: &str) -> Result<(String, std::fs::File, Metadata)> {
+        let (parent, name) = self.parent_of(path)?;
+        let name = name.ok_or_else(|| StorageError::IsADirectory(path.into()))?;
+        let mut opts = OpenOptions::new();
+        opts.read(true).follow(FollowSymlinks::No);
+        let f =
+            parent
+                .open_with(&name, &opts)
+                .map_err(|e| match parent.symlink_metadata(&name) {
+                    Ok(md) if md.file_type().is_symlink() => StorageError::Symlink(path.into()),
+                    _ => os_err(path, e),
+                })?;
+        let md = f.metadata().map_err(|e| os_err(path, e))?;
+        if md.is_dir() {
+            return Err(StorageError::IsADirectory(path.into()));
+        }
+        if !md.is_file() {
+            return Err(StorageError::InvalidName(format!(
+                "{path}: not a regular file"
+            )));
+        }
+        Ok((name, f.into_std(), md))
+    }
+}
+
+struct PosixReader {
+    file: Arc<std::fs::File>,
+    entry: Entry,
+    stamp: (u64, i64, i64, i64, i64, u64),
+    path: String,
+}
+
+#[async_trait::async_trait]
+impl FileReader for PosixReader {
+    fn entry(&self) -> &Entry {
+        &self.entry
+    }
+
+    async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes> {
+        let (file, path) = (self.file.clone(), self.path.clone());
+        tokio::task::spawn_blocking(move || pread(&file, offset, len, &path))
+            .await
+            .map_err(|e| StorageError::Io(format!("storage task failed: {e}")))?
+    }
+
+    async fn changed(&self) -> Result<bool> {
+        let (file, path, before) = (self.file.clone(), self.path.clone(), self.stamp);
+        tokio::task::spawn_blocking(move || {
+            let md = file.metadata().map_err(|e| os_err(&path, e))?;
+            Ok(stamp(&md) != before)
+        })
+        .await
+        .map_err(|e| StorageError::Io(format!("storage task failed: {e}")))?
+    }
+}
+
+struct PosixPart {
+    inner: Arc<Inner>,
+    parent: Dir,
+    name: String,
+    part: String,
+    path: String,
+    file: Arc<std::fs::File>,
+    initial_len: u64,
+}
+
+impl PosixPart {
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&std::fs::File, &str) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (file, path) = (self.file.clone(), self.path.clone());
+        tokio::task::spawn_blocking(move || f(&file, &path))
+            .await
+            .map_err(|e| StorageError::Io(format!("storage task failed: {e}")))?
+    }
+}
+
+#[async_trait::async_trait]
+impl PartFile for PosixPart {
+    fn initial_len(&self) -> u64 {
+        self.initial_len
+    }
+
+    async fn set_len(&self, len: u64) -> Result<()> {
+        self.blocking(move |f, p| f.set_len(len).map_err(|e| os_err(p, e)))
+            .await
+    }
+
+    async fn write_at(&self, offset: u64, data: Bytes) -> Result<()> {
+        self.blocking(move |f, p| {
+            use std::os::unix::fs::FileExt as _;
+            f.write_all_at(&data, offset).map_err(|e| os_err(p, e))
+        })
+        .await
+    }
+
+    async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes> {
+        self.blocking(move |f, p| pread(f, offset, len, p)).await
+    }
+
+    async fn commit(self: Box<Self>, how: Commit) -> Result<Entry> {
+        let this = *self;
+        tokio::task::spawn_blocking(move || {
+            let p = this.path.as_str();
+            let moved = (|| {
+                if let Some(m) = how.mtime {
+                    let t = std::fs::FileTimes::new().set_modified(to_system_time(m));
+                    this.file.set_times(t).map_err(|e| os_err(p, e))?;
+                }
+                if how.durable {
+                    // Out-of-space errors may only show here, at the flush.
+                    this.file.sync_all().map_err(|e| os_err(p, e))?;
+                }
+                match this.parent.symlink_metadata(&this.name) {
+                    Ok(md) if md.is_dir() => return Err(StorageError::IsADirectory(p.into())),
+                    Ok(_) if !how.overwrite => return Err(StorageError::Exists(p.into())),
+                    _ => {}
+                }
+                if how.overwrite {
+                    this.parent
+                        .rename(&this.part, &this.parent, &this.name)
+                        .map_err(|e| os_err(p, e))
+                } else {
+                    rename_noreplace(&this.parent, &this.part, &this.parent, &this.name, p)
+                }
+            })();
+            if let Err(e) = moved {
+                // A commit that fails leaves nothing behind, under either name.
+                let _ = this.parent.remove_file(&this.part);
+                return Err(e);
+            }
+            if how.durable {
+                sync_dir(&this.parent).map_err(|e| os_err(p, e))?;
+            }
+            this.inner.stat_in(&this.parent, &this.name, p)
+        })
+        .await
+        .map_err(|e| StorageError::Io(format!("storage task failed: {e}")))?
+    }
+
+    async fn discard(self: Box<Self>) -> Result<()> {
+        let this = *self;
+        tokio::task::spawn_blocking(move || match this.parent.remove_file(&this.part) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(os_err(&this.path, e)),
+            _ => Ok(()),
+        })
+        .await
+        .map_err(|e| StorageError::Io(format!("storage task failed: {e}")))?
+    }
+}
+
 #[async_trait::async_trait]
 impl Connector for PosixConnector {
     async fn resolve(&self, path: &str) -> Result<String> {
@@ -626,15 +835,140 @@ impl Connector for PosixConnector {
             let (parent, name) = i.parent_of(&p)?;
             let name = name
                 .ok_or_else(|| StorageError::InvalidPath("the root's times are not set".into()))?;
-            let t = if mtime >= 0 {
-                std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime as u64)
-            } else {
-                std::time::UNIX_EPOCH - std::time::Duration::from_secs(mtime.unsigned_abs())
-            };
-            let spec = SystemTimeSpec::Absolute(cap_std::time::SystemTime::from_std(t));
+            let spec = SystemTimeSpec::Absolute(cap_std::time::SystemTime::from_std(
+                to_system_time(mtime),
+            ));
             parent
                 .set_symlink_times(&name, None, Some(spec))
                 .map_err(|e| os_err(&p, e))
+        })
+        .await
+    }
+
+    async fn read_small(&self, path: &str, max: u64) -> Result<(Entry, Option<Bytes>)> {
+        let p = path.to_string();
+        self.blocking(move |i| {
+            use std::io::Read as _;
+            let (name, f, md) = i.open_regular(&p)?;
+            let entry = i.entry(name, &md, None);
+            if md.len() > max {
+                return Ok((entry, None));
+            }
+            let mut buf = Vec::with_capacity(md.len() as usize + 1);
+            (&f).take(max + 1)
+                .read_to_end(&mut buf)
+                .map_err(|e| os_err(&p, e))?;
+            if buf.len() as u64 > max {
+                return Ok((entry, None));
+            }
+            Ok((entry, Some(Bytes::from(buf))))
+        })
+        .await
+    }
+
+    async fn open_reader(&self, path: &str) -> Result<Box<dyn FileReader>> {
+        let p = path.to_string();
+        let (entry, file, st) = self
+            .blocking(move |i| {
+                let (name, f, md) = i.open_regular(&p)?;
+                let st = stamp(&f.metadata().map_err(|e| os_err(&p, e))?);
+                Ok((i.entry(name, &md, None), f, st))
+            })
+            .await?;
+        Ok(Box::new(PosixReader {
+            file: Arc::new(file),
+            entry,
+            stamp: st,
+            path: path.to_string(),
+        }))
+    }
+
+    async fn open_part(
+        &self,
+        path: &str,
+        token: &str,
+        initial: Option<Bytes>,
+    ) -> Result<Box<dyn PartFile>> {
+        let (p, token) = (path.to_string(), token.to_string());
+        let inner = self.inner.clone();
+        self.blocking(move |i| {
+            let (parent, name) = i.parent_of(&p)?;
+            let name = name.ok_or_else(|| StorageError::IsADirectory(p.clone()))?;
+            if let Ok(md) = parent.symlink_metadata(&name)
+                && md.is_dir()
+            {
+                return Err(StorageError::IsADirectory(p));
+            }
+            let part = part_name(&name, &token);
+            let mut opts = OpenOptions::new();
+            opts.read(true)
+                .write(true)
+                .create(true)
+                .follow(FollowSymlinks::No)
+                .mode(0o644);
+            let f = parent
+                .open_with(&part, &opts)
+                .map_err(|e| os_err(&p, e))?
+                .into_std();
+            if let Some(data) = initial {
+                use std::io::Write as _;
+                let written = f.set_len(0).and_then(|()| (&f).write_all(&data));
+                if let Err(e) = written {
+                    // Out of space, say: nothing half-written stays behind, not even under the temporary name.
+                    let _ = parent.remove_file(&part);
+                    return Err(os_err(&p, e));
+                }
+            }
+            let initial_len = f.metadata().map_err(|e| os_err(&p, e))?.len();
+            Ok(Box::new(PosixPart {
+                inner,
+                parent,
+                name,
+                part,
+                path: p,
+                file: Arc::new(f),
+                initial_len,
+            }) as Box<dyn PartFile>)
+        })
+        .await
+    }
+
+    async fn remove_part(&self, path: &str, token: &str) -> Result<()> {
+        let (p, token) = (path.to_string(), token.to_string());
+        self.blocking(move |i| {
+            let (parent, name) = match i.parent_of(&p) {
+                Ok((d, Some(n))) => (d, n),
+                Ok((_, None)) | Err(StorageError::NotFound(_)) => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            match parent.remove_file(part_name(&name, &token)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(os_err(&p, e)),
+                _ => Ok(()),
+            }
+        })
+        .await
+    }
+
+    async fn flush(&self) -> Result<()> {
+        self.blocking(|i| {
+            // SAFETY: the root handle is open for the duration of the call; "." is NUL-terminated.
+            let fd = unsafe {
+                libc::openat(
+                    i.dir.as_raw_fd(),
+                    c".".as_ptr(),
+                    libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                )
+            };
+            if fd < 0 {
+                return Err(os_err("/", io::Error::last_os_error()));
+            }
+            // SAFETY: fd was just opened by us and is owned by the File from here on.
+            let f = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+            // SAFETY: f is an open descriptor for the duration of the call.
+            if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
+                return Err(os_err("/", io::Error::last_os_error()));
+            }
+            Ok(())
         })
         .await
     }

@@ -3,6 +3,8 @@
 
 pub mod conformance;
 mod sqlite;
+mod sqlite_tasks;
+pub mod tasks;
 
 use async_trait::async_trait;
 use ferry_core::acl::AclRule;
@@ -14,6 +16,7 @@ use ferry_core::{Client, Group, Identity, Membership};
 use uuid::Uuid;
 
 pub use sqlite::SqliteStore;
+pub use tasks::TaskStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -164,7 +167,7 @@ pub struct Bookmark {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: TaskStore + Send + Sync + 'static {
     /// Returns the stored value of `key`, storing `value` first if the key was absent (first writer wins).
     async fn meta_get_or_insert(&self, key: &str, value: &str) -> Result<String>;
     async fn meta_get(&self, key: &str) -> Result<Option<String>>;

@@ -42,7 +42,7 @@ fn private_file(path: &Path) -> std::io::Result<()> {
 }
 
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
 }
 
 impl SqliteStore {
@@ -69,7 +69,7 @@ impl SqliteStore {
     }
 }
 
-fn backend(e: sqlx::Error) -> StoreError {
+pub(crate) fn backend(e: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(db) = &e
         && db.is_unique_violation()
     {
@@ -78,12 +78,12 @@ fn backend(e: sqlx::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
-fn uuid_col(row: &SqliteRow, col: &str) -> Result<Uuid> {
+pub(crate) fn uuid_col(row: &SqliteRow, col: &str) -> Result<Uuid> {
     let s: String = row.try_get(col).map_err(backend)?;
     Uuid::parse_str(&s).map_err(|e| StoreError::Backend(format!("bad uuid in {col}: {e}")))
 }
 
-fn opt_uuid_col(row: &SqliteRow, col: &str) -> Result<Option<Uuid>> {
+pub(crate) fn opt_uuid_col(row: &SqliteRow, col: &str) -> Result<Option<Uuid>> {
     let s: Option<String> = row.try_get(col).map_err(backend)?;
     s.map(|s| {
         Uuid::parse_str(&s).map_err(|e| StoreError::Backend(format!("bad uuid in {col}: {e}")))
@@ -91,7 +91,7 @@ fn opt_uuid_col(row: &SqliteRow, col: &str) -> Result<Option<Uuid>> {
     .transpose()
 }
 
-fn bad(col: &str, v: &str) -> StoreError {
+pub(crate) fn bad(col: &str, v: &str) -> StoreError {
     StoreError::Backend(format!("unexpected value '{v}' in column {col}"))
 }
 

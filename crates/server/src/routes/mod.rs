@@ -22,6 +22,7 @@ use serde::de::DeserializeOwned;
 pub struct AppState {
     pub auth: Arc<Auth>,
     pub endpoint: Arc<Endpoint>,
+    pub transfer: ferry_transfer::Engine,
     /// Browser cookies get `Secure` when the server is reached over https.
     pub secure_cookies: bool,
 }

@@ -5,6 +5,7 @@ mod bookmarks;
 mod files;
 mod index;
 mod sharing;
+mod tasks;
 
 use axum::Json;
 use axum::Router;
@@ -24,6 +25,7 @@ pub fn router() -> Router<AppState> {
         .merge(index::router())
         .merge(sharing::router())
         .merge(bookmarks::router())
+        .merge(tasks::router())
 }
 
 /// The request's context: which operation on which resource, for the error's `code` and `resource`.

@@ -1,0 +1,361 @@
+//! Transfer and delete tasks as the store keeps them: the task row a worker claims with a lease, the per-file
+//! (and per-folder) items that record progress, checksums and errors, and the task's events.
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::Result;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskKind {
+    Transfer,
+    Delete,
+}
+
+impl TaskKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskKind::Transfer => "TRANSFER",
+            TaskKind::Delete => "DELETE",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "TRANSFER" => Some(TaskKind::Transfer),
+            "DELETE" => Some(TaskKind::Delete),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskStatus {
+    Active,
+    /// Paused by repeated faults; still claimed and retried until the cause goes away or the deadline passes.
+    Inactive,
+    Succeeded,
+    Failed,
+}
+
+impl TaskStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Active => "ACTIVE",
+            TaskStatus::Inactive => "INACTIVE",
+            TaskStatus::Succeeded => "SUCCEEDED",
+            TaskStatus::Failed => "FAILED",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ACTIVE" => Some(TaskStatus::Active),
+            "INACTIVE" => Some(TaskStatus::Inactive),
+            "SUCCEEDED" => Some(TaskStatus::Succeeded),
+            "FAILED" => Some(TaskStatus::Failed),
+            _ => None,
+        }
+    }
+    pub fn is_done(self) -> bool {
+        matches!(self, TaskStatus::Succeeded | TaskStatus::Failed)
+    }
+}
+
+/// The task's running totals; also used as a delta added in the same transaction as the items it counts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskCounters {
+    pub files: i64,
+    pub directories: i64,
+    pub symlinks: i64,
+    pub files_skipped: i64,
+    pub files_transferred: i64,
+    pub bytes_transferred: i64,
+    pub bytes_checksummed: i64,
+    pub faults: i64,
+    /// Seconds spent running (summed over leases).
+    pub active_secs: f64,
+}
+
+impl TaskCounters {
+    pub fn add(&mut self, o: &TaskCounters) {
+        self.files += o.files;
+        self.directories += o.directories;
+        self.symlinks += o.symlinks;
+        self.files_skipped += o.files_skipped;
+        self.files_transferred += o.files_transferred;
+        self.bytes_transferred += o.bytes_transferred;
+        self.bytes_checksummed += o.bytes_checksummed;
+        self.faults += o.faults;
+        self.active_secs += o.active_secs;
+    }
+    pub fn is_zero(&self) -> bool {
+        *self == TaskCounters::default()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskRow {
+    pub id: Uuid,
+    pub kind: TaskKind,
+    pub owner: Uuid,
+    pub submission_id: String,
+    pub status: TaskStatus,
+    pub label: Option<String>,
+    pub source_collection: Uuid,
+    pub dest_collection: Option<Uuid>,
+    /// The validated submission, as the transfer crate wrote it.
+    pub options: serde_json::Value,
+    pub request_time: i64,
+    pub completion_time: Option<i64>,
+    pub deadline: Option<i64>,
+    pub run_after: i64,
+    pub nice_status: Option<String>,
+    pub nice_status_details: Option<String>,
+    pub fatal_error: Option<serde_json::Value>,
+    pub counters: TaskCounters,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemKind {
+    /// A path as submitted: a file or (with `recursive`) a folder; what it is shows when the worker looks.
+    Path,
+    Dir,
+    File,
+}
+
+impl ItemKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemKind::Path => "path",
+            ItemKind::Dir => "dir",
+            ItemKind::File => "file",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "path" => Some(ItemKind::Path),
+            "dir" => Some(ItemKind::Dir),
+            "file" => Some(ItemKind::File),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemState {
+    Pending,
+    Done,
+    /// Not copied because the destination was already up to date (sync level).
+    Skipped,
+    /// Given up on: a fatal error, or a source error skipped under `skip_source_errors`.
+    Failed,
+}
+
+impl ItemState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemState::Pending => "pending",
+            ItemState::Done => "done",
+            ItemState::Skipped => "skipped",
+            ItemState::Failed => "failed",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(ItemState::Pending),
+            "done" => Some(ItemState::Done),
+            "skipped" => Some(ItemState::Skipped),
+            "failed" => Some(ItemState::Failed),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewItem {
+    pub kind: ItemKind,
+    pub src: String,
+    pub dst: Option<String>,
+    pub recursive: bool,
+    pub size: Option<i64>,
+    pub mtime: Option<i64>,
+    pub checksum_algorithm: Option<String>,
+    pub external_checksum: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemRow {
+    pub seq: i64,
+    pub kind: ItemKind,
+    pub src: String,
+    pub dst: Option<String>,
+    pub recursive: bool,
+    pub size: Option<i64>,
+    pub mtime: Option<i64>,
+    pub state: ItemState,
+    pub attempts: i64,
+    pub checksum_algorithm: Option<String>,
+    pub checksum: Option<String>,
+    pub external_checksum: Option<String>,
+    pub progress: Option<String>,
+    pub error_code: Option<String>,
+    pub error: Option<String>,
+    pub error_time: Option<i64>,
+}
+
+/// What happened to one item: its new state (pending again, with one more attempt, after a fault).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemOutcome {
+    pub seq: i64,
+    pub state: ItemState,
+    pub attempts: i64,
+    pub checksum_algorithm: Option<String>,
+    pub checksum: Option<String>,
+    pub error_code: Option<String>,
+    pub error: Option<String>,
+    pub error_time: Option<i64>,
+    /// Cleared when the item is finished.
+    pub progress: Option<String>,
+}
+
+/// How many items are in each condition: the task document's `subtasks_*`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ItemCounts {
+    pub total: i64,
+    pub pending: i64,
+    /// Pending after at least one fault.
+    pub retrying: i64,
+    pub done: i64,
+    pub skipped: i64,
+    pub failed: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskEvent {
+    pub time: i64,
+    pub code: String,
+    pub is_error: bool,
+    pub description: String,
+    pub details: String,
+}
+
+/// A task leaving the running states (or entering INACTIVE and back).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusChange {
+    pub status: TaskStatus,
+    pub nice_status: Option<String>,
+    pub nice_status_details: Option<String>,
+    pub fatal_error: Option<serde_json::Value>,
+    pub completion_time: Option<i64>,
+}
+
+/// `label` filter operators of `task_list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LabelFilter {
+    Is(String),
+    IsNot(String),
+    Contains(String),
+    NotContains(String),
+}
+
+/// Which tasks to list (every field that is set must hold), newest first unless `oldest_first`.
+#[derive(Debug, Clone, Default)]
+pub struct TaskFilter {
+    pub owner: Option<Uuid>,
+    pub ids: Vec<Uuid>,
+    pub statuses: Vec<TaskStatus>,
+    pub kinds: Vec<TaskKind>,
+    pub labels: Vec<LabelFilter>,
+    pub request_after: Option<i64>,
+    pub request_before: Option<i64>,
+    pub completion_after: Option<i64>,
+    pub completion_before: Option<i64>,
+    /// A collection the task reads or writes.
+    pub collection: Option<Uuid>,
+    pub oldest_first: bool,
+    pub offset: i64,
+    pub limit: i64,
+}
+
+#[async_trait]
+pub trait TaskStore: Send + Sync {
+    /// Stores a task with its submitted items. `Conflict` if the owner already used the submission id.
+    async fn create_task(&self, task: &TaskRow, items: &[NewItem]) -> Result<()>;
+    async fn find_task_by_submission(
+        &self,
+        owner: Uuid,
+        submission_id: &str,
+    ) -> Result<Option<TaskRow>>;
+    async fn get_task(&self, id: Uuid) -> Result<Option<TaskRow>>;
+    /// One page and the number of matching tasks.
+    async fn list_tasks(&self, filter: &TaskFilter) -> Result<(Vec<TaskRow>, i64)>;
+    async fn set_task_label_deadline(
+        &self,
+        id: Uuid,
+        label: Option<&str>,
+        deadline: Option<i64>,
+    ) -> Result<()>;
+
+    /// Claims one running task (ACTIVE or INACTIVE) that is due and not leased (or whose lease expired).
+    async fn claim_task(&self, worker: &str, now: i64, lease_secs: i64) -> Result<Option<TaskRow>>;
+    /// Extends the lease; false when the worker lost it or the task stopped running (cancelled, say).
+    async fn renew_lease(&self, id: Uuid, worker: &str, now: i64, lease_secs: i64) -> Result<bool>;
+    /// Gives the task back, to be claimed again from `run_after`.
+    async fn release_lease(&self, id: Uuid, worker: &str, run_after: i64) -> Result<()>;
+    /// Drops every lease: a single-node server's start, when no other worker can hold one.
+    async fn release_all_leases(&self) -> Result<u64>;
+    /// Changes the status of a running task; false (and nothing changed) when it is no longer running.
+    async fn set_task_status(&self, id: Uuid, change: &StatusChange) -> Result<bool>;
+
+    /// Pending items of the given kinds, in order, after `after_seq`.
+    async fn pending_items(
+        &self,
+        task: Uuid,
+        kinds: &[ItemKind],
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<ItemRow>>;
+    /// Adds items found by listing a folder, finishes the listed item (`listed`) and adds `delta`, atomically.
+    async fn add_items(
+        &self,
+        task: Uuid,
+        items: &[NewItem],
+        listed: Option<&ItemOutcome>,
+        delta: &TaskCounters,
+    ) -> Result<()>;
+    /// Records outcomes and adds `delta`, atomically.
+    async fn finish_items(
+        &self,
+        task: Uuid,
+        outcomes: &[ItemOutcome],
+        delta: &TaskCounters,
+    ) -> Result<()>;
+    /// Saves a large file's progress and adds `delta`.
+    async fn set_item_progress(
+        &self,
+        task: Uuid,
+        seq: i64,
+        progress: &str,
+        delta: &TaskCounters,
+    ) -> Result<()>;
+    /// Items in one state (of one kind), in order after `after_seq`: successful transfers, skipped errors.
+    async fn list_items(
+        &self,
+        task: Uuid,
+        state: ItemState,
+        kind: Option<ItemKind>,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<ItemRow>>;
+    async fn count_items(&self, task: Uuid) -> Result<ItemCounts>;
+    /// Marks every pending item failed (a cancelled or expired task); returns how many.
+    async fn fail_pending_items(&self, task: Uuid, code: &str, now: i64) -> Result<i64>;
+
+    async fn add_task_event(&self, task: Uuid, event: &TaskEvent) -> Result<()>;
+    /// One page of events, newest first, and their number.
+    async fn list_task_events(
+        &self,
+        task: Uuid,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<TaskEvent>, i64)>;
+}

@@ -1,0 +1,620 @@
+//! Copying one file. The source is read once and hashed on the way; the destination is written under a
+//! temporary name, re-read and compared when `verify_checksum` asks, and only then renamed to its real name.
+//!
+//! Small files are read whole. Large files move as ranges, several at once; with a combinable checksum
+//! (BLAKE3, CRC32C, ADLER32) each range is hashed on its own and the digests are combined, and the digests of
+//! finished ranges are saved, so that a restart re-checks what the temporary file holds against them instead of
+//! trusting it or copying it again. Other checksums (MD5, SHA-*) need the bytes in order: one stream, and a
+//! restart begins the file again.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use ferry_core::access::Action;
+use ferry_endpoint::EndpointError;
+use ferry_endpoint::data::Authorized;
+use ferry_storage::{Commit, EntryKind, FileReader, PartFile, StorageError};
+use ferry_store::tasks::{ItemRow, TaskCounters};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::checksum::{self, Algorithm, Hasher, RangeDigest, RangeHasher};
+use crate::run::{Fault, FaultKind, Shared, Side};
+use crate::submit::SyncLevel;
+
+/// Files up to this size are read whole.
+pub(crate) const SMALL: u64 = 4 << 20;
+/// One read of a large file.
+const CHUNK: u64 = 2 << 20;
+/// One range of a large file: a power of two, so that a BLAKE3 range is a whole subtree.
+pub(crate) const RANGE: u64 = 32 << 20;
+/// Hashing less than this is cheaper in place than on the blocking pool.
+const INLINE_HASH: usize = 256 << 10;
+
+/// What copying (or checking) one file did.
+#[derive(Debug)]
+pub(crate) struct Copied {
+    /// The destination was already up to date (sync level).
+    pub skipped: bool,
+    pub algorithm: Algorithm,
+    pub checksum: Option<String>,
+    pub bytes_transferred: u64,
+    pub bytes_checksummed: u64,
+}
+
+/// A large file's finished ranges, saved in the item so that a restart can re-check them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Progress {
+    size: u64,
+    mtime: i64,
+    algorithm: Algorithm,
+    ranges: Vec<RangeDigest>,
+}
+
+/// Fault injection for the fault tests: corrupts the first temporary file whose destination contains the text.
+pub(crate) static CORRUPTED: AtomicBool = AtomicBool::new(false);
+
+fn src_err(e: StorageError) -> Fault {
+    Fault::from_endpoint(EndpointError::Storage(e), Side::Source)
+}
+
+fn dst_err(e: StorageError) -> Fault {
+    Fault::from_endpoint(EndpointError::Storage(e), Side::Destination)
+}
+
+fn changed(path: &str) -> Fault {
+    Fault::retry(
+        "FILE_CHANGED",
+        format!("{path} changed while it was copied; it will be copied again"),
+    )
+}
+
+fn mismatch(path: &str, alg: Algorithm) -> Fault {
+    Fault::retry(
+        "CHECKSUM_MISMATCH",
+        format!(
+            "{path}: the {} checksum of the copy differs from the source's; it will be copied again",
+            alg.name()
+        ),
+    )
+}
+
+async fn hash_all(alg: Algorithm, data: Bytes) -> String {
+    if data.len() < INLINE_HASH {
+        let mut h = Hasher::new(alg);
+        h.update(&data);
+        return h.finalize();
+    }
+    tokio::task::spawn_blocking(move || {
+        let mut h = Hasher::new(alg);
+        h.update(&data);
+        h.finalize()
+    })
+    .await
+    .unwrap_or_default()
+}
+
+pub(crate) async fn copy_file(shared: &Shared, item: &ItemRow) -> Result<Copied, Fault> {
+    let access = shared.access();
+    let dst_access = access
+        .dst
+        .as_ref()
+        .ok_or_else(|| Fault::fatal("ENDPOINT_ERROR", "no destination collection"))?;
+    let dst_path = item
+        .dst
+        .as_deref()
+        .ok_or_else(|| Fault::fatal("ENDPOINT_ERROR", "a transfer item without a destination"))?;
+    let src = access
+        .src
+        .check(&item.src, Action::Read)
+        .map_err(|e| Fault::from_endpoint(e, Side::Source))?;
+    let dst = dst_access
+        .check(dst_path, Action::Write)
+        .map_err(|e| Fault::from_endpoint(e, Side::Destination))?;
+    let alg = item
+        .checksum_algorithm
+        .as_deref()
+        .and_then(Algorithm::parse)
+        .unwrap_or(Algorithm::DEFAULT);
+    let o = &shared.options;
+    if let Some(level) = o.sync_level
+        && let Some(c) = up_to_date(shared, &src, &dst, level, alg).await?
+    {
+        return Ok(c);
+    }
+    let size = item.size.unwrap_or(0).max(0) as u64;
+    if size <= SMALL {
+        let permits = shared
+            .inner
+            .budget
+            .clone()
+            .acquire_many_owned(kib(size, &shared.inner))
+            .await
+            .map_err(|_| Fault::retry("ENDPOINT_ERROR", "shutting down"))?;
+        let (entry, data) = src
+            .connector
+            .read_small(&src.storage_path, SMALL)
+            .await
+            .map_err(src_err)?;
+        if let Some(data) = data {
+            let r = copy_small(shared, item, &dst, alg, entry.mtime, data).await;
+            drop(permits);
+            return r;
+        }
+        drop(permits);
+    }
+    copy_large(shared, item, &src, &dst, alg).await
+}
+
+/// Budget permits (KiB) for `bytes` of data in memory, at least one and at most the whole budget.
+fn kib(bytes: u64, inner: &crate::engine::Inner) -> u32 {
+    let all = (inner.settings.memory_budget / 1024).max(1) as u64;
+    (bytes / 1024).clamp(1, all) as u32
+}
+
+/// With a sync level, whether the destination already matches the source (then nothing is copied).
+async fn up_to_date(
+    shared: &Shared,
+    src: &Authorized,
+    dst: &Authorized,
+    level: SyncLevel,
+    alg: Algorithm,
+) -> Result<Option<Copied>, Fault> {
+    let d = match dst.connector.stat(&dst.storage_path).await {
+        Ok(d) if d.kind == EntryKind::File => d,
+        Ok(_) | Err(StorageError::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(dst_err(e)),
+    };
+    let s = src
+        .connector
+        .stat(&src.storage_path)
+        .await
+        .map_err(src_err)?;
+    let skip = |checksum, checked| {
+        Some(Copied {
+            skipped: true,
+            algorithm: alg,
+            checksum,
+            bytes_transferred: 0,
+            bytes_checksummed: checked,
+        })
+    };
+    Ok(match level {
+        SyncLevel::Exists => skip(None, 0),
+        SyncLevel::Size if d.size == s.size => skip(None, 0),
+        SyncLevel::Mtime if d.mtime >= s.mtime => skip(None, 0),
+        SyncLevel::Checksum if d.size == s.size => {
+            let a = file_checksum(shared, src, alg, Side::Source).await?;
+            let b = file_checksum(shared, dst, alg, Side::Destination).await?;
+            if a == b {
+                skip(Some(a), 2 * s.size)
+            } else {
+                None
+            }
+        }
+        _ => None,
+    })
+}
+
+/// The checksum of a whole file, read in chunks.
+async fn file_checksum(
+    shared: &Shared,
+    at: &Authorized,
+    alg: Algorithm,
+    side: Side,
+) -> Result<String, Fault> {
+    let err = |e| Fault::from_endpoint(EndpointError::Storage(e), side);
+    let r = at
+        .connector
+        .open_reader(&at.storage_path)
+        .await
+        .map_err(err)?;
+    let read = |off: u64, n: usize| r.read_at(off, n);
+    stream_hash(shared, &read, None, alg, r.entry().size, &at.path).await
+}
+
+async fn budget(shared: &Shared, bytes: u64) -> Result<tokio::sync::OwnedSemaphorePermit, Fault> {
+    shared
+        .inner
+        .budget
+        .clone()
+        .acquire_many_owned(kib(bytes, &shared.inner))
+        .await
+        .map_err(|_| Fault::retry("ENDPOINT_ERROR", "shutting down"))
+}
+
+/// Flips one byte of a temporary file when the fault tests ask for it (never otherwise).
+async fn maybe_corrupt(shared: &Shared, dst_path: &str, part: &dyn PartFile) {
+    let Some(needle) = &shared.inner.settings.corrupt_once else {
+        return;
+    };
+    if dst_path.contains(needle.as_str())
+        && !CORRUPTED.swap(true, Ordering::SeqCst)
+        && let Ok(b) = part.read_at(0, 1).await
+        && let Some(x) = b.first()
+    {
+        let _ = part.write_at(0, Bytes::from(vec![x ^ 0xff])).await;
+        tracing::warn!(
+            path = dst_path,
+            "fault injection: corrupted the copy's first byte"
+        );
+    }
+}
+
+fn check_external(item: &ItemRow, alg: Algorithm, sum: &str) -> Result<(), Fault> {
+    match &item.external_checksum {
+        Some(want) if want != sum => Err(Fault {
+            code: "CHECKSUM_MISMATCH",
+            message: format!(
+                "{}: the source's {} checksum {sum} is not the external_checksum {want}",
+                item.src,
+                alg.name()
+            ),
+            kind: FaultKind::Source,
+            source: true,
+        }),
+        _ => Ok(()),
+    }
+}
+
+async fn copy_small(
+    shared: &Shared,
+    item: &ItemRow,
+    dst: &Authorized,
+    alg: Algorithm,
+    mtime: i64,
+    data: Bytes,
+) -> Result<Copied, Fault> {
+    let o = &shared.options;
+    let len = data.len() as u64;
+    let sum = hash_all(alg, data.clone()).await;
+    check_external(item, alg, &sum)?;
+    let token = shared.part_token(item.seq);
+    let part = dst
+        .connector
+        .open_part(&dst.storage_path, &token, Some(data))
+        .await
+        .map_err(dst_err)?;
+    maybe_corrupt(shared, &dst.path, part.as_ref()).await;
+    let mut checked = 0;
+    if o.verify_checksum {
+        let back = match part.read_at(0, len as usize + 1).await {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = part.discard().await;
+                return Err(dst_err(e));
+            }
+        };
+        checked = back.len() as u64;
+        if back.len() as u64 != len || hash_all(alg, back).await != sum {
+            let _ = part.discard().await;
+            return Err(mismatch(&item.src, alg));
+        }
+    }
+    // A failed commit removes its temporary file itself.
+    part.commit(Commit {
+        overwrite: true,
+        mtime: o.preserve_timestamp.then_some(mtime),
+        durable: false,
+    })
+    .await
+    .map_err(dst_err)?;
+    Ok(Copied {
+        skipped: false,
+        algorithm: alg,
+        checksum: Some(sum),
+        bytes_transferred: len,
+        bytes_checksummed: checked,
+    })
+}
+
+/// The ranges of a file of `size` bytes.
+fn ranges(size: u64) -> Vec<(u64, u64)> {
+    let mut v = Vec::new();
+    let mut off = 0;
+    while off < size {
+        let len = RANGE.min(size - off);
+        v.push((off, len));
+        off += len;
+    }
+    v
+}
+
+type ReadFn<'a> = dyn Fn(u64, usize) -> futures_util::future::BoxFuture<'a, ferry_storage::Result<Bytes>>
+    + Sync
+    + 'a;
+
+/// Something that takes bytes in order: a whole-file hasher or a range hasher.
+trait Absorb: Send + 'static {
+    fn absorb(&mut self, data: &[u8]);
+}
+
+impl Absorb for Hasher {
+    fn absorb(&mut self, data: &[u8]) {
+        self.update(data)
+    }
+}
+
+impl Absorb for RangeHasher {
+    fn absorb(&mut self, data: &[u8]) {
+        self.update(data)
+    }
+}
+
+/// Reads `[off, end)` chunk by chunk into `h` (hashing on the blocking pool); with `write_to` (a copy, reading
+/// the source) each chunk is written there at the same time, otherwise it is a re-read of the copy.
+async fn pump<H: Absorb>(
+    shared: &Shared,
+    read: &ReadFn<'_>,
+    write_to: Option<&dyn PartFile>,
+    mut h: H,
+    (off, end): (u64, u64),
+    path: &str,
+) -> Result<H, Fault> {
+    let mut at = off;
+    while at < end {
+        let n = CHUNK.min(end - at) as usize;
+        let _permits = budget(shared, n as u64).await?;
+        let b = read(at, n).await.map_err(|e| match write_to {
+            Some(_) => src_err(e),
+            None => dst_err(e),
+        })?;
+        if b.len() != n {
+            return Err(changed(path));
+        }
+        let hashing = {
+            let b = b.clone();
+            tokio::task::spawn_blocking(move || {
+                h.absorb(&b);
+                h
+            })
+        };
+        if let Some(part) = write_to {
+            part.write_at(at, b).await.map_err(dst_err)?;
+        }
+        h = hashing
+            .await
+            .map_err(|e| Fault::retry("ENDPOINT_ERROR", e.to_string()))?;
+        at += n as u64;
+    }
+    Ok(h)
+}
+
+/// One range as a digest (see [`pump`]).
+async fn pass_range(
+    shared: &Shared,
+    read: &ReadFn<'_>,
+    write_to: Option<&dyn PartFile>,
+    alg: Algorithm,
+    (off, len): (u64, u64),
+    path: &str,
+) -> Result<RangeDigest, Fault> {
+    let h =
+        RangeHasher::new(alg, off).map_err(|e| Fault::fatal("ENDPOINT_ERROR", e.to_string()))?;
+    Ok(pump(shared, read, write_to, h, (off, off + len), path)
+        .await?
+        .finish())
+}
+
+async fn copy_large(
+    shared: &Shared,
+    item: &ItemRow,
+    src: &Authorized,
+    dst: &Authorized,
+    alg: Algorithm,
+) -> Result<Copied, Fault> {
+    let o = &shared.options;
+    let reader = src
+        .connector
+        .open_reader(&src.storage_path)
+        .await
+        .map_err(src_err)?;
+    let entry = reader.entry().clone();
+    let size = entry.size;
+    let token = shared.part_token(item.seq);
+    let part = dst
+        .connector
+        .open_part(&dst.storage_path, &token, None)
+        .await
+        .map_err(dst_err)?;
+    let result = if alg.combinable() {
+        copy_ranges(shared, item, reader.as_ref(), part.as_ref(), alg, &entry).await
+    } else {
+        copy_stream(shared, item, reader.as_ref(), part.as_ref(), alg, size).await
+    };
+    let (sum, mut copied) = match result {
+        Ok(r) => r,
+        Err(f) => {
+            // A changed source or a bad copy is not worth keeping; other faults keep the ranges for a retry.
+            // Out of space: what was written is given back, so that the space shows up as free again.
+            if matches!(
+                f.code,
+                "FILE_CHANGED" | "CHECKSUM_MISMATCH" | "QUOTA_EXCEEDED"
+            ) || !alg.combinable()
+            {
+                let _ = part.discard().await;
+            }
+            return Err(f);
+        }
+    };
+    if reader.changed().await.map_err(src_err)? {
+        let _ = part.discard().await;
+        return Err(changed(&item.src));
+    }
+    check_external(item, alg, &sum)?;
+    maybe_corrupt(shared, &dst.path, part.as_ref()).await;
+    if o.verify_checksum {
+        let back = if alg.combinable() {
+            let read = |off: u64, n: usize| part.read_at(off, n);
+            let digests = run_ranges(shared, &ranges(size), &read, None, alg, &item.src).await?;
+            checksum::combine(alg, size, &digests)
+                .map_err(|e| Fault::fatal("ENDPOINT_ERROR", e.to_string()))?
+        } else {
+            let read = |off: u64, n: usize| part.read_at(off, n);
+            stream_hash(shared, &read, None, alg, size, &item.src).await?
+        };
+        copied.bytes_checksummed += size;
+        if back != sum {
+            let _ = part.discard().await;
+            return Err(mismatch(&item.src, alg));
+        }
+    }
+    part.commit(Commit {
+        overwrite: true,
+        mtime: o.preserve_timestamp.then_some(entry.mtime),
+        durable: true,
+    })
+    .await
+    .map_err(dst_err)?;
+    copied.checksum = Some(sum);
+    Ok(copied)
+}
+
+/// Runs ranges, `parallelism` at a time; `on_done` sees each finished range.
+async fn run_ranges(
+    shared: &Shared,
+    list: &[(u64, u64)],
+    read: &ReadFn<'_>,
+    write_to: Option<&dyn PartFile>,
+    alg: Algorithm,
+    path: &str,
+) -> Result<Vec<RangeDigest>, Fault> {
+    let mut s = futures_util::stream::iter(list.iter().copied())
+        .map(|r| pass_range(shared, read, write_to, alg, r, path))
+        .buffered(shared.parallelism);
+    let mut out = Vec::with_capacity(list.len());
+    while let Some(d) = s.next().await {
+        out.push(d?);
+    }
+    Ok(out)
+}
+
+/// A large file by ranges, resuming from the ranges an earlier attempt saved if the copy still holds them.
+async fn copy_ranges(
+    shared: &Shared,
+    item: &ItemRow,
+    reader: &dyn FileReader,
+    part: &dyn PartFile,
+    alg: Algorithm,
+    entry: &ferry_storage::Entry,
+) -> Result<(String, Copied), Fault> {
+    let size = entry.size;
+    let all = ranges(size);
+    let mut done: Vec<Option<RangeDigest>> = vec![None; all.len()];
+    let mut checked = 0;
+    let saved: Option<Progress> = item
+        .progress
+        .as_deref()
+        .and_then(|p| serde_json::from_str(p).ok());
+    if let Some(p) = saved
+        && p.size == size
+        && p.mtime == entry.mtime
+        && p.algorithm == alg
+        && part.initial_len() == size
+    {
+        // Re-check what the earlier attempt wrote against the digests of the source bytes it read.
+        let read = |off: u64, n: usize| part.read_at(off, n);
+        for d in p.ranges {
+            let Some(i) = all.iter().position(|r| r.0 == d.offset && r.1 == d.len) else {
+                continue;
+            };
+            let again = pass_range(shared, &read, None, alg, all[i], &item.src).await?;
+            checked += d.len;
+            if again == d {
+                done[i] = Some(d);
+            }
+        }
+    }
+    part.set_len(size).await.map_err(dst_err)?;
+    let todo: Vec<(u64, u64)> = all
+        .iter()
+        .zip(&done)
+        .filter(|(_, d)| d.is_none())
+        .map(|(r, _)| *r)
+        .collect();
+    let read = |off: u64, n: usize| reader.read_at(off, n);
+    let mut s = futures_util::stream::iter(todo.iter().copied())
+        .map(|r| pass_range(shared, &read, Some(part), alg, r, &item.src))
+        .buffer_unordered(shared.parallelism);
+    while let Some(d) = s.next().await {
+        let d = d?;
+        let i = all
+            .iter()
+            .position(|r| r.0 == d.offset)
+            .ok_or_else(|| Fault::fatal("ENDPOINT_ERROR", "a range out of place"))?;
+        done[i] = Some(d.clone());
+        let p = Progress {
+            size,
+            mtime: entry.mtime,
+            algorithm: alg,
+            ranges: done.iter().flatten().cloned().collect(),
+        };
+        let json = serde_json::to_string(&p).unwrap_or_default();
+        let delta = TaskCounters {
+            bytes_transferred: d.len as i64,
+            ..TaskCounters::default()
+        };
+        if let Err(e) = shared
+            .inner
+            .store
+            .set_item_progress(shared.task, item.seq, &json, &delta)
+            .await
+        {
+            tracing::warn!(error = %e, "saving a large file's progress failed");
+        }
+    }
+    let digests: Vec<RangeDigest> = done.into_iter().flatten().collect();
+    let sum = checksum::combine(alg, size, &digests)
+        .map_err(|e| Fault::fatal("ENDPOINT_ERROR", e.to_string()))?;
+    Ok((
+        sum,
+        Copied {
+            skipped: false,
+            algorithm: alg,
+            checksum: None,
+            // Counted range by range as progress, so that a restart does not count them twice.
+            bytes_transferred: 0,
+            bytes_checksummed: checked,
+        },
+    ))
+}
+
+/// Hashes (and with `write_to`, copies) a file in order, one chunk after the other.
+async fn stream_hash(
+    shared: &Shared,
+    read: &ReadFn<'_>,
+    write_to: Option<&dyn PartFile>,
+    alg: Algorithm,
+    size: u64,
+    path: &str,
+) -> Result<String, Fault> {
+    Ok(
+        pump(shared, read, write_to, Hasher::new(alg), (0, size), path)
+            .await?
+            .finalize(),
+    )
+}
+
+/// A large file with an in-order checksum: one stream from the start (an earlier attempt's bytes are dropped).
+async fn copy_stream(
+    shared: &Shared,
+    item: &ItemRow,
+    reader: &dyn FileReader,
+    part: &dyn PartFile,
+    alg: Algorithm,
+    size: u64,
+) -> Result<(String, Copied), Fault> {
+    part.set_len(0).await.map_err(dst_err)?;
+    let read = |off: u64, n: usize| reader.read_at(off, n);
+    let sum = stream_hash(shared, &read, Some(part), alg, size, &item.src).await?;
+    Ok((
+        sum,
+        Copied {
+            skipped: false,
+            algorithm: alg,
+            checksum: None,
+            bytes_transferred: size,
+            bytes_checksummed: 0,
+        },
+    ))
+}

@@ -1,0 +1,617 @@
+//! The engine: submission (checked, idempotent), the task API, and the dispatcher that claims tasks with a
+//! lease and runs them, moving each between ACTIVE, INACTIVE, SUCCEEDED and FAILED.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use ferry_core::access::Action;
+use ferry_endpoint::{Endpoint, EndpointError, Requester};
+use ferry_store::Store;
+use ferry_store::tasks::{
+    ItemKind, ItemState, NewItem, StatusChange, TaskCounters, TaskEvent, TaskFilter, TaskKind,
+    TaskRow, TaskStatus,
+};
+use serde_json::Value;
+use tokio::sync::{Notify, Semaphore};
+use uuid::Uuid;
+
+use crate::error::{Result, TransferError};
+use crate::notify::Notifier;
+use crate::run::{RunEnd, run_task};
+use crate::submit::{self, Options, Submission};
+
+/// How the engine runs tasks.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Tasks run at once by this process.
+    pub max_tasks: usize,
+    /// Files of one task copied at once (a submission's `perf_cc` overrides it).
+    pub file_concurrency: usize,
+    /// Ranges of one large file copied at once (`perf_p` overrides it).
+    pub range_parallelism: usize,
+    /// Bytes of file data held in memory at once, over all tasks.
+    pub memory_budget: usize,
+    pub lease_secs: i64,
+    /// Faults in a row (with no file succeeding in between) after which a task goes INACTIVE.
+    pub inactive_after_faults: u32,
+    /// First wait before retrying failed files; doubles per fault in a row.
+    pub retry_base: Duration,
+    /// How long an INACTIVE task waits before it tries again.
+    pub inactive_retry: Duration,
+    /// The deadline of a task submitted without one.
+    pub default_deadline_secs: i64,
+    /// Fault injection for the fault tests only: corrupt one byte of the first copy whose destination path
+    /// contains this text, after it is written and before it is verified.
+    pub corrupt_once: Option<String>,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self {
+            max_tasks: 4,
+            file_concurrency: 16,
+            range_parallelism: 4,
+            memory_budget: 64 << 20,
+            lease_secs: 30,
+            inactive_after_faults: 5,
+            retry_base: Duration::from_millis(500),
+            inactive_retry: Duration::from_secs(30),
+            default_deadline_secs: 7 * 24 * 3600,
+            corrupt_once: None,
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub store: Arc<dyn Store>,
+    pub endpoint: Arc<Endpoint>,
+    pub settings: EngineSettings,
+    pub notifier: Notifier,
+    /// Memory for file data in flight, in KiB permits.
+    pub budget: Arc<Semaphore>,
+    wake: Notify,
+    worker_id: String,
+    /// The stop flags of the tasks this process runs: a cancel here stops its task at once (elsewhere, at the
+    /// worker's next lease renewal).
+    running: std::sync::Mutex<std::collections::HashMap<Uuid, Arc<AtomicBool>>>,
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// What a submission returns.
+pub struct Submitted {
+    pub task_id: Uuid,
+    pub submission_id: String,
+    /// False when the submission id had been used: the earlier task is returned, nothing new queued.
+    pub created: bool,
+}
+
+pub(crate) fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl Engine {
+    pub fn new(
+        store: Arc<dyn Store>,
+        endpoint: Arc<Endpoint>,
+        settings: EngineSettings,
+        notifier: Notifier,
+    ) -> Self {
+        let permits = (settings.memory_budget / 1024).max(1);
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                endpoint,
+                budget: Arc::new(Semaphore::new(permits)),
+                settings,
+                notifier,
+                wake: Notify::new(),
+                running: Default::default(),
+                worker_id: format!("{}-{}", std::process::id(), Uuid::new_v4().simple()),
+            }),
+        }
+    }
+
+    /// Starts the dispatcher. This process is the only worker (single-node SQLite), so leases left by a process
+    /// that died are released at once instead of waiting for them to expire.
+    pub async fn start(&self) -> Result<tokio::task::JoinHandle<()>> {
+        let released = self.inner.store.release_all_leases().await?;
+        if released > 0 {
+            tracing::info!(released, "resuming tasks left running by the last process");
+        }
+        let inner = self.inner.clone();
+        Ok(tokio::spawn(async move { dispatch(inner).await }))
+    }
+
+    pub fn settings(&self) -> &EngineSettings {
+        &self.inner.settings
+    }
+
+    pub async fn submit_transfer(&self, who: &Requester, body: &Value) -> Result<Submitted> {
+        let s = submit::parse_transfer(body, now())?;
+        self.submit(who, s, TaskKind::Transfer).await
+    }
+
+    pub async fn submit_delete(&self, who: &Requester, body: &Value) -> Result<Submitted> {
+        let s = submit::parse_delete(body, now())?;
+        self.submit(who, s, TaskKind::Delete).await
+    }
+
+    async fn submit(&self, who: &Requester, s: Submission, kind: TaskKind) -> Result<Submitted> {
+        let store = &self.inner.store;
+        if let Some(t) = store
+            .find_task_by_submission(who.identity.id, &s.submission_id)
+            .await?
+        {
+            return Ok(Submitted {
+                task_id: t.id,
+                submission_id: s.submission_id,
+                created: false,
+            });
+        }
+        let items = self.check_items(who, &s).await?;
+        let t = now();
+        let task = TaskRow {
+            id: Uuid::new_v4(),
+            kind,
+            owner: who.identity.id,
+            submission_id: s.submission_id.clone(),
+            status: TaskStatus::Active,
+            label: s.label,
+            source_collection: s.source,
+            dest_collection: s.destination,
+            options: serde_json::to_value(&s.options)
+                .map_err(|e| TransferError::Internal(e.to_string()))?,
+            request_time: t,
+            completion_time: None,
+            deadline: Some(
+                s.deadline
+                    .unwrap_or(t + self.inner.settings.default_deadline_secs),
+            ),
+            run_after: 0,
+            nice_status: Some("Queued".into()),
+            nice_status_details: None,
+            fatal_error: None,
+            counters: TaskCounters::default(),
+        };
+        match store.create_task(&task, &items).await {
+            Ok(()) => {}
+            // Two submissions with one id at the same moment: the first one stored wins.
+            Err(ferry_store::StoreError::Conflict(_)) => {
+                if let Some(t) = store
+                    .find_task_by_submission(who.identity.id, &s.submission_id)
+                    .await?
+                {
+                    return Ok(Submitted {
+                        task_id: t.id,
+                        submission_id: s.submission_id,
+                        created: false,
+                    });
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.inner.wake.notify_one();
+        Ok(Submitted {
+            task_id: task.id,
+            submission_id: s.submission_id,
+            created: true,
+        })
+    }
+
+    /// The access check of every submitted path (read at the source, write at the destination), before anything
+    /// is queued; the items keep the canonical paths the check saw.
+    async fn check_items(&self, who: &Requester, s: &Submission) -> Result<Vec<NewItem>> {
+        let ep = &self.inner.endpoint;
+        let mut items = Vec::with_capacity(s.items.len());
+        for (i, it) in s.items.iter().enumerate() {
+            let action = if s.destination.is_some() {
+                Action::Read
+            } else {
+                Action::Write
+            };
+            let src = ep
+                .authorize(Some(who), s.source, &it.source_path, action, "submit")
+                .await?;
+            let dst = match (s.destination, &it.destination_path) {
+                (Some(d), Some(p)) => {
+                    let a = ep
+                        .authorize(Some(who), d, p, Action::Write, "submit")
+                        .await?;
+                    if d == s.source || Arc::ptr_eq(&a.connector, &src.connector) {
+                        let (sp, dp) = (&src.storage_path, &a.storage_path);
+                        if sp == dp {
+                            return Err(TransferError::bad(format!(
+                                "DATA[{i}]: the source and the destination are the same path"
+                            )));
+                        }
+                        if it.recursive && ferry_core::path::is_within(sp, dp) {
+                            return Err(TransferError::bad(format!(
+                                "DATA[{i}]: the destination {} lies inside the source {}",
+                                a.path, src.path
+                            )));
+                        }
+                    }
+                    Some(a.path)
+                }
+                _ => None,
+            };
+            items.push(NewItem {
+                kind: ItemKind::Path,
+                src: src.path,
+                dst,
+                recursive: it.recursive,
+                size: None,
+                mtime: None,
+                checksum_algorithm: it.checksum_algorithm.map(|a| a.name().to_string()),
+                external_checksum: it.external_checksum.clone(),
+            });
+        }
+        Ok(items)
+    }
+
+    /// The caller's task (others' tasks are not found).
+    pub async fn task(&self, who: &Requester, id: Uuid) -> Result<TaskRow> {
+        match self.inner.store.get_task(id).await? {
+            Some(t) if t.owner == who.identity.id => Ok(t),
+            _ => Err(TransferError::TaskNotFound(format!("Task {id} not found"))),
+        }
+    }
+
+    pub async fn list(
+        &self,
+        who: &Requester,
+        mut filter: TaskFilter,
+    ) -> Result<(Vec<TaskRow>, i64)> {
+        filter.owner = Some(who.identity.id);
+        Ok(self.inner.store.list_tasks(&filter).await?)
+    }
+
+    pub async fn update(
+        &self,
+        who: &Requester,
+        id: Uuid,
+        label: Option<&str>,
+        deadline: Option<i64>,
+    ) -> Result<()> {
+        let t = self.task(who, id).await?;
+        if t.status.is_done() {
+            return Err(TransferError::Conflict(format!(
+                "Task {id} is already {}",
+                t.status.as_str()
+            )));
+        }
+        if let Some(d) = deadline
+            && d <= now()
+        {
+            return Err(TransferError::bad("deadline: the time is in the past"));
+        }
+        Ok(self
+            .inner
+            .store
+            .set_task_label_deadline(id, label, deadline)
+            .await?)
+    }
+
+    /// Cancels a running task: it is FAILED with `CANCELED` at once; its worker notices at its next lease
+    /// renewal and stops. Returns false when the task had already finished (nothing changes then).
+    pub async fn cancel(&self, who: &Requester, id: Uuid) -> Result<bool> {
+        let t = self.task(who, id).await?;
+        if t.status.is_done() {
+            return Ok(false);
+        }
+        let change = StatusChange {
+            status: TaskStatus::Failed,
+            nice_status: None,
+            nice_status_details: None,
+            fatal_error: Some(serde_json::json!({
+                "code": "CANCELED", "description": "The task was cancelled by its owner"
+            })),
+            completion_time: Some(now()),
+        };
+        if !self.inner.store.set_task_status(id, &change).await? {
+            return Ok(false);
+        }
+        if let Ok(r) = self.inner.running.lock()
+            && let Some(stop) = r.get(&id)
+        {
+            stop.store(true, Ordering::SeqCst);
+        }
+        let store = &self.inner.store;
+        store.fail_pending_items(id, "CANCELED", now()).await?;
+        event(
+            store.as_ref(),
+            id,
+            "CANCELED",
+            false,
+            "canceled",
+            "The task was cancelled by its owner",
+        )
+        .await;
+        if let Some(t) = store.get_task(id).await? {
+            self.inner.notifier.task_finished(&self.inner, &t).await;
+        }
+        Ok(true)
+    }
+
+    pub async fn events(
+        &self,
+        who: &Requester,
+        id: Uuid,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<TaskEvent>, i64)> {
+        self.task(who, id).await?;
+        Ok(self.inner.store.list_task_events(id, offset, limit).await?)
+    }
+
+    /// Files copied (or found up to date), after `marker`: the page and the next marker (None at the end).
+    pub async fn successful_transfers(
+        &self,
+        who: &Requester,
+        id: Uuid,
+        marker: i64,
+        limit: i64,
+    ) -> Result<(Vec<ferry_store::tasks::ItemRow>, Option<i64>)> {
+        self.items_page(
+            who,
+            id,
+            ItemState::Done,
+            Some(ItemKind::File),
+            marker,
+            limit,
+        )
+        .await
+    }
+
+    /// Source errors skipped under `skip_source_errors`, after `marker`.
+    pub async fn skipped_errors(
+        &self,
+        who: &Requester,
+        id: Uuid,
+        marker: i64,
+        limit: i64,
+    ) -> Result<(Vec<ferry_store::tasks::ItemRow>, Option<i64>)> {
+        let (rows, next) = self
+            .items_page(who, id, ItemState::Failed, None, marker, limit)
+            .await?;
+        let rows = rows
+            .into_iter()
+            .filter(|r| r.error_code.as_deref() != Some("CANCELED"))
+            .collect();
+        Ok((rows, next))
+    }
+
+    async fn items_page(
+        &self,
+        who: &Requester,
+        id: Uuid,
+        state: ItemState,
+        kind: Option<ItemKind>,
+        marker: i64,
+        limit: i64,
+    ) -> Result<(Vec<ferry_store::tasks::ItemRow>, Option<i64>)> {
+        self.task(who, id).await?;
+        let rows = self
+            .inner
+            .store
+            .list_items(id, state, kind, marker, limit + 1)
+            .await?;
+        let more = rows.len() as i64 > limit;
+        let rows: Vec<_> = rows.into_iter().take(limit as usize).collect();
+        let next = if more {
+            rows.last().map(|r| r.seq)
+        } else {
+            None
+        };
+        Ok((rows, next))
+    }
+
+    /// The task document's `subtasks_*` come from the items.
+    pub async fn item_counts(&self, id: Uuid) -> Result<ferry_store::tasks::ItemCounts> {
+        Ok(self.inner.store.count_items(id).await?)
+    }
+
+    pub async fn collection_name(&self, id: Uuid) -> Option<String> {
+        self.inner.endpoint.collection_name(id).await.ok().flatten()
+    }
+
+    pub async fn username(&self, id: Uuid) -> Option<String> {
+        self.inner
+            .store
+            .get_identity(id)
+            .await
+            .ok()
+            .flatten()
+            .map(|i| i.username)
+    }
+}
+
+/// Appends an event; a failure to record one is logged, never fatal to the task.
+pub(crate) async fn event(
+    store: &dyn Store,
+    task: Uuid,
+    code: &str,
+    is_error: bool,
+    description: &str,
+    details: &str,
+) {
+    let e = TaskEvent {
+        time: now(),
+        code: code.into(),
+        is_error,
+        description: description.into(),
+        details: details.into(),
+    };
+    if let Err(err) = store.add_task_event(task, &e).await {
+        tracing::warn!(%task, error = %err, "could not record a task event");
+    }
+}
+
+/// Claims tasks while there is room, and runs each until it ends, goes INACTIVE or is taken away.
+async fn dispatch(inner: Arc<Inner>) {
+    let running = Arc::new(Semaphore::new(inner.settings.max_tasks.max(1)));
+    loop {
+        let permit = match running.clone().acquire_owned().await {
+            Ok(p) => p,
+            Err(_) => return,
+        };
+        match inner
+            .store
+            .claim_task(&inner.worker_id, now(), inner.settings.lease_secs)
+            .await
+        {
+            Ok(Some(task)) => {
+                let inner = inner.clone();
+                tokio::spawn(async move {
+                    supervise(&inner, task).await;
+                    drop(permit);
+                    inner.wake.notify_one();
+                });
+            }
+            Ok(None) => {
+                drop(permit);
+                // New submissions wake the dispatcher; the timeout picks up tasks whose back-off ended.
+                let _ = tokio::time::timeout(Duration::from_secs(1), inner.wake.notified()).await;
+            }
+            Err(e) => {
+                drop(permit);
+                tracing::error!(error = %e, "claiming a task failed");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    }
+}
+
+/// Runs one claimed task with its lease renewed in the background, then records how the run ended.
+async fn supervise(inner: &Arc<Inner>, task: TaskRow) {
+    let id = task.id;
+    let stop = Arc::new(AtomicBool::new(false));
+    if let Ok(mut r) = inner.running.lock() {
+        r.insert(id, stop.clone());
+    }
+    let heartbeat = {
+        let (inner, stop) = (inner.clone(), stop.clone());
+        tokio::spawn(async move {
+            let every = Duration::from_secs((inner.settings.lease_secs / 3).max(1) as u64);
+            loop {
+                tokio::time::sleep(every).await;
+                match inner
+                    .store
+                    .renew_lease(id, &inner.worker_id, now(), inner.settings.lease_secs)
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        stop.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                    Err(e) => tracing::warn!(%id, error = %e, "renewing a task lease failed"),
+                }
+            }
+        })
+    };
+    let end = run_task(inner, &task, stop.clone()).await;
+    heartbeat.abort();
+    if let Ok(mut r) = inner.running.lock() {
+        r.remove(&id);
+    }
+    let store = inner.store.as_ref();
+    let t = now();
+    let mut run_after = 0;
+    match end {
+        RunEnd::Succeeded => {
+            let change = StatusChange {
+                status: TaskStatus::Succeeded,
+                nice_status: None,
+                nice_status_details: None,
+                fatal_error: None,
+                completion_time: Some(t),
+            };
+            if let Ok(true) = store.set_task_status(id, &change).await {
+                event(
+                    store,
+                    id,
+                    "SUCCEEDED",
+                    false,
+                    "succeeded",
+                    "The task completed",
+                )
+                .await;
+                notify_done(inner, id).await;
+            }
+        }
+        RunEnd::Failed { code, description } => {
+            let change = StatusChange {
+                status: TaskStatus::Failed,
+                nice_status: None,
+                nice_status_details: None,
+                fatal_error: Some(serde_json::json!({"code": code, "description": description})),
+                completion_time: Some(t),
+            };
+            if let Ok(true) = store.set_task_status(id, &change).await {
+                let _ = store.fail_pending_items(id, &code, t).await;
+                event(store, id, &code, true, "failed", &description).await;
+                notify_done(inner, id).await;
+            }
+        }
+        RunEnd::Inactive { code, details } => {
+            run_after = t + inner.settings.inactive_retry.as_secs().max(1) as i64;
+            let change = StatusChange {
+                status: TaskStatus::Inactive,
+                nice_status: Some(code.clone()),
+                nice_status_details: Some(details.clone()),
+                fatal_error: None,
+                completion_time: None,
+            };
+            let was_active = store
+                .get_task(id)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|t| t.status == TaskStatus::Active);
+            if let Ok(true) = store.set_task_status(id, &change).await
+                && was_active
+            {
+                event(store, id, &code, true, "inactive", &details).await;
+                if let Ok(Some(t)) = store.get_task(id).await {
+                    inner.notifier.task_inactive(inner, &t).await;
+                }
+            }
+        }
+        RunEnd::Stopped => {}
+    }
+    if let Err(e) = store.release_lease(id, &inner.worker_id, run_after).await {
+        tracing::warn!(%id, error = %e, "releasing a task lease failed");
+    }
+}
+
+async fn notify_done(inner: &Arc<Inner>, id: Uuid) {
+    if let Ok(Some(t)) = inner.store.get_task(id).await {
+        inner.notifier.task_finished(inner, &t).await;
+    }
+}
+
+/// The options a task was submitted with.
+pub(crate) fn options_of(task: &TaskRow) -> std::result::Result<Options, String> {
+    serde_json::from_value(task.options.clone()).map_err(|e| format!("stored task options: {e}"))
+}
+
+/// Reads the requester (with current groups) of a task's owner.
+pub(crate) async fn owner_of(
+    inner: &Inner,
+    task: &TaskRow,
+) -> std::result::Result<Requester, EndpointError> {
+    let identity =
+        inner.store.get_identity(task.owner).await?.ok_or_else(|| {
+            EndpointError::AccessDenied("the task's owner no longer exists".into())
+        })?;
+    inner.endpoint.requester(identity).await
+}
