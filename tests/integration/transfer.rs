@@ -902,10 +902,16 @@ fn start_child(data: &Path) -> Child {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    // Owned by a Child at once, so that a failed wait below still kills and reaps it.
+    let mut child = Child {
+        proc,
+        url: String::new(),
+    };
     let start = Instant::now();
     loop {
         if let Ok(url) = std::fs::read_to_string(data.join("child-url")) {
-            return Child { proc, url };
+            child.url = url;
+            return child;
         }
         assert!(
             start.elapsed() < Duration::from_secs(60),
