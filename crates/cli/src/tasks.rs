@@ -533,7 +533,6 @@ async fn wait_for(
         let n = |k: &str| v[k].as_u64().unwrap_or(0);
         bar.set_length(n("files"));
         bar.set_position(n("files_transferred") + n("files_skipped"));
-        let secs = start.elapsed().as_secs_f64().max(0.001);
         bar.set_message(format!(
             "{} ({}/s){}",
             human_bytes(n("bytes_transferred") as f64),
@@ -544,7 +543,6 @@ async fn wait_for(
             }
         ));
         bar.tick();
-        let _ = secs;
         let done = match status.as_str() {
             "SUCCEEDED" | "FAILED" => true,
             "INACTIVE" => !through_inactive,
@@ -587,7 +585,9 @@ async fn wait_for(
             )
             .into());
         }
-        tokio::time::sleep(every).await;
+        // Short tasks end within a poll or two: start fast, then settle at the asked interval.
+        let waited = start.elapsed();
+        tokio::time::sleep(every.min(Duration::from_millis(50) + waited / 4)).await;
     }
 }
 

@@ -197,7 +197,9 @@ pub fn endpoint_status(e: &EndpointError) -> StatusCode {
             | StorageError::Symlink(_)
             | StorageError::Loop(_) => StatusCode::FORBIDDEN,
             StorageError::NoSpace(_) => StatusCode::INSUFFICIENT_STORAGE,
-            StorageError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            StorageError::Io(_) | StorageError::VerifyFailed(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         },
         EndpointError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         EndpointError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

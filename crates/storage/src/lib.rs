@@ -14,7 +14,9 @@ use bytes::Bytes;
 
 pub use posix::{PosixConnector, part_name, posix_groups_of};
 
-#[derive(Debug, thiserror::Error)]
+use names::child;
+
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StorageError {
     #[error("{0}: no such file or folder")]
     NotFound(String),
@@ -46,6 +48,9 @@ pub enum StorageError {
     /// Out of space or over quota: the transfer engine tells these apart from other failures.
     #[error("{0}: no space left (or over quota)")]
     NoSpace(String),
+    /// A written file read back differently from what was written.
+    #[error("{0}: the copy read back differs from what was written")]
+    VerifyFailed(String),
     #[error("{0}")]
     Io(String),
 }
@@ -126,6 +131,90 @@ pub trait Connector: Send + Sync + 'static {
     async fn remove_part(&self, path: &str, token: &str) -> Result<()>;
     /// Makes every completed write durable (after a batch of uncommitted-to-disk commits).
     async fn flush(&self) -> Result<()>;
+
+    /// Reads whole files of one folder in one go (many small files cost one trip to the storage, not one
+    /// each): each file's entry and, if it has at most `max` bytes, its content and `digest` of it.
+    async fn read_files(
+        &self,
+        dir: &str,
+        names: Vec<String>,
+        max: u64,
+        digest: Option<Digest>,
+    ) -> Vec<Result<WholeRead>> {
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            let path = child(dir, &name);
+            out.push(self.read_small(&path, max).await.map(|(entry, data)| {
+                let digest = data.as_ref().zip(digest.as_ref()).map(|(d, f)| f(d));
+                WholeRead {
+                    entry,
+                    data,
+                    digest,
+                }
+            }));
+        }
+        out
+    }
+
+    /// Writes whole files into one folder in one go: each under its temporary name, read back and compared with
+    /// `expect` through `digest` when both are given (a difference is `VerifyFailed` and leaves nothing), then
+    /// renamed over its real name. Not durable until [`Connector::flush`]. Returns the bytes written.
+    async fn write_files(
+        &self,
+        dir: &str,
+        files: Vec<WholeWrite>,
+        digest: Option<Digest>,
+    ) -> Vec<Result<u64>> {
+        let mut out = Vec::with_capacity(files.len());
+        for f in files {
+            let path = child(dir, &f.name);
+            let len = f.data.len();
+            let r = async {
+                let part = self.open_part(&path, &f.token, Some(f.data)).await?;
+                if let (Some(d), Some(want)) = (&digest, &f.expect) {
+                    let back = part.read_at(0, len + 1).await?;
+                    if back.len() != len || d(&back) != *want {
+                        let _ = part.discard().await;
+                        return Err(StorageError::VerifyFailed(path.clone()));
+                    }
+                }
+                part.commit(Commit {
+                    overwrite: true,
+                    mtime: f.mtime,
+                    durable: false,
+                })
+                .await
+                .map(|e| e.size)
+            }
+            .await;
+            out.push(r);
+        }
+        out
+    }
+}
+
+/// A function from bytes to their digest (hex), run where the bytes are.
+pub type Digest = std::sync::Arc<dyn Fn(&[u8]) -> String + Send + Sync>;
+
+/// A whole file read by [`Connector::read_files`].
+#[derive(Debug, Clone)]
+pub struct WholeRead {
+    pub entry: Entry,
+    /// None when the file is larger than asked.
+    pub data: Option<Bytes>,
+    pub digest: Option<String>,
+}
+
+/// A whole file for [`Connector::write_files`].
+#[derive(Debug, Clone)]
+pub struct WholeWrite {
+    pub name: String,
+    /// Names the temporary file (see [`Connector::open_part`]).
+    pub token: String,
+    pub data: Bytes,
+    pub mtime: Option<i64>,
+    /// The digest the copy must read back as.
+    pub expect: Option<String>,
 }
 
 /// A file open for reading at offsets, for copies that read ranges in parallel.

@@ -30,6 +30,11 @@ pub fn split(path: &str) -> Result<Vec<&str>> {
     Ok(names)
 }
 
+/// The path of `name` inside the folder `dir`.
+pub fn child(dir: &str, name: &str) -> String {
+    format!("{}/{name}", dir.trim_end_matches('/'))
+}
+
 /// Joins names back into an absolute path.
 pub fn join(names: &[impl AsRef<str>]) -> String {
     let mut s = String::new();

@@ -18,8 +18,8 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use crate::names::{escape_bytes, join, split};
 use crate::{
-    ByteStream, Commit, Connector, Entry, EntryKind, FileReader, Listing, PartFile, Result,
-    StorageError, Upload,
+    ByteStream, Commit, Connector, Digest, Entry, EntryKind, FileReader, Listing, PartFile, Result,
+    StorageError, Upload, WholeRead, WholeWrite,
 };
 
 const CHUNK: usize = 256 * 1024;
@@ -543,6 +543,106 @@ impl Inner {
     }
 }
 
+impl Inner {
+    /// One whole file of an open folder (see [`Connector::read_files`]).
+    fn read_whole(
+        &self,
+        folder: &Dir,
+        dir: &str,
+        name: &str,
+        max: u64,
+        digest: Option<&Digest>,
+    ) -> Result<WholeRead> {
+        use std::io::Read as _;
+        let path = crate::names::child(dir, name);
+        let mut opts = OpenOptions::new();
+        opts.read(true).follow(FollowSymlinks::No);
+        let f = folder
+            .open_with(name, &opts)
+            .map_err(|e| os_err(&path, e))?;
+        let md = f.metadata().map_err(|e| os_err(&path, e))?;
+        if !md.is_file() {
+            return Err(if md.is_dir() {
+                StorageError::IsADirectory(path)
+            } else {
+                StorageError::InvalidName(format!("{path}: not a regular file"))
+            });
+        }
+        let entry = self.entry(name.to_string(), &md, None);
+        if md.len() > max {
+            return Ok(WholeRead {
+                entry,
+                data: None,
+                digest: None,
+            });
+        }
+        let mut buf = Vec::with_capacity(md.len() as usize + 1);
+        f.into_std()
+            .take(max + 1)
+            .read_to_end(&mut buf)
+            .map_err(|e| os_err(&path, e))?;
+        if buf.len() as u64 > max {
+            return Ok(WholeRead {
+                entry,
+                data: None,
+                digest: None,
+            });
+        }
+        Ok(WholeRead {
+            digest: digest.map(|d| d(&buf)),
+            entry,
+            data: Some(Bytes::from(buf)),
+        })
+    }
+
+    /// One whole file into an open folder (see [`Connector::write_files`]): temporary name, optional read-back
+    /// check, rename. Whatever fails leaves nothing behind.
+    fn write_whole(
+        &self,
+        folder: &Dir,
+        dir: &str,
+        f: WholeWrite,
+        digest: Option<&Digest>,
+    ) -> Result<u64> {
+        use std::io::Write as _;
+        let path = crate::names::child(dir, &f.name);
+        let part = part_name(&f.name, &f.token);
+        let mut opts = OpenOptions::new();
+        opts.read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .follow(FollowSymlinks::No)
+            .mode(0o644);
+        let file = folder
+            .open_with(&part, &opts)
+            .map_err(|e| os_err(&path, e))?
+            .into_std();
+        let done = (|| {
+            (&file).write_all(&f.data).map_err(|e| os_err(&path, e))?;
+            if let (Some(d), Some(want)) = (digest, &f.expect) {
+                let back = pread(&file, 0, f.data.len() + 1, &path)?;
+                if back.len() != f.data.len() || d(&back) != *want {
+                    return Err(StorageError::VerifyFailed(path.clone()));
+                }
+            }
+            if let Some(m) = f.mtime {
+                let t = std::fs::FileTimes::new().set_modified(to_system_time(m));
+                file.set_times(t).map_err(|e| os_err(&path, e))?;
+            }
+            // A folder in the way makes the rename fail (EISDIR); a symlink in the way is replaced, not followed.
+            folder
+                .rename(&part, folder, &f.name)
+                .map_err(|e| os_err(&path, e))
+        })();
+        if let Err(e) = done {
+            let _ = folder.remove_file(&part);
+            return Err(e);
+        }
+        Ok(f.data.len() as u64)
+    }
+}
+
 struct PosixReader {
     file: Arc<std::fs::File>,
     entry: Entry,
@@ -947,6 +1047,47 @@ impl Connector for PosixConnector {
             }
         })
         .await
+    }
+
+    async fn read_files(
+        &self,
+        dir: &str,
+        names: Vec<String>,
+        max: u64,
+        digest: Option<Digest>,
+    ) -> Vec<Result<WholeRead>> {
+        let d = dir.to_string();
+        let n = names.len();
+        let r = self
+            .blocking(move |i| {
+                let folder = i.open_dirs(&d, &split(&d)?)?;
+                Ok(names
+                    .iter()
+                    .map(|name| i.read_whole(&folder, &d, name, max, digest.as_ref()))
+                    .collect())
+            })
+            .await;
+        r.unwrap_or_else(|e| (0..n).map(|_| Err(e.clone())).collect())
+    }
+
+    async fn write_files(
+        &self,
+        dir: &str,
+        files: Vec<WholeWrite>,
+        digest: Option<Digest>,
+    ) -> Vec<Result<u64>> {
+        let d = dir.to_string();
+        let n = files.len();
+        let r = self
+            .blocking(move |i| {
+                let folder = i.open_dirs(&d, &split(&d)?)?;
+                Ok(files
+                    .into_iter()
+                    .map(|f| i.write_whole(&folder, &d, f, digest.as_ref()))
+                    .collect())
+            })
+            .await;
+        r.unwrap_or_else(|e| (0..n).map(|_| Err(e.clone())).collect())
     }
 
     async fn flush(&self) -> Result<()> {

@@ -448,8 +448,41 @@ impl TaskStore for SqliteStore {
         delta: &TaskCounters,
     ) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
-        for o in outcomes {
-            record_outcome(&mut tx, task, o).await?;
+        // One statement for the whole batch: a statement per row costs a round trip to SQLite's thread each.
+        let rows: Vec<serde_json::Value> = outcomes
+            .iter()
+            .map(|o| {
+                serde_json::json!([
+                    o.seq,
+                    o.state.as_str(),
+                    o.attempts,
+                    o.checksum_algorithm,
+                    o.checksum,
+                    o.error_code,
+                    o.error,
+                    o.error_time,
+                    o.progress
+                ])
+            })
+            .collect();
+        for chunk in rows.chunks(5000) {
+            // An upsert driven by the batch finds each row by its key (an UPDATE … FROM json_each lets the
+            // planner scan the task's items once per outcome). Every row exists: the insert part never runs.
+            sqlx::query(
+                "INSERT INTO task_items(task_id, seq, kind, src, state, attempts, checksum_algorithm, checksum,
+                 error_code, error, error_time, progress)
+                 SELECT ?, value ->> 0, '', '', value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5,
+                 value ->> 6, value ->> 7, value ->> 8 FROM json_each(?) WHERE true
+                 ON CONFLICT(task_id, seq) DO UPDATE SET state = excluded.state, attempts = excluded.attempts,
+                 checksum_algorithm = COALESCE(excluded.checksum_algorithm, task_items.checksum_algorithm),
+                 checksum = excluded.checksum, error_code = excluded.error_code, error = excluded.error,
+                 error_time = excluded.error_time, progress = excluded.progress",
+            )
+            .bind(task.to_string())
+            .bind(serde_json::Value::Array(chunk.to_vec()).to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
         }
         add_counters(&mut tx, task, delta).await?;
         tx.commit().await.map_err(backend)

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use ferry_core::access::Action;
 use ferry_endpoint::EndpointError;
 use ferry_endpoint::data::Authorized;
-use ferry_storage::{Commit, EntryKind, FileReader, PartFile, StorageError};
+use ferry_storage::{Commit, Digest, EntryKind, FileReader, PartFile, StorageError, WholeWrite};
 use ferry_store::tasks::{ItemRow, TaskCounters};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -144,6 +144,140 @@ pub(crate) async fn copy_file(shared: &Shared, item: &ItemRow) -> Result<Copied,
         drop(permits);
     }
     copy_large(shared, item, &src, &dst, alg).await
+}
+
+/// Files a batch holds at most, and bytes.
+pub(crate) const BATCH_FILES: usize = 64;
+pub(crate) const BATCH_BYTES: u64 = 8 << 20;
+
+/// Whether `item` can join a batch of small files led by `first`: both small, in the same source and
+/// destination folders, with the same checksum, and no per-file work (sync checks, fault injection) to do.
+pub(crate) fn batchable(shared: &Shared, first: &ItemRow, item: &ItemRow) -> bool {
+    let small = |i: &ItemRow| i.size.is_some_and(|s| (0..=SMALL as i64).contains(&s));
+    let parent = |p: &Option<String>| {
+        p.as_deref()
+            .and_then(ferry_core::path::parent)
+            .map(str::to_string)
+    };
+    shared.options.sync_level.is_none()
+        && shared.inner.settings.corrupt_once.is_none()
+        && small(first)
+        && small(item)
+        && ferry_core::path::parent(&first.src) == ferry_core::path::parent(&item.src)
+        && parent(&first.dst) == parent(&item.dst)
+        && first.checksum_algorithm == item.checksum_algorithm
+}
+
+/// Copies a batch of small files of one folder into one folder (see [`batchable`]) with one read of the
+/// source folder and one write of the destination folder: the storage does the per-file work in one go,
+/// hashing what it reads and, with `verify_checksum`, what it wrote.
+pub(crate) async fn copy_batch(
+    shared: &Shared,
+    items: Vec<ItemRow>,
+) -> Vec<(ItemRow, Result<Copied, Fault>)> {
+    let access = shared.access();
+    let mut out = Vec::with_capacity(items.len());
+    let Some(dst_access) = access.dst.as_ref() else {
+        return items
+            .into_iter()
+            .map(|i| {
+                (
+                    i,
+                    Err(Fault::fatal("ENDPOINT_ERROR", "no destination collection")),
+                )
+            })
+            .collect();
+    };
+    let mut ready = Vec::with_capacity(items.len());
+    for item in items {
+        let src = access.src.check(&item.src, Action::Read);
+        let dst = dst_access.check(item.dst.as_deref().unwrap_or(""), Action::Write);
+        match (src, dst) {
+            (Err(e), _) => out.push((item, Err(Fault::from_endpoint(e, Side::Source)))),
+            (_, Err(e)) => out.push((item, Err(Fault::from_endpoint(e, Side::Destination)))),
+            (Ok(s), Ok(d)) => ready.push((item, s, d)),
+        }
+    }
+    let Some((_, s0, d0)) = ready.first() else {
+        return out;
+    };
+    let (src_conn, dst_conn) = (s0.connector.clone(), d0.connector.clone());
+    let parent = |p: &str| ferry_core::path::parent(p).unwrap_or("/").to_string();
+    let (src_dir, dst_dir) = (parent(&s0.storage_path), parent(&d0.storage_path));
+    let alg = ready[0]
+        .0
+        .checksum_algorithm
+        .as_deref()
+        .and_then(Algorithm::parse)
+        .unwrap_or(Algorithm::DEFAULT);
+    let digest: Digest = std::sync::Arc::new(move |b: &[u8]| {
+        let mut h = Hasher::new(alg);
+        h.update(b);
+        h.finalize()
+    });
+    let total: u64 = ready
+        .iter()
+        .map(|(i, _, _)| i.size.unwrap_or(0) as u64)
+        .sum();
+    let Ok(_permits) = budget(shared, total).await else {
+        return out;
+    };
+    let leaf = |p: &str| ferry_core::path::file_name(p).unwrap_or("").to_string();
+    let names = ready
+        .iter()
+        .map(|(_, s, _)| leaf(&s.storage_path))
+        .collect();
+    let reads = src_conn
+        .read_files(&src_dir, names, SMALL, Some(digest.clone()))
+        .await;
+    let o = &shared.options;
+    let mut writes = Vec::new();
+    let mut written = Vec::new();
+    let mut larger = Vec::new();
+    for ((item, s, d), r) in ready.into_iter().zip(reads) {
+        match r {
+            Err(e) => out.push((item, Err(src_err(e)))),
+            // It grew past the small-file size since it was listed: it goes the large-file way.
+            Ok(w) if w.data.is_none() => larger.push((item, s, d)),
+            Ok(w) => {
+                let sum = w.digest.unwrap_or_default();
+                if let Err(f) = check_external(&item, alg, &sum) {
+                    out.push((item, Err(f)));
+                    continue;
+                }
+                writes.push(WholeWrite {
+                    name: leaf(&d.storage_path),
+                    token: shared.part_token(item.seq),
+                    data: w.data.unwrap_or_default(),
+                    mtime: o.preserve_timestamp.then_some(w.entry.mtime),
+                    expect: o.verify_checksum.then(|| sum.clone()),
+                });
+                written.push((item, sum, w.entry.size));
+            }
+        }
+    }
+    let results = dst_conn
+        .write_files(&dst_dir, writes, o.verify_checksum.then_some(digest))
+        .await;
+    for ((item, sum, size), r) in written.into_iter().zip(results) {
+        let r = match r {
+            Ok(_) => Ok(Copied {
+                skipped: false,
+                algorithm: alg,
+                checksum: Some(sum),
+                bytes_transferred: size,
+                bytes_checksummed: if o.verify_checksum { size } else { 0 },
+            }),
+            Err(StorageError::VerifyFailed(_)) => Err(mismatch(&item.src, alg)),
+            Err(e) => Err(dst_err(e)),
+        };
+        out.push((item, r));
+    }
+    for (item, s, d) in larger {
+        let r = copy_large(shared, &item, &s, &d, alg).await;
+        out.push((item, r));
+    }
+    out
 }
 
 /// Budget permits (KiB) for `bytes` of data in memory, at least one and at most the whole budget.

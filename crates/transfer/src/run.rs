@@ -19,7 +19,7 @@ use ferry_store::tasks::{
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use crate::copy::{Copied, copy_file};
+use crate::copy::{BATCH_BYTES, BATCH_FILES, Copied, batchable, copy_batch, copy_file};
 use crate::engine::{Inner, event, now, options_of, owner_of};
 use crate::filter;
 use crate::submit::Options;
@@ -29,6 +29,8 @@ const FLUSH_EVERY: Duration = Duration::from_millis(250);
 const FLUSH_BATCH: usize = 512;
 /// Pending files fetched from the database at a time.
 const FETCH: i64 = 1024;
+/// Folders listed at once.
+const LISTINGS: usize = 4;
 /// Listing stops running ahead of the copies when this many files are queued.
 const QUEUE_HIGH: usize = 4096;
 /// The caller's groups and rules are read again at least this often during a run.
@@ -299,7 +301,7 @@ impl Run {
         let store = self.shared.inner.store.clone();
         let id = self.task.id;
         let mut queue: VecDeque<ItemRow> = VecDeque::new();
-        let mut copies: JoinSet<(ItemRow, Result<Copied, Fault>)> = JoinSet::new();
+        let mut copies: JoinSet<Vec<(ItemRow, Result<Copied, Fault>)>> = JoinSet::new();
         let mut listings: JoinSet<(ItemRow, Result<Listed, Fault>)> = JoinSet::new();
         let mut file_cursor = 0i64;
         let mut dir_cursor = 0i64;
@@ -322,14 +324,18 @@ impl Run {
             if self.last_refresh.elapsed() >= ACCESS_REFRESH || self.stale() {
                 self.refresh().await;
             }
-            // Folders: one listing at a time, while the copy queue is not too long.
-            if listings.is_empty() && !dirs_exhausted && queue.len() < QUEUE_HIGH {
+            // Folders: a few listings at a time, while the copy queue is not too long.
+            if listings.len() < LISTINGS && !dirs_exhausted && queue.len() < QUEUE_HIGH {
+                let want = (LISTINGS - listings.len()) as i64;
                 match store
-                    .pending_items(id, &[ItemKind::Path, ItemKind::Dir], dir_cursor, 1)
+                    .pending_items(id, &[ItemKind::Path, ItemKind::Dir], dir_cursor, want)
                     .await
                 {
-                    Ok(rows) => match rows.into_iter().next() {
-                        Some(item) => {
+                    Ok(rows) => {
+                        if (rows.len() as i64) < want {
+                            dirs_exhausted = true;
+                        }
+                        for item in rows {
                             dir_cursor = item.seq;
                             let shared = self.shared.clone();
                             listings.spawn(async move {
@@ -337,8 +343,7 @@ impl Run {
                                 (item, r)
                             });
                         }
-                        None => dirs_exhausted = true,
-                    },
+                    }
                     Err(e) => return internal(e),
                 }
             }
@@ -364,10 +369,26 @@ impl Run {
                 && let Some(item) = queue.pop_front()
             {
                 let shared = self.shared.clone();
-                copies.spawn(async move {
-                    let r = copy_file(&shared, &item).await;
-                    (item, r)
-                });
+                // Small files of one folder go together, as one batch.
+                let mut batch = vec![item];
+                let mut bytes = batch[0].size.unwrap_or(0) as u64;
+                while batch.len() < BATCH_FILES
+                    && bytes < BATCH_BYTES
+                    && let Some(next) = queue.front()
+                    && batchable(&shared, &batch[0], next)
+                {
+                    bytes += next.size.unwrap_or(0) as u64;
+                    batch.extend(queue.pop_front());
+                }
+                if batch.len() > 1 {
+                    copies.spawn(async move { copy_batch(&shared, batch).await });
+                } else {
+                    copies.spawn(async move {
+                        let item = batch.remove(0);
+                        let r = copy_file(&shared, &item).await;
+                        vec![(item, r)]
+                    });
+                }
             }
             if copies.is_empty() && listings.is_empty() && queue.is_empty() {
                 if !(files_exhausted && dirs_exhausted) {
@@ -398,9 +419,11 @@ impl Run {
             tokio::select! {
                 Some(done) = copies.join_next(), if !copies.is_empty() => {
                     match done {
-                        Ok((item, r)) => {
-                            if let Some(end) = self.file_done(&item, r) {
-                                return end;
+                        Ok(results) => {
+                            for (item, r) in results {
+                                if let Some(end) = self.file_done(&item, r) {
+                                    return end;
+                                }
                             }
                         }
                         Err(e) if e.is_panic() => return RunEnd::Failed {
@@ -605,7 +628,7 @@ impl Run {
         item: &ItemRow,
         r: Result<Listed, Fault>,
     ) -> ferry_store::Result<Option<RunEnd>> {
-        let (children, mut delta) = match r {
+        let (children, delta) = match r {
             Err(f) => {
                 let end = self.fault(item, f);
                 return Ok(end);
@@ -629,9 +652,6 @@ impl Run {
             Ok(Listed::Dir(children, counted)) => (children, counted),
         };
         self.success();
-        // Outcomes recorded so far go first, so that the counters stay in order.
-        self.flush().await?;
-        delta.add(&std::mem::take(&mut self.delta));
         let done = ItemOutcome {
             seq: item.seq,
             state: ItemState::Done,
