@@ -61,6 +61,10 @@ pub struct TransferSection {
     pub inactive_retry_secs: u64,
     /// The deadline of a task submitted without one, in seconds.
     pub default_deadline_secs: i64,
+    /// fsync every copy before it counts as done (power-cut durability at the disk's speed). Off: a copy counts
+    /// once written, as with cp or GridFTP; a killed server loses nothing, and after a machine restart the
+    /// copies of interrupted tasks are checked again.
+    pub durable_writes: bool,
     /// Fault injection for Ferry's own fault tests: corrupt one byte of the first copy whose destination path
     /// contains this text. Never set it in production.
     pub test_corrupt_once: Option<String>,
@@ -78,6 +82,7 @@ impl Default for TransferSection {
             retry_base_ms: d.retry_base.as_millis() as u64,
             inactive_retry_secs: d.inactive_retry.as_secs(),
             default_deadline_secs: d.default_deadline_secs,
+            durable_writes: d.durable_writes,
             test_corrupt_once: None,
         }
     }
@@ -96,6 +101,7 @@ impl TransferSection {
             inactive_retry: Duration::from_secs(self.inactive_retry_secs.max(1)),
             default_deadline_secs: self.default_deadline_secs.max(60),
             corrupt_once: self.test_corrupt_once.clone(),
+            durable_writes: self.durable_writes,
             ..ferry_transfer::EngineSettings::default()
         }
     }

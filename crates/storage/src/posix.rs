@@ -604,8 +604,29 @@ impl Inner {
         f: WholeWrite,
         digest: Option<&Digest>,
     ) -> Result<u64> {
-        use std::io::Write as _;
         let path = crate::names::child(dir, &f.name);
+        // An unnamed file (O_TMPFILE) has no name at all until it is complete and checked, and vanishes if the
+        // process dies; linking it in is cheaper than creating a temporary name and renaming it.
+        if let Some(file) = unnamed_file(folder) {
+            fill(&file, &f, digest, &path)?;
+            match link_unnamed(&file, folder, &f.name) {
+                Ok(()) => return Ok(f.data.len() as u64),
+                // Something has the name (an older copy): replace it through a temporary name, atomically.
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                    let part = part_name(&f.name, &f.token);
+                    let _ = folder.remove_file(&part);
+                    link_unnamed(&file, folder, &part).map_err(|e| os_err(&path, e))?;
+                    return folder
+                        .rename(&part, folder, &f.name)
+                        .map(|()| f.data.len() as u64)
+                        .map_err(|e| {
+                            let _ = folder.remove_file(&part);
+                            os_err(&path, e)
+                        });
+                }
+                Err(e) => return Err(os_err(&path, e)),
+            }
+        }
         let part = part_name(&f.name, &f.token);
         let mut opts = OpenOptions::new();
         opts.read(true)
@@ -618,28 +639,93 @@ impl Inner {
             .open_with(&part, &opts)
             .map_err(|e| os_err(&path, e))?
             .into_std();
-        let done = (|| {
-            (&file).write_all(&f.data).map_err(|e| os_err(&path, e))?;
-            if let (Some(d), Some(want)) = (digest, &f.expect) {
-                let back = pread(&file, 0, f.data.len() + 1, &path)?;
-                if back.len() != f.data.len() || d(&back) != *want {
-                    return Err(StorageError::VerifyFailed(path.clone()));
-                }
-            }
-            if let Some(m) = f.mtime {
-                let t = std::fs::FileTimes::new().set_modified(to_system_time(m));
-                file.set_times(t).map_err(|e| os_err(&path, e))?;
-            }
+        let done = fill(&file, &f, digest, &path).and_then(|()| {
             // A folder in the way makes the rename fail (EISDIR); a symlink in the way is replaced, not followed.
             folder
                 .rename(&part, folder, &f.name)
                 .map_err(|e| os_err(&path, e))
-        })();
+        });
         if let Err(e) = done {
             let _ = folder.remove_file(&part);
             return Err(e);
         }
         Ok(f.data.len() as u64)
+    }
+}
+
+/// Writes a whole file's bytes, reads them back and compares when asked, and sets its modification time.
+fn fill(file: &std::fs::File, f: &WholeWrite, digest: Option<&Digest>, path: &str) -> Result<()> {
+    use std::io::Write as _;
+    let mut w = file;
+    w.write_all(&f.data).map_err(|e| os_err(path, e))?;
+    if let (Some(d), Some(want)) = (digest, &f.expect) {
+        let back = pread(file, 0, f.data.len() + 1, path)?;
+        if back.len() != f.data.len() || d(&back) != *want {
+            return Err(StorageError::VerifyFailed(path.into()));
+        }
+    }
+    if let Some(m) = f.mtime {
+        let t = std::fs::FileTimes::new().set_modified(to_system_time(m));
+        file.set_times(t).map_err(|e| os_err(path, e))?;
+    }
+    Ok(())
+}
+
+/// A new unnamed regular file in `folder`, where the file system supports O_TMPFILE.
+fn unnamed_file(folder: &Dir) -> Option<std::fs::File> {
+    // SAFETY: the folder handle is open for the call; "." is NUL-terminated.
+    let fd = unsafe {
+        libc::openat(
+            folder.as_raw_fd(),
+            c".".as_ptr(),
+            libc::O_TMPFILE | libc::O_RDWR | libc::O_CLOEXEC,
+            0o644 as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: fd was just opened by us and is owned by the File from here on.
+    Some(unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
+/// Gives an unnamed file the name `name` in `folder` (fails with EEXIST if the name is taken).
+fn link_unnamed(file: &std::fs::File, folder: &Dir, name: &str) -> io::Result<()> {
+    let to = CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let proc_path = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: the descriptors are open for the call and the paths are NUL-terminated strings that outlive it.
+    let rc = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            proc_path.as_ptr(),
+            folder.as_raw_fd(),
+            to.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() != Some(libc::ENOENT) {
+        return Err(e);
+    }
+    // No /proc: AT_EMPTY_PATH does the same (it needs CAP_DAC_READ_SEARCH).
+    // SAFETY: as above; "" is NUL-terminated.
+    let rc = unsafe {
+        libc::linkat(
+            file.as_raw_fd(),
+            c"".as_ptr(),
+            folder.as_raw_fd(),
+            to.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 

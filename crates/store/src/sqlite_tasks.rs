@@ -380,14 +380,38 @@ impl TaskStore for SqliteStore {
         Ok(())
     }
 
-    async fn release_all_leases(&self) -> Result<u64> {
-        let r = sqlx::query(
+    async fn release_all_leases(&self) -> Result<Vec<(Uuid, String)>> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let rows = sqlx::query("SELECT id, lease_owner FROM tasks WHERE lease_owner IS NOT NULL")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(backend)?;
+        sqlx::query(
             "UPDATE tasks SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner IS NOT NULL",
         )
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    uuid_col(r, "id")?,
+                    r.try_get("lease_owner").map_err(backend)?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn recheck_done_files(&self, task: Uuid) -> Result<i64> {
+        let r = sqlx::query(
+            "UPDATE task_items SET state = 'pending' WHERE task_id = ? AND state = 'done' AND kind = 'file'",
+        )
+        .bind(task.to_string())
         .execute(&self.pool)
         .await
         .map_err(backend)?;
-        Ok(r.rows_affected())
+        Ok(r.rows_affected() as i64)
     }
 
     async fn set_task_status(&self, id: Uuid, c: &StatusChange) -> Result<bool> {

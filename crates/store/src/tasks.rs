@@ -301,8 +301,12 @@ pub trait TaskStore: Send + Sync {
     async fn renew_lease(&self, id: Uuid, worker: &str, now: i64, lease_secs: i64) -> Result<bool>;
     /// Gives the task back, to be claimed again from `run_after`.
     async fn release_lease(&self, id: Uuid, worker: &str, run_after: i64) -> Result<()>;
-    /// Drops every lease: a single-node server's start, when no other worker can hold one.
-    async fn release_all_leases(&self) -> Result<u64>;
+    /// Drops every lease: a single-node server's start, when no other worker can hold one. Returns the tasks
+    /// released, with the worker that held each.
+    async fn release_all_leases(&self) -> Result<Vec<(Uuid, String)>>;
+    /// Makes a task's finished files pending again, keeping their checksums, so that each is checked at the
+    /// destination (and copied again only if it differs). Returns how many.
+    async fn recheck_done_files(&self, task: Uuid) -> Result<i64>;
     /// Changes the status of a running task; false (and nothing changed) when it is no longer running.
     async fn set_task_status(&self, id: Uuid, change: &StatusChange) -> Result<bool>;
 

@@ -36,6 +36,8 @@ const INLINE_HASH: usize = 256 << 10;
 pub(crate) struct Copied {
     /// The destination was already up to date (sync level).
     pub skipped: bool,
+    /// A copy made before a machine restart, found intact (it was counted then).
+    pub rechecked: bool,
     pub algorithm: Algorithm,
     pub checksum: Option<String>,
     pub bytes_transferred: u64,
@@ -117,6 +119,25 @@ pub(crate) async fn copy_file(shared: &Shared, item: &ItemRow) -> Result<Copied,
         .and_then(Algorithm::parse)
         .unwrap_or(Algorithm::DEFAULT);
     let o = &shared.options;
+    // Copied before the machine restarted: counted then; copied again only if it did not survive.
+    if let Some(want) = &item.checksum
+        && let Ok(d) = dst.connector.stat(&dst.storage_path).await
+        && Some(d.size as i64) == item.size
+        && file_checksum(shared, &dst, alg, Side::Destination)
+            .await
+            .ok()
+            .as_ref()
+            == Some(want)
+    {
+        return Ok(Copied {
+            skipped: false,
+            rechecked: true,
+            algorithm: alg,
+            checksum: Some(want.clone()),
+            bytes_transferred: 0,
+            bytes_checksummed: d.size,
+        });
+    }
     if let Some(level) = o.sync_level
         && let Some(c) = up_to_date(shared, &src, &dst, level, alg).await?
     {
@@ -161,6 +182,8 @@ pub(crate) fn batchable(shared: &Shared, first: &ItemRow, item: &ItemRow) -> boo
     };
     shared.options.sync_level.is_none()
         && shared.inner.settings.corrupt_once.is_none()
+        && first.checksum.is_none()
+        && item.checksum.is_none()
         && small(first)
         && small(item)
         && ferry_core::path::parent(&first.src) == ferry_core::path::parent(&item.src)
@@ -263,6 +286,7 @@ pub(crate) async fn copy_batch(
         let r = match r {
             Ok(_) => Ok(Copied {
                 skipped: false,
+                rechecked: false,
                 algorithm: alg,
                 checksum: Some(sum),
                 bytes_transferred: size,
@@ -307,6 +331,7 @@ async fn up_to_date(
     let skip = |checksum, checked| {
         Some(Copied {
             skipped: true,
+            rechecked: false,
             algorithm: alg,
             checksum,
             bytes_transferred: 0,
@@ -435,6 +460,7 @@ async fn copy_small(
     .map_err(dst_err)?;
     Ok(Copied {
         skipped: false,
+        rechecked: false,
         algorithm: alg,
         checksum: Some(sum),
         bytes_transferred: len,
@@ -596,7 +622,7 @@ async fn copy_large(
     part.commit(Commit {
         overwrite: true,
         mtime: o.preserve_timestamp.then_some(entry.mtime),
-        durable: true,
+        durable: shared.inner.settings.durable_writes,
     })
     .await
     .map_err(dst_err)?;
@@ -704,6 +730,7 @@ async fn copy_ranges(
         sum,
         Copied {
             skipped: false,
+            rechecked: false,
             algorithm: alg,
             checksum: None,
             // Counted range by range as progress, so that a restart does not count them twice.
@@ -745,6 +772,7 @@ async fn copy_stream(
         sum,
         Copied {
             skipped: false,
+            rechecked: false,
             algorithm: alg,
             checksum: None,
             bytes_transferred: size,

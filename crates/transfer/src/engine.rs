@@ -44,6 +44,10 @@ pub struct EngineSettings {
     /// Fault injection for the fault tests only: corrupt one byte of the first copy whose destination path
     /// contains this text, after it is written and before it is verified.
     pub corrupt_once: Option<String>,
+    /// Make every copy durable (fsync) before it counts as done. Off, a copy counts once written, as with cp or
+    /// GridFTP: a killed process loses nothing, and after a machine restart the copies of interrupted tasks
+    /// are checked again against their recorded checksums.
+    pub durable_writes: bool,
 }
 
 impl Default for EngineSettings {
@@ -59,6 +63,7 @@ impl Default for EngineSettings {
             inactive_retry: Duration::from_secs(30),
             default_deadline_secs: 7 * 24 * 3600,
             corrupt_once: None,
+            durable_writes: false,
         }
     }
 }
@@ -90,6 +95,14 @@ pub struct Submitted {
     pub created: bool,
 }
 
+/// This boot of the machine (Linux's boot id): leases name it, so that a restart can tell a crashed process
+/// from a restarted machine.
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown-boot".into())
+}
+
 pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -114,7 +127,12 @@ impl Engine {
                 notifier,
                 wake: Notify::new(),
                 running: Default::default(),
-                worker_id: format!("{}-{}", std::process::id(), Uuid::new_v4().simple()),
+                worker_id: format!(
+                    "{}/{}-{}",
+                    boot_id(),
+                    std::process::id(),
+                    Uuid::new_v4().simple()
+                ),
             }),
         }
     }
@@ -123,8 +141,20 @@ impl Engine {
     /// that died are released at once instead of waiting for them to expire.
     pub async fn start(&self) -> Result<tokio::task::JoinHandle<()>> {
         let released = self.inner.store.release_all_leases().await?;
-        if released > 0 {
-            tracing::info!(released, "resuming tasks left running by the last process");
+        let boot = boot_id();
+        for (task, owner) in &released {
+            // Copies count as done once written, not once on disk (see `durable_writes`): if the machine itself
+            // went down since, what it had not written out may be lost, so every copy is checked again.
+            if !owner.starts_with(&boot) {
+                let n = self.inner.store.recheck_done_files(*task).await?;
+                tracing::warn!(%task, files = n, "the machine restarted during the task: checking its copies again");
+            }
+        }
+        if !released.is_empty() {
+            tracing::info!(
+                tasks = released.len(),
+                "resuming tasks left running by the last process"
+            );
         }
         let inner = self.inner.clone();
         Ok(tokio::spawn(async move { dispatch(inner).await }))

@@ -510,7 +510,7 @@ impl Run {
                 let d = &mut self.delta;
                 if c.skipped {
                     d.files_skipped += 1;
-                } else {
+                } else if !c.rechecked {
                     d.files_transferred += 1;
                 }
                 d.bytes_transferred += c.bytes_transferred as i64;
@@ -680,7 +680,8 @@ impl Run {
         if self.outcomes.is_empty() && self.delta.is_zero() {
             return Ok(());
         }
-        if self.outcomes.iter().any(|o| o.state == ItemState::Done)
+        if self.shared.inner.settings.durable_writes
+            && self.outcomes.iter().any(|o| o.state == ItemState::Done)
             && let Some(c) = self.shared.access().dst.and_then(|d| d.connector())
             && let Err(e) = c.flush().await
         {
