@@ -279,8 +279,10 @@ def test_rm(ferry_cli: Ferry, guest: str, storage: Path) -> None:
     ok(ferry_cli("rm", f"{guest}:/single.txt"))
     assert not (storage / "single.txt").exists()
     fails(ferry_cli("stat", f"{guest}:/single.txt"), "404")
-    fails(ferry_cli("rm", f"{guest}:/single.txt"), "404")
-    fails(ferry_cli("rm", f"{guest}:/trash"))
+    # rm is a delete task: its failures say why, with the task's error code.
+    fails(ferry_cli("rm", f"{guest}:/single.txt"), "FILE_NOT_FOUND")
+    ok(ferry_cli("rm", "--ignore-missing", f"{guest}:/single.txt"))
+    fails(ferry_cli("rm", f"{guest}:/trash"), "recursive")
     assert (storage / "trash" / "deep" / "f.txt").exists()
     ok(ferry_cli("rm", "--recursive", f"{guest}:/trash"))
     assert not (storage / "trash").exists()

@@ -568,7 +568,8 @@ async fn wait_for(
                 _ => Err(crate::Exit(
                     1,
                     format!(
-                        "task {id} failed: {}",
+                        "task {id} failed ({}): {}",
+                        v["fatal_error"]["code"].as_str().unwrap_or("FAILED"),
                         v["fatal_error"]["description"].as_str().unwrap_or("see `ferry task events`")
                     ),
                 )

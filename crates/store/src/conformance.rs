@@ -50,6 +50,206 @@ pub async fn run(store: &dyn Store) {
     endpoint(store).await;
     audit(store).await;
     auth_policies(store).await;
+    tasks(store).await;
+}
+
+/// Tasks: one per owner and submission id, claimed by one worker at a time, leases that expire and are
+/// released, items in order with outcomes and counters written together, events newest first.
+async fn tasks(store: &dyn Store) {
+    use crate::tasks::*;
+    let owner = Uuid::new_v4();
+    let task = TaskRow {
+        id: Uuid::new_v4(),
+        kind: TaskKind::Transfer,
+        owner,
+        submission_id: "s1".into(),
+        status: TaskStatus::Active,
+        label: Some("Run 42".into()),
+        source_collection: Uuid::new_v4(),
+        dest_collection: Some(Uuid::new_v4()),
+        options: json!({"verify_checksum": true}),
+        request_time: 100,
+        completion_time: None,
+        deadline: Some(1_000),
+        run_after: 0,
+        nice_status: Some("Queued".into()),
+        nice_status_details: None,
+        fatal_error: None,
+        counters: TaskCounters::default(),
+    };
+    let item = |src: &str| NewItem {
+        kind: ItemKind::File,
+        src: src.into(),
+        dst: Some(format!("/d{src}")),
+        recursive: false,
+        size: Some(10),
+        mtime: Some(5),
+        checksum_algorithm: None,
+        external_checksum: None,
+    };
+    store
+        .create_task(&task, &[item("/a"), item("/b")])
+        .await
+        .unwrap();
+    let again = TaskRow {
+        id: Uuid::new_v4(),
+        ..task.clone()
+    };
+    assert!(matches!(
+        store.create_task(&again, &[]).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store
+            .find_task_by_submission(owner, "s1")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        task.id
+    );
+    assert_eq!(store.get_task(task.id).await.unwrap().unwrap(), task);
+
+    // One worker at a time; an expired lease can be taken over; a released one at once.
+    let claimed = store.claim_task("w1", 200, 30).await.unwrap().unwrap();
+    assert_eq!(claimed.id, task.id);
+    assert!(store.claim_task("w2", 210, 30).await.unwrap().is_none());
+    assert!(store.renew_lease(task.id, "w1", 220, 30).await.unwrap());
+    assert!(!store.renew_lease(task.id, "w2", 220, 30).await.unwrap());
+    assert_eq!(
+        store.claim_task("w2", 260, 30).await.unwrap().unwrap().id,
+        task.id
+    );
+    let released = store.release_all_leases().await.unwrap();
+    assert_eq!(released, vec![(task.id, "w2".to_string())]);
+    store.release_lease(task.id, "nobody", 0).await.unwrap();
+    assert!(store.claim_task("w3", 270, 30).await.unwrap().is_some());
+    store.release_lease(task.id, "w3", 500).await.unwrap();
+    assert!(
+        store.claim_task("w3", 400, 30).await.unwrap().is_none(),
+        "not before run_after"
+    );
+
+    // Items come in order, after a cursor; outcomes and counters land together.
+    let pending = store
+        .pending_items(task.id, &[ItemKind::File], 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        pending.iter().map(|i| i.src.as_str()).collect::<Vec<_>>(),
+        ["/a", "/b"]
+    );
+    assert!(pending[0].seq >= 1 && pending[1].seq == pending[0].seq + 1);
+    let done = ItemOutcome {
+        seq: pending[0].seq,
+        state: ItemState::Done,
+        attempts: 0,
+        checksum_algorithm: Some("BLAKE3".into()),
+        checksum: Some("ab".into()),
+        error_code: None,
+        error: None,
+        error_time: None,
+        progress: None,
+    };
+    let delta = TaskCounters {
+        files_transferred: 1,
+        bytes_transferred: 10,
+        ..TaskCounters::default()
+    };
+    store
+        .finish_items(task.id, &[done.clone()], &delta)
+        .await
+        .unwrap();
+    // The second file stands in for a listed folder: its outcome and the items found come in together.
+    let listed = ItemOutcome {
+        seq: pending[1].seq,
+        checksum_algorithm: None,
+        checksum: None,
+        ..done.clone()
+    };
+    store
+        .add_items(
+            task.id,
+            &[item("/c")],
+            Some(&listed),
+            &TaskCounters {
+                files: 1,
+                ..TaskCounters::default()
+            },
+        )
+        .await
+        .unwrap();
+    let t = store.get_task(task.id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            t.counters.files,
+            t.counters.files_transferred,
+            t.counters.bytes_transferred
+        ),
+        (1, 1, 10)
+    );
+    let ok = store
+        .list_items(task.id, ItemState::Done, Some(ItemKind::File), 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(ok.len(), 2);
+    assert_eq!(ok[0].checksum.as_deref(), Some("ab"));
+    let counts = store.count_items(task.id).await.unwrap();
+    assert_eq!((counts.total, counts.done, counts.pending), (3, 2, 1));
+    assert_eq!(store.recheck_done_files(task.id).await.unwrap(), 2);
+    assert_eq!(
+        store
+            .fail_pending_items(task.id, "CANCELED", 300)
+            .await
+            .unwrap(),
+        3
+    );
+
+    // A finished task's status no longer changes.
+    let fail = StatusChange {
+        status: TaskStatus::Failed,
+        nice_status: None,
+        nice_status_details: None,
+        fatal_error: Some(json!({"code": "CANCELED"})),
+        completion_time: Some(300),
+    };
+    assert!(store.set_task_status(task.id, &fail).await.unwrap());
+    assert!(
+        !store
+            .set_task_status(
+                task.id,
+                &StatusChange {
+                    status: TaskStatus::Succeeded,
+                    ..fail.clone()
+                }
+            )
+            .await
+            .unwrap()
+    );
+    let (rows, total) = store
+        .list_tasks(&TaskFilter {
+            owner: Some(owner),
+            statuses: vec![TaskStatus::Failed],
+            labels: vec![LabelFilter::Contains("run".into())],
+            limit: 10,
+            ..TaskFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((rows.len(), total), (1, 1));
+
+    for code in ["STARTED", "FAILED"] {
+        let e = TaskEvent {
+            time: 1,
+            code: code.into(),
+            is_error: false,
+            description: String::new(),
+            details: String::new(),
+        };
+        store.add_task_event(task.id, &e).await.unwrap();
+    }
+    let (events, total) = store.list_task_events(task.id, 0, 10).await.unwrap();
+    assert_eq!((events[0].code.as_str(), total), ("FAILED", 2));
 }
 
 fn collection(kind: &str, gateway: Uuid, mapped: Option<Uuid>) -> CollectionDoc {
