@@ -157,7 +157,7 @@ async fn tasks(store: &dyn Store) {
         ..TaskCounters::default()
     };
     store
-        .finish_items(task.id, &[done.clone()], &delta)
+        .finish_items(task.id, std::slice::from_ref(&done), &delta)
         .await
         .unwrap();
     // The second file stands in for a listed folder: its outcome and the items found come in together.
