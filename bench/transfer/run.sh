@@ -98,9 +98,11 @@ chmod 777 "$dst"            # GridFTP writes as nobody
 ferry_pid=
 gridftp_pid=
 cleanup() {
+    local status=$?
     [[ -n $ferry_pid ]] && kill "$ferry_pid" 2>/dev/null && wait "$ferry_pid" 2>/dev/null
     [[ -n $gridftp_pid ]] && kill "$gridftp_pid" 2>/dev/null && wait "$gridftp_pid" 2>/dev/null
     if [[ $keep -eq 0 ]]; then rm -rf "$workdir"; else note "kept $workdir"; fi
+    exit "$status"
 }
 trap cleanup EXIT
 
@@ -134,7 +136,7 @@ declare -A want_manifest want_files want_bytes
 for ds in ${datasets//,/ }; do
     want_manifest[$ds]=$(manifest "$src/$ds" | b3sum | cut -c1-64)
     want_files[$ds]=$(find "$src/$ds" -type f | wc -l)
-    want_bytes[$ds]=$(find "$src/$ds" -type f -printf '%s\n' | awk '{s+=$1} END {print s}')
+    want_bytes[$ds]=$(find "$src/$ds" -type f -printf '%s\n' | awk '{s+=$1} END {printf "%d\n", s}')
 done
 
 # ---- servers -------------------------------------------------------------------------------------------
@@ -221,7 +223,7 @@ copy() {
     [[ $status -eq 0 ]] || die "$tool failed on $ds (exit $status); logs in $workdir/logs (use --keep)"
     local files bytes sum
     files=$(find "$out" -type f | wc -l)
-    bytes=$(find "$out" -type f -printf '%s\n' | awk '{s+=$1} END {print s+0}')
+    bytes=$(find "$out" -type f -printf '%s\n' | awk '{s+=$1} END {printf "%d\n", s}')
     sum=$(manifest "$out" | b3sum | cut -c1-64)
     [[ $files -eq ${want_files[$ds]} && $bytes -eq ${want_bytes[$ds]} && $sum == "${want_manifest[$ds]}" ]] \
         || die "$tool on $ds: the destination differs from the source ($files files, $bytes bytes)"
