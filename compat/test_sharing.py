@@ -47,11 +47,11 @@ class Sink:
         self.messages.append((list(envelope.rcpt_tos), envelope.content.decode("utf-8", "replace")))
         return "250 OK"
 
-    def wait_for(self, to: str, timeout: float = 30) -> str:
+    def wait_for(self, to: str, timeout: float = 30, containing: str = "") -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for rcpts, body in self.messages:
-                if to in rcpts:
+                if to in rcpts and containing in body:
                     return body
             time.sleep(0.1)
         raise AssertionError(f"no message to {to}; got {self.messages}")
@@ -235,6 +235,31 @@ def test_walkthrough(server: FerryServer, sink: Sink, tmp_path: Path) -> None:
     with pytest.raises(globus_sdk.TransferAPIError) as err:
         user_tc.submit_transfer(back)
     assert err.value.http_status == 403
+
+    # Given a folder of their own, the user's transfer runs, and they are told by e-mail how it ended.
+    tc.operation_mkdir(guest, "/inbox/")
+    tc.add_endpoint_acl_rule(guest, {"DATA_TYPE": "access", "principal_type": "identity", "principal": user["id"],
+                                     "path": "/inbox/", "permissions": "rw"})
+    mine = globus_sdk.TransferData(source_endpoint=guest, destination_endpoint=guest, label="my copy")
+    mine.add_item("/project1/run42/sample2.dat", "/inbox/sample2.dat")
+    mine_id = user_tc.submit_transfer(mine)["task_id"]
+    assert user_tc.task_wait(mine_id, timeout=60, polling_interval=1)
+    assert user_tc.get_task(mine_id)["status"] == "SUCCEEDED"
+    body = sink.wait_for(user["email"], containing="succeeded")
+    assert mine_id in body and "my copy" in body, body
+    gone = globus_sdk.DeleteData(endpoint=guest, label="cleanup")
+    gone.add_item("/inbox/never-there.dat")
+    gone_id = user_tc.submit_delete(gone)["task_id"]
+    assert user_tc.task_wait(gone_id, timeout=60, polling_interval=1)
+    assert user_tc.get_task(gone_id)["status"] == "FAILED"
+    body = sink.wait_for(user["email"], containing="failed")
+    assert gone_id in body and "FILE_NOT_FOUND" in body, body
+    quiet = globus_sdk.DeleteData(endpoint=guest, notify_on_failed=False)
+    quiet.add_item("/inbox/also-never-there.dat")
+    quiet_id = user_tc.submit_delete(quiet)["task_id"]
+    assert user_tc.task_wait(quiet_id, timeout=60, polling_interval=1)
+    time.sleep(1)
+    assert not any(quiet_id in b for _, b in sink.messages), "notify_on_failed=False was ignored"
 
     # Bookmarks through the SDK.
     bm = user_tc.create_bookmark({"name": "project1", "endpoint_id": guest, "path": "/project1/"})
