@@ -1120,3 +1120,176 @@ async fn a_one_gib_transfer_survives_five_kill_9s() {
     }
     survive_kills(&data, "bytes_transferred", 64 << 20).await;
 }
+
+// ---- webhooks ----
+
+/// A webhook receiver on 127.0.0.1: answers 500 to the first request and 200 after, keeping every request's
+/// headers and body.
+async fn receiver() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        for _ in 0..20 {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let (head, body) = loop {
+                let n = sock.read(&mut chunk).await.unwrap_or(0);
+                if n == 0 {
+                    break (String::new(), String::new());
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some((h, b)) = text.split_once("\r\n\r\n") {
+                    let len = h
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if b.len() >= len {
+                        break (h.to_string(), b[..len].to_string());
+                    }
+                }
+            };
+            let first = log.lock().unwrap().is_empty();
+            log.lock().unwrap().push((head, body));
+            let status = if first {
+                "500 Internal Server Error"
+            } else {
+                "200 OK"
+            };
+            let _ = sock
+                .write_all(
+                    format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                        .as_bytes(),
+                )
+                .await;
+        }
+    });
+    (url, seen)
+}
+
+#[tokio::test]
+async fn webhooks_get_signed_events_retried_until_delivered_and_private_targets_are_refused() {
+    use aws_lc_rs::signature::{RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents};
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    // By default a webhook may not point inside the server's own network.
+    let strict = world().await;
+    let (st, b) = strict
+        .t(
+            M::POST,
+            "/webhook",
+            Some(json!({"url": "http://127.0.0.1:9/hook"})),
+        )
+        .await;
+    assert_eq!(
+        (st, b["code"].as_str()),
+        (400, Some("ClientError.BadRequest")),
+        "{b}"
+    );
+    assert!(b["message"].as_str().unwrap().contains("private"), "{b}");
+    let (st, b) = strict
+        .t(
+            M::POST,
+            "/webhook",
+            Some(json!({"url": "ftp://example.org/x"})),
+        )
+        .await;
+    assert_eq!(st, 400, "{b}");
+
+    let w = world_with(|c| {
+        c.transfer.retry_base_ms = 50;
+        c.transfer.webhooks_allow_private = true;
+    })
+    .await;
+    let (url, seen) = receiver().await;
+    let (st, hook) = w.t(M::POST, "/webhook", Some(json!({"url": url}))).await;
+    assert_eq!(st, 200, "{hook}");
+    let (_, listed) = w.t(M::GET, "/webhook_list", None).await;
+    assert_eq!(listed["DATA"][0]["url"], url);
+
+    dataset(&w.root.join("src"), 3);
+    let t = w
+        .run(
+            json!([item("/src", "/dst", true)]),
+            json!({"label": "hooked"}),
+        )
+        .await;
+    assert_eq!(t["status"], "SUCCEEDED");
+    // The first attempt gets a 500; the event comes again (after 2 s) and is accepted.
+    let start = Instant::now();
+    while seen.lock().unwrap().len() < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no retry: {:?}",
+            seen.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (head, body) = seen.lock().unwrap()[1].clone();
+    assert_eq!(
+        seen.lock().unwrap()[0].1,
+        body,
+        "the retry carries the same event"
+    );
+    let event: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(event["event"], "task.succeeded");
+    assert_eq!(event["task_id"], t["task_id"]);
+    assert_eq!(event["label"], "hooked");
+    // The signature is a JWS of exactly the body, by the key the server publishes.
+    let jws = head
+        .lines()
+        .find_map(|l| l.strip_prefix("ferry-signature: "))
+        .expect("a Ferry-Signature header")
+        .trim();
+    let (input, sig) = jws.rsplit_once('.').unwrap();
+    let payload = URL_SAFE_NO_PAD
+        .decode(input.split_once('.').unwrap().1)
+        .unwrap();
+    assert_eq!(payload, body.as_bytes());
+    let (_, jwks) = w.s.get("/jwk.json", "").await;
+    let key = &jwks["keys"][0];
+    let n = URL_SAFE_NO_PAD.decode(key["n"].as_str().unwrap()).unwrap();
+    let e = URL_SAFE_NO_PAD.decode(key["e"].as_str().unwrap()).unwrap();
+    let public = RsaPublicKeyComponents { n: &n, e: &e };
+    public
+        .verify(
+            &RSA_PKCS1_2048_8192_SHA256,
+            input.as_bytes(),
+            &URL_SAFE_NO_PAD.decode(sig).unwrap(),
+        )
+        .expect("the signature verifies");
+    let mut tampered = input.to_string();
+    tampered.push('x');
+    assert!(
+        public
+            .verify(
+                &RSA_PKCS1_2048_8192_SHA256,
+                tampered.as_bytes(),
+                &URL_SAFE_NO_PAD.decode(sig).unwrap()
+            )
+            .is_err()
+    );
+
+    // Removed, it is called no more.
+    let id = hook["id"].as_str().unwrap();
+    let (st, _) = w.t(M::DELETE, &format!("/webhook/{id}"), None).await;
+    assert_eq!(st, 200);
+    let before = seen.lock().unwrap().len();
+    w.run(json!([item("/src", "/dst2", true)]), json!({})).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(seen.lock().unwrap().len(), before);
+}

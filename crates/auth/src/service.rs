@@ -140,6 +140,12 @@ impl Auth {
         self.signer.jwks()
     }
 
+    /// Signs a document (a webhook event) as a compact JWS with the key published at the JWKS URL, so that
+    /// receivers can check it without any secret shared with them.
+    pub fn sign_document(&self, doc: &Value) -> Result<String> {
+        self.signer.sign(doc)
+    }
+
     /// OpenID Connect discovery metadata.
     pub fn discovery(&self) -> Value {
         let i = &self.cfg.issuer;

@@ -107,6 +107,9 @@ enum Command {
     /// Your transfer and delete tasks.
     #[command(subcommand)]
     Task(tasks::TaskCmd),
+    /// URLs told (with a signed JSON event) when your tasks end or stall.
+    #[command(subcommand)]
+    Webhook(tasks::WebhookCmd),
     /// Download a file over HTTPS, streamed, with a progress bar.
     ///
     /// The file is written to LOCAL.part and renamed to LOCAL only once complete, so an interrupted download
@@ -199,6 +202,7 @@ fn main() -> ExitCode {
             Command::Rm(a) => tasks::rm(&cli.global, a).await,
             Command::Transfer(a) => tasks::transfer(&cli.global, a).await,
             Command::Task(cmd) => tasks::task(&cli.global, cmd).await,
+            Command::Webhook(cmd) => tasks::webhook(&cli.global, cmd).await,
             Command::Get(a) => files::get(&cli.global, a).await,
             Command::Put(a) => files::put(&cli.global, a).await,
             Command::Share(cmd) => sharing::share(&cli.global, cmd).await,

@@ -608,3 +608,66 @@ mod tests {
         assert!(batch_items("# only\n", "/", "/").is_err());
     }
 }
+
+#[derive(clap::Subcommand)]
+pub enum WebhookCmd {
+    /// Call URL with a signed JSON event whenever one of your tasks succeeds, fails or goes INACTIVE.
+    /// The `Ferry-Signature` header is a JWS of the body, checkable with the server's /jwk.json.
+    Add {
+        url: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Your webhooks.
+    List {
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Stop calling a webhook.
+    Remove {
+        id: Uuid,
+        #[command(flatten)]
+        conn: Connection,
+    },
+}
+
+pub async fn webhook(g: &Global, cmd: WebhookCmd) -> anyhow::Result<()> {
+    match cmd {
+        WebhookCmd::Add { url, conn } => {
+            let t = transfer_api(g, &conn).await?;
+            let v = t
+                .json(
+                    Method::POST,
+                    "/v0.10/webhook",
+                    &[],
+                    Some(&json!({"url": url})),
+                )
+                .await?;
+            print_record(
+                g.format,
+                &v,
+                &[("Webhook ID", "id"), ("URL", "url"), ("Keys", "jwks_uri")],
+            );
+        }
+        WebhookCmd::List { conn } => {
+            let t = transfer_api(g, &conn).await?;
+            let v = t
+                .json(Method::GET, "/v0.10/webhook_list", &[], None)
+                .await?;
+            let rows = v["DATA"].as_array().cloned().unwrap_or_default();
+            print_list(
+                g.format,
+                &rows,
+                &[("Webhook ID", "id"), ("URL", "url"), ("Created", "created")],
+            );
+        }
+        WebhookCmd::Remove { id, conn } => {
+            let t = transfer_api(g, &conn).await?;
+            let v = t
+                .json(Method::DELETE, &format!("/v0.10/webhook/{id}"), &[], None)
+                .await?;
+            report(g, &v, "Removed.");
+        }
+    }
+    Ok(())
+}

@@ -65,6 +65,9 @@ pub struct TransferSection {
     /// once written, as with cp or GridFTP; a killed server loses nothing, and after a machine restart the
     /// copies of interrupted tasks are checked again.
     pub durable_writes: bool,
+    /// Let webhooks point at this host or private networks (refused by default: a user could otherwise make
+    /// the server send requests inside its own network).
+    pub webhooks_allow_private: bool,
     /// Fault injection for Ferry's own fault tests: corrupt one byte of the first copy whose destination path
     /// contains this text. Never set it in production.
     pub test_corrupt_once: Option<String>,
@@ -83,6 +86,7 @@ impl Default for TransferSection {
             inactive_retry_secs: d.inactive_retry.as_secs(),
             default_deadline_secs: d.default_deadline_secs,
             durable_writes: d.durable_writes,
+            webhooks_allow_private: d.webhooks_allow_private,
             test_corrupt_once: None,
         }
     }
@@ -102,6 +106,7 @@ impl TransferSection {
             default_deadline_secs: self.default_deadline_secs.max(60),
             corrupt_once: self.test_corrupt_once.clone(),
             durable_writes: self.durable_writes,
+            webhooks_allow_private: self.webhooks_allow_private,
             ..ferry_transfer::EngineSettings::default()
         }
     }

@@ -125,6 +125,10 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         endpoint.clone(),
         cfg.transfer.engine_settings(),
         ferry_transfer::Notifier::new(mailer, &base_url),
+        Some({
+            let auth = auth.clone();
+            Arc::new(move |doc: &serde_json::Value| auth.sign_document(doc).ok())
+        }),
     );
     let workers = transfer
         .start()

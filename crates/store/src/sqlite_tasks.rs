@@ -8,8 +8,9 @@ use uuid::Uuid;
 
 use crate::sqlite::{SqliteStore, backend, bad, opt_uuid_col, uuid_col};
 use crate::tasks::{
-    ItemCounts, ItemKind, ItemOutcome, ItemRow, ItemState, LabelFilter, NewItem, StatusChange,
-    TaskCounters, TaskEvent, TaskFilter, TaskKind, TaskRow, TaskStatus, TaskStore,
+    Delivery, ItemCounts, ItemKind, ItemOutcome, ItemRow, ItemState, LabelFilter, NewItem,
+    StatusChange, TaskCounters, TaskEvent, TaskFilter, TaskKind, TaskRow, TaskStatus, TaskStore,
+    Webhook,
 };
 use crate::{Result, StoreError};
 
@@ -650,5 +651,113 @@ impl TaskStore for SqliteStore {
             })
             .collect::<Result<_>>()?;
         Ok((events, total))
+    }
+
+    async fn create_webhook(&self, h: &Webhook) -> Result<()> {
+        sqlx::query("INSERT INTO webhooks(id, owner, url, created) VALUES (?, ?, ?, ?)")
+            .bind(h.id.to_string())
+            .bind(h.owner.to_string())
+            .bind(&h.url)
+            .bind(h.created)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn list_webhooks(&self, owner: Uuid) -> Result<Vec<Webhook>> {
+        let rows = sqlx::query("SELECT * FROM webhooks WHERE owner = ? ORDER BY created, id")
+            .bind(owner.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                Ok(Webhook {
+                    id: uuid_col(r, "id")?,
+                    owner: uuid_col(r, "owner")?,
+                    url: r.try_get("url").map_err(backend)?,
+                    created: r.try_get("created").map_err(backend)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn delete_webhook(&self, id: Uuid, owner: Uuid) -> Result<bool> {
+        let r = sqlx::query("DELETE FROM webhooks WHERE id = ? AND owner = ?")
+            .bind(id.to_string())
+            .bind(owner.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn queue_deliveries(&self, deliveries: &[Delivery], now: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        for d in deliveries {
+            sqlx::query(
+                "INSERT INTO webhook_deliveries(id, webhook_id, url, body, next_attempt) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(d.id.to_string())
+            .bind(d.webhook_id.to_string())
+            .bind(&d.url)
+            .bind(&d.body)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn due_deliveries(
+        &self,
+        now: i64,
+        max_attempts: i64,
+        limit: i64,
+    ) -> Result<Vec<Delivery>> {
+        let rows = sqlx::query(
+            "SELECT * FROM webhook_deliveries WHERE delivered_at IS NULL AND next_attempt <= ? AND attempts < ?
+             ORDER BY next_attempt LIMIT ?",
+        )
+        .bind(now)
+        .bind(max_attempts)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                Ok(Delivery {
+                    id: uuid_col(r, "id")?,
+                    webhook_id: uuid_col(r, "webhook_id")?,
+                    url: r.try_get("url").map_err(backend)?,
+                    body: r.try_get("body").map_err(backend)?,
+                    attempts: r.try_get("attempts").map_err(backend)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn delivery_attempted(
+        &self,
+        id: Uuid,
+        delivered_at: Option<i64>,
+        next_attempt: i64,
+        error: Option<&str>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE webhook_deliveries SET attempts = attempts + 1, delivered_at = ?, next_attempt = ?,
+             last_error = ? WHERE id = ?",
+        )
+        .bind(delivered_at)
+        .bind(next_attempt)
+        .bind(error)
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
     }
 }

@@ -276,6 +276,25 @@ pub struct TaskFilter {
     pub limit: i64,
 }
 
+/// A URL told about its owner's task changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    pub id: Uuid,
+    pub owner: Uuid,
+    pub url: String,
+    pub created: i64,
+}
+
+/// An event owed to a webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub id: Uuid,
+    pub webhook_id: Uuid,
+    pub url: String,
+    pub body: String,
+    pub attempts: i64,
+}
+
 #[async_trait]
 pub trait TaskStore: Send + Sync {
     /// Stores a task with its submitted items. `Conflict` if the owner already used the submission id.
@@ -362,4 +381,26 @@ pub trait TaskStore: Send + Sync {
         offset: i64,
         limit: i64,
     ) -> Result<(Vec<TaskEvent>, i64)>;
+
+    async fn create_webhook(&self, hook: &Webhook) -> Result<()>;
+    async fn list_webhooks(&self, owner: Uuid) -> Result<Vec<Webhook>>;
+    /// False when the owner has no such webhook.
+    async fn delete_webhook(&self, id: Uuid, owner: Uuid) -> Result<bool>;
+    /// Queues deliveries (their `attempts` are ignored), due at `now`.
+    async fn queue_deliveries(&self, deliveries: &[Delivery], now: i64) -> Result<()>;
+    /// Deliveries due at `now` (not delivered, fewer than `max_attempts` tried).
+    async fn due_deliveries(
+        &self,
+        now: i64,
+        max_attempts: i64,
+        limit: i64,
+    ) -> Result<Vec<Delivery>>;
+    /// Records an attempt: delivered, or failed and due again at `next_attempt`.
+    async fn delivery_attempted(
+        &self,
+        id: Uuid,
+        delivered_at: Option<i64>,
+        next_attempt: i64,
+        error: Option<&str>,
+    ) -> Result<()>;
 }

@@ -48,6 +48,8 @@ pub struct EngineSettings {
     /// GridFTP: a killed process loses nothing, and after a machine restart the copies of interrupted tasks
     /// are checked again against their recorded checksums.
     pub durable_writes: bool,
+    /// Let webhooks point at this host or private networks (tests; an internal deployment that wants it).
+    pub webhooks_allow_private: bool,
 }
 
 impl Default for EngineSettings {
@@ -64,6 +66,7 @@ impl Default for EngineSettings {
             default_deadline_secs: 7 * 24 * 3600,
             corrupt_once: None,
             durable_writes: false,
+            webhooks_allow_private: false,
         }
     }
 }
@@ -75,6 +78,10 @@ pub(crate) struct Inner {
     pub notifier: Notifier,
     /// Memory for file data in flight, in KiB permits.
     pub budget: Arc<Semaphore>,
+    /// Signs webhook events (None: webhooks cannot be delivered).
+    pub signer: Option<crate::webhooks::Signer>,
+    /// Woken when webhook deliveries are queued.
+    pub deliveries_due: Notify,
     wake: Notify,
     worker_id: String,
     /// The stop flags of the tasks this process runs: a cancel here stops its task at once (elsewhere, at the
@@ -116,6 +123,7 @@ impl Engine {
         endpoint: Arc<Endpoint>,
         settings: EngineSettings,
         notifier: Notifier,
+        signer: Option<crate::webhooks::Signer>,
     ) -> Self {
         let permits = (settings.memory_budget / 1024).max(1);
         Self {
@@ -126,6 +134,8 @@ impl Engine {
                 settings,
                 notifier,
                 wake: Notify::new(),
+                signer,
+                deliveries_due: Notify::new(),
                 running: Default::default(),
                 worker_id: format!(
                     "{}/{}-{}",
@@ -156,6 +166,7 @@ impl Engine {
                 "resuming tasks left running by the last process"
             );
         }
+        tokio::spawn(crate::webhooks::deliver_loop(self.inner.clone()));
         let inner = self.inner.clone();
         Ok(tokio::spawn(async move { dispatch(inner).await }))
     }

@@ -15,6 +15,7 @@ pub mod filter;
 mod notify;
 mod run;
 pub mod submit;
+pub mod webhooks;
 
 pub use engine::{Engine, EngineSettings, Submitted};
 pub use error::{Result, TransferError};

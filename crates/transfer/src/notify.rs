@@ -1,5 +1,5 @@
 //! Telling a task's owner what became of it: an e-mail when it succeeds, fails or goes INACTIVE, as the
-//! submission's `notify_on_*` fields ask. A notification that cannot be sent is logged; it never changes the task.
+//! submission's `notify_on_*` fields ask, and an event to each of the owner's webhooks. A notification that cannot be sent is logged; it never changes the task.
 
 use std::sync::Arc;
 
@@ -24,6 +24,7 @@ impl Notifier {
     }
 
     pub(crate) async fn task_finished(&self, inner: &Inner, task: &TaskRow) {
+        crate::webhooks::task_event(inner, task).await;
         let Ok(o) = options_of(task) else { return };
         let wanted = match task.status {
             TaskStatus::Succeeded => o.notify_on_succeeded,
@@ -36,6 +37,7 @@ impl Notifier {
     }
 
     pub(crate) async fn task_inactive(&self, inner: &Inner, task: &TaskRow) {
+        crate::webhooks::task_event(inner, task).await;
         if options_of(task).is_ok_and(|o| o.notify_on_inactive) {
             self.mail(inner, task).await;
         }

@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use ferry_store::tasks::{LabelFilter, TaskFilter, TaskKind, TaskStatus};
 use ferry_transfer::doc::{event_doc, skipped_error_doc, successful_transfer_doc};
+use ferry_transfer::webhooks::webhook_doc;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -28,6 +29,9 @@ pub fn router() -> Router<AppState> {
         .route("/v0.10/task/{id}/successful_transfers", get(successful))
         .route("/v0.10/task/{id}/skipped_errors", get(skipped))
         .route("/v0.10/task/{id}/pause_info", get(pause_info))
+        .route("/v0.10/webhook_list", get(webhook_list))
+        .route("/v0.10/webhook", post(webhook_add))
+        .route("/v0.10/webhook/{id}", axum::routing::delete(webhook_remove))
 }
 
 impl Op {
@@ -415,4 +419,57 @@ async fn pause_info(
         "source_pause_message_share": null,
         "destination_pause_message_share": null,
     })))
+}
+
+// ---- webhooks (a Ferry extension) ----
+
+async fn webhook_list(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, TransferError> {
+    let op = Op::at("/webhook_list");
+    let who = op.caller(&s, &headers).await?;
+    let hooks = s.transfer.webhooks(&who).await.map_err(op.task())?;
+    Ok(list(
+        "webhook_list",
+        hooks.iter().map(webhook_doc).collect(),
+        json!({}),
+    ))
+}
+
+async fn webhook_add(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Result<Json<Value>, TransferError> {
+    let op = Op::at("/webhook");
+    let who = op.caller(&s, &headers).await?;
+    let body = op.body(&raw)?;
+    let url = body["url"]
+        .as_str()
+        .ok_or_else(|| op.bad("url: a webhook needs the URL to call".into()))?;
+    let h = s.transfer.add_webhook(&who, url).await.map_err(op.task())?;
+    let mut doc = webhook_doc(&h);
+    doc["code"] = json!("Created");
+    doc["jwks_uri"] = s.auth.discovery()["jwks_uri"].clone();
+    Ok(Json(doc))
+}
+
+async fn webhook_remove(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, TransferError> {
+    let op = Op::at(format!("/webhook/{id}"));
+    let who = op.caller(&s, &headers).await?;
+    let id = Uuid::parse_str(&id).map_err(|_| {
+        op.task()(ferry_transfer::TransferError::TaskNotFound(format!(
+            "no webhook {id}"
+        )))
+    })?;
+    s.transfer
+        .remove_webhook(&who, id)
+        .await
+        .map_err(op.task())?;
+    Ok(op.result("result", "Deleted", "The webhook was removed"))
 }
