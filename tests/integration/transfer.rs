@@ -230,6 +230,21 @@ async fn a_recursive_transfer_copies_verifies_and_reports_every_file() {
     assert_eq!(l["total"], 1, "{l}");
     let (_, p) = w.t(M::GET, &format!("/task/{id}/pause_info"), None).await;
     assert_eq!(p["DATA_TYPE"], "pause_info_limited");
+    // The collection now shows among those recently used, not among those in use (the task ended).
+    let (_, recent) = w
+        .t(M::GET, "/endpoint_search?filter_scope=recently-used", None)
+        .await;
+    let ids: Vec<&str> = recent["DATA"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [w.coll.to_string()], "{recent}");
+    let (_, busy) = w
+        .t(M::GET, "/endpoint_search?filter_scope=in-use", None)
+        .await;
+    assert_eq!(busy["DATA"].as_array().unwrap().len(), 0, "{busy}");
 
     // MD5 when asked, as Globus computes it.
     let t = w

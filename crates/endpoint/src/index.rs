@@ -413,6 +413,32 @@ impl Endpoint {
         Ok(out)
     }
 
+    /// The collections the caller's tasks read or write: those of running tasks (`in-use`), or of tasks
+    /// submitted in the last 30 days (`recently-used`).
+    async fn used_by_tasks(
+        &self,
+        who: &Requester,
+        running: bool,
+    ) -> Result<std::collections::HashSet<Uuid>> {
+        use ferry_store::tasks::{TaskFilter, TaskStatus};
+        let filter = TaskFilter {
+            owner: Some(who.identity.id),
+            statuses: if running {
+                vec![TaskStatus::Active, TaskStatus::Inactive]
+            } else {
+                vec![]
+            },
+            request_after: (!running).then(|| crate::now() - 30 * 24 * 3600),
+            limit: 1000,
+            ..TaskFilter::default()
+        };
+        let (tasks, _) = self.store.list_tasks(&filter).await?;
+        Ok(tasks
+            .iter()
+            .flat_map(|t| std::iter::once(t.source_collection).chain(t.dest_collection))
+            .collect())
+    }
+
     /// `GET /v0.10/endpoint_search`.
     pub async fn search(&self, who: &Requester, q: &SearchQuery) -> Result<SearchPage> {
         let scope = q
@@ -471,6 +497,10 @@ impl Endpoint {
             .split_whitespace()
             .map(str::to_lowercase)
             .collect();
+        let used = match scope {
+            "recently-used" | "in-use" => Some(self.used_by_tasks(who, scope == "in-use").await?),
+            _ => None,
+        };
         let mut hits: Vec<Value> = self
             .relations(who)
             .await?
@@ -481,9 +511,14 @@ impl Endpoint {
                 "shared-with-me" => r.guest && r.permitted && !r.created_by_me,
                 "hide-no-permissions" => r.has_role || r.permitted,
                 "administered-by-me" => r.administered,
-                // Ferry runs no Globus Connect Personal, and "recently used" / "in use" follow tasks, which
-                // come with the transfer engine.
-                "my-gcp-endpoints" | "recently-used" | "in-use" => false,
+                "recently-used" | "in-use" => used.as_ref().is_some_and(|u| {
+                    r.doc["id"]
+                        .as_str()
+                        .and_then(|i| Uuid::parse_str(i).ok())
+                        .is_some_and(|i| u.contains(&i))
+                }),
+                // Ferry runs no Globus Connect Personal.
+                "my-gcp-endpoints" => false,
                 _ => true,
             })
             .filter(|r| {
