@@ -65,8 +65,9 @@ def test_sdk_submit_wait_successful_transfers_and_delete(
 
     transfers = list(tc.task_successful_transfers(task_id))
     assert len(transfers) == 32
-    by_path = {t["source_path"]: t for t in transfers}
-    big = by_path["/sdk-src/big.bin"]
+    # big.bin is copied twice (in the folder, and alone with MD5): tell them apart by destination.
+    by_dest = {t["destination_path"]: t for t in transfers}
+    big = by_dest["/sdk-dst/big.bin"]
     md5 = [t for t in transfers if t["destination_path"] == "/sdk-md5/big.bin"][0]
     assert md5["checksum_algorithm"] == "MD5"
     assert md5["checksum"] == hashlib.md5((storage / "sdk-src/big.bin").read_bytes()).hexdigest()

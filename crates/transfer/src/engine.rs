@@ -187,15 +187,8 @@ impl Engine {
 
     async fn submit(&self, who: &Requester, s: Submission, kind: TaskKind) -> Result<Submitted> {
         let store = &self.inner.store;
-        if let Some(t) = store
-            .find_task_by_submission(who.identity.id, &s.submission_id)
-            .await?
-        {
-            return Ok(Submitted {
-                task_id: t.id,
-                submission_id: s.submission_id,
-                created: false,
-            });
+        if let Some(earlier) = self.earlier(who, &s.submission_id).await? {
+            return Ok(earlier);
         }
         let items = self.check_items(who, &s).await?;
         let t = now();
@@ -226,15 +219,8 @@ impl Engine {
             Ok(()) => {}
             // Two submissions with one id at the same moment: the first one stored wins.
             Err(ferry_store::StoreError::Conflict(_)) => {
-                if let Some(t) = store
-                    .find_task_by_submission(who.identity.id, &s.submission_id)
-                    .await?
-                {
-                    return Ok(Submitted {
-                        task_id: t.id,
-                        submission_id: s.submission_id,
-                        created: false,
-                    });
+                if let Some(earlier) = self.earlier(who, &s.submission_id).await? {
+                    return Ok(earlier);
                 }
             }
             Err(e) => return Err(e.into()),
@@ -245,6 +231,20 @@ impl Engine {
             submission_id: s.submission_id,
             created: true,
         })
+    }
+
+    /// The task an earlier submission with this id created, if any.
+    async fn earlier(&self, who: &Requester, submission_id: &str) -> Result<Option<Submitted>> {
+        Ok(self
+            .inner
+            .store
+            .find_task_by_submission(who.identity.id, submission_id)
+            .await?
+            .map(|t| Submitted {
+                task_id: t.id,
+                submission_id: submission_id.to_string(),
+                created: false,
+            }))
     }
 
     /// The access check of every submitted path (read at the source, write at the destination), before anything

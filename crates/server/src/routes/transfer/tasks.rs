@@ -355,27 +355,51 @@ fn marker(op: &Op, p: &[(String, String)]) -> Result<i64, TransferError> {
     }
 }
 
+/// The per-file lists of a task, paged by marker.
+#[derive(Clone, Copy)]
+enum FileList {
+    Successful,
+    Skipped,
+}
+
+async fn file_list(
+    s: AppState,
+    headers: HeaderMap,
+    id: String,
+    q: Option<String>,
+    which: FileList,
+) -> Result<Json<Value>, TransferError> {
+    let name = match which {
+        FileList::Successful => "successful_transfers",
+        FileList::Skipped => "skipped_errors",
+    };
+    let op = Op::at(format!("/task/{id}/{name}"));
+    let who = op.caller(&s, &headers).await?;
+    let id = op.task_id(&id)?;
+    let m = marker(&op, &params(q.as_deref()))?;
+    let (rows, next) = match which {
+        FileList::Successful => s.transfer.successful_transfers(&who, id, m, 1000).await,
+        FileList::Skipped => s.transfer.skipped_errors(&who, id, m, 1000).await,
+    }
+    .map_err(op.task())?;
+    let doc = match which {
+        FileList::Successful => successful_transfer_doc,
+        FileList::Skipped => skipped_error_doc,
+    };
+    Ok(list(
+        name,
+        rows.iter().map(doc).collect(),
+        json!({"marker": m, "next_marker": next}),
+    ))
+}
+
 async fn successful(
     State(s): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, TransferError> {
-    let op = Op::at(format!("/task/{id}/successful_transfers"));
-    let who = op.caller(&s, &headers).await?;
-    let id = op.task_id(&id)?;
-    let p = params(q.as_deref());
-    let m = marker(&op, &p)?;
-    let (rows, next) = s
-        .transfer
-        .successful_transfers(&who, id, m, 1000)
-        .await
-        .map_err(op.task())?;
-    Ok(list(
-        "successful_transfers",
-        rows.iter().map(successful_transfer_doc).collect(),
-        json!({"marker": m, "next_marker": next}),
-    ))
+    file_list(s, headers, id, q, FileList::Successful).await
 }
 
 async fn skipped(
@@ -384,21 +408,7 @@ async fn skipped(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, TransferError> {
-    let op = Op::at(format!("/task/{id}/skipped_errors"));
-    let who = op.caller(&s, &headers).await?;
-    let id = op.task_id(&id)?;
-    let p = params(q.as_deref());
-    let m = marker(&op, &p)?;
-    let (rows, next) = s
-        .transfer
-        .skipped_errors(&who, id, m, 1000)
-        .await
-        .map_err(op.task())?;
-    Ok(list(
-        "skipped_errors",
-        rows.iter().map(skipped_error_doc).collect(),
-        json!({"marker": m, "next_marker": next}),
-    ))
+    file_list(s, headers, id, q, FileList::Skipped).await
 }
 
 async fn pause_info(
