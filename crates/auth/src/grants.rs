@@ -117,12 +117,13 @@ impl Auth {
         let ok = match (&client, &creds.secret) {
             (Some(c), Some(secret)) if c.kind == ClientKind::Confidential => {
                 let hash = self.store.client_secret_hash(c.id).await?;
-                secrets::verify_password(secret, hash.as_deref())
+                self.hasher.client_secret_matches(secret, hash.as_deref())
             }
             (Some(c), None) => c.kind == ClientKind::Native,
             _ => {
                 // Same work as a real check, so timing does not tell unknown clients apart.
-                secrets::verify_password(creds.secret.as_deref().unwrap_or_default(), None);
+                self.hasher
+                    .client_secret_matches(creds.secret.as_deref().unwrap_or_default(), None);
                 false
             }
         };

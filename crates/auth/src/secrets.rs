@@ -1,9 +1,10 @@
 //! Generating, hashing and checking secrets.
 //!
-//! Passwords and client secrets are hashed with Argon2id (they may be low-entropy, or chosen by people).
-//! Tokens, codes and sessions are 256-bit random strings, so a keyed BLAKE3 hash is enough and cheap on
-//! every request; the key lives in the database, so a stolen hash cannot be checked against a guess offline
-//! without it either.
+//! Passwords are hashed with Argon2id (they may be low-entropy, or chosen by people). Tokens, codes, sessions
+//! and client secrets are 256-bit random strings made here, so a keyed BLAKE3 hash is enough and cheap on every
+//! request (a slow hash adds nothing against guessing 256 bits, and cost every client-credentials token ~30 ms);
+//! the key lives in the database, so a stolen hash cannot be checked against a guess offline without it either.
+//! Client secrets stored by earlier versions as Argon2id hashes still verify.
 
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
@@ -51,7 +52,34 @@ impl TokenHasher {
             .to_hex()
             .to_string()
     }
+
+    /// How a client secret is stored.
+    pub fn hash_client_secret(&self, secret: &str) -> String {
+        format!("{CLIENT_SECRET_PREFIX}{}", self.hash(secret))
+    }
+
+    /// Checks a client secret against its stored hash, in constant time. With no stored hash the same work is
+    /// done against nothing, so that an unknown client takes as long as a wrong secret.
+    pub fn client_secret_matches(&self, secret: &str, stored: Option<&str>) -> bool {
+        match stored {
+            Some(s) if s.starts_with("$argon2") => verify_password(secret, Some(s)),
+            _ => {
+                let computed = self.hash_client_secret(secret);
+                let real = stored.is_some();
+                let stored = stored.unwrap_or(CLIENT_SECRET_PREFIX);
+                aws_lc_rs::constant_time::verify_slices_are_equal(
+                    computed.as_bytes(),
+                    stored.as_bytes(),
+                )
+                .is_ok()
+                    && real
+            }
+        }
+    }
 }
+
+/// Marks a client secret hash as keyed BLAKE3 (older rows hold Argon2id PHC strings).
+const CLIENT_SECRET_PREFIX: &str = "b3k$";
 
 fn argon2() -> Argon2<'static> {
     // OWASP's Argon2id minimum: 19 MiB, 2 passes, 1 lane.
@@ -137,6 +165,24 @@ mod tests {
         assert!(!valid_challenge(
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw+cM"
         ));
+    }
+
+    #[test]
+    fn client_secrets_keyed_and_legacy() {
+        let h = TokenHasher::new([7; 32]);
+        let secret = random_secret("").unwrap();
+        let stored = h.hash_client_secret(&secret);
+        assert!(stored.starts_with(CLIENT_SECRET_PREFIX));
+        assert!(h.client_secret_matches(&secret, Some(&stored)));
+        assert!(!h.client_secret_matches("wrong", Some(&stored)));
+        // Another server's key does not accept this server's hash.
+        assert!(!TokenHasher::new([8; 32]).client_secret_matches(&secret, Some(&stored)));
+        assert!(!h.client_secret_matches(&secret, None));
+        assert!(!h.client_secret_matches("", Some("")));
+        // Rows written before the change hold Argon2id hashes.
+        let legacy = hash_password(&secret).unwrap();
+        assert!(h.client_secret_matches(&secret, Some(&legacy)));
+        assert!(!h.client_secret_matches("wrong", Some(&legacy)));
     }
 
     #[test]

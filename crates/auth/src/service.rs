@@ -266,7 +266,9 @@ impl Auth {
             ClientKind::Confidential => Some(secrets::random_secret("")?),
             ClientKind::Native => None,
         };
-        let hash = secret.as_deref().map(secrets::hash_password).transpose()?;
+        let hash = secret
+            .as_deref()
+            .map(|s| self.hasher.hash_client_secret(s));
         self.store
             .create_client(&identity, &client, hash.as_deref())
             .await?;
@@ -291,7 +293,7 @@ impl Auth {
         }
         let secret = secrets::random_secret("")?;
         self.store
-            .set_client_secret_hash(id, &secrets::hash_password(&secret)?)
+            .set_client_secret_hash(id, &self.hasher.hash_client_secret(&secret))
             .await?;
         self.store.revoke_client_secrets(id, now()).await?;
         Ok(secret)

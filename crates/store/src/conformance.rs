@@ -86,6 +86,7 @@ async fn tasks(store: &dyn Store) {
         mtime: Some(5),
         checksum_algorithm: None,
         external_checksum: None,
+        done_checksum: None,
     };
     store
         .create_task(&task, &[item("/a"), item("/b")])

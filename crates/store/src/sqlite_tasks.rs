@@ -123,11 +123,11 @@ async fn insert_items(
     .map_err(backend)?;
     // Sequence numbers start at 1: 0 is the cursor before the first item.
     let first = first - items.len() as i64 + 1;
-    // SQLite allows 32766 bound parameters; 8 per row.
+    // SQLite allows 32766 bound parameters; 12 per row.
     for (chunk_no, chunk) in items.chunks(1000).enumerate() {
         let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
             "INSERT INTO task_items(task_id, seq, kind, src, dst, recursive, size, mtime, state, \
-             checksum_algorithm, external_checksum) ",
+             checksum_algorithm, external_checksum, checksum) ",
         );
         q.push_values(chunk.iter().enumerate(), |mut b, (i, it)| {
             b.push_bind(task.to_string())
@@ -138,9 +138,13 @@ async fn insert_items(
                 .push_bind(it.recursive as i64)
                 .push_bind(it.size)
                 .push_bind(it.mtime)
-                .push_bind(ItemState::Pending.as_str())
+                .push_bind(match it.done_checksum {
+                    Some(_) => ItemState::Done.as_str(),
+                    None => ItemState::Pending.as_str(),
+                })
                 .push_bind(&it.checksum_algorithm)
-                .push_bind(&it.external_checksum);
+                .push_bind(&it.external_checksum)
+                .push_bind(&it.done_checksum);
         });
         q.build().execute(&mut *tx).await.map_err(backend)?;
     }

@@ -180,6 +180,9 @@ pub struct NewItem {
     pub mtime: Option<i64>,
     pub checksum_algorithm: Option<String>,
     pub external_checksum: Option<String>,
+    /// A file already copied when its row is written (a listing copies small files at once): the row is
+    /// inserted done, with this checksum (of `checksum_algorithm`).
+    pub done_checksum: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

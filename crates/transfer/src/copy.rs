@@ -191,46 +191,87 @@ pub(crate) fn batchable(shared: &Shared, first: &ItemRow, item: &ItemRow) -> boo
         && first.checksum_algorithm == item.checksum_algorithm
 }
 
-/// Copies a batch of small files of one folder into one folder (see [`batchable`]) with one read of the
-/// source folder and one write of the destination folder: the storage does the per-file work in one go,
-/// hashing what it reads and, with `verify_checksum`, what it wrote.
+/// One small file of a batch: what [`copy_small_files`] needs of an item, queued or just listed.
+pub(crate) struct SmallFile<'a> {
+    pub src: &'a str,
+    pub dst: &'a str,
+    pub size: u64,
+    pub checksum_algorithm: Option<&'a str>,
+    pub external_checksum: Option<&'a str>,
+    /// Names the temporary file where the file system needs one (see [`Shared::part_token`]).
+    pub token: String,
+}
+
+impl<'a> SmallFile<'a> {
+    pub fn of_item(shared: &Shared, item: &'a ItemRow) -> Self {
+        SmallFile {
+            src: &item.src,
+            dst: item.dst.as_deref().unwrap_or(""),
+            size: item.size.unwrap_or(0).max(0) as u64,
+            checksum_algorithm: item.checksum_algorithm.as_deref(),
+            external_checksum: item.external_checksum.as_deref(),
+            token: shared.part_token(item.seq),
+        }
+    }
+}
+
+/// Copies queued small files of one folder (see [`batchable`]) as one batch; a file that grew past the
+/// small-file size since it was listed goes the large-file way.
 pub(crate) async fn copy_batch(
     shared: &Shared,
     items: Vec<ItemRow>,
 ) -> Vec<(ItemRow, Result<Copied, Fault>)> {
-    let access = shared.access();
+    let files: Vec<SmallFile> = items.iter().map(|i| SmallFile::of_item(shared, i)).collect();
+    let results = copy_small_files(shared, &files).await;
+    drop(files);
     let mut out = Vec::with_capacity(items.len());
+    for (item, r) in items.into_iter().zip(results) {
+        let r = match r {
+            Some(r) => r,
+            None => copy_file(shared, &item).await,
+        };
+        out.push((item, r));
+    }
+    out
+}
+
+/// Copies small files of one source folder into one destination folder with one read of the source folder
+/// and one write of the destination folder: the storage does the per-file work in one go, hashing what it
+/// reads and, with `verify_checksum`, what it wrote. One result per file, in order; `None` for a file that is
+/// no longer small (nothing was written for it).
+pub(crate) async fn copy_small_files(
+    shared: &Shared,
+    files: &[SmallFile<'_>],
+) -> Vec<Option<Result<Copied, Fault>>> {
+    let access = shared.access();
+    let mut out: Vec<Option<Result<Copied, Fault>>> = (0..files.len()).map(|_| None).collect();
     let Some(dst_access) = access.dst.as_ref() else {
-        return items
-            .into_iter()
-            .map(|i| {
-                (
-                    i,
-                    Err(Fault::fatal("ENDPOINT_ERROR", "no destination collection")),
-                )
-            })
-            .collect();
+        for o in &mut out {
+            *o = Some(Err(Fault::fatal(
+                "ENDPOINT_ERROR",
+                "no destination collection",
+            )));
+        }
+        return out;
     };
-    let mut ready = Vec::with_capacity(items.len());
-    for item in items {
-        let src = access.src.check(&item.src, Action::Read);
-        let dst = dst_access.check(item.dst.as_deref().unwrap_or(""), Action::Write);
+    let mut ready = Vec::with_capacity(files.len());
+    for (i, f) in files.iter().enumerate() {
+        let src = access.src.check(f.src, Action::Read);
+        let dst = dst_access.check(f.dst, Action::Write);
         match (src, dst) {
-            (Err(e), _) => out.push((item, Err(Fault::from_endpoint(e, Side::Source)))),
-            (_, Err(e)) => out.push((item, Err(Fault::from_endpoint(e, Side::Destination)))),
-            (Ok(s), Ok(d)) => ready.push((item, s, d)),
+            (Err(e), _) => out[i] = Some(Err(Fault::from_endpoint(e, Side::Source))),
+            (_, Err(e)) => out[i] = Some(Err(Fault::from_endpoint(e, Side::Destination))),
+            (Ok(s), Ok(d)) => ready.push((i, s, d)),
         }
     }
-    let Some((_, s0, d0)) = ready.first() else {
+    let Some((first, s0, d0)) = ready.first() else {
         return out;
     };
     let (src_conn, dst_conn) = (s0.connector.clone(), d0.connector.clone());
     let parent = |p: &str| ferry_core::path::parent(p).unwrap_or("/").to_string();
     let (src_dir, dst_dir) = (parent(&s0.storage_path), parent(&d0.storage_path));
-    let alg = ready[0]
-        .0
+    let alg = files[*first]
         .checksum_algorithm
-        .as_deref()
         .and_then(Algorithm::parse)
         .unwrap_or(Algorithm::DEFAULT);
     let digest: Digest = std::sync::Arc::new(move |b: &[u8]| {
@@ -238,52 +279,51 @@ pub(crate) async fn copy_batch(
         h.update(b);
         h.finalize()
     });
-    let total: u64 = ready
-        .iter()
-        .map(|(i, _, _)| i.size.unwrap_or(0) as u64)
-        .sum();
-    let Ok(_permits) = budget(shared, total).await else {
-        return out;
+    let total: u64 = ready.iter().map(|(i, _, _)| files[*i].size).sum();
+    let _permits = match budget(shared, total).await {
+        Ok(p) => p,
+        Err(f) => {
+            for (i, _, _) in ready {
+                out[i] = Some(Err(f.clone()));
+            }
+            return out;
+        }
     };
     let leaf = |p: &str| ferry_core::path::file_name(p).unwrap_or("").to_string();
-    let names = ready
-        .iter()
-        .map(|(_, s, _)| leaf(&s.storage_path))
-        .collect();
+    let names = ready.iter().map(|(_, s, _)| leaf(&s.storage_path)).collect();
     let reads = src_conn
         .read_files(&src_dir, names, SMALL, Some(digest.clone()))
         .await;
     let o = &shared.options;
     let mut writes = Vec::new();
     let mut written = Vec::new();
-    let mut larger = Vec::new();
-    for ((item, s, d), r) in ready.into_iter().zip(reads) {
+    for ((i, _, d), r) in ready.into_iter().zip(reads) {
         match r {
-            Err(e) => out.push((item, Err(src_err(e)))),
-            // It grew past the small-file size since it was listed: it goes the large-file way.
-            Ok(w) if w.data.is_none() => larger.push((item, s, d)),
+            Err(e) => out[i] = Some(Err(src_err(e))),
+            // It grew past the small-file size since it was listed.
+            Ok(w) if w.data.is_none() => {}
             Ok(w) => {
                 let sum = w.digest.unwrap_or_default();
-                if let Err(f) = check_external(&item, alg, &sum) {
-                    out.push((item, Err(f)));
+                if let Err(f) = check_external(files[i].src, files[i].external_checksum, alg, &sum) {
+                    out[i] = Some(Err(f));
                     continue;
                 }
                 writes.push(WholeWrite {
                     name: leaf(&d.storage_path),
-                    token: shared.part_token(item.seq),
+                    token: files[i].token.clone(),
                     data: w.data.unwrap_or_default(),
                     mtime: o.preserve_timestamp.then_some(w.entry.mtime),
                     expect: o.verify_checksum.then(|| sum.clone()),
                 });
-                written.push((item, sum, w.entry.size));
+                written.push((i, sum, w.entry.size));
             }
         }
     }
     let results = dst_conn
         .write_files(&dst_dir, writes, o.verify_checksum.then_some(digest))
         .await;
-    for ((item, sum, size), r) in written.into_iter().zip(results) {
-        let r = match r {
+    for ((i, sum, size), r) in written.into_iter().zip(results) {
+        out[i] = Some(match r {
             Ok(_) => Ok(Copied {
                 skipped: false,
                 rechecked: false,
@@ -292,14 +332,9 @@ pub(crate) async fn copy_batch(
                 bytes_transferred: size,
                 bytes_checksummed: if o.verify_checksum { size } else { 0 },
             }),
-            Err(StorageError::VerifyFailed(_)) => Err(mismatch(&item.src, alg)),
+            Err(StorageError::VerifyFailed(_)) => Err(mismatch(files[i].src, alg)),
             Err(e) => Err(dst_err(e)),
-        };
-        out.push((item, r));
-    }
-    for (item, s, d) in larger {
-        let r = copy_large(shared, &item, &s, &d, alg).await;
-        out.push((item, r));
+        });
     }
     out
 }
@@ -400,13 +435,12 @@ async fn maybe_corrupt(shared: &Shared, dst_path: &str, part: &dyn PartFile) {
     }
 }
 
-fn check_external(item: &ItemRow, alg: Algorithm, sum: &str) -> Result<(), Fault> {
-    match &item.external_checksum {
+fn check_external(src: &str, want: Option<&str>, alg: Algorithm, sum: &str) -> Result<(), Fault> {
+    match want {
         Some(want) if want != sum => Err(Fault {
             code: "CHECKSUM_MISMATCH",
             message: format!(
-                "{}: the source's {} checksum {sum} is not the external_checksum {want}",
-                item.src,
+                "{src}: the source's {} checksum {sum} is not the external_checksum {want}",
                 alg.name()
             ),
             kind: FaultKind::Source,
@@ -427,7 +461,7 @@ async fn copy_small(
     let o = &shared.options;
     let len = data.len() as u64;
     let sum = hash_all(alg, data.clone()).await;
-    check_external(item, alg, &sum)?;
+    check_external(&item.src, item.external_checksum.as_deref(), alg, &sum)?;
     let token = shared.part_token(item.seq);
     let part = dst
         .connector
@@ -601,7 +635,7 @@ async fn copy_large(
         let _ = part.discard().await;
         return Err(changed(&item.src));
     }
-    check_external(item, alg, &sum)?;
+    check_external(&item.src, item.external_checksum.as_deref(), alg, &sum)?;
     maybe_corrupt(shared, &dst.path, part.as_ref()).await;
     if o.verify_checksum {
         let back = if alg.combinable() {

@@ -293,6 +293,7 @@ impl Engine {
                 mtime: None,
                 checksum_algorithm: it.checksum_algorithm.map(|a| a.name().to_string()),
                 external_checksum: it.external_checksum.clone(),
+                done_checksum: None,
             });
         }
         Ok(items)

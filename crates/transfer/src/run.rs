@@ -19,7 +19,10 @@ use ferry_store::tasks::{
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use crate::copy::{BATCH_BYTES, BATCH_FILES, Copied, batchable, copy_batch, copy_file};
+use crate::copy::{
+    BATCH_BYTES, BATCH_FILES, Copied, SMALL, SmallFile, batchable, copy_batch, copy_file,
+    copy_small_files,
+};
 use crate::engine::{Inner, event, now, options_of, owner_of};
 use crate::filter;
 use crate::submit::Options;
@@ -643,6 +646,7 @@ impl Run {
                     mtime: Some(entry.mtime),
                     checksum_algorithm: item.checksum_algorithm.clone(),
                     external_checksum: item.external_checksum.clone(),
+                    done_checksum: None,
                 }],
                 TaskCounters {
                     files: 1,
@@ -651,6 +655,14 @@ impl Run {
             ),
             Ok(Listed::Dir(children, counted)) => (children, counted),
         };
+        if self.shared.inner.settings.durable_writes
+            && children.iter().any(|c| c.done_checksum.is_some())
+            && let Some(c) = self.shared.access().dst.and_then(|d| d.connector())
+            && let Err(e) = c.flush().await
+        {
+            let f = Fault::retry("ENDPOINT_ERROR", format!("flushing the destination failed: {e}"));
+            return Ok(self.fault(item, f));
+        }
         self.success();
         let done = ItemOutcome {
             seq: item.seq,
@@ -796,12 +808,72 @@ async fn list_item(shared: &Shared, item: &ItemRow) -> Result<Listed, Fault> {
             mtime: Some(e.mtime),
             checksum_algorithm: item.checksum_algorithm.clone(),
             external_checksum: None,
+            done_checksum: None,
         });
     }
     if shared.options.delete_destination_extra {
         delete_extra(dst, dst_dir, &names, rules).await?;
     }
+    copy_listed(shared, item.seq, &mut children, &mut counted).await;
     Ok(Listed::Dir(children, counted))
+}
+
+/// Small files of a listed folder copied by the listing itself.
+const INLINE_FILES: usize = 1024;
+
+/// Copies the small files of a folder just listed, at once, so that their rows are written once, done, with
+/// the listing (a row written pending, read back and updated again costs more than copying 4 KiB). If the
+/// process dies before that, the folder is listed and its files copied again: a copy only ever gets its real
+/// name complete. A file that fails here stays pending, and the per-file path retries it and counts the fault;
+/// folders of many files copy the rest that way, so that progress is recorded as it goes.
+async fn copy_listed(shared: &Shared, seq: i64, children: &mut [NewItem], counted: &mut TaskCounters) {
+    if shared.options.sync_level.is_some() || shared.inner.settings.corrupt_once.is_some() {
+        return;
+    }
+    let small: Vec<usize> = children
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.kind == ItemKind::File && c.size.is_some_and(|s| s as u64 <= SMALL))
+        .map(|(i, _)| i)
+        .take(INLINE_FILES)
+        .collect();
+    let mut at = 0;
+    while at < small.len() {
+        let mut end = at;
+        let mut bytes = 0;
+        while end < small.len() && end - at < BATCH_FILES && bytes < BATCH_BYTES {
+            bytes += children[small[end]].size.unwrap_or(0) as u64;
+            end += 1;
+        }
+        let batch = &small[at..end];
+        let files: Vec<SmallFile> = batch
+            .iter()
+            .map(|&i| {
+                let c = &children[i];
+                SmallFile {
+                    src: &c.src,
+                    dst: c.dst.as_deref().unwrap_or(""),
+                    size: c.size.unwrap_or(0) as u64,
+                    checksum_algorithm: c.checksum_algorithm.as_deref(),
+                    external_checksum: None,
+                    token: format!("{}-{i}", shared.part_token(seq)),
+                }
+            })
+            .collect();
+        let results = copy_small_files(shared, &files).await;
+        drop(files);
+        for (&i, r) in batch.iter().zip(results) {
+            if let Some(Ok(c)) = r {
+                counted.files_transferred += 1;
+                counted.bytes_transferred += c.bytes_transferred as i64;
+                counted.bytes_checksummed += c.bytes_checksummed as i64;
+                let child = &mut children[i];
+                child.checksum_algorithm = Some(c.algorithm.name().to_string());
+                child.done_checksum = c.checksum;
+            }
+        }
+        at = end;
+    }
 }
 
 /// Creates a destination folder and any missing parents, each through the access check.
