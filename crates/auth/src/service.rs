@@ -266,9 +266,7 @@ impl Auth {
             ClientKind::Confidential => Some(secrets::random_secret("")?),
             ClientKind::Native => None,
         };
-        let hash = secret
-            .as_deref()
-            .map(|s| self.hasher.hash_client_secret(s));
+        let hash = secret.as_deref().map(|s| self.hasher.hash_client_secret(s));
         self.store
             .create_client(&identity, &client, hash.as_deref())
             .await?;

@@ -492,6 +492,7 @@ fn stamp(md: &std::fs::Metadata) -> (u64, i64, i64, i64, i64, u64) {
 }
 
 /// pread until `len` bytes or the end of the file.
+/// Reads up to `len` bytes at `offset`: fewer only at the end of the file.
 fn pread(file: &std::fs::File, offset: u64, len: usize, path: &str) -> Result<Bytes> {
     use std::os::unix::fs::FileExt as _;
     let mut buf = BytesMut::zeroed(len);
@@ -553,7 +554,6 @@ impl Inner {
         max: u64,
         digest: Option<&Digest>,
     ) -> Result<WholeRead> {
-        use std::io::Read as _;
         let path = crate::names::child(dir, name);
         let mut opts = OpenOptions::new();
         opts.read(true).follow(FollowSymlinks::No);
@@ -568,7 +568,7 @@ impl Inner {
                 StorageError::InvalidName(format!("{path}: not a regular file"))
             });
         }
-        let entry = self.entry(name.to_string(), &md, None);
+        let mut entry = self.entry(name.to_string(), &md, None);
         if md.len() > max {
             return Ok(WholeRead {
                 entry,
@@ -576,22 +576,13 @@ impl Inner {
                 digest: None,
             });
         }
-        let mut buf = Vec::with_capacity(md.len() as usize + 1);
-        f.into_std()
-            .take(max + 1)
-            .read_to_end(&mut buf)
-            .map_err(|e| os_err(&path, e))?;
-        if buf.len() as u64 > max {
-            return Ok(WholeRead {
-                entry,
-                data: None,
-                digest: None,
-            });
-        }
+        // The size the file had when opened: what it gains later belongs to the next copy, as with cp.
+        let buf = pread(&f.into_std(), 0, md.len() as usize, &path)?;
+        entry.size = buf.len() as u64;
         Ok(WholeRead {
             digest: digest.map(|d| d(&buf)),
             entry,
-            data: Some(Bytes::from(buf)),
+            data: Some(buf),
         })
     }
 
@@ -659,7 +650,8 @@ fn fill(file: &std::fs::File, f: &WholeWrite, digest: Option<&Digest>, path: &st
     let mut w = file;
     w.write_all(&f.data).map_err(|e| os_err(path, e))?;
     if let (Some(d), Some(want)) = (digest, &f.expect) {
-        let back = pread(file, 0, f.data.len() + 1, path)?;
+        // Nothing else can write an unnamed file, and its size is ours: reading its length back is enough.
+        let back = pread(file, 0, f.data.len(), path)?;
         if back.len() != f.data.len() || d(&back) != *want {
             return Err(StorageError::VerifyFailed(path.into()));
         }
@@ -691,41 +683,45 @@ fn unnamed_file(folder: &Dir) -> Option<std::fs::File> {
 
 /// Gives an unnamed file the name `name` in `folder` (fails with EEXIST if the name is taken).
 fn link_unnamed(file: &std::fs::File, folder: &Dir, name: &str) -> io::Result<()> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    // AT_EMPTY_PATH links the descriptor itself; it needs CAP_DAC_READ_SEARCH (before Linux 6.10), so where it
+    // is refused the /proc/self/fd path does the same, at the cost of resolving that path every time.
+    static EMPTY_PATH_WORKS: AtomicBool = AtomicBool::new(true);
     let to = CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let link = |from_fd: libc::c_int, from: &std::ffi::CStr, flags: libc::c_int| {
+        // SAFETY: the descriptors are open for the call and the paths are NUL-terminated strings that outlive it.
+        let rc = unsafe {
+            libc::linkat(
+                from_fd,
+                from.as_ptr(),
+                folder.as_raw_fd(),
+                to.as_ptr(),
+                flags,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    };
+    let empty = || link(file.as_raw_fd(), c"", libc::AT_EMPTY_PATH);
+    if EMPTY_PATH_WORKS.load(Ordering::Relaxed) {
+        match empty() {
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+            r => return r,
+        }
+    }
     let proc_path = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
         .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: the descriptors are open for the call and the paths are NUL-terminated strings that outlive it.
-    let rc = unsafe {
-        libc::linkat(
-            libc::AT_FDCWD,
-            proc_path.as_ptr(),
-            folder.as_raw_fd(),
-            to.as_ptr(),
-            libc::AT_SYMLINK_FOLLOW,
-        )
-    };
-    if rc == 0 {
-        return Ok(());
-    }
-    let e = io::Error::last_os_error();
-    if e.raw_os_error() != Some(libc::ENOENT) {
-        return Err(e);
-    }
-    // No /proc: AT_EMPTY_PATH does the same (it needs CAP_DAC_READ_SEARCH).
-    // SAFETY: as above; "" is NUL-terminated.
-    let rc = unsafe {
-        libc::linkat(
-            file.as_raw_fd(),
-            c"".as_ptr(),
-            folder.as_raw_fd(),
-            to.as_ptr(),
-            libc::AT_EMPTY_PATH,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
+    match link(libc::AT_FDCWD, &proc_path, libc::AT_SYMLINK_FOLLOW) {
+        Ok(()) => {
+            EMPTY_PATH_WORKS.store(false, Ordering::Relaxed);
+            Ok(())
+        }
+        // No /proc either: the last word is AT_EMPTY_PATH's.
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => empty(),
+        Err(e) => Err(e),
     }
 }
 

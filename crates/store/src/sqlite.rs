@@ -44,7 +44,12 @@ fn private_file(path: &Path) -> std::io::Result<()> {
 }
 
 pub struct SqliteStore {
+    /// Reads, from several connections at once.
     pub(crate) pool: SqlitePool,
+    /// Every write, through one connection: SQLite takes one writer at a time anyway, and writers on separate
+    /// connections wait for each other in the busy handler's sleeps (1 ms, 2 ms, 5 ms, … each), can fail a
+    /// read-then-write transaction outright (SQLITE_BUSY_SNAPSHOT), and drop each other's page caches.
+    pub(crate) writer: SqlitePool,
 }
 
 impl SqliteStore {
@@ -61,16 +66,23 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
+        let cannot =
+            |e: sqlx::Error| StoreError::Backend(format!("cannot open {}: {e}", path.display()));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts.clone())
+            .await
+            .map_err(cannot)?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&writer)
+            .await
+            .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(opts)
             .await
-            .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
-        Ok(Self { pool })
+            .map_err(cannot)?;
+        Ok(Self { pool, writer })
     }
 }
 
@@ -333,7 +345,7 @@ impl Store for SqliteStore {
         sqlx::query("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING")
             .bind(key)
             .bind(value)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(backend)?;
         self.meta_get(key).await?.ok_or(StoreError::NotFound)
@@ -351,7 +363,7 @@ impl Store for SqliteStore {
         sqlx::query("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
             .bind(key)
             .bind(value)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(backend)?;
         Ok(())
@@ -370,7 +382,7 @@ impl Store for SqliteStore {
         .bind(i.kind.as_str())
         .bind(password_hash)
         .bind(i.created)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|e| match backend(e) {
             StoreError::Conflict(_) => StoreError::Conflict(format!("identity '{}'", i.username)),
@@ -410,7 +422,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_identity(&self, id: Uuid) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.writer.begin().await.map_err(backend)?;
         sqlx::query("DELETE FROM secrets WHERE identity_id = ?1 OR client_id = ?1")
             .bind(id.to_string())
             .execute(&mut *tx)
@@ -445,7 +457,7 @@ impl Store for SqliteStore {
         c: &Client,
         secret_hash: Option<&str>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.writer.begin().await.map_err(backend)?;
         sqlx::query(
             "INSERT INTO identities(id, username, name, email, organization, kind, password_hash, created) \
              VALUES (?, ?, ?, NULL, NULL, 'client', NULL, ?)",
@@ -510,7 +522,7 @@ impl Store for SqliteStore {
         let n = sqlx::query("UPDATE clients SET secret_hash = ? WHERE id = ?")
             .bind(hash)
             .bind(id.to_string())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(backend)?
             .rows_affected();
@@ -538,7 +550,7 @@ impl Store for SqliteStore {
         .bind(s.expires_at)
         .bind(s.used_at)
         .bind(s.revoked_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(backend)?;
         Ok(())
@@ -561,7 +573,7 @@ impl Store for SqliteStore {
         )
         .bind(now)
         .bind(hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await
         .map_err(backend)?;
         if let Some(row) = first {
@@ -574,7 +586,7 @@ impl Store for SqliteStore {
         sqlx::query("UPDATE secrets SET revoked_at = ? WHERE hash = ? AND revoked_at IS NULL")
             .bind(now)
             .bind(hash)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(backend)?;
         Ok(())
@@ -584,7 +596,7 @@ impl Store for SqliteStore {
         sqlx::query("UPDATE secrets SET revoked_at = ? WHERE grant_id = ? AND revoked_at IS NULL")
             .bind(now)
             .bind(grant_id.to_string())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(backend)?;
         Ok(())
@@ -596,7 +608,7 @@ impl Store for SqliteStore {
         )
         .bind(now)
         .bind(client_id.to_string())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(backend)?;
         Ok(())
@@ -605,7 +617,7 @@ impl Store for SqliteStore {
     async fn purge_expired(&self, now: i64, grace: i64) -> Result<u64> {
         Ok(sqlx::query("DELETE FROM secrets WHERE expires_at < ?")
             .bind(now - grace)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(backend)?
             .rows_affected())
@@ -627,7 +639,7 @@ impl Store for SqliteStore {
             sqlx::query("UPDATE consents SET last_used = ? WHERE id = ?")
                 .bind(c.last_used)
                 .bind(&id)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err(backend)?;
             return Uuid::parse_str(&id).map_err(|e| StoreError::Backend(e.to_string()));
@@ -642,7 +654,7 @@ impl Store for SqliteStore {
         .bind(c.parent_id.map(|p| p.to_string()))
         .bind(c.created)
         .bind(c.last_used)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(backend)?;
         Ok(c.id)
@@ -660,7 +672,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_group(&self, g: &Group, owner: &Membership) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.writer.begin().await.map_err(backend)?;
         sqlx::query(
             "INSERT INTO groups(id, name, description, parent_id, visibility, members_visibility, created) \
              VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -699,7 +711,7 @@ impl Store for SqliteStore {
         .bind(&g.visibility)
         .bind(&g.members_visibility)
         .bind(g.id.to_string())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(backend)?
         .rows_affected();
@@ -713,7 +725,7 @@ impl Store for SqliteStore {
     async fn delete_group(&self, id: Uuid) -> Result<()> {
         let n = sqlx::query("DELETE FROM groups WHERE id = ?")
             .bind(id.to_string())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(backend)?
             .rows_affected();
@@ -775,7 +787,7 @@ impl Store for SqliteStore {
     }
 
     async fn put_membership(&self, m: &Membership) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.writer.begin().await.map_err(backend)?;
         put_membership_in(&mut tx, m).await?;
         tx.commit().await.map_err(backend)
     }
@@ -784,7 +796,7 @@ impl Store for SqliteStore {
         let n = sqlx::query("DELETE FROM memberships WHERE group_id = ? AND identity_id = ?")
             .bind(group_id.to_string())
             .bind(identity_id.to_string())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(backend)?
             .rows_affected();
@@ -800,7 +812,7 @@ impl Store for SqliteStore {
             .bind(doc.id.to_string())
             .bind(to_doc(doc)?)
             .bind(now_secs())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(backend)?;
         Ok(())
@@ -830,7 +842,7 @@ impl Store for SqliteStore {
             sqlx::query("UPDATE storage_gateways SET doc = ? WHERE id = ?")
                 .bind(to_doc(doc)?)
                 .bind(doc.id.to_string())
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err(backend)?
                 .rows_affected(),
@@ -840,7 +852,7 @@ impl Store for SqliteStore {
     async fn delete_gateway(&self, id: Uuid) -> Result<()> {
         let r = sqlx::query("DELETE FROM storage_gateways WHERE id = ?")
             .bind(id.to_string())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(|e| match backend(e) {
                 StoreError::Backend(m) if m.contains("FOREIGN KEY") => {
@@ -863,7 +875,7 @@ impl Store for SqliteStore {
         .bind(doc.identity_id.map(|i| i.to_string()))
         .bind(to_doc(doc)?)
         .bind(now_secs())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|e| match backend(e) {
             StoreError::Backend(m) if m.contains("FOREIGN KEY") || m.contains("NOT NULL") => StoreError::NotFound,
@@ -906,7 +918,7 @@ impl Store for SqliteStore {
                 .bind(to_doc(doc)?)
                 .bind(doc.identity_id.map(|i| i.to_string()))
                 .bind(doc.id.to_string())
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err(backend)?
                 .rows_affected(),
@@ -917,7 +929,7 @@ impl Store for SqliteStore {
         affected(
             sqlx::query("DELETE FROM collections WHERE id = ?")
                 .bind(id.to_string())
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err(backend)?
                 .rows_affected(),
@@ -933,7 +945,7 @@ impl Store for SqliteStore {
         .bind(&role.principal)
         .bind(role.role.as_str())
         .bind(now_secs())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|e| match backend(e) {
             StoreError::Conflict(_) => {
@@ -970,7 +982,7 @@ impl Store for SqliteStore {
         affected(
             sqlx::query("DELETE FROM roles WHERE id = ?")
                 .bind(id.to_string())
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err(backend)?
                 .rows_affected(),
@@ -985,7 +997,7 @@ impl Store for SqliteStore {
         .bind(doc.collection_id.to_string())
         .bind(to_doc(doc)?)
         .bind(now_secs())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|e| match backend(e) {
             StoreError::Backend(m) if m.contains("FOREIGN KEY") => StoreError::NotFound,
@@ -1020,7 +1032,7 @@ impl Store for SqliteStore {
         affected(
             sqlx::query("DELETE FROM sharing_policies WHERE id = ?")
                 .bind(id.to_string())
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err(backend)?
                 .rows_affected(),
@@ -1036,7 +1048,7 @@ impl Store for SqliteStore {
         .bind(doc.storage_gateway_id.to_string())
         .bind(to_doc(doc)?)
         .bind(now_secs())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|e| match backend(e) {
             StoreError::Backend(m) if m.contains("FOREIGN KEY") => StoreError::NotFound,
@@ -1078,7 +1090,7 @@ impl Store for SqliteStore {
             sqlx::query("UPDATE user_credentials SET doc = ? WHERE id = ?")
                 .bind(to_doc(doc)?)
                 .bind(doc.id.to_string())
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err(backend)?
                 .rows_affected(),
@@ -1089,7 +1101,7 @@ impl Store for SqliteStore {
         affected(
             sqlx::query("DELETE FROM user_credentials WHERE id = ?")
                 .bind(id.to_string())
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err(backend)?
                 .rows_affected(),
@@ -1097,7 +1109,10 @@ impl Store for SqliteStore {
     }
 
     async fn create_acl_rule(&self, r: &AclRule) -> Result<()> {
-        acl_insert(r).execute(&self.pool).await.map_err(acl_error)?;
+        acl_insert(r)
+            .execute(&self.writer)
+            .await
+            .map_err(acl_error)?;
         Ok(())
     }
 
@@ -1116,7 +1131,7 @@ impl Store for SqliteStore {
         affected(
             sqlx::query("DELETE FROM acl_rules WHERE id = ?")
                 .bind(id.to_string())
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err(backend)?
                 .rows_affected(),
@@ -1146,7 +1161,7 @@ impl Store for SqliteStore {
             .bind(r.expires_at)
             .bind(acl_extra(r))
             .bind(r.id.to_string())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(acl_error)?
             .rows_affected(),
@@ -1154,7 +1169,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_invitation(&self, inv: &Invitation, rule: &AclRule) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.writer.begin().await.map_err(backend)?;
         acl_insert(rule)
             .execute(&mut *tx)
             .await
@@ -1207,7 +1222,7 @@ impl Store for SqliteStore {
         .bind(now)
         .bind(id.to_string())
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(backend)?
         .rows_affected();
@@ -1225,7 +1240,7 @@ impl Store for SqliteStore {
         .bind(&b.path)
         .bind(b.pinned as i64)
         .bind(b.created)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(bookmark_error)?;
         Ok(())
@@ -1259,7 +1274,7 @@ impl Store for SqliteStore {
                 .bind(&b.path)
                 .bind(b.pinned as i64)
                 .bind(b.id.to_string())
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err(bookmark_error)?
                 .rows_affected(),
@@ -1270,7 +1285,7 @@ impl Store for SqliteStore {
         affected(
             sqlx::query("DELETE FROM bookmarks WHERE id = ?")
                 .bind(id.to_string())
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err(backend)?
                 .rows_affected(),
@@ -1283,7 +1298,7 @@ impl Store for SqliteStore {
             .bind(owner.to_string())
             .bind(to_doc(policy)?)
             .bind(now_secs())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(backend)?;
         Ok(())
@@ -1314,7 +1329,7 @@ impl Store for SqliteStore {
             sqlx::query("UPDATE auth_policies SET doc = ? WHERE id = ?")
                 .bind(to_doc(policy)?)
                 .bind(policy.id.to_string())
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err(backend)?
                 .rows_affected(),
@@ -1325,7 +1340,7 @@ impl Store for SqliteStore {
         affected(
             sqlx::query("DELETE FROM auth_policies WHERE id = ?")
                 .bind(id.to_string())
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err(backend)?
                 .rows_affected(),
@@ -1333,7 +1348,7 @@ impl Store for SqliteStore {
     }
 
     async fn append_audit(&self, records: &[AuditRecord]) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.writer.begin().await.map_err(backend)?;
         for a in records {
             sqlx::query(
                 "INSERT INTO audit(time, identity_id, action, collection_id, path, allowed, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -243,7 +243,7 @@ fn task_where(q: &mut QueryBuilder<Sqlite>, f: &TaskFilter) {
 #[async_trait]
 impl TaskStore for SqliteStore {
     async fn create_task(&self, t: &TaskRow, items: &[NewItem]) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.writer.begin().await.map_err(backend)?;
         sqlx::query(
             "INSERT INTO tasks(id, kind, owner, submission_id, status, label, source_collection, dest_collection,
              options, request_time, deadline, run_after, nice_status)
@@ -329,7 +329,7 @@ impl TaskStore for SqliteStore {
         .bind(label)
         .bind(deadline)
         .bind(id.to_string())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(backend)?;
         if r.rows_affected() == 0 {
@@ -350,7 +350,7 @@ impl TaskStore for SqliteStore {
         .bind(now + lease_secs)
         .bind(now)
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await
         .map_err(backend)?
         .map(|r| task_from(&r))
@@ -365,7 +365,7 @@ impl TaskStore for SqliteStore {
         .bind(now + lease_secs)
         .bind(id.to_string())
         .bind(worker)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(backend)?;
         Ok(r.rows_affected() == 1)
@@ -379,14 +379,14 @@ impl TaskStore for SqliteStore {
         .bind(run_after)
         .bind(id.to_string())
         .bind(worker)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(backend)?;
         Ok(())
     }
 
     async fn release_all_leases(&self) -> Result<Vec<(Uuid, String)>> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.writer.begin().await.map_err(backend)?;
         let rows = sqlx::query("SELECT id, lease_owner FROM tasks WHERE lease_owner IS NOT NULL")
             .fetch_all(&mut *tx)
             .await
@@ -413,7 +413,7 @@ impl TaskStore for SqliteStore {
             "UPDATE task_items SET state = 'pending' WHERE task_id = ? AND state = 'done' AND kind = 'file'",
         )
         .bind(task.to_string())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(backend)?;
         Ok(r.rows_affected() as i64)
@@ -430,7 +430,7 @@ impl TaskStore for SqliteStore {
         .bind(c.fatal_error.as_ref().map(|f| f.to_string()))
         .bind(c.completion_time)
         .bind(id.to_string())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(backend)?;
         Ok(r.rows_affected() == 1)
@@ -461,7 +461,7 @@ impl TaskStore for SqliteStore {
         listed: Option<&ItemOutcome>,
         delta: &TaskCounters,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.writer.begin().await.map_err(backend)?;
         insert_items(&mut tx, task, items).await?;
         if let Some(o) = listed {
             record_outcome(&mut tx, task, o).await?;
@@ -476,7 +476,7 @@ impl TaskStore for SqliteStore {
         outcomes: &[ItemOutcome],
         delta: &TaskCounters,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.writer.begin().await.map_err(backend)?;
         // One statement for the whole batch: a statement per row costs a round trip to SQLite's thread each.
         let rows: Vec<serde_json::Value> = outcomes
             .iter()
@@ -524,7 +524,7 @@ impl TaskStore for SqliteStore {
         progress: &str,
         delta: &TaskCounters,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.writer.begin().await.map_err(backend)?;
         sqlx::query("UPDATE task_items SET progress = ? WHERE task_id = ? AND seq = ?")
             .bind(progress)
             .bind(task.to_string())
@@ -597,7 +597,7 @@ impl TaskStore for SqliteStore {
         .bind(code)
         .bind(now)
         .bind(task.to_string())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(backend)?;
         Ok(r.rows_affected() as i64)
@@ -615,7 +615,7 @@ impl TaskStore for SqliteStore {
         .bind(e.is_error as i64)
         .bind(&e.description)
         .bind(&e.details)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(backend)?;
         Ok(())
@@ -663,7 +663,7 @@ impl TaskStore for SqliteStore {
             .bind(h.owner.to_string())
             .bind(&h.url)
             .bind(h.created)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(backend)?;
         Ok(())
@@ -691,14 +691,14 @@ impl TaskStore for SqliteStore {
         let r = sqlx::query("DELETE FROM webhooks WHERE id = ? AND owner = ?")
             .bind(id.to_string())
             .bind(owner.to_string())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(backend)?;
         Ok(r.rows_affected() == 1)
     }
 
     async fn queue_deliveries(&self, deliveries: &[Delivery], now: i64) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.writer.begin().await.map_err(backend)?;
         for d in deliveries {
             sqlx::query(
                 "INSERT INTO webhook_deliveries(id, webhook_id, url, body, next_attempt) VALUES (?, ?, ?, ?, ?)",
@@ -759,7 +759,7 @@ impl TaskStore for SqliteStore {
         .bind(next_attempt)
         .bind(error)
         .bind(id.to_string())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(backend)?;
         Ok(())

@@ -221,7 +221,10 @@ pub(crate) async fn copy_batch(
     shared: &Shared,
     items: Vec<ItemRow>,
 ) -> Vec<(ItemRow, Result<Copied, Fault>)> {
-    let files: Vec<SmallFile> = items.iter().map(|i| SmallFile::of_item(shared, i)).collect();
+    let files: Vec<SmallFile> = items
+        .iter()
+        .map(|i| SmallFile::of_item(shared, i))
+        .collect();
     let results = copy_small_files(shared, &files).await;
     drop(files);
     let mut out = Vec::with_capacity(items.len());
@@ -290,7 +293,10 @@ pub(crate) async fn copy_small_files(
         }
     };
     let leaf = |p: &str| ferry_core::path::file_name(p).unwrap_or("").to_string();
-    let names = ready.iter().map(|(_, s, _)| leaf(&s.storage_path)).collect();
+    let names = ready
+        .iter()
+        .map(|(_, s, _)| leaf(&s.storage_path))
+        .collect();
     let reads = src_conn
         .read_files(&src_dir, names, SMALL, Some(digest.clone()))
         .await;
@@ -304,7 +310,8 @@ pub(crate) async fn copy_small_files(
             Ok(w) if w.data.is_none() => {}
             Ok(w) => {
                 let sum = w.digest.unwrap_or_default();
-                if let Err(f) = check_external(files[i].src, files[i].external_checksum, alg, &sum) {
+                if let Err(f) = check_external(files[i].src, files[i].external_checksum, alg, &sum)
+                {
                     out[i] = Some(Err(f));
                     continue;
                 }

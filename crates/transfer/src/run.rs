@@ -32,8 +32,10 @@ const FLUSH_EVERY: Duration = Duration::from_millis(250);
 const FLUSH_BATCH: usize = 512;
 /// Pending files fetched from the database at a time.
 const FETCH: i64 = 1024;
-/// Folders listed at once.
-const LISTINGS: usize = 4;
+/// Folders listed at once (each copies its small files: see [`copy_listed`]).
+const LISTINGS: usize = 6;
+/// Pending folders fetched from the database at a time.
+const DIR_FETCH: i64 = 64;
 /// Listing stops running ahead of the copies when this many files are queued.
 const QUEUE_HIGH: usize = 4096;
 /// The caller's groups and rules are read again at least this often during a run.
@@ -305,7 +307,8 @@ impl Run {
         let id = self.task.id;
         let mut queue: VecDeque<ItemRow> = VecDeque::new();
         let mut copies: JoinSet<Vec<(ItemRow, Result<Copied, Fault>)>> = JoinSet::new();
-        let mut listings: JoinSet<(ItemRow, Result<Listed, Fault>)> = JoinSet::new();
+        let mut listings: JoinSet<(ItemRow, Result<(), ListFail>)> = JoinSet::new();
+        let mut dirs: VecDeque<ItemRow> = VecDeque::new();
         let mut file_cursor = 0i64;
         let mut dir_cursor = 0i64;
         let mut files_exhausted = false;
@@ -328,27 +331,35 @@ impl Run {
                 self.refresh().await;
             }
             // Folders: a few listings at a time, while the copy queue is not too long.
-            if listings.len() < LISTINGS && !dirs_exhausted && queue.len() < QUEUE_HIGH {
-                let want = (LISTINGS - listings.len()) as i64;
+            if dirs.is_empty() && !dirs_exhausted && queue.len() < QUEUE_HIGH {
                 match store
-                    .pending_items(id, &[ItemKind::Path, ItemKind::Dir], dir_cursor, want)
+                    .pending_items(id, &[ItemKind::Path, ItemKind::Dir], dir_cursor, DIR_FETCH)
                     .await
                 {
                     Ok(rows) => {
-                        if (rows.len() as i64) < want {
+                        if (rows.len() as i64) < DIR_FETCH {
                             dirs_exhausted = true;
                         }
-                        for item in rows {
-                            dir_cursor = item.seq;
-                            let shared = self.shared.clone();
-                            listings.spawn(async move {
-                                let r = list_item(&shared, &item).await;
-                                (item, r)
-                            });
+                        if let Some(last) = rows.last() {
+                            dir_cursor = last.seq;
                         }
+                        dirs.extend(rows);
                     }
                     Err(e) => return internal(e),
                 }
+            }
+            while listings.len() < LISTINGS
+                && queue.len() < QUEUE_HIGH
+                && let Some(item) = dirs.pop_front()
+            {
+                let shared = self.shared.clone();
+                listings.spawn(async move {
+                    let r = match list_item(&shared, &item).await {
+                        Ok(listed) => record_listing(&shared, &item, listed).await,
+                        Err(f) => Err(ListFail::Fault(f)),
+                    };
+                    (item, r)
+                });
             }
             // Files: keep the pool full.
             if queue.is_empty() && !files_exhausted {
@@ -393,7 +404,7 @@ impl Run {
                     });
                 }
             }
-            if copies.is_empty() && listings.is_empty() && queue.is_empty() {
+            if copies.is_empty() && listings.is_empty() && queue.is_empty() && dirs.is_empty() {
                 if !(files_exhausted && dirs_exhausted) {
                     continue;
                 }
@@ -439,10 +450,14 @@ impl Run {
                 Some(done) = listings.join_next(), if !listings.is_empty() => {
                     match done {
                         Ok((item, r)) => {
-                            match self.listed(&item, r).await {
-                                Ok(Some(end)) => return end,
-                                Ok(None) => {}
-                                Err(e) => return internal(e),
+                            match r {
+                                Ok(()) => self.success(),
+                                Err(ListFail::Fault(f)) => {
+                                    if let Some(end) = self.fault(&item, f) {
+                                        return end;
+                                    }
+                                }
+                                Err(ListFail::Store(e)) => return internal(e),
                             }
                             // New files may have been queued after the cursor.
                             files_exhausted = false;
@@ -625,64 +640,6 @@ impl Run {
         None
     }
 
-    /// Queues what a listing found and finishes the listed item in one transaction.
-    async fn listed(
-        &mut self,
-        item: &ItemRow,
-        r: Result<Listed, Fault>,
-    ) -> ferry_store::Result<Option<RunEnd>> {
-        let (children, delta) = match r {
-            Err(f) => {
-                let end = self.fault(item, f);
-                return Ok(end);
-            }
-            Ok(Listed::File(entry)) => (
-                vec![NewItem {
-                    kind: ItemKind::File,
-                    src: item.src.clone(),
-                    dst: item.dst.clone(),
-                    recursive: false,
-                    size: Some(entry.size as i64),
-                    mtime: Some(entry.mtime),
-                    checksum_algorithm: item.checksum_algorithm.clone(),
-                    external_checksum: item.external_checksum.clone(),
-                    done_checksum: None,
-                }],
-                TaskCounters {
-                    files: 1,
-                    ..TaskCounters::default()
-                },
-            ),
-            Ok(Listed::Dir(children, counted)) => (children, counted),
-        };
-        if self.shared.inner.settings.durable_writes
-            && children.iter().any(|c| c.done_checksum.is_some())
-            && let Some(c) = self.shared.access().dst.and_then(|d| d.connector())
-            && let Err(e) = c.flush().await
-        {
-            let f = Fault::retry("ENDPOINT_ERROR", format!("flushing the destination failed: {e}"));
-            return Ok(self.fault(item, f));
-        }
-        self.success();
-        let done = ItemOutcome {
-            seq: item.seq,
-            state: ItemState::Done,
-            attempts: item.attempts,
-            checksum_algorithm: None,
-            checksum: None,
-            error_code: None,
-            error: None,
-            error_time: None,
-            progress: None,
-        };
-        self.shared
-            .inner
-            .store
-            .add_items(self.task.id, &children, Some(&done), &delta)
-            .await?;
-        Ok(None)
-    }
-
     /// Writes the outcomes so far. Files reported done are made durable first.
     async fn flush(&mut self) -> ferry_store::Result<()> {
         self.last_flush = Instant::now();
@@ -709,6 +666,66 @@ impl Run {
             .finish_items(self.task.id, &outcomes, &delta)
             .await
     }
+}
+
+/// Why a listing was not recorded.
+enum ListFail {
+    Fault(Fault),
+    Store(ferry_store::StoreError),
+}
+
+/// Queues what a listing found and finishes the listed item, in one transaction. Runs beside the other
+/// listings, not in the run's loop, so that a slow commit holds up nothing else.
+async fn record_listing(shared: &Shared, item: &ItemRow, listed: Listed) -> Result<(), ListFail> {
+    let (children, delta) = match listed {
+        Listed::File(entry) => (
+            vec![NewItem {
+                kind: ItemKind::File,
+                src: item.src.clone(),
+                dst: item.dst.clone(),
+                recursive: false,
+                size: Some(entry.size as i64),
+                mtime: Some(entry.mtime),
+                checksum_algorithm: item.checksum_algorithm.clone(),
+                external_checksum: item.external_checksum.clone(),
+                done_checksum: None,
+            }],
+            TaskCounters {
+                files: 1,
+                ..TaskCounters::default()
+            },
+        ),
+        Listed::Dir(children, counted) => (children, counted),
+    };
+    // Copies recorded done must be durable first when the settings ask for it.
+    if shared.inner.settings.durable_writes
+        && children.iter().any(|c| c.done_checksum.is_some())
+        && let Some(c) = shared.access().dst.and_then(|d| d.connector())
+        && let Err(e) = c.flush().await
+    {
+        let f = Fault::retry(
+            "ENDPOINT_ERROR",
+            format!("flushing the destination failed: {e}"),
+        );
+        return Err(ListFail::Fault(f));
+    }
+    let done = ItemOutcome {
+        seq: item.seq,
+        state: ItemState::Done,
+        attempts: item.attempts,
+        checksum_algorithm: None,
+        checksum: None,
+        error_code: None,
+        error: None,
+        error_time: None,
+        progress: None,
+    };
+    shared
+        .inner
+        .store
+        .add_items(shared.task, &children, Some(&done), &delta)
+        .await
+        .map_err(ListFail::Store)
 }
 
 fn internal(e: ferry_store::StoreError) -> RunEnd {
@@ -826,7 +843,12 @@ const INLINE_FILES: usize = 1024;
 /// process dies before that, the folder is listed and its files copied again: a copy only ever gets its real
 /// name complete. A file that fails here stays pending, and the per-file path retries it and counts the fault;
 /// folders of many files copy the rest that way, so that progress is recorded as it goes.
-async fn copy_listed(shared: &Shared, seq: i64, children: &mut [NewItem], counted: &mut TaskCounters) {
+async fn copy_listed(
+    shared: &Shared,
+    seq: i64,
+    children: &mut [NewItem],
+    counted: &mut TaskCounters,
+) {
     if shared.options.sync_level.is_some() || shared.inner.settings.corrupt_once.is_some() {
         return;
     }
