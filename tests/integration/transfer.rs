@@ -358,23 +358,29 @@ async fn a_copy_corrupted_before_verification_is_a_fault_that_is_retried_never_a
     })
     .await;
     std::fs::create_dir_all(w.root.join("src")).unwrap();
+    // One file read whole, and one large enough to move as ranges (compared chunk by chunk as written).
     let small: Vec<u8> = (0..50_000u32).map(|i| (i * 7) as u8).collect();
+    let large: Vec<u8> = (0..(9u32 << 20)).map(|i| (i % 251) as u8).collect();
     std::fs::write(w.root.join("src/victim-small.bin"), &small).unwrap();
+    std::fs::write(w.root.join("src/victim-large.bin"), &large).unwrap();
     let t = w
         .run(
-            json!([item(
-                "/src/victim-small.bin",
-                "/dst/victim-small.bin",
-                false
-            )]),
+            json!([
+                item("/src/victim-small.bin", "/dst/victim-small.bin", false),
+                item("/src/victim-large.bin", "/dst/victim-large.bin", false)
+            ]),
             json!({}),
         )
         .await;
     assert_eq!(t["status"], "SUCCEEDED", "{t}");
-    assert_eq!(t["faults"], 1, "{t}");
+    assert_eq!(t["faults"], 2, "{t}");
     assert_eq!(
         std::fs::read(w.root.join("dst/victim-small.bin")).unwrap(),
         small
+    );
+    assert!(
+        std::fs::read(w.root.join("dst/victim-large.bin")).unwrap() == large,
+        "the large copy was repaired"
     );
     let (_, ev) = w
         .t(
@@ -383,21 +389,25 @@ async fn a_copy_corrupted_before_verification_is_a_fault_that_is_retried_never_a
             None,
         )
         .await;
-    assert!(
-        ev["DATA"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["code"] == "CHECKSUM_MISMATCH"),
-        "{ev}"
-    );
+    let mismatches = ev["DATA"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["code"] == "CHECKSUM_MISMATCH")
+        .count();
+    assert_eq!(mismatches, 2, "{ev}");
 
     // Without verification the corruption would go unseen: that is what verify_checksum is for.
-    let leftovers: Vec<_> = std::fs::read_dir(w.root.join("dst"))
+    let mut leftovers: Vec<_> = std::fs::read_dir(w.root.join("dst"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
-    assert_eq!(leftovers, ["victim-small.bin"], "no temporary file is left");
+    leftovers.sort();
+    assert_eq!(
+        leftovers,
+        ["victim-large.bin", "victim-small.bin"],
+        "no temporary file is left"
+    );
 }
 
 #[tokio::test]

@@ -247,6 +247,19 @@ pub trait PartFile: Send + Sync {
     async fn set_len(&self, len: u64) -> Result<()>;
     async fn write_at(&self, offset: u64, data: Bytes) -> Result<()>;
     async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes>;
+    /// Writes `data` at `offset`, reads the range back and compares it with `expect` (the same bytes, unless a
+    /// fault test stands in for a bad write): a difference is [`StorageError::VerifyFailed`]. Reading a chunk
+    /// back right after writing it finds it still in the CPU's caches.
+    async fn write_verified(&self, offset: u64, data: Bytes, expect: Bytes) -> Result<()> {
+        self.write_at(offset, data).await?;
+        let back = self.read_at(offset, expect.len()).await?;
+        if back != expect {
+            return Err(StorageError::VerifyFailed(format!(
+                "bytes at offset {offset}"
+            )));
+        }
+        Ok(())
+    }
     /// Moves the data to its real name and returns the final entry.
     async fn commit(self: Box<Self>, how: Commit) -> Result<Entry>;
     /// Removes the temporary file.

@@ -7,8 +7,6 @@
 //! trusting it or copying it again. Other checksums (MD5, SHA-*) need the bytes in order: one stream, and a
 //! restart begins the file again.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use bytes::Bytes;
 use ferry_core::access::Action;
 use ferry_endpoint::EndpointError;
@@ -53,8 +51,26 @@ struct Progress {
     ranges: Vec<RangeDigest>,
 }
 
-/// Fault injection for the fault tests: corrupts the first temporary file whose destination contains the text.
-pub(crate) static CORRUPTED: AtomicBool = AtomicBool::new(false);
+/// Fault injection for the fault tests: the paths (containing the configured text) whose first copy was
+/// corrupted.
+static CORRUPTED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Whether `path` is to be corrupted now: only when the fault tests ask for it, once per path.
+fn corrupt_now(shared: &Shared, path: &str) -> bool {
+    let Some(needle) = &shared.inner.settings.corrupt_once else {
+        return false;
+    };
+    if !path.contains(needle.as_str()) {
+        return false;
+    }
+    let mut done = CORRUPTED.lock().unwrap_or_else(|p| p.into_inner());
+    if done.iter().any(|p| p == path) {
+        return false;
+    }
+    done.push(path.to_string());
+    tracing::warn!(path, "fault injection: corrupting the copy");
+    true
+}
 
 fn src_err(e: StorageError) -> Fault {
     Fault::from_endpoint(EndpointError::Storage(e), Side::Source)
@@ -68,6 +84,13 @@ fn changed(path: &str) -> Fault {
     Fault::retry(
         "FILE_CHANGED",
         format!("{path} changed while it was copied; it will be copied again"),
+    )
+}
+
+fn unequal_copy(path: &str) -> Fault {
+    Fault::retry(
+        "CHECKSUM_MISMATCH",
+        format!("{path}: the copy read back differs from the source; it will be copied again"),
     )
 }
 
@@ -426,20 +449,23 @@ async fn budget(shared: &Shared, bytes: u64) -> Result<tokio::sync::OwnedSemapho
 
 /// Flips one byte of a temporary file when the fault tests ask for it (never otherwise).
 async fn maybe_corrupt(shared: &Shared, dst_path: &str, part: &dyn PartFile) {
-    let Some(needle) = &shared.inner.settings.corrupt_once else {
-        return;
-    };
-    if dst_path.contains(needle.as_str())
-        && !CORRUPTED.swap(true, Ordering::SeqCst)
+    if corrupt_now(shared, dst_path)
         && let Ok(b) = part.read_at(0, 1).await
         && let Some(x) = b.first()
     {
         let _ = part.write_at(0, Bytes::from(vec![x ^ 0xff])).await;
-        tracing::warn!(
-            path = dst_path,
-            "fault injection: corrupted the copy's first byte"
-        );
     }
+}
+
+/// The bytes to write for a chunk: the chunk itself, or under fault injection a copy with its first byte
+/// flipped, standing in for a write that went wrong.
+fn to_write(shared: &Shared, dst_path: &str, chunk: &Bytes) -> Bytes {
+    if chunk.is_empty() || !corrupt_now(shared, dst_path) {
+        return chunk.clone();
+    }
+    let mut bad = chunk.to_vec();
+    bad[0] ^= 0xff;
+    Bytes::from(bad)
 }
 
 fn check_external(src: &str, want: Option<&str>, alg: Algorithm, sum: &str) -> Result<(), Fault> {
@@ -543,11 +569,13 @@ impl Absorb for RangeHasher {
 }
 
 /// Reads `[off, end)` chunk by chunk into `h` (hashing on the blocking pool); with `write_to` (a copy, reading
-/// the source) each chunk is written there at the same time, otherwise it is a re-read of the copy.
+/// the source) each chunk is written there at the same time, otherwise it is a re-read of the copy. With
+/// `verify_checksum` each chunk written is read back and compared with the source bytes that were hashed:
+/// equal bytes throughout mean equal checksums, for a byte comparison instead of a second hash of the file.
 async fn pump<H: Absorb>(
     shared: &Shared,
     read: &ReadFn<'_>,
-    write_to: Option<&dyn PartFile>,
+    write_to: Option<(&dyn PartFile, &str)>,
     mut h: H,
     (off, end): (u64, u64),
     path: &str,
@@ -570,8 +598,18 @@ async fn pump<H: Absorb>(
                 h
             })
         };
-        if let Some(part) = write_to {
-            part.write_at(at, b).await.map_err(dst_err)?;
+        if let Some((part, dst_path)) = write_to {
+            if shared.options.verify_checksum {
+                let data = to_write(shared, dst_path, &b);
+                part.write_verified(at, data, b)
+                    .await
+                    .map_err(|e| match e {
+                        StorageError::VerifyFailed(_) => unequal_copy(path),
+                        e => dst_err(e),
+                    })?;
+            } else {
+                part.write_at(at, b).await.map_err(dst_err)?;
+            }
         }
         h = hashing
             .await
@@ -585,7 +623,7 @@ async fn pump<H: Absorb>(
 async fn pass_range(
     shared: &Shared,
     read: &ReadFn<'_>,
-    write_to: Option<&dyn PartFile>,
+    write_to: Option<(&dyn PartFile, &str)>,
     alg: Algorithm,
     (off, len): (u64, u64),
     path: &str,
@@ -618,10 +656,11 @@ async fn copy_large(
         .open_part(&dst.storage_path, &token, None)
         .await
         .map_err(dst_err)?;
+    let sink = (part.as_ref(), dst.path.as_str());
     let result = if alg.combinable() {
-        copy_ranges(shared, item, reader.as_ref(), part.as_ref(), alg, &entry).await
+        copy_ranges(shared, item, reader.as_ref(), sink, alg, &entry).await
     } else {
-        copy_stream(shared, item, reader.as_ref(), part.as_ref(), alg, size).await
+        copy_stream(shared, item, reader.as_ref(), sink, alg, size).await
     };
     let (sum, mut copied) = match result {
         Ok(r) => r,
@@ -643,22 +682,9 @@ async fn copy_large(
         return Err(changed(&item.src));
     }
     check_external(&item.src, item.external_checksum.as_deref(), alg, &sum)?;
-    maybe_corrupt(shared, &dst.path, part.as_ref()).await;
+    // Verified chunk by chunk as it was written (see `pump`), or re-checked against the saved digests.
     if o.verify_checksum {
-        let back = if alg.combinable() {
-            let read = |off: u64, n: usize| part.read_at(off, n);
-            let digests = run_ranges(shared, &ranges(size), &read, None, alg, &item.src).await?;
-            checksum::combine(alg, size, &digests)
-                .map_err(|e| Fault::fatal("ENDPOINT_ERROR", e.to_string()))?
-        } else {
-            let read = |off: u64, n: usize| part.read_at(off, n);
-            stream_hash(shared, &read, None, alg, size, &item.src).await?
-        };
-        copied.bytes_checksummed += size;
-        if back != sum {
-            let _ = part.discard().await;
-            return Err(mismatch(&item.src, alg));
-        }
+        copied.bytes_checksummed = size;
     }
     part.commit(Commit {
         overwrite: true,
@@ -671,34 +697,16 @@ async fn copy_large(
     Ok(copied)
 }
 
-/// Runs ranges, `parallelism` at a time; `on_done` sees each finished range.
-async fn run_ranges(
-    shared: &Shared,
-    list: &[(u64, u64)],
-    read: &ReadFn<'_>,
-    write_to: Option<&dyn PartFile>,
-    alg: Algorithm,
-    path: &str,
-) -> Result<Vec<RangeDigest>, Fault> {
-    let mut s = futures_util::stream::iter(list.iter().copied())
-        .map(|r| pass_range(shared, read, write_to, alg, r, path))
-        .buffered(shared.parallelism);
-    let mut out = Vec::with_capacity(list.len());
-    while let Some(d) = s.next().await {
-        out.push(d?);
-    }
-    Ok(out)
-}
-
 /// A large file by ranges, resuming from the ranges an earlier attempt saved if the copy still holds them.
 async fn copy_ranges(
     shared: &Shared,
     item: &ItemRow,
     reader: &dyn FileReader,
-    part: &dyn PartFile,
+    sink: (&dyn PartFile, &str),
     alg: Algorithm,
     entry: &ferry_storage::Entry,
 ) -> Result<(String, Copied), Fault> {
+    let part = sink.0;
     let size = entry.size;
     let all = ranges(size);
     let mut done: Vec<Option<RangeDigest>> = vec![None; all.len()];
@@ -735,7 +743,7 @@ async fn copy_ranges(
         .collect();
     let read = |off: u64, n: usize| reader.read_at(off, n);
     let mut s = futures_util::stream::iter(todo.iter().copied())
-        .map(|r| pass_range(shared, &read, Some(part), alg, r, &item.src))
+        .map(|r| pass_range(shared, &read, Some(sink), alg, r, &item.src))
         .buffer_unordered(shared.parallelism);
     while let Some(d) = s.next().await {
         let d = d?;
@@ -785,7 +793,7 @@ async fn copy_ranges(
 async fn stream_hash(
     shared: &Shared,
     read: &ReadFn<'_>,
-    write_to: Option<&dyn PartFile>,
+    write_to: Option<(&dyn PartFile, &str)>,
     alg: Algorithm,
     size: u64,
     path: &str,
@@ -802,13 +810,13 @@ async fn copy_stream(
     shared: &Shared,
     item: &ItemRow,
     reader: &dyn FileReader,
-    part: &dyn PartFile,
+    sink: (&dyn PartFile, &str),
     alg: Algorithm,
     size: u64,
 ) -> Result<(String, Copied), Fault> {
-    part.set_len(0).await.map_err(dst_err)?;
+    sink.0.set_len(0).await.map_err(dst_err)?;
     let read = |off: u64, n: usize| reader.read_at(off, n);
-    let sum = stream_hash(shared, &read, Some(part), alg, size, &item.src).await?;
+    let sum = stream_hash(shared, &read, Some(sink), alg, size, &item.src).await?;
     Ok((
         sum,
         Copied {
