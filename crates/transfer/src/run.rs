@@ -835,8 +835,10 @@ async fn list_item(shared: &Shared, item: &ItemRow) -> Result<Listed, Fault> {
     Ok(Listed::Dir(children, counted))
 }
 
-/// Small files of a listed folder copied by the listing itself.
+/// Small files of a listed folder copied by the listing itself, and their bytes at most: the listing copies
+/// one batch at a time, so bigger files go to the pool, where copies run side by side.
 const INLINE_FILES: usize = 1024;
+const INLINE_BYTES: u64 = 8 << 20;
 
 /// Copies the small files of a folder just listed, at once, so that their rows are written once, done, with
 /// the listing (a row written pending, read back and updated again costs more than copying 4 KiB). If the
@@ -852,10 +854,15 @@ async fn copy_listed(
     if shared.options.sync_level.is_some() || shared.inner.settings.corrupt_once.is_some() {
         return;
     }
+    let mut inline_bytes = 0;
     let small: Vec<usize> = children
         .iter()
         .enumerate()
         .filter(|(_, c)| c.kind == ItemKind::File && c.size.is_some_and(|s| s as u64 <= SMALL))
+        .take_while(|(_, c)| {
+            inline_bytes += c.size.unwrap_or(0) as u64;
+            inline_bytes <= INLINE_BYTES
+        })
         .map(|(i, _)| i)
         .take(INLINE_FILES)
         .collect();
