@@ -99,8 +99,10 @@ ferry_pid=
 gridftp_pid=
 cleanup() {
     local status=$?
-    [[ -n $ferry_pid ]] && kill "$ferry_pid" 2>/dev/null && wait "$ferry_pid" 2>/dev/null
-    [[ -n $gridftp_pid ]] && kill "$gridftp_pid" 2>/dev/null && wait "$gridftp_pid" 2>/dev/null
+    # Nothing here may stop the clean-up: a killed server's wait status is not an error.
+    set +e
+    [[ -n $ferry_pid ]] && { kill "$ferry_pid"; wait "$ferry_pid"; } 2>/dev/null
+    [[ -n $gridftp_pid ]] && { kill "$gridftp_pid"; wait "$gridftp_pid"; } 2>/dev/null
     if [[ $keep -eq 0 ]]; then rm -rf "$workdir"; else note "kept $workdir"; fi
     exit "$status"
 }
@@ -108,6 +110,14 @@ trap cleanup EXIT
 
 # ---- datasets ------------------------------------------------------------------------------------------
 if [[ $quick -eq 1 ]]; then big_mib=256; mid_n=200; small_dirs=20; else big_mib=2048; mid_n=1000; small_dirs=100; fi
+# Room for the source and, per tool, its latest copy of each dataset (kept until that tool's next copy).
+need_mib=0
+has big "$datasets" && need_mib=$((need_mib + big_mib * 7))
+has mid "$datasets" && need_mib=$((need_mib + mid_n * 7))
+has small "$datasets" && need_mib=$((need_mib + small_dirs * 100 * 7 * 8 / 1024))
+free_mib=$(df -Pm "$workdir" | awk 'NR == 2 {print $4}')
+(( free_mib >= need_mib + 1024 )) \
+    || die "$workdir has $free_mib MiB free; this run needs about $((need_mib + 1024)) MiB"
 note "creating the datasets in $src"
 python3 - "$src" "$datasets" "$big_mib" "$mid_n" "$small_dirs" <<'EOF'
 import os, sys
