@@ -790,6 +790,9 @@ struct PosixPart {
     path: String,
     file: Arc<std::fs::File>,
     initial_len: u64,
+    /// Writes to the file one at a time: ext4 serialises them on the inode's lock anyway, and writers waiting
+    /// there spin on a CPU (10% of a 2 GiB copy on 2 cores) that could be reading or hashing other ranges.
+    writing: tokio::sync::Mutex<()>,
 }
 
 impl PosixPart {
@@ -816,6 +819,7 @@ impl PartFile for PosixPart {
     }
 
     async fn write_at(&self, offset: u64, data: Bytes) -> Result<()> {
+        let _one = self.writing.lock().await;
         self.blocking(move |f, p| write_at_sliced(f, &data, offset).map_err(|e| os_err(p, e)))
             .await
     }
@@ -826,6 +830,7 @@ impl PartFile for PosixPart {
 
     async fn write_verified(&self, offset: u64, data: Bytes, expect: Bytes) -> Result<()> {
         // One trip to the blocking pool for both.
+        let _one = self.writing.lock().await;
         self.blocking(move |f, p| {
             write_at_sliced(f, &data, offset).map_err(|e| os_err(p, e))?;
             if pread(f, offset, expect.len(), p)? != expect {
@@ -1144,6 +1149,7 @@ impl Connector for PosixConnector {
                 path: p,
                 file: Arc::new(f),
                 initial_len,
+                writing: tokio::sync::Mutex::new(()),
             }) as Box<dyn PartFile>)
         })
         .await
