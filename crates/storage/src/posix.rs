@@ -491,7 +491,6 @@ fn stamp(md: &std::fs::Metadata) -> (u64, i64, i64, i64, i64, u64) {
     )
 }
 
-/// pread until `len` bytes or the end of the file.
 /// Reads up to `len` bytes at `offset`: fewer only at the end of the file. The buffer is not zeroed first:
 /// for large files that would be one more pass over every byte.
 fn pread(file: &std::fs::File, offset: u64, len: usize, path: &str) -> Result<Bytes> {

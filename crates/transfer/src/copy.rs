@@ -12,7 +12,7 @@ use ferry_core::access::Action;
 use ferry_endpoint::EndpointError;
 use ferry_endpoint::data::Authorized;
 use ferry_storage::{Commit, Digest, EntryKind, FileReader, PartFile, StorageError, WholeWrite};
-use ferry_store::tasks::{ItemRow, TaskCounters};
+use ferry_store::tasks::{ItemRow, NewItem, TaskCounters};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
@@ -226,14 +226,47 @@ pub(crate) struct SmallFile<'a> {
 }
 
 impl<'a> SmallFile<'a> {
+    /// A queued file, from its row.
     pub fn of_item(shared: &Shared, item: &'a ItemRow) -> Self {
+        let token = shared.part_token(item.seq);
+        Self::new(
+            &item.src,
+            &item.dst,
+            item.size,
+            &item.checksum_algorithm,
+            &item.external_checksum,
+            token,
+        )
+    }
+
+    /// File `i` of the folder listed by item `seq`, before it has a row of its own.
+    pub fn of_listed(shared: &Shared, seq: i64, i: usize, c: &'a NewItem) -> Self {
+        let token = format!("{}-{i}", shared.part_token(seq));
+        Self::new(
+            &c.src,
+            &c.dst,
+            c.size,
+            &c.checksum_algorithm,
+            &c.external_checksum,
+            token,
+        )
+    }
+
+    fn new(
+        src: &'a str,
+        dst: &'a Option<String>,
+        size: Option<i64>,
+        checksum_algorithm: &'a Option<String>,
+        external_checksum: &'a Option<String>,
+        token: String,
+    ) -> Self {
         SmallFile {
-            src: &item.src,
-            dst: item.dst.as_deref().unwrap_or(""),
-            size: item.size.unwrap_or(0).max(0) as u64,
-            checksum_algorithm: item.checksum_algorithm.as_deref(),
-            external_checksum: item.external_checksum.as_deref(),
-            token: shared.part_token(item.seq),
+            src,
+            dst: dst.as_deref().unwrap_or(""),
+            size: size.unwrap_or(0).max(0) as u64,
+            checksum_algorithm: checksum_algorithm.as_deref(),
+            external_checksum: external_checksum.as_deref(),
+            token,
         }
     }
 }
@@ -684,7 +717,7 @@ async fn copy_large(
     check_external(&item.src, item.external_checksum.as_deref(), alg, &sum)?;
     // Verified chunk by chunk as it was written (see `pump`), or re-checked against the saved digests.
     if o.verify_checksum {
-        copied.bytes_checksummed = size;
+        copied.bytes_checksummed += size;
     }
     part.commit(Commit {
         overwrite: true,

@@ -877,17 +877,7 @@ async fn copy_listed(
         let batch = &small[at..end];
         let files: Vec<SmallFile> = batch
             .iter()
-            .map(|&i| {
-                let c = &children[i];
-                SmallFile {
-                    src: &c.src,
-                    dst: c.dst.as_deref().unwrap_or(""),
-                    size: c.size.unwrap_or(0) as u64,
-                    checksum_algorithm: c.checksum_algorithm.as_deref(),
-                    external_checksum: None,
-                    token: format!("{}-{i}", shared.part_token(seq)),
-                }
-            })
+            .map(|&i| SmallFile::of_listed(shared, seq, i, &children[i]))
             .collect();
         let results = copy_small_files(shared, &files).await;
         drop(files);
