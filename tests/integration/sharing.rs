@@ -382,20 +382,14 @@ async fn expired_rules_and_removed_group_members_lose_access_at_once() {
     assert_eq!(st, 403, "a removed member loses access at the next request");
 
     // An expired rule stops granting at once.
-    let soon = ferry_core::time::rfc3339(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64
-            + 2,
-    );
+    let soon = ferry_core::time::rfc3339(s.now() + 3600);
     let mut doc = identity_rule(&visitor, "/data/", "r");
     doc["expiration_date"] = json!(soon);
     let (st, b) = w.rule(&w.admin, doc).await;
     assert_eq!(st, 200, "{b}");
     let (st, _) = w.ls(&visitor, "/data/").await;
     assert_eq!(st, 200);
-    tokio::time::sleep(std::time::Duration::from_millis(2600)).await;
+    s.advance(3601);
     let (st, _) = w.ls(&visitor, "/data/").await;
     assert_eq!(st, 403, "the rule expired");
     let listed = w

@@ -27,7 +27,14 @@ struct World {
 }
 
 async fn world_with(tweak: impl FnOnce(&mut ferry_tests::ferry_server::Config)) -> World {
-    let s = TestServer::start_with(tweak).await;
+    world_hooked(tweak, Default::default()).await
+}
+
+async fn world_hooked(
+    tweak: impl FnOnce(&mut ferry_tests::ferry_server::Config),
+    hooks: ferry_tests::ferry_server::TestHooks,
+) -> World {
+    let s = TestServer::start_hooked(tweak, hooks).await;
     let admin = s.admin_app();
     let (coll, dir) = {
         let a = api(&s, &admin).await;
@@ -352,10 +359,13 @@ async fn sync_levels_skip_what_is_up_to_date_and_checksum_repairs_a_corrupted_co
 
 #[tokio::test]
 async fn a_copy_corrupted_before_verification_is_a_fault_that_is_retried_never_a_success() {
-    let w = world_with(|c| {
-        c.transfer.retry_base_ms = 50;
-        c.transfer.test_corrupt_once = Some("victim".into());
-    })
+    let w = world_hooked(
+        |c| c.transfer.retry_base_ms = 50,
+        ferry_tests::ferry_server::TestHooks {
+            corrupt_once: Some("victim".into()),
+            ..Default::default()
+        },
+    )
     .await;
     std::fs::create_dir_all(w.root.join("src")).unwrap();
     // One file read whole, and one large enough to move as ranges (compared chunk by chunk as written).

@@ -5,8 +5,10 @@ use std::collections::HashMap;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ferry_core::ClientKind;
-use ferry_server::{Config, Running};
+use std::sync::Arc;
+
+use ferry_core::{ClientKind, ManualClock};
+use ferry_server::{Config, Running, TestHooks};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -16,6 +18,8 @@ pub mod endpoint;
 
 pub struct TestServer {
     pub running: Running,
+    /// The server's clock: tests move it instead of waiting for something to expire.
+    pub clock: Arc<ManualClock>,
     pub url: String,
     pub http: reqwest::Client,
     _dir: tempfile::TempDir,
@@ -39,6 +43,12 @@ impl TestServer {
 
     /// Starts a server with a configuration adjusted by `tweak` (short lifetimes, TLS, …).
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::start_hooked(tweak, TestHooks::default()).await
+    }
+
+    /// Starts a server with a configuration adjusted by `tweak` and test hooks (fault injection); the clock is
+    /// always the kit's own movable one.
+    pub async fn start_hooked(tweak: impl FnOnce(&mut Config), hooks: TestHooks) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut cfg = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
@@ -46,10 +56,18 @@ impl TestServer {
             ..Config::default()
         };
         tweak(&mut cfg);
-        let running = ferry_server::start(cfg).await.expect("server starts");
+        let clock = ManualClock::new();
+        let hooks = TestHooks {
+            clock: Some(clock.clone()),
+            ..hooks
+        };
+        let running = ferry_server::start_with_hooks(cfg, hooks)
+            .await
+            .expect("server starts");
         let url = running.base_url.clone();
         Self {
             running,
+            clock,
             url,
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -57,6 +75,17 @@ impl TestServer {
                 .unwrap(),
             _dir: dir,
         }
+    }
+
+    /// Moves the server's clock forward.
+    pub fn advance(&self, secs: i64) {
+        self.clock.advance(secs);
+    }
+
+    /// The server's time now (unix seconds).
+    pub fn now(&self) -> i64 {
+        use ferry_core::Clock;
+        self.clock.now()
     }
 
     pub fn data_dir(&self) -> std::path::PathBuf {

@@ -8,7 +8,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::secrets;
-use crate::service::{Auth, now};
+use crate::service::Auth;
 use crate::{AuthError, Result};
 
 /// A validated authorization request.
@@ -195,7 +195,7 @@ impl Auth {
             }
         };
         let token = secrets::random_secret("fss_")?;
-        let now = now();
+        let now = self.now();
         self.store
             .insert_secret(&SecretRecord {
                 hash: self.hasher.hash(&token),
@@ -220,7 +220,7 @@ impl Auth {
             .store
             .get_secret(&self.hasher.hash(token))
             .await?
-            .filter(|r| r.kind == SecretKind::Session && r.is_live(now()))
+            .filter(|r| r.kind == SecretKind::Session && r.is_live(self.now()))
         else {
             return Ok(None);
         };
@@ -236,7 +236,7 @@ impl Auth {
     }
 
     pub async fn logout(&self, session: &Session) -> Result<()> {
-        Ok(self.store.revoke_secret(&session.hash, now()).await?)
+        Ok(self.store.revoke_secret(&session.hash, self.now()).await?)
     }
 
     /// A per-session anti-forgery token for the consent form.
@@ -252,7 +252,7 @@ impl Auth {
 
     /// The person approved: record the consents, issue a single-use code, and return where to send the browser.
     pub async fn approve(&self, session: &Session, req: &AuthorizeRequest) -> Result<String> {
-        let now = now();
+        let now = self.now();
         for s in &req.scopes {
             self.record_consent(session.identity.id, req.client.id, s, None, now)
                 .await?;

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::secrets;
-use crate::service::{Auth, Issue, now};
+use crate::service::{Auth, Issue};
 use crate::{AuthError, Result};
 
 pub const DEPENDENT_GRANT: &str = "urn:globus:auth:grant_type:dependent_token";
@@ -204,7 +204,7 @@ impl Auth {
         let code = required(form, "code")?;
         let redirect_uri = form.get("redirect_uri").map(String::as_str);
         let verifier = form.get("code_verifier").map(String::as_str);
-        let now = now();
+        let now = self.now();
         let bad = |why: &str| AuthError::InvalidGrant(why.to_string());
         let (rec, first) = self
             .store
@@ -266,7 +266,7 @@ impl Auth {
         form: &HashMap<String, String>,
     ) -> Result<TokenResponse> {
         let token = required(form, "refresh_token")?;
-        let now = now();
+        let now = self.now();
         let bad = |why: &str| AuthError::InvalidGrant(why.to_string());
         let hash = self.hasher.hash(token);
         let rec = self
@@ -335,7 +335,7 @@ impl Auth {
         form: &HashMap<String, String>,
     ) -> Result<Vec<TokenDoc>> {
         let token = required(form, "token")?;
-        let now = now();
+        let now = self.now();
         let rec = self
             .store
             .get_secret(&self.hasher.hash(token))
@@ -430,7 +430,7 @@ impl Auth {
     ) -> Result<Introspection> {
         let caller = self.authenticate_client(creds, peer).await?;
         let token = required(form, "token")?;
-        let now = now();
+        let now = self.now();
         let Some(rec) = self
             .visible_token(&caller, token)
             .await?
@@ -469,7 +469,7 @@ impl Auth {
         let caller = self.authenticate_client(creds, peer).await?;
         let token = required(form, "token")?;
         let rec = self.visible_token(&caller, token).await?;
-        let active = rec.is_some_and(|r| r.is_live(now()) && r.client_id == Some(caller.id));
+        let active = rec.is_some_and(|r| r.is_live(self.now()) && r.client_id == Some(caller.id));
         Ok(json!({"active": active}))
     }
 
@@ -497,8 +497,8 @@ impl Auth {
         let mine = issued_to.is_some_and(|c| c.id == caller.id || c.template_id == Some(caller.id));
         if let Some(rec) = rec.filter(|_| mine) {
             match rec.kind {
-                SecretKind::Refresh => self.store.revoke_grant(rec.grant_id, now()).await?,
-                _ => self.store.revoke_secret(&rec.hash, now()).await?,
+                SecretKind::Refresh => self.store.revoke_grant(rec.grant_id, self.now()).await?,
+                _ => self.store.revoke_secret(&rec.hash, self.now()).await?,
             }
         }
         Ok(json!({"active": false}))

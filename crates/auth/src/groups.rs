@@ -8,7 +8,7 @@ use ferry_proto::groups::{
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::service::{Auth, now};
+use crate::service::Auth;
 use crate::{AuthError, Result};
 
 const VISIBILITIES: [&str; 2] = ["private", "authenticated"];
@@ -134,7 +134,7 @@ impl Auth {
                 .await?
                 .require(GroupRole::Admin)?;
         }
-        let now = now();
+        let now = self.now();
         let group = Group {
             id: Uuid::new_v4(),
             name: check_name(&req.name)?,
@@ -312,7 +312,7 @@ impl Auth {
             })?,
         };
         let existing = self.store.membership(gid, item.identity_id).await?;
-        let now = now();
+        let now = self.now();
         match action {
             "add" => {
                 a.require(GroupRole::Manager)?;

@@ -4,19 +4,23 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+
+use ferry_core::SharedClock;
 
 pub struct FailureLimiter {
     limit: u32,
-    window: Duration,
-    entries: Mutex<HashMap<String, (Instant, u32)>>,
+    /// Seconds.
+    window: i64,
+    clock: SharedClock,
+    entries: Mutex<HashMap<String, (i64, u32)>>,
 }
 
 impl FailureLimiter {
-    pub fn new(limit: u32, window: Duration) -> Self {
+    pub fn new(limit: u32, window_secs: i64, clock: SharedClock) -> Self {
         Self {
             limit,
-            window,
+            window: window_secs,
+            clock,
             entries: Mutex::new(HashMap::new()),
         }
     }
@@ -25,21 +29,21 @@ impl FailureLimiter {
     pub fn blocked(&self, key: &str) -> Option<u64> {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let (start, count) = entries.get(key)?;
-        let elapsed = start.elapsed();
+        let elapsed = self.clock.now() - start;
         (elapsed < self.window && *count >= self.limit)
-            .then(|| (self.window - elapsed).as_secs().max(1))
+            .then(|| (self.window - elapsed).max(1) as u64)
     }
 
     pub fn record_failure(&self, key: &str) {
+        let now = self.clock.now();
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if entries.len() > 100_000 {
             // Bounded memory under a flood of distinct keys: forget expired windows.
             let window = self.window;
-            entries.retain(|_, (start, _)| start.elapsed() < window);
+            entries.retain(|_, (start, _)| now - *start < window);
         }
-        let now = Instant::now();
         let e = entries.entry(key.to_string()).or_insert((now, 0));
-        if e.0.elapsed() >= self.window {
+        if now - e.0 >= self.window {
             *e = (now, 0);
         }
         e.1 += 1;
@@ -49,10 +53,11 @@ impl FailureLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferry_core::ManualClock;
 
     #[test]
     fn blocks_after_limit_per_key() {
-        let l = FailureLimiter::new(3, Duration::from_secs(60));
+        let l = FailureLimiter::new(3, 60, ferry_core::clock::system());
         for _ in 0..3 {
             assert!(l.blocked("a").is_none());
             l.record_failure("a");
@@ -63,10 +68,11 @@ mod tests {
 
     #[test]
     fn window_expires() {
-        let l = FailureLimiter::new(1, Duration::from_millis(20));
+        let clock = ManualClock::new();
+        let l = FailureLimiter::new(1, 60, clock.clone());
         l.record_failure("a");
         assert!(l.blocked("a").is_some());
-        std::thread::sleep(Duration::from_millis(30));
+        clock.advance(61);
         assert!(l.blocked("a").is_none());
     }
 }

@@ -3,11 +3,10 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ferry_core::scope::{AUTH_RS, Scope};
 use ferry_core::time::rfc3339;
-use ferry_core::{Client, ClientKind, Identity, IdentityKind};
+use ferry_core::{Client, ClientKind, Identity, IdentityKind, SharedClock};
 use ferry_proto::auth::{IdentityDoc, TokenDoc, TokenResponse};
 use ferry_store::{SecretKind, SecretRecord, Store};
 use serde_json::{Value, json};
@@ -31,6 +30,8 @@ pub struct AuthConfig {
     pub refresh_absolute_lifetime: i64,
     pub code_lifetime: i64,
     pub session_lifetime: i64,
+    /// Where expiry, issue and login times come from.
+    pub clock: SharedClock,
 }
 
 impl AuthConfig {
@@ -43,6 +44,7 @@ impl AuthConfig {
             refresh_absolute_lifetime: 365 * 86400,
             code_lifetime: 600,
             session_lifetime: 8 * 3600,
+            clock: ferry_core::clock::system(),
         }
     }
 }
@@ -84,13 +86,6 @@ pub struct Auth {
 /// `95fdeba8-fac2-42bd-a357-e068d82ff78e`, the Globus CLI's production template client id.
 const GLOBUS_CLI_TEMPLATE: u128 = 0x95fdeba8_fac2_42bd_a357_e068d82ff78e;
 
-pub(crate) fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 impl Auth {
     /// Loads the installation's keys from the store, creating them on first use.
     pub async fn open(store: Arc<dyn Store>, cfg: AuthConfig) -> Result<Self> {
@@ -122,10 +117,14 @@ impl Auth {
             store,
             hasher: TokenHasher::new(key_bytes),
             signer: Signer::from_stored(&signing)?,
-            limiter: FailureLimiter::new(10, Duration::from_secs(60)),
+            limiter: FailureLimiter::new(10, 60, cfg.clock.clone()),
             idp_id: Uuid::parse_str(&idp).map_err(|e| AuthError::Internal(e.to_string()))?,
             cfg,
         })
+    }
+
+    pub(crate) fn now(&self) -> i64 {
+        self.cfg.clock.now()
     }
 
     pub fn config(&self) -> &AuthConfig {
@@ -206,7 +205,7 @@ impl Auth {
             email: email.map(str::to_string),
             organization: None,
             kind: IdentityKind::Person,
-            created: now(),
+            created: self.now(),
         };
         self.store.create_identity(&identity, Some(&hash)).await?;
         Ok(CreatedIdentity {
@@ -251,7 +250,7 @@ impl Auth {
             redirect_uris,
             owner,
             template_id,
-            created: now(),
+            created: self.now(),
         };
         let identity = Identity {
             id,
@@ -293,7 +292,7 @@ impl Auth {
         self.store
             .set_client_secret_hash(id, &self.hasher.hash_client_secret(&secret))
             .await?;
-        self.store.revoke_client_secrets(id, now()).await?;
+        self.store.revoke_client_secrets(id, self.now()).await?;
         Ok(secret)
     }
 
@@ -478,7 +477,7 @@ impl Auth {
             .store
             .get_secret(&self.hasher.hash(token))
             .await?
-            .filter(|r| r.kind == SecretKind::Access && r.is_live(now()))
+            .filter(|r| r.kind == SecretKind::Access && r.is_live(self.now()))
             .filter(|r| r.resource_server.as_deref() == Some(resource_server))
             .ok_or(AuthError::Unauthenticated)?;
         let identity = self
@@ -627,7 +626,7 @@ impl Auth {
     /// Issues one access token per resource server named by `scopes` (in the order first named), with
     /// refresh tokens when `offline`, and an `id_token` when `openid` is among them.
     pub(crate) async fn issue(&self, req: Issue<'_>) -> Result<TokenResponse> {
-        let now = now();
+        let now = self.now();
         let mut by_rs: Vec<(String, Vec<String>)> = Vec::new();
         for s in req.scopes {
             let rs = s

@@ -3,6 +3,7 @@
 pub mod access;
 pub mod acl;
 pub mod auth_policy;
+pub mod clock;
 pub mod endpoint;
 pub mod fnmatch;
 pub mod group;
@@ -14,6 +15,7 @@ pub mod roles;
 pub mod scope;
 pub mod time;
 
+pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use group::{Group, GroupRole, Membership, MembershipStatus};
 pub use identity::{Client, ClientKind, Identity, IdentityKind};
 pub use scope::{ResourceServer, Scope, ScopeError};

@@ -24,14 +24,15 @@ enum Msg {
 #[derive(Clone)]
 pub struct AuditLog {
     tx: mpsc::Sender<Msg>,
+    clock: ferry_core::SharedClock,
 }
 
 impl AuditLog {
     /// Starts the writer task; it ends when the last `AuditLog` clone is dropped, after writing what is queued.
-    pub fn start(store: Arc<dyn Store>) -> Self {
+    pub fn start(store: Arc<dyn Store>, clock: ferry_core::SharedClock) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
         tokio::spawn(writer(store, rx));
-        Self { tx }
+        Self { tx, clock }
     }
 
     pub async fn record(
@@ -45,7 +46,7 @@ impl AuditLog {
     ) {
         let rec = AuditRecord {
             seq: 0,
-            time: crate::now(),
+            time: self.clock.now(),
             identity_id: identity,
             action: action.to_string(),
             collection_id: collection,

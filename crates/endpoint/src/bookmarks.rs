@@ -4,7 +4,7 @@ use ferry_store::Bookmark;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use crate::{Endpoint, EndpointError, Requester, Result, now};
+use crate::{Endpoint, EndpointError, Requester, Result};
 
 /// A person keeps at most this many bookmarks.
 const MAX_BOOKMARKS: usize = 1000;
@@ -116,7 +116,7 @@ impl Endpoint {
             collection_id: collection,
             path,
             pinned: pinned(m.get("pinned"))?.unwrap_or(false),
-            created: now(),
+            created: self.now(),
         };
         self.store.create_bookmark(&b).await?;
         Ok(doc(&b))

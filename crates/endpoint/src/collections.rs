@@ -192,7 +192,7 @@ impl Endpoint {
             return Ok(true);
         }
         if c.collection_type == CollectionType::Guest {
-            let now = crate::now();
+            let now = self.now();
             return Ok(self
                 .store
                 .list_acl_rules(c.id)
@@ -262,7 +262,7 @@ impl Endpoint {
         }
         doc.id = Uuid::new_v4();
         doc.data_type = "collection#1.13.0".into();
-        doc.created_at = Some(ferry_core::time::rfc3339(crate::now()));
+        doc.created_at = Some(ferry_core::time::rfc3339(self.now()));
         self.store.create_collection(&doc).await?;
         self.changed();
         self.record(who, "collection.create", Some(doc.id), "mapped".into())
@@ -319,7 +319,7 @@ impl Endpoint {
         doc.identity_id = Some(who.identity.id);
         doc.user_credential_id = Some(credential);
         doc.storage_gateway_id = Some(gateway.id);
-        doc.created_at = Some(ferry_core::time::rfc3339(crate::now()));
+        doc.created_at = Some(ferry_core::time::rfc3339(self.now()));
 
         // The creator must be able to reach the folder through the gateway and sharing restrictions, and it
         // must exist: the same check any data access makes, applied to the collection about to exist.

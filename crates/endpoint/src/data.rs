@@ -98,6 +98,7 @@ pub struct CollectionAccess {
     who: Requester,
     collection: Uuid,
     generation: u64,
+    clock: ferry_core::SharedClock,
 }
 
 impl CollectionAccess {
@@ -116,7 +117,7 @@ impl CollectionAccess {
                     groups: &self.who.groups,
                 };
                 policy
-                    .check(&caller, path, action, crate::now())
+                    .check(&caller, path, action, self.clock.now())
                     .map_err(|r| {
                         EndpointError::AccessDenied(format!(
                             "no {} access to {path}: {r}",
@@ -161,6 +162,7 @@ impl Endpoint {
             who: who.clone(),
             collection,
             generation,
+            clock: self.settings.clock.clone(),
         })
     }
 
@@ -239,7 +241,7 @@ impl Endpoint {
         path: &str,
         action: Action,
     ) -> Result<Authorized> {
-        let now = crate::now();
+        let now = self.now();
         let denied = |m: String| EndpointError::AccessDenied(m);
         policy
             .check(caller, path, action, now)

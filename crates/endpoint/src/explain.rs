@@ -96,7 +96,7 @@ impl Endpoint {
             username: who.as_ref().map(|w| w.identity.username.as_str()),
             groups: &groups,
         };
-        let now = crate::now();
+        let now = self.now();
         let report = |p: &str, e: Explanation| AccessReport {
             account: Some(account.clone()),
             path: p.to_string(),

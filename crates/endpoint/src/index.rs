@@ -385,7 +385,7 @@ impl Endpoint {
                 creator: None,
             });
         }
-        let now = crate::now();
+        let now = self.now();
         for c in self.store.list_collections(&Default::default()).await? {
             if !self.sees(who, &c).await? {
                 continue;
@@ -428,7 +428,7 @@ impl Endpoint {
             } else {
                 vec![]
             },
-            request_after: (!running).then(|| crate::now() - 30 * 24 * 3600),
+            request_after: (!running).then(|| self.now() - 30 * 24 * 3600),
             limit: 1000,
             ..TaskFilter::default()
         };

@@ -180,7 +180,7 @@ impl Endpoint {
         .map_err(|e| EndpointError::Internal(e.to_string()))?;
         collection.id = Uuid::new_v4();
         collection.identity_id = Some(owner);
-        collection.created_at = Some(ferry_core::time::rfc3339(crate::now()));
+        collection.created_at = Some(ferry_core::time::rfc3339(self.now()));
         self.store.create_collection(&collection).await?;
         let defaults = Defaults {
             storage_gateway_id: gateway.id,

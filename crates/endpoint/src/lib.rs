@@ -55,6 +55,8 @@ pub struct Settings {
     pub invitation_lifetime_secs: i64,
     /// Sends invitations and notifications; None when `[smtp]` is not configured.
     pub mailer: Option<Arc<ferry_mail::Mailer>>,
+    /// Where rule expiry and record times come from.
+    pub clock: ferry_core::SharedClock,
 }
 
 impl Settings {
@@ -63,6 +65,7 @@ impl Settings {
             base_url: base_url.trim_end_matches('/').to_string(),
             invitation_lifetime_secs: 7 * 24 * 3600,
             mailer: None,
+            clock: ferry_core::clock::system(),
         }
     }
 }
@@ -111,14 +114,11 @@ type OpenConnector = (String, Arc<dyn Connector>);
 const ENDPOINT_ID_KEY: &str = "endpoint.id";
 const ENDPOINT_DOC_KEY: &str = "endpoint.doc";
 
-pub(crate) fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 impl Endpoint {
+    pub(crate) fn now(&self) -> i64 {
+        self.settings.clock.now()
+    }
+
     /// Loads the endpoint (creating its id and document on first use) and starts the audit writer.
     pub async fn open(store: Arc<dyn Store>, settings: Settings) -> Result<Self> {
         let id = store
@@ -127,7 +127,7 @@ impl Endpoint {
         let id = Uuid::parse_str(&id)
             .map_err(|e| EndpointError::Internal(format!("stored endpoint id: {e}")))?;
         let ep = Self {
-            audit: AuditLog::start(store.clone()),
+            audit: AuditLog::start(store.clone(), settings.clock.clone()),
             store,
             settings,
             id,

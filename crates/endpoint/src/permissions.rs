@@ -14,7 +14,7 @@ use ferry_store::Invitation;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use crate::{Endpoint, EndpointError, Requester, Result, now};
+use crate::{Endpoint, EndpointError, Requester, Result};
 
 /// At most this many rules per guest collection (as Globus).
 pub const MAX_RULES: usize = 1000;
@@ -249,7 +249,7 @@ impl Endpoint {
         let c = self.permission_target(who, collection).await?;
         let doc = object(request)?;
         check_fields(&doc, RULE_FIELDS)?;
-        let now = now();
+        let now = self.now();
         let kind = text(&doc, "principal_type")?
             .ok_or_else(|| bad(format!("principal_type: required ({PRINCIPAL_TYPES})")))?;
         let principal_text = text(&doc, "principal")?.unwrap_or("").trim();
@@ -480,7 +480,7 @@ impl Endpoint {
             r.write = permissions(p)?;
         }
         if doc.contains_key("expiration_date") {
-            r.expires_at = expiration(text(&doc, "expiration_date")?, now())?;
+            r.expires_at = expiration(text(&doc, "expiration_date")?, self.now())?;
         }
         if doc.contains_key("notify_email") {
             r.notify_email = notify_email(text(&doc, "notify_email")?)?;
@@ -549,7 +549,7 @@ impl Endpoint {
             .find_invitation(&hash_code(code))
             .await?
             .ok_or_else(gone)?;
-        let now = now();
+        let now = self.now();
         if inv.redeemed_by.is_some() {
             return Err(EndpointError::Conflict(
                 "this invitation has already been redeemed".into(),

@@ -68,9 +68,6 @@ pub struct TransferSection {
     /// Let webhooks point at this host or private networks (refused by default: a user could otherwise make
     /// the server send requests inside its own network).
     pub webhooks_allow_private: bool,
-    /// Fault injection for Ferry's own fault tests: corrupt one byte of the first copy whose destination path
-    /// contains this text. Never set it in production.
-    pub test_corrupt_once: Option<String>,
 }
 
 impl Default for TransferSection {
@@ -87,7 +84,6 @@ impl Default for TransferSection {
             default_deadline_secs: d.default_deadline_secs,
             durable_writes: d.durable_writes,
             webhooks_allow_private: d.webhooks_allow_private,
-            test_corrupt_once: None,
         }
     }
 }
@@ -104,7 +100,6 @@ impl TransferSection {
             retry_base: Duration::from_millis(self.retry_base_ms),
             inactive_retry: Duration::from_secs(self.inactive_retry_secs.max(1)),
             default_deadline_secs: self.default_deadline_secs.max(60),
-            corrupt_once: self.test_corrupt_once.clone(),
             durable_writes: self.durable_writes,
             webhooks_allow_private: self.webhooks_allow_private,
             ..ferry_transfer::EngineSettings::default()

@@ -82,8 +82,24 @@ impl Running {
     }
 }
 
+/// What Ferry's own tests set and no configuration file or variable can: the clock, and fault injection.
+#[derive(Debug, Clone, Default)]
+pub struct TestHooks {
+    /// The clock every part of the server reads (default: the system's).
+    pub clock: Option<ferry_core::SharedClock>,
+    /// Corrupt one byte of the first transfer copy whose destination path contains this text, after it is
+    /// written and before it is verified.
+    pub corrupt_once: Option<String>,
+}
+
 /// Opens the data directory and database, makes sure the administrator exists, binds, and serves.
 pub async fn start(cfg: Config) -> Result<Running, ServerError> {
+    start_with_hooks(cfg, TestHooks::default()).await
+}
+
+/// [`start`], with the clock and faults of a test.
+pub async fn start_with_hooks(cfg: Config, hooks: TestHooks) -> Result<Running, ServerError> {
+    let clock = hooks.clock.unwrap_or_else(ferry_core::clock::system);
     create_private_dir(&cfg.data_dir)?;
     let listener = TcpListener::bind(cfg.listen)
         .await
@@ -102,7 +118,16 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&cfg.data_dir.join("ferry.db")).await?);
     // Admin commands run beside the server read this to build URLs (e.g. native clients' redirect).
     store.meta_set(BASE_URL_KEY, &base_url).await?;
-    let auth = Arc::new(Auth::open(store, cfg.auth_config(&base_url)).await?);
+    let auth = Arc::new(
+        Auth::open(
+            store,
+            ferry_auth::AuthConfig {
+                clock: clock.clone(),
+                ..cfg.auth_config(&base_url)
+            },
+        )
+        .await?,
+    );
     let bootstrap = bootstrap::ensure_admin(&auth, &cfg.data_dir).await?;
     auth.ensure_globus_cli_template().await?;
     let mailer = ferry_mail::Mailer::from_config(&cfg.smtp)
@@ -114,6 +139,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
             EndpointSettings {
                 invitation_lifetime_secs: cfg.sharing.invitation_lifetime_secs,
                 mailer: mailer.clone(),
+                clock: clock.clone(),
                 ..EndpointSettings::new(&base_url)
             },
         )
@@ -123,7 +149,11 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
     let transfer = ferry_transfer::Engine::new(
         auth.store().clone(),
         endpoint.clone(),
-        cfg.transfer.engine_settings(),
+        ferry_transfer::EngineSettings {
+            clock: clock.clone(),
+            corrupt_once: hooks.corrupt_once,
+            ..cfg.transfer.engine_settings()
+        },
         ferry_transfer::Notifier::new(mailer, &base_url),
         Some({
             let auth = auth.clone();
@@ -275,7 +305,7 @@ async fn serve(
                 });
             }
             _ = gc.tick() => {
-                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+                let now = auth.config().clock.now();
                 match auth.store().purge_expired(now, 86400).await {
                     Ok(n) if n > 0 => tracing::info!(purged = n, "expired secrets removed"),
                     Ok(_) => {}

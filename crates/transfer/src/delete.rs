@@ -12,7 +12,7 @@ use ferry_endpoint::{CollectionAccess, EndpointError};
 use ferry_storage::{EntryKind, StorageError};
 use ferry_store::tasks::{ItemKind, ItemOutcome, ItemState, TaskCounters, TaskRow};
 
-use crate::engine::{Inner, now};
+use crate::engine::Inner;
 use crate::run::{Access, Fault, FaultKind, RunEnd, Side};
 use crate::submit::Options;
 
@@ -48,7 +48,7 @@ pub(crate) async fn run(
             checksum: None,
             error_code: code.map(str::to_string),
             error,
-            error_time: code.map(|_| now()),
+            error_time: code.map(|_| inner.now()),
             progress: None,
         };
         match r {

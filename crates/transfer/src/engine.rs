@@ -50,6 +50,8 @@ pub struct EngineSettings {
     pub durable_writes: bool,
     /// Let webhooks point at this host or private networks (tests; an internal deployment that wants it).
     pub webhooks_allow_private: bool,
+    /// Where deadlines, leases and event times come from.
+    pub clock: ferry_core::SharedClock,
 }
 
 impl Default for EngineSettings {
@@ -67,6 +69,7 @@ impl Default for EngineSettings {
             corrupt_once: None,
             durable_writes: false,
             webhooks_allow_private: false,
+            clock: ferry_core::clock::system(),
         }
     }
 }
@@ -89,6 +92,12 @@ pub(crate) struct Inner {
     running: std::sync::Mutex<std::collections::HashMap<Uuid, Arc<AtomicBool>>>,
 }
 
+impl Inner {
+    pub(crate) fn now(&self) -> i64 {
+        self.settings.clock.now()
+    }
+}
+
 #[derive(Clone)]
 pub struct Engine {
     pub(crate) inner: Arc<Inner>,
@@ -108,13 +117,6 @@ fn boot_id() -> String {
     std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "unknown-boot".into())
-}
-
-pub(crate) fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 impl Engine {
@@ -176,12 +178,12 @@ impl Engine {
     }
 
     pub async fn submit_transfer(&self, who: &Requester, body: &Value) -> Result<Submitted> {
-        let s = submit::parse_transfer(body, now())?;
+        let s = submit::parse_transfer(body, self.inner.now())?;
         self.submit(who, s, TaskKind::Transfer).await
     }
 
     pub async fn submit_delete(&self, who: &Requester, body: &Value) -> Result<Submitted> {
-        let s = submit::parse_delete(body, now())?;
+        let s = submit::parse_delete(body, self.inner.now())?;
         self.submit(who, s, TaskKind::Delete).await
     }
 
@@ -191,7 +193,7 @@ impl Engine {
             return Ok(earlier);
         }
         let items = self.check_items(who, &s).await?;
-        let t = now();
+        let t = self.inner.now();
         let task = TaskRow {
             id: Uuid::new_v4(),
             kind,
@@ -331,7 +333,7 @@ impl Engine {
             )));
         }
         if let Some(d) = deadline
-            && d <= now()
+            && d <= self.inner.now()
         {
             return Err(TransferError::bad("deadline: the time is in the past"));
         }
@@ -356,7 +358,7 @@ impl Engine {
             fatal_error: Some(serde_json::json!({
                 "code": "CANCELED", "description": "The task was cancelled by its owner"
             })),
-            completion_time: Some(now()),
+            completion_time: Some(self.inner.now()),
         };
         if !self.inner.store.set_task_status(id, &change).await? {
             return Ok(false);
@@ -367,9 +369,11 @@ impl Engine {
             stop.store(true, Ordering::SeqCst);
         }
         let store = &self.inner.store;
-        store.fail_pending_items(id, "CANCELED", now()).await?;
+        store
+            .fail_pending_items(id, "CANCELED", self.inner.now())
+            .await?;
         event(
-            store.as_ref(),
+            &self.inner,
             id,
             "CANCELED",
             false,
@@ -478,7 +482,7 @@ impl Engine {
 
 /// Appends an event; a failure to record one is logged, never fatal to the task.
 pub(crate) async fn event(
-    store: &dyn Store,
+    inner: &Inner,
     task: Uuid,
     code: &str,
     is_error: bool,
@@ -486,13 +490,13 @@ pub(crate) async fn event(
     details: &str,
 ) {
     let e = TaskEvent {
-        time: now(),
+        time: inner.now(),
         code: code.into(),
         is_error,
         description: description.into(),
         details: details.into(),
     };
-    if let Err(err) = store.add_task_event(task, &e).await {
+    if let Err(err) = inner.store.add_task_event(task, &e).await {
         tracing::warn!(%task, error = %err, "could not record a task event");
     }
 }
@@ -507,7 +511,7 @@ async fn dispatch(inner: Arc<Inner>) {
         };
         match inner
             .store
-            .claim_task(&inner.worker_id, now(), inner.settings.lease_secs)
+            .claim_task(&inner.worker_id, inner.now(), inner.settings.lease_secs)
             .await
         {
             Ok(Some(task)) => {
@@ -547,7 +551,7 @@ async fn supervise(inner: &Arc<Inner>, task: TaskRow) {
                 tokio::time::sleep(every).await;
                 match inner
                     .store
-                    .renew_lease(id, &inner.worker_id, now(), inner.settings.lease_secs)
+                    .renew_lease(id, &inner.worker_id, inner.now(), inner.settings.lease_secs)
                     .await
                 {
                     Ok(true) => {}
@@ -566,7 +570,7 @@ async fn supervise(inner: &Arc<Inner>, task: TaskRow) {
         r.remove(&id);
     }
     let store = inner.store.as_ref();
-    let t = now();
+    let t = inner.now();
     let mut run_after = 0;
     match end {
         RunEnd::Succeeded => {
@@ -579,7 +583,7 @@ async fn supervise(inner: &Arc<Inner>, task: TaskRow) {
             };
             if let Ok(true) = store.set_task_status(id, &change).await {
                 event(
-                    store,
+                    inner,
                     id,
                     "SUCCEEDED",
                     false,
@@ -600,7 +604,7 @@ async fn supervise(inner: &Arc<Inner>, task: TaskRow) {
             };
             if let Ok(true) = store.set_task_status(id, &change).await {
                 let _ = store.fail_pending_items(id, &code, t).await;
-                event(store, id, &code, true, "failed", &description).await;
+                event(inner, id, &code, true, "failed", &description).await;
                 notify_done(inner, id).await;
             }
         }
@@ -622,7 +626,7 @@ async fn supervise(inner: &Arc<Inner>, task: TaskRow) {
             if let Ok(true) = store.set_task_status(id, &change).await
                 && was_active
             {
-                event(store, id, &code, true, "inactive", &details).await;
+                event(inner, id, &code, true, "inactive", &details).await;
                 if let Ok(Some(t)) = store.get_task(id).await {
                     inner.notifier.task_inactive(inner, &t).await;
                 }

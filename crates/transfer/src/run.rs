@@ -23,7 +23,7 @@ use crate::copy::{
     BATCH_BYTES, BATCH_FILES, Copied, SMALL, SmallFile, batchable, copy_batch, copy_file,
     copy_small_files,
 };
-use crate::engine::{Inner, event, now, options_of, owner_of};
+use crate::engine::{Inner, event, options_of, owner_of};
 use crate::filter;
 use crate::submit::Options;
 
@@ -220,7 +220,7 @@ pub(crate) async fn run_task(inner: &Arc<Inner>, task: &TaskRow, stop: Arc<Atomi
     let store = inner.store.as_ref();
     if task.status == TaskStatus::Active && task.nice_status.as_deref() == Some("Queued") {
         event(
-            store,
+            inner,
             task.id,
             "STARTED",
             false,
@@ -320,7 +320,7 @@ impl Run {
                 return RunEnd::Stopped;
             }
             if let Some(d) = self.task.deadline
-                && now() > d
+                && self.shared.inner.now() > d
             {
                 return RunEnd::Failed {
                     code: "DEADLINE".into(),
@@ -558,7 +558,7 @@ impl Run {
         self.consecutive_faults = 0;
         if self.inactive {
             self.inactive = false;
-            let (store, id) = (self.shared.inner.store.clone(), self.task.id);
+            let (inner, id) = (self.shared.inner.clone(), self.task.id);
             tokio::spawn(async move {
                 let change = StatusChange {
                     status: TaskStatus::Active,
@@ -567,9 +567,9 @@ impl Run {
                     fatal_error: None,
                     completion_time: None,
                 };
-                if let Ok(true) = store.set_task_status(id, &change).await {
+                if let Ok(true) = inner.store.set_task_status(id, &change).await {
                     event(
-                        store.as_ref(),
+                        &inner,
                         id,
                         "RESUMED",
                         false,
@@ -585,7 +585,7 @@ impl Run {
     /// A fault on one item: retried later, skipped, or the end of the run.
     fn fault(&mut self, item: &ItemRow, f: Fault) -> Option<RunEnd> {
         let o = &self.shared.options;
-        let t = now();
+        let t = self.shared.inner.now();
         self.delta.faults += 1;
         let fatal = |f: &Fault| RunEnd::Failed {
             code: f.code.into(),
@@ -612,11 +612,11 @@ impl Run {
         }
         tracing::debug!(task = %self.task.id, path = %item.src, code = f.code, "fault: {}", f.message);
         self.consecutive_faults += 1;
-        let (store, id) = (self.shared.inner.store.clone(), self.task.id);
+        let (inner, id) = (self.shared.inner.clone(), self.task.id);
         let (code, message, path) = (f.code, f.message.clone(), item.src.clone());
         tokio::spawn(async move {
             event(
-                store.as_ref(),
+                &inner,
                 id,
                 code,
                 true,

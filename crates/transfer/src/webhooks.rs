@@ -13,7 +13,7 @@ use ferry_store::tasks::{Delivery, TaskRow, Webhook};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::engine::{Engine, Inner, now};
+use crate::engine::{Engine, Inner};
 use crate::error::{Result, TransferError};
 
 /// Attempts per delivery: with the doubling wait (2 s, 4 s, …) about eight and a half minutes in all.
@@ -97,7 +97,7 @@ impl Engine {
             id: Uuid::new_v4(),
             owner: who.identity.id,
             url: url.to_string(),
-            created: now(),
+            created: self.inner.now(),
         };
         store.create_webhook(&h).await?;
         Ok(h)
@@ -123,7 +123,7 @@ pub(crate) async fn task_event(inner: &Inner, task: &TaskRow) {
         Ok(h) if !h.is_empty() => h,
         _ => return,
     };
-    let t = now();
+    let t = inner.now();
     let deliveries: Vec<Delivery> = hooks
         .iter()
         .map(|h| {
@@ -176,12 +176,12 @@ pub(crate) async fn deliver_loop(inner: Arc<Inner>) {
     loop {
         let due = inner
             .store
-            .due_deliveries(now(), MAX_ATTEMPTS, 50)
+            .due_deliveries(inner.now(), MAX_ATTEMPTS, 50)
             .await
             .unwrap_or_default();
         for d in due {
             let (delivered, error) = deliver(&inner, &http, &d).await;
-            let t = now();
+            let t = inner.now();
             let next = t + 2i64.pow((d.attempts + 1).min(12) as u32);
             if let Err(e) = inner
                 .store
