@@ -1244,6 +1244,35 @@ async fn webhooks_get_signed_events_retried_until_delivered_and_private_targets_
         )
         .await;
     assert_eq!(st, 400, "{b}");
+    // Every spelling of an inward address: IPv4 in other notations, IPv4 inside IPv6 (mapped, compatible,
+    // NAT64, 6to4), site-local, "this network", benchmarking, multicast, reserved, and names for this host.
+    for url in [
+        "http://2130706433/",
+        "http://0x7f.1/",
+        "http://0177.0.0.1/",
+        "http://[::1]/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://[::127.0.0.1]/",
+        "http://[64:ff9b::7f00:1]/",
+        "http://[2002:7f00:1::1]/",
+        "http://[fec0::1]/",
+        "http://0.0.0.0/",
+        "http://0.1.2.3/",
+        "http://192.0.0.170/",
+        "http://198.18.0.1/",
+        "http://224.0.0.1/",
+        "http://240.0.0.1/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://localhost:9/",
+        "http://localhost./",
+    ] {
+        let (st, b) = strict
+            .t(M::POST, "/webhook", Some(json!({"url": url})))
+            .await;
+        assert_eq!(st, 400, "{url} was accepted: {b}");
+    }
+    let (_, listed) = strict.t(M::GET, "/webhook_list", None).await;
+    assert_eq!(listed["DATA"], json!([]), "nothing was stored");
 
     let w = world_with(|c| {
         c.transfer.retry_base_ms = 50;

@@ -9,6 +9,7 @@ pub mod fnmatch;
 pub mod group;
 pub mod identity;
 pub mod mapping;
+pub mod net;
 pub mod path;
 pub mod restrictions;
 pub mod roles;

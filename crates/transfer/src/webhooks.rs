@@ -4,10 +4,11 @@
 //! without a secret shared with Ferry — and Ferry stores none. Deliveries are rows, retried with doubling
 //! back-off until the receiver answers 2xx or `MAX_ATTEMPTS` are spent, and they survive restarts.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ferry_core::net::is_public;
 use ferry_endpoint::Requester;
 use ferry_store::tasks::{Delivery, TaskRow, Webhook};
 use serde_json::{Value, json};
@@ -24,30 +25,50 @@ const MAX_PER_OWNER: usize = 20;
 /// Signs an event document; returns the compact JWS.
 pub type Signer = Arc<dyn Fn(&Value) -> Option<String> + Send + Sync>;
 
-/// Whether an address is this host's or a private network's: a webhook there would let a user make the server
-/// send requests inside its own network.
-fn private(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v) => {
-            v.is_loopback()
-                || v.is_private()
-                || v.is_link_local()
-                || v.is_unspecified()
-                || v.is_broadcast()
-                || v.octets()[0] == 100 && (64..128).contains(&v.octets()[1])
-        }
-        IpAddr::V6(v) => {
-            v.is_loopback()
-                || v.is_unspecified()
-                || (v.segments()[0] & 0xfe00) == 0xfc00
-                || (v.segments()[0] & 0xffc0) == 0xfe80
-                || v.to_ipv4_mapped().is_some_and(|m| private(IpAddr::V4(m)))
-        }
+/// Resolves a webhook's host for the connection itself, keeping only public addresses: the address that was
+/// checked is the one connected to, so a name that answers differently the second time (DNS rebinding) gains
+/// nothing.
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let addrs = public_addresses(&host, 0)
+                .await
+                .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { e.into() })?;
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
     }
 }
 
-/// Checks a URL's form, and where it leads unless private addresses are allowed.
-async fn check_url(url: &str, allow_private: bool) -> Result<()> {
+/// The addresses of `host` when every one of them is public; otherwise an error that names the first one that
+/// is not (a name with one private address among public ones is refused outright).
+async fn public_addresses(host: &str, port: u16) -> std::result::Result<Vec<SocketAddr>, String> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| format!("{host} does not resolve: {e}"))?
+        .collect();
+    only_public(host, addrs)
+}
+
+fn only_public(host: &str, addrs: Vec<SocketAddr>) -> std::result::Result<Vec<SocketAddr>, String> {
+    if let Some(a) = addrs.iter().find(|a| !is_public(a.ip())) {
+        return Err(format!(
+            "{host} is a private or local address ({}); webhooks go to public receivers",
+            a.ip()
+        ));
+    }
+    if addrs.is_empty() {
+        return Err(format!("{host} has no address"));
+    }
+    Ok(addrs)
+}
+
+/// Checks a URL's form and, unless private addresses are allowed, that a literal address in it is public.
+/// Names are checked where they are resolved: by [`registration_check`] for an early answer, and by
+/// [`PublicOnly`] for the connection itself.
+fn check_form(url: &str, allow_private: bool) -> Result<url::Url> {
     let u = url::Url::parse(url).map_err(|e| TransferError::bad(format!("url: {e}")))?;
     if !matches!(u.scheme(), "https" | "http") {
         return Err(TransferError::bad("url: must be http:// or https://"));
@@ -57,26 +78,45 @@ async fn check_url(url: &str, allow_private: bool) -> Result<()> {
             "url: credentials in the URL are not allowed",
         ));
     }
-    let host = u
-        .host_str()
-        .ok_or_else(|| TransferError::bad("url: no host"))?
-        .trim_matches(['[', ']']);
+    // The URL parser has already turned decimal, octal, hex and shortened IPv4 forms into addresses.
+    let literal: Option<IpAddr> = match u.host() {
+        Some(url::Host::Ipv4(ip)) => Some(ip.into()),
+        Some(url::Host::Ipv6(ip)) => Some(ip.into()),
+        Some(url::Host::Domain(_)) => None,
+        None => return Err(TransferError::bad("url: no host")),
+    };
+    match literal {
+        Some(ip) if !allow_private && !is_public(ip) => Err(TransferError::bad(format!(
+            "url: {ip} is a private or local address; webhooks go to public receivers"
+        ))),
+        _ => Ok(u),
+    }
+}
+
+/// What a new webhook must pass: its form, and that its name leads to public addresses only now.
+async fn registration_check(url: &str, allow_private: bool) -> Result<()> {
+    let u = check_form(url, allow_private)?;
+    match u.host() {
+        Some(url::Host::Domain(name)) if !allow_private => public_addresses(name, 0)
+            .await
+            .map(drop)
+            .map_err(|e| TransferError::bad(format!("url: {e}"))),
+        _ => Ok(()),
+    }
+}
+
+/// The HTTP client of deliveries: no redirects (a receiver could send it inward), no proxy from the
+/// environment, and unless private targets are allowed, names resolved to public addresses only.
+fn delivery_client(allow_private: bool) -> reqwest::Result<reqwest::Client> {
+    let b = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy();
     if allow_private {
-        return Ok(());
+        b.build()
+    } else {
+        b.dns_resolver(PublicOnly).build()
     }
-    let port = u.port_or_known_default().unwrap_or(443);
-    let addrs = tokio::net::lookup_host((host, port))
-        .await
-        .map_err(|e| TransferError::bad(format!("url: {host} does not resolve: {e}")))?;
-    for a in addrs {
-        if private(a.ip()) {
-            return Err(TransferError::bad(format!(
-                "url: {host} is a private or local address ({}); webhooks go to public receivers",
-                a.ip()
-            )));
-        }
-    }
-    Ok(())
 }
 
 pub fn webhook_doc(h: &Webhook) -> Value {
@@ -92,7 +132,7 @@ impl Engine {
                 "at most {MAX_PER_OWNER} webhooks per identity"
             )));
         }
-        check_url(url, self.inner.settings.webhooks_allow_private).await?;
+        registration_check(url, self.inner.settings.webhooks_allow_private).await?;
         let h = Webhook {
             id: Uuid::new_v4(),
             owner: who.identity.id,
@@ -162,11 +202,7 @@ pub(crate) async fn task_event(inner: &Inner, task: &TaskRow) {
 
 /// Delivers what is due, forever: woken when events are queued, and every second for retries.
 pub(crate) async fn deliver_loop(inner: Arc<Inner>) {
-    let http = match reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-    {
+    let http = match delivery_client(inner.settings.webhooks_allow_private) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "webhooks disabled: no HTTP client");
@@ -197,9 +233,7 @@ pub(crate) async fn deliver_loop(inner: Arc<Inner>) {
 
 /// One attempt: POST the body with its signature. Returns whether it was delivered, and why not.
 async fn deliver(inner: &Inner, http: &reqwest::Client, d: &Delivery) -> (bool, Option<String>) {
-    if !inner.settings.webhooks_allow_private
-        && let Err(e) = check_url(&d.url, false).await
-    {
+    if let Err(e) = check_form(&d.url, inner.settings.webhooks_allow_private) {
         return (false, Some(e.to_string()));
     }
     let Ok(doc) = serde_json::from_str::<Value>(&d.body) else {
@@ -223,5 +257,53 @@ async fn deliver(inner: &Inner, http: &reqwest::Client, d: &Delivery) -> (bool, 
             Some(format!("the receiver answered {}", resp.status())),
         ),
         Err(e) => (false, Some(format!("cannot reach the receiver: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::dns::Resolve;
+
+    #[test]
+    fn a_name_with_any_private_address_is_refused() {
+        let a = |s: &str| -> SocketAddr { s.parse().unwrap() };
+        assert!(only_public("x", vec![a("8.8.8.8:0"), a("10.0.0.1:0")]).is_err());
+        assert!(only_public("x", vec![a("[::ffff:127.0.0.1]:0")]).is_err());
+        assert!(only_public("x", vec![]).is_err());
+        assert_eq!(
+            only_public("x", vec![a("8.8.8.8:0")]).unwrap(),
+            vec![a("8.8.8.8:0")]
+        );
+    }
+
+    /// The resolver the connection itself uses refuses a name that leads inward, so a name that passed the
+    /// registration check and then changes its answer (DNS rebinding) is not connected to.
+    #[tokio::test]
+    async fn the_connection_resolver_refuses_local_names() {
+        let r = PublicOnly.resolve("localhost".parse().unwrap()).await;
+        let e = r.err().expect("localhost refused").to_string();
+        assert!(e.contains("private or local"), "{e}");
+    }
+
+    #[test]
+    fn literal_forms_are_judged_after_parsing() {
+        for url in [
+            "http://2130706433/",
+            "http://0x7f000001/",
+            "http://0177.0.0.1/",
+            "http://127.1/",
+            "http://[::ffff:7f00:1]/",
+            "http://[64:ff9b::a9fe:a9fe]/",
+            "http://[2002:a00:1::1]/",
+            "http://[fec0::1]/",
+            "http://0.0.0.0/",
+            "http://198.18.0.1/",
+        ] {
+            assert!(check_form(url, false).is_err(), "{url}");
+            assert!(check_form(url, true).is_ok(), "{url}");
+        }
+        assert!(check_form("https://8.8.8.8/hook", false).is_ok());
+        assert!(check_form("https://user:pw@8.8.8.8/hook", false).is_err());
     }
 }
