@@ -615,7 +615,9 @@ pub enum WebhookCmd {
     /// Call URL with a signed JSON event whenever one of your tasks succeeds, fails or goes INACTIVE.
     /// The `Ferry-Signature` header is a JWS of the body, checkable with the server's /jwk.json.
     Add {
-        url: String,
+        /// The webhook's URL (https://…).
+        #[arg(value_name = "URL")]
+        webhook_url: String,
         #[command(flatten)]
         conn: Connection,
     },
@@ -634,7 +636,10 @@ pub enum WebhookCmd {
 
 pub async fn webhook(g: &Global, cmd: WebhookCmd) -> anyhow::Result<()> {
     match cmd {
-        WebhookCmd::Add { url, conn } => {
+        WebhookCmd::Add {
+            webhook_url: url,
+            conn,
+        } => {
             let t = transfer_api(g, &conn).await?;
             let v = t
                 .json(
