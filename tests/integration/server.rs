@@ -196,3 +196,37 @@ fn fault_injection_is_not_configuration() {
     .to_string();
     assert!(e.contains("transfer.test_corrupt_once"), "{e}");
 }
+
+/// A data directory restarted with `--tls` (or on another address): the administrator's commands read the URL
+/// from the credentials file, so every start records the URL it serves there.
+#[tokio::test]
+async fn every_start_records_its_url_for_the_administrators_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().join("d"),
+        ..Config::default()
+    };
+    let creds = || -> AdminCredentials {
+        serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("d/admin-credentials.json")).unwrap(),
+        )
+        .unwrap()
+    };
+    let first = ferry_server::start(cfg.clone()).await.unwrap();
+    assert_eq!(creds().url, first.base_url);
+    first.shutdown().await;
+    let second = ferry_server::start(Config { tls: true, ..cfg })
+        .await
+        .unwrap();
+    assert!(second.base_url.starts_with("https://"));
+    let now = creds();
+    assert_eq!(
+        now.url, second.base_url,
+        "the stored URL follows the server"
+    );
+    let path = dir.path().join("d/admin-credentials.json");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    second.shutdown().await;
+}

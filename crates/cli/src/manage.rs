@@ -708,9 +708,8 @@ pub async fn collection(g: &Global, cmd: CollectionCmd) -> anyhow::Result<()> {
             let d = json!({"DATA_TYPE": "collection#1.13.0", "collection_type": "guest",
                            "mapped_collection_id": mapped_id, "collection_base_path": base_path,
                            "display_name": display_name});
-            let doc = one(m
-                .manager(Method::POST, "/collections", &[], Some(&d))
-                .await?)?;
+            let created = m.manager(Method::POST, "/collections", &[], Some(&d)).await;
+            let doc = one(created.map_err(no_account_hint)?)?;
             print_record(g.format, &doc, COLLECTION_FIELDS);
         }
         CollectionCmd::List {
@@ -805,6 +804,29 @@ pub async fn collection(g: &Global, cmd: CollectionCmd) -> anyhow::Result<()> {
         CollectionCmd::Search(a) => crate::sharing::collection_search(g, a).await?,
     }
     Ok(())
+}
+
+/// A guest collection acts as its creator's storage account: when the gateway gives the caller none (its allowed
+/// domains, identity mapping or user lists), say so and what to do, beside the server's reason.
+fn no_account_hint(e: ferry_client::ClientError) -> anyhow::Error {
+    const NO_ACCOUNT: &[&str] = &[
+        "domain the storage gateway allows",
+        "identity mapping",
+        "users_allow",
+        "users_deny",
+        "POSIX group",
+    ];
+    let refused = matches!(&e, ferry_client::ClientError::Api { status: 403, message, .. }
+        if NO_ACCOUNT.iter().any(|n| message.contains(n)));
+    if !refused {
+        return e.into();
+    }
+    anyhow::Error::new(e).context(
+        "a guest collection acts as its creator's storage account, and the storage gateway gives you none. \
+         Create it as someone who has one there (`ferry login` as that person, then this command), or give your \
+         identity an account: the gateway's --domain, --identity-mapping and --user-allow decide (an application \
+         is <client id>@clients.<auth domain>; see the README, \"Guest collections\")",
+    )
 }
 
 // ---- sharing policies ----
