@@ -24,6 +24,8 @@ from ferry_harness import (
     ferry_env,
     new_person,
     run,
+    start_server,
+    stop_server,
 )
 
 Ferry = t.Callable[..., CommandResult]
@@ -122,8 +124,19 @@ def test_bad_arguments_name_the_option_and_change_nothing(ferry_cli: Ferry, stor
 
 def test_roles_and_sharing_policies(ferry: FerryServer, ferry_cli: Ferry, collection: str) -> None:
     person = new_person(ferry, "am")
-    role = ok(ferry_cli("collection", "role", "create", collection, "access_manager", person["username"], "--format", "json")).json()
+    # A bare name is a person of this server (name@ferry.local), as the README writes them.
+    bare = person["username"].removesuffix("@ferry.local")
+    role = ok(ferry_cli("collection", "role", "create", collection, "access_manager", bare, "--format", "json")).json()
     assert role["principal"] == f"urn:globus:auth:identity:{person['id']}"
+    ep_role = ok(ferry_cli("endpoint", "role", "create", "administrator", bare, "--format", "json")).json()
+    assert ep_role["principal"] == f"urn:globus:auth:identity:{person['id']}"
+    ok(ferry_cli("endpoint", "role", "delete", ep_role["id"]))
+    group = ok(ferry_cli("group", "create", "Bare names", "--format", "json")).json()
+    member = ok(ferry_cli("group", "member", "add", group["id"], bare, "--format", "json")).json()
+    assert member["identity_id"] == person["id"], member
+    ok(ferry_cli("group", "delete", group["id"]))
+    r = ferry_cli("endpoint", "role", "create", "administrator", "nobody-at-all")
+    assert r.returncode != 0 and "nobody-at-all@ferry.local" in r.stderr, r.describe()
     roles = ok(ferry_cli("collection", "role", "list", collection, "--format", "json")).json()
     assert {r["role"] for r in roles} >= {"administrator", "access_manager"}
     ok(ferry_cli("collection", "role", "delete", role["id"]))
@@ -213,3 +226,58 @@ def test_login_whoami_logout(ferry: FerryServer, cli_home: Path, tmp_path: Path)
     assert not session_file.exists()
     r = as_person("session", "show")
     assert r.returncode != 0 and "not logged in" in r.stderr
+
+
+def test_guest_collection_without_a_storage_account_says_what_to_do(
+    ferry_cli: Ferry, storage: Path
+) -> None:
+    gw = ok(ferry_cli("storage-gateway", "create", "posix", "Uni only", "--root", str(storage),
+                      "--domain", "uni.edu", "--format", "json")).json()
+    mapped = ok(ferry_cli("collection", "create", gw["id"], "/", "Uni data", "--allow-guest-collections",
+                          "--format", "json")).json()
+    r = ferry_cli("collection", "create-guest", mapped["id"], "/data", "Mine")
+    assert r.returncode != 0, r.describe()
+    # The server's reason, and what to do about it.
+    assert "not from a domain the storage gateway allows (uni.edu)" in r.stderr, r.describe()
+    assert "acts as its creator's storage account" in r.stderr and "ferry login" in r.stderr, r.describe()
+
+
+def test_restart_with_tls_keeps_admin_commands_working(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    workdir = tmp_path_factory.mktemp("ferry-restart")
+    plain = start_server(workdir)
+    stop_server(plain)
+    tls = start_server(workdir, tls=True)
+    try:
+        home = tmp_path / "home"
+        home.mkdir()
+
+        def local(*args: str, env: dict[str, str] | None = None) -> CommandResult:
+            argv = [str(tls.binary), *args, "--data-dir", str(tls.data_dir)]
+            return run(argv, env=env or cli_env(home), cwd=tmp_path)
+
+        shown = ok(local("endpoint", "show", "--format", "json")).json()
+        assert shown["gcs_manager_url"] == tls.base_url
+        diag = ok(local("self-diagnostic")).stdout
+        assert "FAIL" not in diag and f"{tls.base_url} answers" in diag, diag
+
+        # Elsewhere (no data directory): the untrusted certificate is explained, and the CA can be given.
+        creds = ["--client-id", tls.admin["client_id"], "--client-secret", tls.admin["client_secret"]]
+        elsewhere = tmp_path / "elsewhere"
+        r = run([str(tls.binary), "whoami", "--url", tls.base_url, *creds, "--data-dir", str(elsewhere)],
+                env=cli_env(home), cwd=tmp_path)
+        assert r.returncode != 0, r.describe()
+        assert "not trusted" in r.stderr and "--ca-file" in r.stderr and "ca.pem" in r.stderr, r.describe()
+        for extra, env in [
+            (["--ca-file", str(tls.ca_path)], cli_env(home)),
+            (["--ca", str(tls.ca_path)], cli_env(home)),
+            ([], {**cli_env(home), "GLOBUS_SDK_VERIFY_SSL": str(tls.ca_path)}),
+            ([], {**cli_env(home), "FERRY_CA_FILE": str(tls.ca_path)}),
+        ]:
+            r = run([str(tls.binary), "whoami", "--url", tls.base_url, *creds, *extra,
+                     "--data-dir", str(elsewhere), "--format", "json"], env=env, cwd=tmp_path)
+            assert r.returncode == 0, r.describe()
+            assert r.json()["username"].startswith(tls.admin["client_id"]), r.describe()
+    finally:
+        stop_server(tls)

@@ -10,8 +10,16 @@ from pathlib import Path
 
 import globus_sdk
 import pytest
+import requests
 
-from ferry_harness import FerryServer, start_server, stop_server
+from ferry_harness import (
+    SERVICE_NAMES,
+    FerryServer,
+    globus_executable,
+    run,
+    start_server,
+    stop_server,
+)
 
 POSIX = "145812c8-decc-41f1-83cf-bb2a85a2a70b"
 
@@ -194,3 +202,93 @@ def test_roles(
             )
         )
     assert err.value.http_status == 400
+
+
+def fresh_gateway(gcs: globus_sdk.GCSClient, root: Path, name: str) -> tuple[str, str]:
+    """A POSIX gateway over `root` and a mapped collection on it that allows guest collections."""
+    sg = gcs.create_storage_gateway(
+        globus_sdk.StorageGatewayDocument(display_name=name, connector_id=POSIX, root=str(root))
+    )
+    mapped = gcs.create_collection(
+        globus_sdk.MappedCollectionDocument(
+            storage_gateway_id=sg["id"], collection_base_path="/", display_name=f"{name} data",
+            allow_guest_collections=True,
+        )
+    )
+    return str(sg["id"]), str(mapped["id"])
+
+
+def test_the_sdk_guest_collection_and_https_examples(
+    tls_ferry: FerryServer, gcs: globus_sdk.GCSClient, endpoint_id: str,
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The SDK's published guest-collection script, in its shapes: a client with the endpoint scope depending on
+    the mapped collection's data_access, a user credential naming the client and its local account, and a guest
+    collection document with `public="True"` (a string). Then Globus's HTTPS pattern: `https_server + path`,
+    and the documented way to tell a GCS 5 guest collection from other kinds (gcs_version's major, host id)."""
+    # The environment a Globus SDK user sets for this server (what `ferry serve` prints): no other host is asked.
+    monkeypatch.setenv("GLOBUS_SDK_ENVIRONMENT", "ferry")
+    for service in SERVICE_NAMES:
+        monkeypatch.setenv(f"GLOBUS_SDK_SERVICE_URL_{service}", tls_ferry.base_url + "/")
+    root = tmp_path_factory.mktemp("example-storage")
+    (root / "hello.txt").write_text("hello from the guest collection\n")
+    sg, mapped = fresh_gateway(gcs, root, "Example")
+    a = tls_ferry.admin
+    client_id, local_username = a["client_id"], a["client_id"]
+    scope = globus_sdk.GCSClient.get_gcs_endpoint_scopes(endpoint_id).manage_collections.with_dependency(
+        globus_sdk.GCSClient.get_gcs_collection_scopes(mapped).data_access
+    )
+    confidential = globus_sdk.ConfidentialAppAuthClient(client_id, a["client_secret"])
+    authorizer = globus_sdk.ClientCredentialsAuthorizer(confidential, scopes=scope)
+    client = globus_sdk.GCSClient(tls_ferry.base_url, authorizer=authorizer)
+    client.create_user_credential(
+        globus_sdk.UserCredentialDocument(
+            storage_gateway_id=sg, identity_id=client_id, username=local_username
+        )
+    )
+    response = client.create_collection(
+        globus_sdk.GuestCollectionDocument(
+            public="True", collection_base_path="/", display_name="guest_collection",
+            mapped_collection_id=mapped,
+        )
+    )
+    guest = response["id"]
+    assert response["public"] is True
+
+    transfer_token = confidential.oauth2_client_credentials_tokens(
+        requested_scopes=globus_sdk.TransferClient.scopes.all
+    ).by_resource_server["transfer.api.globus.org"]["access_token"]
+    tc = globus_sdk.TransferClient(authorizer=globus_sdk.AccessTokenAuthorizer(transfer_token))
+    doc = tc.get_endpoint(guest)
+    major, _minor, _patch = doc["gcs_version"].split(".")
+    assert major == "5" and doc["host_endpoint_id"] is not None, doc.data
+    https_token = confidential.oauth2_client_credentials_tokens(
+        requested_scopes=globus_sdk.GCSClient.get_gcs_collection_scopes(guest).https
+    ).by_resource_server[guest]["access_token"]
+    got = requests.get(
+        f"{doc['https_server']}/hello.txt",
+        headers={"Authorization": f"Bearer {https_token}"},
+        verify=str(tls_ferry.ca_path),
+        timeout=30,
+    )
+    assert got.status_code == 200, got.text
+    assert got.text == "hello from the guest collection\n"
+
+
+def test_globus_cli_creates_a_user_credential(
+    tls_ferry: FerryServer, gcs: globus_sdk.GCSClient, endpoint_id: str,
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path,
+) -> None:
+    """`globus endpoint user-credential create posix` prints the answer's message (and crashed without one)."""
+    sg, _mapped = fresh_gateway(gcs, tmp_path_factory.mktemp("cli-cred-storage"), "CLI credential")
+    a = tls_ferry.admin
+    env = tls_ferry.env_for(tmp_path, client_id=a["client_id"], client_secret=a["client_secret"])
+    env["GLOBUS_SDK_VERIFY_SSL"] = str(tls_ferry.ca_path)
+    r = run([globus_executable(), "endpoint", "user-credential", "create", "posix", endpoint_id, sg,
+             a["client_id"], a["client_id"]], env=env)
+    assert r.returncode == 0, r.describe()
+    assert "Created User Credential" in r.stdout, r.describe()
+    listed = run([globus_executable(), "endpoint", "user-credential", "list", endpoint_id, "-F", "json"],
+                 env=env)
+    assert listed.returncode == 0, listed.describe()
+    assert any(c["storage_gateway_id"] == sg for c in listed.json()["data"]), listed.describe()

@@ -10,3 +10,4 @@ mod server;
 mod sharing;
 mod tokens;
 mod transfer;
+mod wire;

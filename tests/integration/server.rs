@@ -110,3 +110,123 @@ async fn globus_login_client_registration() {
     assert!(uris.contains(&format!("{}/v2/web/auth-code", s.url).as_str()));
     let _ = ClientKind::Confidential;
 }
+
+/// A value below its minimum is refused at load, naming the key, its value and the minimum; it is never
+/// raised silently (a file, the environment, and a configuration built in code alike).
+#[tokio::test]
+async fn configuration_below_a_minimum_is_refused_by_name() {
+    use ferry_server::Overrides;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ferry.toml");
+    for (toml, key, value, min) in [
+        (
+            "[transfer]\nmax_tasks = 0\n",
+            "transfer.max_tasks",
+            "0",
+            "1",
+        ),
+        (
+            "[transfer]\nmemory_budget_mib = 4\n",
+            "transfer.memory_budget_mib",
+            "4",
+            "8",
+        ),
+        (
+            "[transfer]\ndefault_deadline_secs = 30\n",
+            "transfer.default_deadline_secs",
+            "30",
+            "60",
+        ),
+        (
+            "[transfer]\ninactive_retry_secs = 0\n",
+            "transfer.inactive_retry_secs",
+            "0",
+            "1",
+        ),
+    ] {
+        std::fs::write(&file, toml).unwrap();
+        let e = Config::load(Some(&file), Vec::new(), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(key)
+                && e.contains(&format!("is {value}"))
+                && e.contains(&format!("minimum of {min}")),
+            "{e}"
+        );
+    }
+    let e = Config::load(
+        None,
+        vec![(
+            "FERRY_TRANSFER__FILE_CONCURRENCY".to_string(),
+            "0".to_string(),
+        )],
+        &Overrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("transfer.file_concurrency"), "{e}");
+    let mut cfg = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().join("d"),
+        ..Config::default()
+    };
+    cfg.transfer.range_parallelism = 0;
+    let e = ferry_server::start(cfg)
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("transfer.range_parallelism"), "{e}");
+    assert!(!dir.path().join("d").exists(), "nothing was created");
+}
+
+/// The configuration never takes the fault-injection key (tests inject faults through `TestHooks` only).
+#[test]
+fn fault_injection_is_not_configuration() {
+    let e = Config::load(
+        None,
+        vec![(
+            "FERRY_TRANSFER__TEST_CORRUPT_ONCE".to_string(),
+            "x".to_string(),
+        )],
+        &ferry_server::Overrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("transfer.test_corrupt_once"), "{e}");
+}
+
+/// A data directory restarted with `--tls` (or on another address): the administrator's commands read the URL
+/// from the credentials file, so every start records the URL it serves there.
+#[tokio::test]
+async fn every_start_records_its_url_for_the_administrators_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().join("d"),
+        ..Config::default()
+    };
+    let creds = || -> AdminCredentials {
+        serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("d/admin-credentials.json")).unwrap(),
+        )
+        .unwrap()
+    };
+    let first = ferry_server::start(cfg.clone()).await.unwrap();
+    assert_eq!(creds().url, first.base_url);
+    first.shutdown().await;
+    let second = ferry_server::start(Config { tls: true, ..cfg })
+        .await
+        .unwrap();
+    assert!(second.base_url.starts_with("https://"));
+    let now = creds();
+    assert_eq!(
+        now.url, second.base_url,
+        "the stored URL follows the server"
+    );
+    let path = dir.path().join("d/admin-credentials.json");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    second.shutdown().await;
+}

@@ -58,15 +58,12 @@ pub enum ClientCmd {
         #[arg(long)]
         owner: Option<String>,
     },
+    /// Every registered application, with its kind, identity and redirect URIs.
     List,
     /// Delete a client: its identity and every token it holds go with it.
-    Delete {
-        id: Uuid,
-    },
+    Delete { id: Uuid },
     /// Replace a confidential client's secret (printed once); its tokens are revoked.
-    RotateSecret {
-        id: Uuid,
-    },
+    RotateSecret { id: Uuid },
 }
 
 /// The data directory's configuration, database and recorded base URL: what local commands work on.

@@ -33,18 +33,21 @@ pub enum GroupCmd {
         #[command(flatten)]
         conn: Connection,
     },
+    /// Delete a group (its admins only); its members lose what it granted at once.
     Delete {
         group: Uuid,
         #[command(flatten)]
         conn: Connection,
     },
-    /// Manage members (USER is an identity id or username).
+    /// Manage members (USER is an identity id or a username; a bare name is a person of this server: alice is
+    /// alice@<auth domain>).
     #[command(subcommand)]
     Member(MemberCmd),
 }
 
 #[derive(Subcommand)]
 pub enum MemberCmd {
+    /// Add USER to the group with --role (member, manager or admin).
     Add {
         group: Uuid,
         user: String,
@@ -53,12 +56,14 @@ pub enum MemberCmd {
         #[command(flatten)]
         conn: Connection,
     },
+    /// Remove USER from the group.
     Remove {
         group: Uuid,
         user: String,
         #[command(flatten)]
         conn: Connection,
     },
+    /// Change USER's role in the group.
     SetRole {
         group: Uuid,
         user: String,
@@ -71,26 +76,15 @@ pub enum MemberCmd {
 
 struct Session {
     groups: FerryClient,
-    auth: FerryClient,
+    conn: Conn,
 }
 
 async fn connect(g: &Global, c: &Connection) -> anyhow::Result<Session> {
     let mut conn = Conn::open(g, c).await?;
     Ok(Session {
         groups: conn.for_rs(GROUPS_RS, GROUPS_ALL).await?,
-        auth: conn.auth().await?,
+        conn,
     })
-}
-
-async fn identity_id(s: &Session, user: &str) -> anyhow::Result<Uuid> {
-    if let Ok(id) = Uuid::parse_str(user) {
-        return Ok(id);
-    }
-    let found = s.auth.identities_by_username(&[user]).await?;
-    match found.first() {
-        Some(i) => Ok(i.id),
-        None => bail!("no identity with username '{user}'"),
-    }
 }
 
 const GROUP_FIELDS: &[(&str, &str)] = &[
@@ -114,8 +108,8 @@ async fn member_action(
     action: &str,
     role: Option<&str>,
 ) -> anyhow::Result<()> {
-    let s = connect(g, conn).await?;
-    let id = identity_id(&s, user).await?;
+    let mut s = connect(g, conn).await?;
+    let id = s.conn.identity_id(user).await?;
     let mut item = json!({"identity_id": id});
     if let Some(r) = role {
         item["role"] = json!(r);

@@ -364,27 +364,46 @@ async fn diagnose(g: &Global) -> Vec<Check> {
             .unwrap_or_else(|| l.cfg.data_dir.join("tls").join("server.pem"));
         add("certificate", certificate(&cert));
     }
-    let client = ferry_client::FerryClient::with_ca(
-        &l.base_url,
-        std::fs::read(l.cfg.data_dir.join("tls").join("ca.pem"))
-            .ok()
-            .as_deref(),
-    );
-    let answer = match client {
-        Ok(c) => c
-            .manager(ferry_client::Method::GET, "/info", &[], None)
-            .await
-            .map(|_| format!("{} answers", l.base_url))
-            .map_err(|e| {
-                format!(
-                    "{} does not answer: {e} (is `ferry serve` running?)",
-                    l.base_url
-                )
-            }),
-        Err(e) => Err(e.to_string()),
+    add("server", answers(g, &l.base_url).await);
+    // The administrator's commands call the URL of the credentials file: it must be the one that answers.
+    let path = l
+        .cfg
+        .data_dir
+        .join(ferry_server::bootstrap::CREDENTIALS_FILE);
+    let stored = std::fs::read_to_string(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))
+        .and_then(|t| {
+            serde_json::from_str::<ferry_server::AdminCredentials>(&t)
+                .map_err(|e| format!("{}: {e}", path.display()))
+        });
+    let admin_url = match stored {
+        Ok(c) if c.url == l.base_url => Ok(format!(
+            "{} names the server's URL",
+            path.display()
+        )),
+        Ok(c) => answers(g, &c.url).await.and_then(|_| {
+            Err(format!(
+                "{} names {}, but the server last started at {}: start `ferry serve` again to record it",
+                path.display(),
+                c.url,
+                l.base_url
+            ))
+        }),
+        Err(e) => Err(e),
     };
-    add("server", answer);
+    add("admin credentials", admin_url);
     checks
+}
+
+/// Whether `url` answers the manager API's `/info` (trusting the CA the commands would).
+async fn answers(g: &Global, url: &str) -> Result<String, String> {
+    let ca = crate::session::ca_for(g, None, None);
+    let client = crate::session::client_for(url, ca.as_deref()).map_err(|e| format!("{e:#}"))?;
+    client
+        .manager(ferry_client::Method::GET, "/info", &[], None)
+        .await
+        .map(|_| format!("{url} answers"))
+        .map_err(|e| format!("{url} does not answer: {e} (is `ferry serve` running?)"))
 }
 
 /// The certificate parses and how long until it expires.
@@ -415,7 +434,7 @@ pub async fn self_diagnostic(g: &Global) -> anyhow::Result<()> {
         Format::Table | Format::Csv => {
             for r in &rows {
                 println!(
-                    "{:<4}  {:<16} {}",
+                    "{:<4}  {:<18} {}",
                     r["status"].as_str().unwrap_or(""),
                     r["check"].as_str().unwrap_or(""),
                     r["detail"].as_str().unwrap_or("")

@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 use crate::Global;
 use crate::output::print_record;
 use crate::session::{
-    AUTH_SCOPES, Conn, Connection, StoredSession, client_for, load_session, now, save_session,
-    session_path, stored,
+    AUTH_SCOPES, Conn, Connection, StoredSession, ca_for, client_for, load_session, now,
+    save_session, session_path, stored,
 };
 
 /// The Globus CLI's template client id: Ferry registers per-installation clients from it.
@@ -22,10 +22,14 @@ const TEMPLATE: &str = "95fdeba8-fac2-42bd-a357-e068d82ff78e";
 
 #[derive(clap::Args)]
 pub struct LoginArgs {
-    /// The server to log in to [default: the administrator's credentials file's URL].
+    /// The server to log in to [default: the stored login's server, else the administrator's credentials file's
+    /// URL (on the server host)].
     #[arg(long, env = "FERRY_URL")]
     url: Option<String>,
-    #[arg(long, env = "FERRY_CA_FILE")]
+    /// The CA certificate that signed the server's certificate (`ferry serve --tls` prints it:
+    /// <data dir>/tls/ca.pem) [default: GLOBUS_SDK_VERIFY_SSL when it names a file, the stored login's, or
+    /// <data dir>/tls/ca.pem]. Kept with the login for later commands.
+    #[arg(long, visible_alias = "ca", env = "FERRY_CA_FILE")]
     ca_file: Option<std::path::PathBuf>,
     /// Also get a token for this collection's files over HTTPS (`ferry get`, `put`, `rm`); repeatable. The
     /// collections a previous login to the same server had are asked for again.
@@ -40,13 +44,16 @@ pub enum SessionCmd {
 }
 
 pub async fn login(g: &Global, a: LoginArgs) -> anyhow::Result<()> {
-    let url = match a.url {
-        Some(u) => u,
-        None => {
+    // A new login to the same server (e.g. `ferry login --collection ID`, as `ferry put` suggests) needs no --url.
+    let previous = load_session().ok().flatten();
+    let url = match (a.url, &previous) {
+        (Some(u), _) => u,
+        (None, Some(p)) => p.url.clone(),
+        (None, None) => {
             let path = g.data_dir.join(ferry_server::bootstrap::CREDENTIALS_FILE);
             let text = std::fs::read_to_string(&path).with_context(|| {
                 format!(
-                    "--url: give the server's URL (cannot read {})",
+                    "--url: give the server's URL (not logged in, and cannot read {})",
                     path.display()
                 )
             })?;
@@ -57,7 +64,16 @@ pub async fn login(g: &Global, a: LoginArgs) -> anyhow::Result<()> {
         }
     };
     let url = url.trim_end_matches('/').to_string();
-    let base = client_for(g, &url, a.ca_file.as_deref())?;
+    let same_server = previous
+        .as_ref()
+        .filter(|p| p.url.trim_end_matches('/') == url);
+    let ca = ca_for(
+        g,
+        a.ca_file.as_deref(),
+        same_server.and_then(|p| p.ca_file.as_deref()),
+    )
+    .map(|p| std::path::absolute(&p).unwrap_or(p));
+    let base = client_for(&url, ca.as_deref())?;
     let endpoint = Conn::endpoint_of(&base).await?;
     let (client_id, client_secret) = base
         .register_client(TEMPLATE, "Ferry CLI")
@@ -120,6 +136,7 @@ pub async fn login(g: &Global, a: LoginArgs) -> anyhow::Result<()> {
         client_secret,
         username: None,
         tokens,
+        ca_file: ca,
     };
     let me = base
         .with_token(
@@ -165,7 +182,7 @@ pub async fn logout(g: &Global) -> anyhow::Result<()> {
         println!("Not logged in.");
         return Ok(());
     };
-    let base = client_for(g, &s.url, None)?;
+    let base = client_for(&s.url, ca_for(g, None, s.ca_file.as_deref()).as_deref())?;
     let mut failed = 0;
     for t in s.tokens.values() {
         for tok in std::iter::once(&t.access_token).chain(t.refresh_token.iter()) {

@@ -15,7 +15,7 @@ mod tasks;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use output::Format;
 
@@ -138,6 +138,12 @@ enum Command {
     Access(local::AccessCmd),
     /// Checks configuration, data directory, database, storage, clock, certificate and the running server.
     SelfDiagnostic,
+    /// Print a shell completion script: `source <(ferry completion bash)`, or save it where your shell loads
+    /// completions from (zsh: a `_ferry` file in $fpath; fish: ~/.config/fish/completions/ferry.fish).
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Argon2 needs 19 MiB per password or client-secret check. glibc serves such blocks with mmap until the first one
@@ -159,9 +165,26 @@ fn keep_large_allocations_returnable() {
     }
 }
 
+/// `ferry … | head`: a command whose reader went away ends quietly, as Unix tools do, instead of panicking on a
+/// failed print. Not for the server, which writes to sockets and to mapping programs' pipes and must outlive them.
+fn die_quietly_on_closed_stdout() {
+    #[cfg(unix)]
+    // SAFETY: sets a signal's disposition to the default before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
     keep_large_allocations_returnable();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        die_quietly_on_closed_stdout();
+    }
+    if let Command::Completion { shell } = cli.command {
+        clap_complete::generate(shell, &mut Cli::command(), "ferry", &mut std::io::stdout());
+        return ExitCode::SUCCESS;
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
@@ -211,18 +234,41 @@ fn main() -> ExitCode {
             Command::Audit(cmd) => local::audit(&cli.global, cmd).await,
             Command::Access(cmd) => local::access(&cli.global, cmd).await,
             Command::SelfDiagnostic => local::self_diagnostic(&cli.global).await,
+            Command::Completion { .. } => Ok(()),
         }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
+            if let Some(hint) = hint(&e, &cli.global) {
+                eprintln!("hint: {hint}");
+            }
             match e.downcast_ref::<Exit>() {
                 Some(Exit(code, _)) => ExitCode::from(*code),
                 None => ExitCode::FAILURE,
             }
         }
     }
+}
+
+/// What to do about an error whose fix is not in its message.
+fn hint(e: &anyhow::Error, g: &Global) -> Option<String> {
+    let untrusted = e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<ferry_client::ClientError>(),
+            Some(ferry_client::ClientError::Untrusted { .. })
+        )
+    });
+    untrusted.then(|| {
+        format!(
+            "the server's certificate is signed by a CA this command does not trust. Give that CA's certificate with \
+             --ca-file FILE (or FERRY_CA_FILE=FILE, or GLOBUS_SDK_VERIFY_SSL=FILE). A server started with --tls and \
+             no certificate of its own prints it at start: <its data directory>/tls/ca.pem (here that would be {}); \
+             `ferry login --ca-file FILE` keeps it for later commands.",
+            g.data_dir.join("tls").join("ca.pem").display()
+        )
+    })
 }
 
 /// An error that ends the command with a particular exit status (e.g. 124 for a timeout).
@@ -236,3 +282,37 @@ impl std::fmt::Display for Exit {
 }
 
 impl std::error::Error for Exit {}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap's own consistency checks over the whole tree (only the subcommand run is checked at run time).
+    #[test]
+    fn the_command_tree_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+
+    /// Every command and subcommand says in one line what it does (`ferry … --help` lists them).
+    #[test]
+    fn every_command_has_a_description() {
+        fn walk(c: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for sub in c.get_subcommands() {
+                let name = format!("{path} {}", sub.get_name());
+                if sub
+                    .get_about()
+                    .is_none_or(|a| a.to_string().trim().is_empty())
+                {
+                    missing.push(name.clone());
+                }
+                walk(sub, &name, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "ferry", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "commands without a description: {missing:#?}"
+        );
+    }
+}

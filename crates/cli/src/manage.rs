@@ -23,7 +23,8 @@ pub fn json_arg(option: &str, raw: &str) -> anyhow::Result<Value> {
     serde_json::from_str(&text).with_context(|| format!("{option}: not valid JSON"))
 }
 
-/// A role or permission principal: an identity id or username, `group:<id>`, or a full URN.
+/// A role or permission principal: an identity id or username (a bare name is `name@<auth domain>`),
+/// `group:<id>`, or a full URN.
 pub async fn principal_urn(conn: &mut Conn, raw: &str) -> anyhow::Result<String> {
     if raw.starts_with("urn:globus:auth:identity:") || raw.starts_with("urn:globus:auth:group:") {
         return Ok(raw.to_string());
@@ -33,14 +34,11 @@ pub async fn principal_urn(conn: &mut Conn, raw: &str) -> anyhow::Result<String>
             Uuid::parse_str(g).with_context(|| format!("principal: {g:?} is not a group id"))?;
         return Ok(format!("urn:globus:auth:group:{id}"));
     }
-    if let Ok(id) = Uuid::parse_str(raw) {
-        return Ok(format!("urn:globus:auth:identity:{id}"));
-    }
-    let found = conn.auth().await?.identities_by_username(&[raw]).await?;
-    match found.first() {
-        Some(i) => Ok(format!("urn:globus:auth:identity:{}", i.id)),
-        None => bail!("principal: no identity with username {raw:?}"),
-    }
+    let id = conn
+        .identity_id(raw)
+        .await
+        .map_err(|e| anyhow::anyhow!("principal: {e:#}"))?;
+    Ok(format!("urn:globus:auth:identity:{id}"))
 }
 
 /// Sets `key` when the option was given.
@@ -124,10 +122,12 @@ pub enum EndpointRoleCmd {
         #[command(flatten)]
         conn: Connection,
     },
+    /// The endpoint's roles and who holds them.
     List {
         #[command(flatten)]
         conn: Connection,
     },
+    /// Take a role away (the owner role cannot be deleted).
     Delete {
         role_id: Uuid,
         #[command(flatten)]
@@ -361,8 +361,10 @@ pub enum GatewayUpdate {
 
 #[derive(Subcommand)]
 pub enum GatewayCmd {
+    /// Create a storage gateway for one connector (posix).
     #[command(subcommand)]
     Create(GatewayConnector),
+    /// The storage gateways you may see.
     List {
         #[command(flatten)]
         conn: Connection,
@@ -373,6 +375,7 @@ pub enum GatewayCmd {
         #[command(flatten)]
         conn: Connection,
     },
+    /// Change a storage gateway (only the options given change).
     #[command(subcommand)]
     Update(GatewayUpdate),
     /// Refused while collections use it.
@@ -581,6 +584,7 @@ pub enum CollectionCmd {
         #[command(flatten)]
         conn: Connection,
     },
+    /// The collections you may see (--filter narrows them).
     List {
         #[arg(long, value_enum)]
         filter: Vec<CollectionFilter>,
@@ -589,6 +593,7 @@ pub enum CollectionCmd {
         #[command(flatten)]
         conn: Connection,
     },
+    /// One collection's document.
     Show {
         id: Uuid,
         /// Also show the sharing restrictions and user lists (needs the administrator role).
@@ -629,6 +634,7 @@ pub enum CollectionCmd {
 
 #[derive(Subcommand)]
 pub enum CollectionRoleCmd {
+    /// Grant ROLE on COLLECTION to PRINCIPAL (identity id or username, group:<id>, or a URN).
     Create {
         collection: Uuid,
         #[arg(value_parser = ["administrator", "access_manager", "activity_manager", "activity_monitor"])]
@@ -637,11 +643,13 @@ pub enum CollectionRoleCmd {
         #[command(flatten)]
         conn: Connection,
     },
+    /// A collection's roles and who holds them.
     List {
         collection: Uuid,
         #[command(flatten)]
         conn: Connection,
     },
+    /// Take a collection role away.
     Delete {
         role_id: Uuid,
         #[command(flatten)]
@@ -700,9 +708,8 @@ pub async fn collection(g: &Global, cmd: CollectionCmd) -> anyhow::Result<()> {
             let d = json!({"DATA_TYPE": "collection#1.13.0", "collection_type": "guest",
                            "mapped_collection_id": mapped_id, "collection_base_path": base_path,
                            "display_name": display_name});
-            let doc = one(m
-                .manager(Method::POST, "/collections", &[], Some(&d))
-                .await?)?;
+            let created = m.manager(Method::POST, "/collections", &[], Some(&d)).await;
+            let doc = one(created.map_err(no_account_hint)?)?;
             print_record(g.format, &doc, COLLECTION_FIELDS);
         }
         CollectionCmd::List {
@@ -799,6 +806,29 @@ pub async fn collection(g: &Global, cmd: CollectionCmd) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A guest collection acts as its creator's storage account: when the gateway gives the caller none (its allowed
+/// domains, identity mapping or user lists), say so and what to do, beside the server's reason.
+fn no_account_hint(e: ferry_client::ClientError) -> anyhow::Error {
+    const NO_ACCOUNT: &[&str] = &[
+        "domain the storage gateway allows",
+        "identity mapping",
+        "users_allow",
+        "users_deny",
+        "POSIX group",
+    ];
+    let refused = matches!(&e, ferry_client::ClientError::Api { status: 403, message, .. }
+        if NO_ACCOUNT.iter().any(|n| message.contains(n)));
+    if !refused {
+        return e.into();
+    }
+    anyhow::Error::new(e).context(
+        "a guest collection acts as its creator's storage account, and the storage gateway gives you none. \
+         Create it as someone who has one there (`ferry login` as that person, then this command), or give your \
+         identity an account: the gateway's --domain, --identity-mapping and --user-allow decide (an application \
+         is <client id>@clients.<auth domain>; see the README, \"Guest collections\")",
+    )
+}
+
 // ---- sharing policies ----
 
 #[derive(Subcommand)]
@@ -818,16 +848,19 @@ pub enum SharingPolicyCmd {
         #[command(flatten)]
         conn: Connection,
     },
+    /// A mapped collection's sharing policies.
     List {
         collection_id: Uuid,
         #[command(flatten)]
         conn: Connection,
     },
+    /// One sharing policy.
     Show {
         id: Uuid,
         #[command(flatten)]
         conn: Connection,
     },
+    /// Delete a sharing policy; guest collections lose what it allowed at once.
     Delete {
         id: Uuid,
         #[command(flatten)]
@@ -913,17 +946,20 @@ pub enum CredentialCmd {
         #[command(flatten)]
         conn: Connection,
     },
+    /// Your user credentials (storage accounts), on one gateway with --storage-gateway.
     List {
         #[arg(long)]
         storage_gateway: Option<Uuid>,
         #[command(flatten)]
         conn: Connection,
     },
+    /// One of your user credentials.
     Show {
         id: Uuid,
         #[command(flatten)]
         conn: Connection,
     },
+    /// Delete a user credential; guest collections acting through it stop working.
     Delete {
         id: Uuid,
         #[command(flatten)]
@@ -1027,10 +1063,12 @@ pub enum AuthPolicyCmd {
         #[command(flatten)]
         conn: Connection,
     },
+    /// The authentication policies you manage.
     List {
         #[command(flatten)]
         conn: Connection,
     },
+    /// One authentication policy.
     Show {
         id: Uuid,
         #[command(flatten)]

@@ -71,6 +71,10 @@ pub async fn run(g: &Global, args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(ca) = &running.tls_ca {
         println!("TLS certificate authority to trust: {}", ca.display());
+        println!(
+            "  (ferry commands elsewhere: --ca-file {0} or FERRY_CA_FILE={0})",
+            ca.display()
+        );
     }
     let d = &running.defaults;
     println!();

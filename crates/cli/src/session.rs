@@ -35,9 +35,10 @@ pub struct Connection {
     pub client_id: Option<String>,
     #[arg(long, env = "FERRY_CLIENT_SECRET", hide_env_values = true)]
     pub client_secret: Option<String>,
-    /// A CA certificate to trust (a server with a self-signed certificate)
-    /// [default: <data dir>/tls/ca.pem when it exists].
-    #[arg(long, env = "FERRY_CA_FILE")]
+    /// A CA certificate to trust (a server with a self-signed certificate, e.g. the <data dir>/tls/ca.pem that
+    /// `ferry serve --tls` prints) [default: GLOBUS_SDK_VERIFY_SSL when it names a file, the login's CA, or
+    /// <data dir>/tls/ca.pem when it exists].
+    #[arg(long, visible_alias = "ca", env = "FERRY_CA_FILE")]
     pub ca_file: Option<PathBuf>,
 }
 
@@ -59,6 +60,9 @@ pub struct StoredSession {
     pub client_secret: String,
     pub username: Option<String>,
     pub tokens: BTreeMap<String, StoredToken>,
+    /// The CA file the login trusted (a server with its own CA), so later commands trust it too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `$XDG_CONFIG_HOME/ferry/session.json`, or `~/.config/ferry/session.json`.
@@ -109,6 +113,8 @@ enum Who {
 pub struct Conn {
     pub base: FerryClient,
     who: Who,
+    /// The auth domain, once learnt: bare usernames are `name@domain`.
+    domain: Option<String>,
 }
 
 fn read_admin(data_dir: &Path) -> anyhow::Result<AdminCredentials> {
@@ -123,15 +129,31 @@ fn read_admin(data_dir: &Path) -> anyhow::Result<AdminCredentials> {
     Ok(serde_json::from_str(&text)?)
 }
 
-/// A client for `url` trusting the given CA, or Ferry's generated one in the data directory.
-pub fn client_for(g: &Global, url: &str, ca_file: Option<&Path>) -> anyhow::Result<FerryClient> {
-    let ca = match ca_file {
+/// The CA file to trust, in order: the one given (`--ca-file`/`FERRY_CA_FILE`), `GLOBUS_SDK_VERIFY_SSL` when it
+/// names a file (what `ferry serve --tls` tells Globus SDK users to set), the one a login stored, or the
+/// generated one of the data directory (on the server host).
+pub fn ca_for(g: &Global, given: Option<&Path>, stored: Option<&Path>) -> Option<PathBuf> {
+    if let Some(p) = given {
+        return Some(p.to_path_buf());
+    }
+    let sdk = std::env::var_os("GLOBUS_SDK_VERIFY_SSL")
+        .map(PathBuf::from)
+        .filter(|p| p.is_file());
+    sdk.or_else(|| stored.map(Path::to_path_buf)).or_else(|| {
+        let generated = g.data_dir.join("tls").join("ca.pem");
+        generated.is_file().then_some(generated)
+    })
+}
+
+/// A client for `url` trusting `ca` (see [`ca_for`]) besides the system's roots.
+pub fn client_for(url: &str, ca: Option<&Path>) -> anyhow::Result<FerryClient> {
+    let pem = match ca {
         Some(p) => Some(
             std::fs::read(p).with_context(|| format!("--ca-file: cannot read {}", p.display()))?,
         ),
-        None => std::fs::read(g.data_dir.join("tls").join("ca.pem")).ok(),
+        None => None,
     };
-    Ok(FerryClient::with_ca(url, ca.as_deref())?)
+    Ok(FerryClient::with_ca(url, pem.as_deref())?)
 }
 
 impl Conn {
@@ -168,10 +190,56 @@ impl Conn {
                 .map(|a| a.url)
                 .context("--url: no server URL given and none known")?,
         };
+        let stored_ca = match &who {
+            Who::Login(s) => s.ca_file.clone(),
+            Who::App { .. } => None,
+        };
+        let ca = ca_for(g, c.ca_file.as_deref(), stored_ca.as_deref());
         Ok(Conn {
-            base: client_for(g, &url, c.ca_file.as_deref())?,
+            base: client_for(&url, ca.as_deref())?,
             who,
+            domain: None,
         })
+    }
+
+    /// The identity id of a UUID or a username; a bare name (no `@`) is a person of this server's auth domain,
+    /// as `ferry identity create alice` makes `alice@<domain>`.
+    pub async fn identity_id(&mut self, raw: &str) -> anyhow::Result<Uuid> {
+        if let Ok(id) = Uuid::parse_str(raw) {
+            return Ok(id);
+        }
+        let username = if raw.contains('@') {
+            raw.to_ascii_lowercase()
+        } else {
+            format!("{}@{}", raw.to_ascii_lowercase(), self.domain().await?)
+        };
+        let found = self
+            .auth()
+            .await?
+            .identities_by_username(&[&username])
+            .await?;
+        found
+            .iter()
+            .find(|i| i.username.eq_ignore_ascii_case(&username))
+            .map(|i| i.id)
+            .with_context(|| format!("no identity with username {username:?}"))
+    }
+
+    /// The auth domain: that of the caller's own username (`me@domain`, or `<client id>@clients.domain`).
+    async fn domain(&mut self) -> anyhow::Result<String> {
+        if let Some(d) = &self.domain {
+            return Ok(d.clone());
+        }
+        let me = self.auth().await?.userinfo().await?;
+        let username = me["preferred_username"].as_str().unwrap_or_default();
+        let domain = username
+            .rsplit_once('@')
+            .map(|(_, d)| d.strip_prefix("clients.").unwrap_or(d).to_string())
+            .with_context(|| {
+                format!("cannot tell the server's auth domain from your username {username:?}; give a full username (name@domain)")
+            })?;
+        self.domain = Some(domain.clone());
+        Ok(domain)
     }
 
     /// A client whose token is for resource server `rs`, obtained with `scope` (client credentials), or taken

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Subcommand;
 use ferry_client::{FerryClient, Method};
 use serde_json::{Map, Value, json};
@@ -109,7 +109,7 @@ pub async fn collection_search(g: &Global, a: SearchArgs) -> anyhow::Result<()> 
 #[derive(clap::Args)]
 #[group(id = "principal", required = true, multiple = false)]
 pub struct Principal {
-    /// A person: identity id or username.
+    /// A person: identity id or username (a bare name is name@<auth domain>).
     #[arg(long, value_name = "ID_OR_USERNAME")]
     identity: Option<String>,
     /// The members of a group.
@@ -196,14 +196,9 @@ fn access_path(collection: Uuid, rest: &str) -> String {
 
 /// The identity id of an id or username.
 async fn identity_id(conn: &mut Conn, raw: &str) -> anyhow::Result<Uuid> {
-    if let Ok(id) = Uuid::parse_str(raw) {
-        return Ok(id);
-    }
-    let found = conn.auth().await?.identities_by_username(&[raw]).await?;
-    found
-        .first()
-        .map(|i| i.id)
-        .with_context(|| format!("--identity: no account with username {raw:?}"))
+    conn.identity_id(raw)
+        .await
+        .map_err(|e| anyhow::anyhow!("--identity: {e:#}"))
 }
 
 /// The rule's path as the server wants it: folders end in `/`. A path without one is looked up.
@@ -519,6 +514,7 @@ pub enum BookmarkCmd {
         #[command(flatten)]
         conn: Connection,
     },
+    /// Delete a bookmark.
     Delete {
         id: Uuid,
         #[command(flatten)]

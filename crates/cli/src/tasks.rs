@@ -342,7 +342,7 @@ const TASK_FIELDS: &[(&str, &str)] = &[
     ("Type", "type"),
     ("Label", "label"),
     ("Status", "status"),
-    ("Details", "nice_status"),
+    ("Details", "details"),
     ("Source", "source_endpoint_display_name"),
     ("Destination", "destination_endpoint_display_name"),
     ("Requested", "request_time"),
@@ -355,8 +355,28 @@ const TASK_FIELDS: &[(&str, &str)] = &[
     ("Bytes transferred", "bytes_transferred"),
     ("Bytes/second", "effective_bytes_per_second"),
     ("Faults", "faults"),
-    ("Error", "fatal_error.description"),
+    ("Error", "error"),
 ];
+
+/// The task document with what a person reads first: `details` (why it is as it is: the nice status and its
+/// details while it runs, the fatal error's code once it failed) and `error` (the fatal error's description).
+fn task_view(v: &Value) -> Value {
+    let mut out = v.clone();
+    let text = |x: &Value| x.as_str().filter(|s| !s.is_empty()).map(str::to_string);
+    let details = match (
+        text(&v["nice_status"]),
+        text(&v["nice_status_details"]),
+        text(&v["fatal_error"]["code"]),
+    ) {
+        (Some(n), Some(d), _) if n != d => Some(format!("{n}: {d}")),
+        (Some(n), _, _) => Some(n),
+        (None, Some(d), _) => Some(d),
+        (None, None, code) => code,
+    };
+    out["details"] = json!(details);
+    out["error"] = json!(text(&v["fatal_error"]["description"]));
+    out
+}
 
 pub async fn task(g: &Global, cmd: TaskCmd) -> anyhow::Result<()> {
     match cmd {
@@ -399,7 +419,7 @@ pub async fn task(g: &Global, cmd: TaskCmd) -> anyhow::Result<()> {
             let v = t
                 .json(Method::GET, &format!("/v0.10/task/{id}"), &[], None)
                 .await?;
-            print_record(g.format, &v, TASK_FIELDS);
+            print_record(g.format, &task_view(&v), TASK_FIELDS);
         }
         TaskCmd::Wait {
             id,
@@ -553,7 +573,7 @@ async fn wait_for(
             if g.format == Format::Json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                print_record(g.format, &v, TASK_FIELDS);
+                print_record(g.format, &task_view(&v), TASK_FIELDS);
             }
             return match status.as_str() {
                 "SUCCEEDED" => Ok(()),
@@ -598,6 +618,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_failed_task_shows_its_details_and_error() {
+        let failed = json!({"status": "FAILED", "nice_status": null,
+            "fatal_error": {"code": "NOT_FOUND", "description": "/run42 does not exist"}});
+        let v = task_view(&failed);
+        assert_eq!(v["details"], "NOT_FOUND");
+        assert_eq!(v["error"], "/run42 does not exist");
+        let stalled = json!({"status": "INACTIVE", "nice_status": "PERMISSION_DENIED",
+            "nice_status_details": "no write access to /dst", "fatal_error": null});
+        let v = task_view(&stalled);
+        assert_eq!(v["details"], "PERMISSION_DENIED: no write access to /dst");
+        assert!(v["error"].is_null());
+        // Each field the table shows is a plain key of the document it prints.
+        for (_, key) in TASK_FIELDS {
+            assert!(!key.contains('.'), "{key}");
+        }
+    }
+
+    #[test]
     fn batch_lines_join_the_bases() {
         let items =
             batch_items("# c\n a.txt b.txt\n/abs /x --recursive\n", "/src", "/dst/").unwrap();
@@ -615,7 +653,9 @@ pub enum WebhookCmd {
     /// Call URL with a signed JSON event whenever one of your tasks succeeds, fails or goes INACTIVE.
     /// The `Ferry-Signature` header is a JWS of the body, checkable with the server's /jwk.json.
     Add {
-        url: String,
+        /// The webhook's URL (https://…).
+        #[arg(value_name = "URL")]
+        webhook_url: String,
         #[command(flatten)]
         conn: Connection,
     },
@@ -634,7 +674,10 @@ pub enum WebhookCmd {
 
 pub async fn webhook(g: &Global, cmd: WebhookCmd) -> anyhow::Result<()> {
     match cmd {
-        WebhookCmd::Add { url, conn } => {
+        WebhookCmd::Add {
+            webhook_url: url,
+            conn,
+        } => {
             let t = transfer_api(g, &conn).await?;
             let v = t
                 .json(

@@ -21,11 +21,41 @@ pub enum ClientError {
     },
     #[error("cannot reach {url}: {reason}")]
     Transport { url: String, reason: String },
+    /// TLS refused the server's certificate (e.g. one signed by a CA this client was not told to trust).
+    #[error("the certificate of {url} is not trusted: {reason}")]
+    Untrusted { url: String, reason: String },
     #[error("unexpected answer from the server: {0}")]
     Decode(String),
 }
 
 pub type Result<T> = std::result::Result<T, ClientError>;
+
+/// A request that got no answer, with the whole chain of causes (reqwest's own message omits the TLS reason).
+fn transport(url: &str, e: &reqwest::Error) -> ClientError {
+    let mut reason = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    let mut certificate = false;
+    while let Some(c) = cause {
+        let text = c.to_string();
+        // rustls's words for a certificate it refused (`invalid peer certificate: UnknownIssuer`, …).
+        certificate |= text.contains("invalid peer certificate");
+        if !reason.contains(&text) {
+            reason = format!("{reason}: {text}");
+        }
+        cause = c.source();
+    }
+    if certificate {
+        ClientError::Untrusted {
+            url: url.to_string(),
+            reason,
+        }
+    } else {
+        ClientError::Transport {
+            url: url.to_string(),
+            reason,
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct FerryClient {
@@ -109,10 +139,7 @@ impl FerryClient {
     }
 
     async fn send<T: DeserializeOwned>(&self, rb: RequestBuilder) -> Result<T> {
-        let resp = rb.send().await.map_err(|e| ClientError::Transport {
-            url: self.base.clone(),
-            reason: e.to_string(),
-        })?;
+        let resp = rb.send().await.map_err(|e| transport(&self.base, &e))?;
         let status = resp.status().as_u16();
         let body = resp
             .text()
@@ -138,10 +165,7 @@ impl FerryClient {
 
     /// Sends a request built by [`Self::streaming`]: the response with its body unread, or the server's error.
     pub async fn send_streaming(&self, rb: RequestBuilder) -> Result<reqwest::Response> {
-        let resp = rb.send().await.map_err(|e| ClientError::Transport {
-            url: self.base.clone(),
-            reason: e.to_string(),
-        })?;
+        let resp = rb.send().await.map_err(|e| transport(&self.base, &e))?;
         let status = resp.status().as_u16();
         if status >= 400 {
             let body = resp.text().await.unwrap_or_default();

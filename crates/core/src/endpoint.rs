@@ -19,6 +19,45 @@ fn default_true() -> bool {
     true
 }
 
+/// Booleans of GCS documents as GCS takes them: JSON `true`/`false`, or the strings `"True"`/`"False"` (any case)
+/// that scripts send (the Globus SDK's own guest-collection example sends `public="True"`).
+pub mod flag {
+    use serde::de::{self, Deserializer, Visitor};
+
+    struct Flag;
+
+    impl Visitor<'_> for Flag {
+        type Value = bool;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a boolean (true or false, or the string \"True\" or \"False\")")
+        }
+
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<bool, E> {
+            Ok(v)
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<bool, E> {
+            parse(v).ok_or_else(|| E::invalid_value(de::Unexpected::Str(v), &self))
+        }
+    }
+
+    /// `true`/`false` in any case; nothing else.
+    pub fn parse(v: &str) -> Option<bool> {
+        if v.eq_ignore_ascii_case("true") {
+            Some(true)
+        } else if v.eq_ignore_ascii_case("false") {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(Flag)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointDoc {
@@ -41,11 +80,11 @@ pub struct EndpointDoc {
     pub info_link: Option<String>,
     #[serde(default)]
     pub keywords: Vec<String>,
-    #[serde(default = "default_true")]
+    #[serde(default = "default_true", deserialize_with = "flag::deserialize")]
     pub public: bool,
     #[serde(default)]
     pub subscription_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "flag::deserialize")]
     pub allow_udt: bool,
     #[serde(default)]
     pub network_use: Option<String>,
@@ -120,9 +159,9 @@ pub struct StorageGatewayDoc {
     pub users_allow: Vec<String>,
     #[serde(default)]
     pub users_deny: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "flag::deserialize")]
     pub high_assurance: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "flag::deserialize")]
     pub require_mfa: bool,
     #[serde(default)]
     pub authentication_timeout_mins: Option<i64>,
@@ -177,7 +216,7 @@ pub struct CollectionDoc {
     /// The owner; set by the server to the creator.
     #[serde(default)]
     pub identity_id: Option<Uuid>,
-    #[serde(default = "default_true")]
+    #[serde(default = "default_true", deserialize_with = "flag::deserialize")]
     pub public: bool,
     #[serde(default)]
     pub description: Option<String>,
@@ -195,10 +234,10 @@ pub struct CollectionDoc {
     pub keywords: Vec<String>,
     #[serde(default)]
     pub default_directory: Option<String>,
-    #[serde(default = "default_true")]
+    #[serde(default = "default_true", deserialize_with = "flag::deserialize")]
     pub enable_https: bool,
     /// Mapped only.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "flag::deserialize")]
     pub allow_guest_collections: bool,
     /// Mapped only: what guest collections on it may expose, relative to its root.
     #[serde(default)]
@@ -207,17 +246,17 @@ pub struct CollectionDoc {
     pub sharing_users_allow: Vec<String>,
     #[serde(default)]
     pub sharing_users_deny: Vec<String>,
-    #[serde(default = "default_true")]
+    #[serde(default = "default_true", deserialize_with = "flag::deserialize")]
     pub delete_protected: bool,
     /// Mapped only: refuse permissions that would let anonymous users write.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "flag::deserialize")]
     pub disable_anonymous_writes: bool,
     // ---- GCS fields Ferry stores and shows, but that change nothing here yet ----
-    #[serde(default)]
+    #[serde(default, deserialize_with = "flag::deserialize")]
     pub force_encryption: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "flag::deserialize")]
     pub disable_verify: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "flag::deserialize")]
     pub force_verify: bool,
     #[serde(default)]
     pub user_message: Option<String>,
@@ -229,7 +268,7 @@ pub struct CollectionDoc {
     pub guest_auth_policy_id: Option<Uuid>,
     #[serde(default)]
     pub auto_delete_timeout: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "flag::deserialize")]
     pub skip_auto_delete: bool,
     #[serde(default)]
     pub domain_name: Option<String>,
@@ -245,9 +284,9 @@ pub struct CollectionDoc {
     pub root_path: Option<String>,
     #[serde(default)]
     pub connector_id: Option<Uuid>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "flag::deserialize")]
     pub high_assurance: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "flag::deserialize")]
     pub require_mfa: bool,
     #[serde(default)]
     pub authentication_timeout_mins: Option<i64>,
@@ -255,7 +294,7 @@ pub struct CollectionDoc {
     pub created_at: Option<String>,
     #[serde(default)]
     pub last_access: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "flag::deserialize")]
     pub deleted: bool,
 }
 
@@ -366,9 +405,9 @@ pub struct UserCredentialDoc {
     pub display_name: Option<String>,
     #[serde(default)]
     pub policies: Option<serde_json::Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "flag::deserialize")]
     pub invalid: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "flag::deserialize")]
     pub provisioned: bool,
 }
 

@@ -85,7 +85,7 @@ pub fn immutable(request: &Value, stored: &Value, fields: &[&str]) -> Result<()>
     for f in fields {
         if let Some(v) = request.get(*f)
             && !v.is_null()
-            && Some(v) != stored.get(*f)
+            && !stored.get(*f).is_some_and(|old| same(v, old))
         {
             return Err(EndpointError::BadRequest(format!(
                 "{f}: cannot be changed after creation"
@@ -93,6 +93,14 @@ pub fn immutable(request: &Value, stored: &Value, fields: &[&str]) -> Result<()>
         }
     }
     Ok(())
+}
+
+/// Equal values, a boolean sent as `"True"`/`"False"` counting as the boolean (see `ferry_core::endpoint::flag`).
+fn same(sent: &Value, stored: &Value) -> bool {
+    match (sent, stored) {
+        (Value::String(s), Value::Bool(b)) => ferry_core::endpoint::flag::parse(s) == Some(*b),
+        _ => sent == stored,
+    }
 }
 
 /// What a field list means to an update: computed by the server (ignored when sent back) or fixed at creation

@@ -11,6 +11,12 @@ use crate::{ENDPOINT_DOC_KEY, Endpoint, EndpointError, Requester, Result};
 
 const DEFAULTS_KEY: &str = "endpoint.defaults";
 
+/// The GCS version Ferry's endpoint reports (`gcs_version` in Transfer, `manager_version` in `/api/info`): clients
+/// tell GCS 5 collections from older kinds by its major number, so it is a 5.4 release whose API Ferry follows.
+pub const GCS_VERSION: &str = "5.4.76";
+/// Ferry's own version, reported beside the GCS one.
+pub const FERRY_VERSION: &str = env!("CARGO_PKG_VERSION");
+
 /// What a first start created (or found): the default storage gateway and mapped collection.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Defaults {
@@ -33,7 +39,8 @@ impl Endpoint {
                 "client_id": self.id,
                 "endpoint_id": self.id,
                 "domain_name": url_host(&self.settings.base_url),
-                "manager_version": concat!("ferry-", env!("CARGO_PKG_VERSION")),
+                "manager_version": GCS_VERSION,
+                "ferry_version": FERRY_VERSION,
             }),
             json!({
                 "DATA_TYPE": "connector#1.1.0",

@@ -39,6 +39,8 @@ pub enum Bootstrap {
 pub async fn ensure_admin(auth: &Auth, data_dir: &Path) -> Result<Bootstrap, AuthError> {
     let path = data_dir.join(CREDENTIALS_FILE);
     if auth.store().meta_get(BOOTSTRAP_KEY).await?.is_some() {
+        record_url(&path, &auth.config().issuer)
+            .map_err(|e| AuthError::Internal(format!("cannot update {}: {e}", path.display())))?;
         return Ok(Bootstrap::Existing { path });
     }
     // An earlier first start may have stopped half-way: start over from a clean slate.
@@ -72,6 +74,24 @@ pub async fn ensure_admin(auth: &Auth, data_dir: &Path) -> Result<Bootstrap, Aut
         .meta_get_or_insert(BOOTSTRAP_KEY, &credentials.client_id)
         .await?;
     Ok(Bootstrap::Created { path, credentials })
+}
+
+/// Every start records the URL it serves in the credentials file, which the administrator's commands read: a
+/// restart with `--tls`, another port or a `public_url` must not leave them calling the old one. A file the
+/// administrator removed stays removed.
+fn record_url(path: &Path, url: &str) -> std::io::Result<()> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let mut creds: AdminCredentials = serde_json::from_str(&text)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    if creds.url == url {
+        return Ok(());
+    }
+    creds.url = url.to_string();
+    write_private(path, &serde_json::to_vec_pretty(&creds).unwrap_or_default())
 }
 
 /// The administrator person and its client, as the first start created them.

@@ -14,6 +14,7 @@ pub const CLIENT_ENV: &[&str] = &[
     "FERRY_URL",
     "FERRY_CLIENT_ID",
     "FERRY_CLIENT_SECRET",
+    "FERRY_CA_FILE",
     "FERRY_LOG",
 ];
 
@@ -89,17 +90,48 @@ impl Default for TransferSection {
 }
 
 impl TransferSection {
+    /// Each key below its minimum, named with its value: refused at load, never silently raised.
+    fn below_minimum(&self) -> Option<String> {
+        let t = self;
+        [
+            ("transfer.max_tasks", t.max_tasks as i64, 1),
+            ("transfer.file_concurrency", t.file_concurrency as i64, 1),
+            ("transfer.range_parallelism", t.range_parallelism as i64, 1),
+            // Room for one range of a large file and a batch of small ones.
+            ("transfer.memory_budget_mib", t.memory_budget_mib as i64, 8),
+            (
+                "transfer.inactive_after_faults",
+                i64::from(t.inactive_after_faults),
+                1,
+            ),
+            (
+                "transfer.inactive_retry_secs",
+                t.inactive_retry_secs as i64,
+                1,
+            ),
+            (
+                "transfer.default_deadline_secs",
+                t.default_deadline_secs,
+                60,
+            ),
+        ]
+        .into_iter()
+        .find(|(_, v, min)| v < min)
+        .map(|(key, v, min)| format!("{key} is {v}, below its minimum of {min}"))
+    }
+
+    /// The engine's settings; `Config::load` has already refused values below their minimums.
     pub fn engine_settings(&self) -> ferry_transfer::EngineSettings {
         use std::time::Duration;
         ferry_transfer::EngineSettings {
-            max_tasks: self.max_tasks.max(1),
-            file_concurrency: self.file_concurrency.max(1),
-            range_parallelism: self.range_parallelism.max(1),
-            memory_budget: self.memory_budget_mib.max(8) << 20,
-            inactive_after_faults: self.inactive_after_faults.max(1),
+            max_tasks: self.max_tasks,
+            file_concurrency: self.file_concurrency,
+            range_parallelism: self.range_parallelism,
+            memory_budget: self.memory_budget_mib << 20,
+            inactive_after_faults: self.inactive_after_faults,
             retry_base: Duration::from_millis(self.retry_base_ms),
-            inactive_retry: Duration::from_secs(self.inactive_retry_secs.max(1)),
-            default_deadline_secs: self.default_deadline_secs.max(60),
+            inactive_retry: Duration::from_secs(self.inactive_retry_secs),
+            default_deadline_secs: self.default_deadline_secs,
             durable_writes: self.durable_writes,
             webhooks_allow_private: self.webhooks_allow_private,
             ..ferry_transfer::EngineSettings::default()
@@ -244,7 +276,8 @@ impl Config {
         Ok(cfg)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// Refuses what no server can run with; `load` calls it, and so does `start` for a configuration built in code.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let a = &self.auth;
         for (name, v) in [
             (
@@ -267,6 +300,9 @@ impl Config {
                     "{name} must be positive, not {v}"
                 )));
             }
+        }
+        if let Some(e) = self.transfer.below_minimum() {
+            return Err(ConfigError::Invalid(e));
         }
         if let Some(u) = &self.public_url {
             let parsed = url::Url::parse(u)

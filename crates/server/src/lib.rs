@@ -99,6 +99,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
 
 /// [`start`], with the clock and faults of a test.
 pub async fn start_with_hooks(cfg: Config, hooks: TestHooks) -> Result<Running, ServerError> {
+    cfg.validate()?;
     let clock = hooks.clock.unwrap_or_else(ferry_core::clock::system);
     create_private_dir(&cfg.data_dir)?;
     let listener = TcpListener::bind(cfg.listen)

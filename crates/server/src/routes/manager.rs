@@ -7,7 +7,7 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, Method};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::routing::{get, put};
 use ferry_endpoint::{CollectionQuery, EndpointError, Requester};
 use serde_json::{Value, json};
@@ -78,15 +78,23 @@ pub fn router() -> Router<AppState> {
 const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 1000;
 
+/// The GCS result envelope. Every answer has a `message`: the Globus CLI prints it (and fails without it).
 fn envelope(data: Vec<Value>) -> Json<Value> {
     Json(json!({
         "DATA_TYPE": "result#1.0.0",
         "http_response_code": 200,
         "code": "success",
         "detail": "success",
+        "message": "Operation successful",
         "has_next_page": false,
         "data": data,
     }))
+}
+
+/// An envelope whose message says what was done (GCS's wording, e.g. "Deleted User Credential <id>").
+fn said(Json(mut v): Json<Value>, message: String) -> Json<Value> {
+    v["message"] = json!(message);
+    Json(v)
 }
 
 fn one(doc: Value) -> Answer {
@@ -463,9 +471,19 @@ async fn credential_list(
     )
 }
 
-async fn credential_create(State(s): State<AppState>, headers: HeaderMap, raw: Bytes) -> Answer {
+/// `201 created`, as GCS answers a new credential.
+async fn credential_create(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Result<(StatusCode, Json<Value>), ManagerError> {
     let who = caller(&s, &headers).await?;
-    one(s.endpoint.create_user_credential(&who, body(&raw)?).await?)
+    let doc = s.endpoint.create_user_credential(&who, body(&raw)?).await?;
+    let id = doc["id"].as_str().unwrap_or_default().to_string();
+    let Json(mut v) = said(envelope(vec![doc]), format!("Created User Credential {id}"));
+    v["http_response_code"] = json!(201);
+    v["detail"] = json!("created");
+    Ok((StatusCode::CREATED, Json(v)))
 }
 
 async fn credential_show(
@@ -490,10 +508,14 @@ async fn credential_update(
     let merge = merges(&method);
     let who = caller(&s, &headers).await?;
     let id = path_id("user credential", &id)?;
-    one(s
+    let doc = s
         .endpoint
         .update_user_credential(&who, id, body(&raw)?, merge)
-        .await?)
+        .await?;
+    Ok(said(
+        envelope(vec![doc]),
+        format!("Updated User Credential {id}"),
+    ))
 }
 
 async fn credential_delete(
@@ -502,8 +524,10 @@ async fn credential_delete(
     Path(id): Path<String>,
 ) -> Answer {
     let who = caller(&s, &headers).await?;
-    s.endpoint
-        .delete_user_credential(&who, path_id("user credential", &id)?)
-        .await?;
-    done()
+    let id = path_id("user credential", &id)?;
+    s.endpoint.delete_user_credential(&who, id).await?;
+    Ok(said(
+        envelope(vec![]),
+        format!("Deleted User Credential {id}"),
+    ))
 }
