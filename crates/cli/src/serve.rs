@@ -2,6 +2,8 @@
 
 use std::net::SocketAddr;
 
+use std::io::IsTerminal;
+
 use anyhow::Context;
 use ferry_server::{Bootstrap, Config, Overrides};
 
@@ -57,13 +59,22 @@ pub async fn run(g: &Global, args: ServeArgs) -> anyhow::Result<()> {
             println!();
             println!("First start: created the administrator and a client for it.");
             println!("  username       {}", c.username);
-            println!("  password       {}", c.password);
             println!("  client id      {}", c.client_id);
-            println!("  client secret  {}", c.client_secret);
-            println!(
-                "These are shown once; they are saved in {} (readable only by you).",
-                path.display()
-            );
+            // A terminal is a person reading once; anything else is a log that keeps what it is given.
+            if std::io::stdout().is_terminal() {
+                println!("  password       {}", c.password);
+                println!("  client secret  {}", c.client_secret);
+                println!(
+                    "These are shown once; they are saved in {} (readable only by you).",
+                    path.display()
+                );
+            } else {
+                println!(
+                    "The password and client secret are in {} (readable only by you); they are not written \
+                     to this output, which is not a terminal.",
+                    path.display()
+                );
+            }
         }
         Bootstrap::Existing { path } => {
             println!("The administrator's credentials are in {}", path.display());
