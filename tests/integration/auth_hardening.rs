@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ferry_auth::NewClient;
 use ferry_core::ClientKind;
 use ferry_tests::endpoint::manage_scope;
 use ferry_tests::{App, Person, TestServer, hidden, query_map};
@@ -1024,5 +1025,111 @@ async fn a_login_flood_does_not_starve_other_requests() {
     );
     for t in tasks {
         t.await.unwrap();
+    }
+}
+
+// ---- 4 (last part). per-client grant types and scopes ----
+
+/// AS-15: a client may use only its registered grant types and be issued only its registered scopes. (The
+/// registration API for this is new, so before the fix this test did not compile: every client could use
+/// every grant and scope.)
+#[tokio::test]
+async fn per_client_grant_types_and_scopes_are_enforced() {
+    let s = TestServer::start().await;
+    let auth = &s.running.auth;
+    let batch = auth
+        .create_client_with(NewClient {
+            grant_types: Some(vec!["client_credentials".into()]),
+            allowed_scopes: Some(vec![TRANSFER.into()]),
+            ..NewClient::by_administrator(
+                "batch",
+                ClientKind::Confidential,
+                vec!["http://127.0.0.1/cb".into()],
+            )
+        })
+        .await
+        .unwrap();
+    let app = App {
+        id: batch.client.id.to_string(),
+        secret: batch.secret.clone(),
+    };
+    assert_eq!(s.client_token(&app, TRANSFER).await["scope"], TRANSFER);
+    for scope in ["openid", &format!("{TRANSFER} {GROUPS}")] {
+        let (st, b) = s
+            .oauth(
+                "/v2/oauth2/token",
+                &app,
+                &[("grant_type", "client_credentials"), ("scope", scope)],
+            )
+            .await;
+        assert_eq!(
+            (st.as_u16(), b["error"].as_str()),
+            (400, Some("invalid_scope")),
+            "{b}"
+        );
+    }
+    for grant in [
+        vec![("grant_type", "authorization_code"), ("code", "x")],
+        vec![("grant_type", "refresh_token"), ("refresh_token", "x")],
+        vec![("grant_type", DEPENDENT), ("token", "x")],
+    ] {
+        let (st, b) = s.oauth("/v2/oauth2/token", &app, &grant).await;
+        assert_eq!(
+            (st.as_u16(), b["error"].as_str()),
+            (400, Some("unauthorized_client")),
+            "{grant:?}: {b}"
+        );
+    }
+    let r = s
+        .http
+        .get(authorize_url(&s, &app, &[]))
+        .send()
+        .await
+        .unwrap();
+    let back = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    assert_eq!(query_map(&back)["error"], "unauthorized_client");
+
+    // A web client limited to openid: /authorize refuses more, with the error sent back.
+    let web = auth
+        .create_client_with(NewClient {
+            allowed_scopes: Some(vec!["openid".into()]),
+            ..NewClient::by_administrator(
+                "web",
+                ClientKind::Confidential,
+                vec!["http://127.0.0.1/cb".into()],
+            )
+        })
+        .await
+        .unwrap();
+    let web = App {
+        id: web.client.id.to_string(),
+        secret: web.secret,
+    };
+    let mut u = url::Url::parse(&format!("{}/v2/oauth2/authorize", s.url)).unwrap();
+    let scope = format!("openid {TRANSFER}");
+    u.query_pairs_mut().extend_pairs([
+        ("client_id", web.id.as_str()),
+        ("redirect_uri", "http://127.0.0.1/cb"),
+        ("scope", scope.as_str()),
+        ("response_type", "code"),
+    ]);
+    let r = s.http.get(u).send().await.unwrap();
+    let back = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    assert_eq!(query_map(&back)["error"], "invalid_scope");
+
+    // Registrations that cannot work are refused, naming what is wrong.
+    for (kind, grants, scopes) in [
+        (ClientKind::Native, Some(vec!["client_credentials"]), None),
+        (ClientKind::Confidential, Some(vec!["password"]), None),
+        (ClientKind::Confidential, None, Some(vec!["urn:nope"])),
+    ] {
+        let r = auth
+            .create_client_with(NewClient {
+                grant_types: grants.map(|g| g.into_iter().map(str::to_string).collect()),
+                allowed_scopes: scopes.map(|g| g.into_iter().map(str::to_string).collect()),
+                ..NewClient::by_administrator("x", kind, vec![])
+            })
+            .await;
+        assert!(r.is_err(), "{kind:?} {r:?}");
     }
 }
