@@ -20,13 +20,13 @@ const MANAGE_PROJECTS: &str = "urn:globus:auth:scope:auth.globus.org:manage_proj
 const CLI_TEMPLATE: &str = "95fdeba8-fac2-42bd-a357-e068d82ff78e";
 
 /// A browser: keeps its cookies, submits the forms it is shown with every hidden field they carry.
-struct Browser<'a> {
+pub(crate) struct Browser<'a> {
     s: &'a TestServer,
     cookies: Vec<(String, String)>,
 }
 
 /// Every hidden input of a page, in order, HTML-unescaped.
-fn hidden_inputs(page: &str) -> Vec<(String, String)> {
+pub(crate) fn hidden_inputs(page: &str) -> Vec<(String, String)> {
     let marker = "type=\"hidden\" name=\"";
     page.match_indices(marker)
         .filter_map(|(i, _)| {
@@ -38,11 +38,11 @@ fn hidden_inputs(page: &str) -> Vec<(String, String)> {
 }
 
 impl<'a> Browser<'a> {
-    fn new(s: &'a TestServer) -> Self {
+    pub(crate) fn new(s: &'a TestServer) -> Self {
         Self { s, cookies: vec![] }
     }
 
-    fn cookie_header(&self) -> String {
+    pub(crate) fn cookie_header(&self) -> String {
         self.cookies
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
@@ -74,7 +74,7 @@ impl<'a> Browser<'a> {
         }
     }
 
-    async fn get(&mut self, path: &str) -> reqwest::Response {
+    pub(crate) async fn get(&mut self, path: &str) -> reqwest::Response {
         let r = self
             .s
             .http
@@ -87,7 +87,11 @@ impl<'a> Browser<'a> {
         r
     }
 
-    async fn post(&mut self, path: &str, form: &[(String, String)]) -> reqwest::Response {
+    pub(crate) async fn post(
+        &mut self,
+        path: &str,
+        form: &[(String, String)],
+    ) -> reqwest::Response {
         let r = self
             .s
             .http
@@ -102,7 +106,7 @@ impl<'a> Browser<'a> {
     }
 
     /// Submits the login form of `page` as `who`.
-    async fn log_in(&mut self, page: &str, who: &Person) -> reqwest::Response {
+    pub(crate) async fn log_in(&mut self, page: &str, who: &Person) -> reqwest::Response {
         let mut form = hidden_inputs(page);
         form.push(("username".into(), who.username.clone()));
         form.push(("password".into(), who.password.clone()));
@@ -110,7 +114,7 @@ impl<'a> Browser<'a> {
     }
 
     /// Opens an authorize URL; logs in when asked to; allows on the consent page. Returns the final redirect.
-    async fn authorize(&mut self, query: &[(&str, &str)], who: &Person) -> url::Url {
+    pub(crate) async fn authorize(&mut self, query: &[(&str, &str)], who: &Person) -> url::Url {
         let mut u = url::Url::parse(&format!("{}/v2/oauth2/authorize", self.s.url)).unwrap();
         u.query_pairs_mut().extend_pairs(query);
         let mut r = self.get(u.as_str()).await;
@@ -142,7 +146,12 @@ fn claims(jwt: &str) -> Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
-async fn exchange(s: &TestServer, app: &App, back: &url::Url, redirect: &str) -> (u16, Value) {
+pub(crate) async fn exchange(
+    s: &TestServer,
+    app: &App,
+    back: &url::Url,
+    redirect: &str,
+) -> (u16, Value) {
     let q = query_map(back);
     let code = q.get("code").unwrap_or_else(|| panic!("no code in {back}"));
     let (st, b) = s
@@ -159,7 +168,7 @@ async fn exchange(s: &TestServer, app: &App, back: &url::Url, redirect: &str) ->
     (st.as_u16(), b)
 }
 
-async fn active(s: &TestServer, app: &App, token: &str) -> bool {
+pub(crate) async fn active(s: &TestServer, app: &App, token: &str) -> bool {
     let (st, b) = s
         .oauth("/v2/oauth2/token/introspect", app, &[("token", token)])
         .await;
@@ -167,7 +176,7 @@ async fn active(s: &TestServer, app: &App, token: &str) -> bool {
     b["active"].as_bool().unwrap()
 }
 
-async fn refresh(s: &TestServer, app: &App, rt: &str) -> (u16, Value) {
+pub(crate) async fn refresh(s: &TestServer, app: &App, rt: &str) -> (u16, Value) {
     let (st, b) = s
         .oauth(
             "/v2/oauth2/token",
