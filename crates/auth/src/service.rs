@@ -247,8 +247,8 @@ impl Auth {
                 "urn:globus:auth:scope:auth.globus.org:view_identity_set",
                 "urn:globus:auth:scope:transfer.api.globus.org:all",
                 "urn:globus:auth:scope:groups.api.globus.org:all"],
-            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nonce", "preferred_username", "name",
-                "email", "organization", "identity_provider", "identity_set"],
+            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "preferred_username",
+                "name", "email", "organization", "identity_provider", "identity_set"],
             "authorization_response_iss_parameter_supported": true,
         })
     }

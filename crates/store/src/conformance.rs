@@ -719,6 +719,11 @@ async fn grants(store: &dyn Store) {
         (listed[0].scopes.as_str(), listed[0].revoked_at),
         ("a", Some(13))
     );
+    // A grant is kept while a secret of it is; then purged with them.
+    store.purge_expired(99, 0).await.unwrap();
+    assert_eq!(store.list_grants(who.id, client).await.unwrap().len(), 1);
+    store.purge_expired(1000, 0).await.unwrap();
+    assert!(store.list_grants(who.id, client).await.unwrap().is_empty());
     // Revoking a grant no secret was issued for yet (a replayed code) still stops later inserts.
     let early = GrantRecord {
         id: Uuid::new_v4(),

@@ -246,7 +246,8 @@ pub trait Store: TaskStore + Send + Sync + 'static {
     async fn revoke_grant(&self, grant_id: Uuid, now: i64) -> Result<()>;
     /// Revokes every secret a client holds or was issued (used when its credentials change or it is deleted).
     async fn revoke_client_secrets(&self, client_id: Uuid, now: i64) -> Result<()>;
-    /// Deletes secrets that expired more than `grace` seconds ago; returns how many.
+    /// Deletes secrets that expired more than `grace` seconds ago (and grants older than that with no secret
+    /// left); returns how many secrets.
     async fn purge_expired(&self, now: i64, grace: i64) -> Result<u64>;
 
     async fn upsert_consent(&self, consent: &ConsentRecord) -> Result<Uuid>;

@@ -604,12 +604,14 @@ impl Store for SqliteStore {
     }
 
     async fn purge_expired(&self, now: i64, grace: i64) -> Result<u64> {
-        Ok(sqlx::query("DELETE FROM secrets WHERE expires_at < ?")
+        let n = sqlx::query("DELETE FROM secrets WHERE expires_at < ?")
             .bind(now - grace)
             .execute(&self.writer)
             .await
             .map_err(backend)?
-            .rows_affected())
+            .rows_affected();
+        self.purge_grants(now - grace).await?;
+        Ok(n)
     }
 
     async fn upsert_consent(&self, c: &ConsentRecord) -> Result<Uuid> {

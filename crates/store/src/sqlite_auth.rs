@@ -163,6 +163,20 @@ impl SqliteStore {
         Ok(IssueOutcome::Issued)
     }
 
+    /// Forgets grants older than `before` that no secret refers to any more: nothing can be issued for them
+    /// (no code, refresh token or access token of theirs is left), so their row has nothing left to stop.
+    pub(crate) async fn purge_grants(&self, before: i64) -> Result<u64> {
+        Ok(sqlx::query(
+            "DELETE FROM grants WHERE created < ? \
+             AND NOT EXISTS (SELECT 1 FROM secrets WHERE secrets.grant_id = grants.id)",
+        )
+        .bind(before)
+        .execute(&self.writer)
+        .await
+        .map_err(backend)?
+        .rows_affected())
+    }
+
     pub(crate) async fn revoke_grant_tx(&self, grant_id: Uuid, now: i64) -> Result<()> {
         let mut tx = self.writer.begin().await.map_err(backend)?;
         revoke_grant_in(&mut tx, grant_id, now).await?;
