@@ -263,6 +263,23 @@ def test_person_creates_group(
     ok(globus(short_ferry, home, "group", "delete", group_id))
 
 
+def test_session_show(
+    logged_in: CommandResult, short_ferry: FerryServer, home: Path, user: dict[str, str]
+) -> None:
+    """`globus session show` introspects the CLI's Auth token with include=session_info and prints the
+    identity of each authentication in the session with its time (issue 13: it printed an empty table)."""
+    before = int(time.time())
+    shown = ok(globus(short_ferry, home, "session", "show", "-F", "json")).json()
+    assert shown.get("session_id"), shown
+    auths = shown.get("authentications") or {}
+    assert list(auths) == [user["id"]], shown
+    auth_time = auths[user["id"]]["auth_time"]
+    # the login of this module, not the (refreshed) token's issue time
+    assert auth_time <= before, shown
+    table = ok(globus(short_ferry, home, "session", "show"))
+    assert user["username"] in table.stdout and user["id"] in table.stdout, table.describe()
+
+
 def test_logout(
     logged_in: CommandResult, short_ferry: FerryServer, home: Path, user: dict[str, str]
 ) -> None:

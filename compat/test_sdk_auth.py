@@ -395,3 +395,73 @@ def test_config_file_sets_access_token_lifetime(
         assert tokens["expires_in"] == 1234, tokens.data
     finally:
         stop_server(server)
+
+
+# -- 4. the scope registry and dependent tokens (issue 13) ---------------------
+
+MANAGE_PROJECTS = "urn:globus:auth:scope:auth.globus.org:manage_projects"
+
+
+def test_scope_api_and_a_dependent_token_chain(ferry: FerryServer, person: dict[str, str]) -> None:
+    """A portal registers its scope with Transfer as a dependency through the SDK's scope API; a web
+    application asks a person for the portal's scope (the consent covers Transfer); the portal exchanges
+    the token it receives for a Transfer token as the person. A dependency the scope does not declare is
+    refused, and so is a dependent token the consent did not cover."""
+    created = ferry.create_client("compat portal")
+    portal = globus_sdk.ConfidentialAppAuthClient(created["client_id"], created["client_secret"])
+    manage = portal.oauth2_client_credentials_tokens(requested_scopes=MANAGE_PROJECTS)
+    ac = globus_sdk.AuthClient(
+        authorizer=globus_sdk.AccessTokenAuthorizer(
+            manage.by_resource_server[AUTH_RS]["access_token"]
+        )
+    )
+    transfer = ac.get_scopes(scope_strings=[TRANSFER_SCOPE])["scopes"]
+    assert [s["scope_string"] for s in transfer] == [TRANSFER_SCOPE], transfer
+    made = ac.create_scope(
+        portal.client_id,
+        "Portal",
+        "Runs analyses for you",
+        "portal",
+        dependent_scopes=[globus_sdk.DependentScopeSpec(transfer[0]["id"], False, True)],
+    )["scope"]
+    portal_scope = f"https://auth.globus.org/scopes/{portal.client_id}/portal"
+    assert made["scope_string"] == portal_scope, made
+    assert made["client"] == portal.client_id, made
+    assert made["dependent_scopes"] == [
+        {"scope": transfer[0]["id"], "optional": False, "requires_refresh_token": True}
+    ], made
+    assert ac.get_scope(made["id"])["scope"]["scope_string"] == portal_scope
+    assert [s["id"] for s in ac.get_scopes(ids=[made["id"]])] == [made["id"]]
+    assert made["id"] in {s["id"] for s in ac.get_scopes()}
+    renamed = ac.update_scope(made["id"], name="Portal analyses")["scope"]
+    assert renamed["name"] == "Portal analyses" and renamed["dependent_scopes"], renamed
+    spare = ac.create_scope(portal.client_id, "Spare", "unused", "spare")["scope"]
+    assert ac.delete_scope(spare["id"])["scope"]["id"] == spare["id"]
+    expect_auth_error(lambda: ac.get_scope(spare["id"]), "GET a deleted scope", statuses=(404,))
+
+    web_created = ferry.create_client("compat web app")
+    web = globus_sdk.ConfidentialAppAuthClient(
+        web_created["client_id"], web_created["client_secret"]
+    )
+    redirect = web.base_url + "v2/web/auth-code"
+    web.oauth2_start_flow(redirect_uri=redirect, requested_scopes=f"{portal_scope}[{AUTH_SCOPES.split()[0]}]")
+    with pytest.raises(BrowserLoginError, match="invalid_scope"):
+        browser_login(web.oauth2_get_authorize_url(), person["username"], person["password"])
+
+    web.oauth2_start_flow(redirect_uri=redirect, requested_scopes=portal_scope)
+    code = browser_login(
+        web.oauth2_get_authorize_url(), person["username"], person["password"]
+    ).code
+    token = web.oauth2_exchange_code_for_tokens(code).by_resource_server[portal.client_id]
+    dependent = portal.oauth2_get_dependent_tokens(token["access_token"])
+    got = dependent.by_resource_server[TRANSFER_RS]
+    assert got["scope"] == TRANSFER_SCOPE, dependent.data
+    seen = portal.oauth2_token_introspect(got["access_token"])
+    assert seen["sub"] == person["id"], seen.data
+    expect_auth_error(
+        lambda: portal.oauth2_get_dependent_tokens(
+            token["access_token"], scope="urn:globus:auth:scope:groups.api.globus.org:all"
+        ),
+        "a dependent token for a scope the portal's scope does not declare",
+        error="invalid_scope",
+    )

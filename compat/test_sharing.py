@@ -331,9 +331,11 @@ def test_email_invitation(server: FerryServer, sink: Sink) -> None:
     link = f"{server.base_url}/invitation?code={code.group(1)}"
     page = s.get(link)
     assert "/v2/web/login" in page.url, page.url
+    # the login form's anti-forgery token, bound to the pre-login cookie the session now holds
+    login_csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
     page = s.post(f"{server.base_url}/v2/web/login",
                   data={"next": f"/invitation?code={code.group(1)}", "username": dana["username"],
-                        "password": dana["password"]})
+                        "password": dana["password"], "csrf": login_csrf})
     assert page.status_code == 200 and "Accept the invitation" in page.text, page.text
     csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
     done = s.post(f"{server.base_url}/invitation", data={"code": code.group(1), "csrf": csrf})

@@ -330,6 +330,27 @@ async fn dependent_tokens_follow_consented_dependencies() {
     let service = s.app(ClientKind::Confidential).await;
     let app = s.app(ClientKind::Confidential).await;
     let alice = s.person("alice").await;
+    // The service declares that its scope depends on Transfer (issue 13: only declared dependencies count).
+    let manage = s
+        .access_token(
+            &service,
+            "urn:globus:auth:scope:auth.globus.org:manage_projects",
+        )
+        .await;
+    let (st, b) = s
+        .call(
+            reqwest::Method::POST,
+            &format!("/v2/api/clients/{}/scopes", service.id),
+            &manage,
+            Some(
+                &serde_json::json!({"scope": {"name": "all", "description": "everything",
+                "scope_suffix": "all", "dependent_scopes": [{"scope":
+                    "urn:globus:auth:scope:transfer.api.globus.org:all", "optional": false,
+                    "requires_refresh_token": true}]}}),
+            ),
+        )
+        .await;
+    assert_eq!(st, 200, "{b}");
     let service_scope = format!("https://auth.globus.org/scopes/{}/all", service.id);
     let scope = format!("{service_scope}[urn:globus:auth:scope:transfer.api.globus.org:all]");
     let redirect = format!("{}/v2/web/auth-code", s.url);

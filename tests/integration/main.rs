@@ -1,5 +1,7 @@
 //! The one integration-test binary: every test starts a real Ferry server on 127.0.0.1:0 and talks HTTP to it.
 
+mod auth_checklist;
+mod auth_hardening;
 mod authorize;
 mod bad_input;
 mod client_credentials;

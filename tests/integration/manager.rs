@@ -1049,15 +1049,15 @@ async fn auth_policies_are_managed_by_their_creator_and_named_by_collections() {
     }
     let (_, list) = s.call(M::GET, "/v2/api/policies", &auth, None).await;
     assert_eq!(list["policies"].as_array().unwrap().len(), 1);
-    // Another identity reads it but may not change it.
+    // Another identity neither reads nor changes it, nor learns that it exists (issue 13, item 9).
     let (other, _) = principal(&s).await;
     let other_auth = s.access_token(&other, "openid").await;
     let path = format!("/v2/api/policies/{pid}");
-    assert_eq!(s.call(M::GET, &path, &other_auth, None).await.0, 200);
+    assert_eq!(s.call(M::GET, &path, &other_auth, None).await.0, 404);
     let change = json!({"policy": {"description": "mine now"}});
     assert_eq!(
         s.call(M::PUT, &path, &other_auth, Some(&change)).await.0,
-        403
+        404
     );
     let (st, b) = s.call(M::PUT, &path, &auth, Some(&change)).await;
     assert_eq!(

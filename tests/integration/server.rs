@@ -98,8 +98,22 @@ async fn globus_login_client_registration() {
         id: cred["client"].as_str().unwrap().into(),
         secret: Some(cred["secret"].as_str().unwrap().into()),
     };
-    let t = s.client_token(&app, "openid").await;
-    assert_eq!(t["resource_server"], "auth.globus.org");
+    // An instance of a template gets the template's interactive grants only (issue 13).
+    assert_eq!(
+        b["client"]["grant_types"],
+        serde_json::json!(["authorization_code", "refresh_token"])
+    );
+    let (st, t) = s
+        .oauth(
+            "/v2/oauth2/token",
+            &app,
+            &[("grant_type", "client_credentials"), ("scope", "openid")],
+        )
+        .await;
+    assert_eq!(
+        (st.as_u16(), t["error"].as_str()),
+        (400, Some("unauthorized_client"))
+    );
     // The auth-code page of this server is a registered redirect of such a client.
     let uris: Vec<&str> = b["client"]["redirect_uris"]
         .as_array()

@@ -225,15 +225,20 @@ impl TestServer {
         if resp.status() != 200 {
             return Err(format!("authorize answered {}", resp.status()));
         }
+        // The login form's anti-forgery token is bound to the pre-login cookie set with it.
+        let prelogin = first_cookie(&resp).unwrap_or_default();
         let page = resp.text().await.unwrap();
         let request = hidden(&page, "request").ok_or("no login form")?;
+        let csrf = hidden(&page, "csrf").unwrap_or_default();
         let resp = self
             .http
             .post(format!("{}/v2/web/login", self.url))
+            .header("cookie", prelogin)
             .form(&[
                 ("username", who.username.as_str()),
                 ("password", who.password.as_str()),
                 ("request", &request),
+                ("csrf", &csrf),
             ])
             .send()
             .await
@@ -241,13 +246,7 @@ impl TestServer {
         if resp.status() != StatusCode::SEE_OTHER {
             return Err(format!("login answered {}", resp.status()));
         }
-        let cookie = resp
-            .headers()
-            .get("set-cookie")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .ok_or("no session cookie")?
-            .to_string();
+        let cookie = first_cookie(&resp).ok_or("no session cookie")?;
         let consent_url = location_from(&self.url, &resp);
         let page = self
             .http
@@ -278,6 +277,15 @@ impl TestServer {
         }
         Ok(location(&resp))
     }
+}
+
+/// `name=value` of the first cookie a response sets.
+fn first_cookie(resp: &reqwest::Response) -> Option<String> {
+    resp.headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::to_string)
 }
 
 fn location(resp: &reqwest::Response) -> url::Url {

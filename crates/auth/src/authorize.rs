@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use ferry_core::identity::GRANT_AUTHORIZATION_CODE;
 use ferry_core::{Client, ClientKind, Identity, IdentityKind, Scope};
 use ferry_store::{ConsentRecord, SecretKind, SecretRecord};
 use serde_json::json;
@@ -23,6 +24,10 @@ pub struct AuthorizeRequest {
     pub offline: bool,
     /// `prompt=login`: authenticate again even with a live session.
     pub prompt_login: bool,
+    /// `prompt=none`: show no page; answer `login_required` or `consent_required` instead.
+    pub prompt_none: bool,
+    /// `max_age`: a session older than this many seconds must log in again.
+    pub max_age: Option<i64>,
 }
 
 /// Why an authorization request cannot go on.
@@ -34,11 +39,30 @@ pub enum AuthorizeRejection {
     Redirect(String),
 }
 
+/// What the consent page says about the application that asks: which one (a template instance is named
+/// after its template first: anyone can make one and call it anything), whether the administrator
+/// registered it, and where the person will be sent.
+#[derive(Debug, Clone)]
+pub struct ClientPresentation {
+    /// The name the client gave itself.
+    pub name: String,
+    /// For an instance of a template: the template's name.
+    pub template_name: Option<String>,
+    pub verified: bool,
+    /// Who registered an unverified client through the API, if anyone.
+    pub registered_by: Option<String>,
+    /// The origin of the redirect URI (`https://host:port`).
+    pub destination: String,
+}
+
 /// A logged-in browser.
 #[derive(Debug, Clone)]
 pub struct Session {
     pub identity: Identity,
+    /// Public id of the session (its grant id), reported by introspection as `session_id`.
+    pub id: Uuid,
     pub hash: String,
+    /// When the person logged in.
     pub auth_time: i64,
 }
 
@@ -108,25 +132,43 @@ impl Auth {
                 "only response_type=code is supported",
             ));
         }
-        let scopes = Scope::parse_list(q.get("scope").map(String::as_str).unwrap_or(""))
-            .map_err(|e| fail("invalid_scope", &e.to_string()))?;
-        if scopes.is_empty() {
-            return Err(fail("invalid_scope", "no scope was requested"));
-        }
-        fn unknown(scopes: &[Scope]) -> Option<&Scope> {
-            scopes.iter().find_map(|s| {
-                s.resource_server()
-                    .err()
-                    .map(|_| s)
-                    .or_else(|| unknown(&s.dependencies))
-            })
-        }
-        if let Some(s) = unknown(&scopes) {
+        if !client.allows_grant(GRANT_AUTHORIZATION_CODE) {
             return Err(fail(
-                "invalid_scope",
-                &format!("unknown scope '{}'", s.name),
+                "unauthorized_client",
+                "this client may not use the authorization_code grant",
             ));
         }
+        let requested = Scope::parse_list(q.get("scope").map(String::as_str).unwrap_or(""))
+            .map_err(|e| fail("invalid_scope", &e.to_string()))?;
+        // Every named dependency must be one the scope declares (or a built-in rule allows); the declared ones
+        // are added: the person consents to the whole tree.
+        let scopes = match self.consent_tree(&client, &requested).await {
+            Ok(t) => t,
+            Err(AuthError::InvalidScope(m)) => return Err(fail("invalid_scope", &m)),
+            Err(_) => return Err(fail("server_error", "try again later")),
+        };
+        let prompt: Vec<&str> = q
+            .get("prompt")
+            .map(|p| p.split_whitespace().collect())
+            .unwrap_or_default();
+        if prompt.contains(&"none") && prompt.len() > 1 {
+            return Err(fail(
+                "invalid_request",
+                "prompt=none cannot be combined with other prompt values",
+            ));
+        }
+        let max_age = match q.get("max_age") {
+            None => None,
+            Some(v) => match v.parse::<i64>() {
+                Ok(n) if n >= 0 => Some(n),
+                _ => {
+                    return Err(fail(
+                        "invalid_request",
+                        "max_age must be a non-negative number of seconds",
+                    ));
+                }
+            },
+        };
         let code_challenge = match (
             q.get("code_challenge"),
             q.get("code_challenge_method").map(String::as_str),
@@ -165,15 +207,92 @@ impl Auth {
             code_challenge,
             nonce: q.get("nonce").cloned(),
             offline: q.get("access_type").map(String::as_str) == Some("offline"),
-            prompt_login: q.get("prompt").map(String::as_str) == Some("login"),
+            prompt_login: prompt.contains(&"login"),
+            prompt_none: prompt.contains(&"none"),
+            max_age,
             client,
         })
+    }
+
+    pub async fn present_client(&self, req: &AuthorizeRequest) -> Result<ClientPresentation> {
+        let c = &req.client;
+        let template_name = match c.template_id {
+            Some(t) => Some(
+                self.store
+                    .get_client(t)
+                    .await?
+                    .map(|t| t.name)
+                    .unwrap_or_else(|| format!("a deleted template ({t})")),
+            ),
+            None => None,
+        };
+        let registered_by = match c.owner {
+            Some(o) if !c.verified => self.store.get_identity(o).await?.map(|i| i.username),
+            _ => None,
+        };
+        let destination = url::Url::parse(&req.redirect_uri)
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_else(|_| req.redirect_uri.clone());
+        Ok(ClientPresentation {
+            name: c.name.clone(),
+            template_name,
+            verified: c.verified,
+            registered_by,
+            destination,
+        })
+    }
+
+    /// Does this session satisfy the request (`max_age`)? A session that does not must log in again.
+    pub fn session_is_fresh(&self, req: &AuthorizeRequest, session: &Session) -> bool {
+        req.max_age
+            .is_none_or(|age| self.now() - session.auth_time <= age)
+    }
+
+    /// Where to send the browser back with an OpenID Connect error such as `login_required`.
+    pub fn error_redirect(&self, req: &AuthorizeRequest, error: &str, description: &str) -> String {
+        self.redirect_with(
+            &req.redirect_uri,
+            req.state.as_deref(),
+            &[("error", error), ("error_description", description)],
+        )
+    }
+
+    /// `prompt=none` with a session: issue the code when the person already consented to the whole tree for
+    /// this (verified) client; otherwise `consent_required`, since no page may be shown.
+    pub async fn approve_silently(
+        &self,
+        session: &Session,
+        req: &AuthorizeRequest,
+    ) -> Result<String> {
+        let consents = self.store.list_consents(session.identity.id).await?;
+        fn covered(
+            consents: &[ConsentRecord],
+            client: Uuid,
+            parent: Option<Uuid>,
+            scopes: &[Scope],
+        ) -> bool {
+            scopes.iter().all(|s| {
+                consents
+                    .iter()
+                    .find(|c| c.client_id == client && c.parent_id == parent && c.scope == s.name)
+                    .is_some_and(|c| covered(consents, client, Some(c.id), &s.dependencies))
+            })
+        }
+        if req.client.verified && covered(&consents, req.client.id, None, &req.scopes) {
+            self.approve(session, req).await
+        } else {
+            Ok(self.error_redirect(
+                req,
+                "consent_required",
+                "the person has not consented to this request",
+            ))
+        }
     }
 
     /// Checks a person's username and password and opens a browser session; returns the session secret.
     pub async fn login(&self, username: &str, password: &str, peer: &str) -> Result<String> {
         let key = Self::limiter_key("login", &username.to_ascii_lowercase(), peer);
-        if let Some(retry_after) = self.limiter.blocked(&key) {
+        if let Some(retry_after) = self.limiter.blocked(&key, peer) {
             return Err(AuthError::SlowDown { retry_after });
         }
         let identity = self
@@ -184,13 +303,12 @@ impl Auth {
             Some(i) => self.store.password_hash(i.id).await?,
             None => None,
         };
+        // An unknown username is checked against a dummy hash: the same work, the same time.
+        let ok = self.check_password(password, hash).await?;
         let identity = match identity {
-            Some(i) if secrets::verify_password(password, hash.as_deref()) => i,
+            Some(i) if ok => i,
             _ => {
-                if identity.is_none() {
-                    secrets::verify_password(password, None);
-                }
-                self.limiter.record_failure(&key);
+                self.limiter.record_failure(&key, peer);
                 return Err(AuthError::LoginFailed);
             }
         };
@@ -230,6 +348,7 @@ impl Auth {
             .await?
             .map(|identity| Session {
                 identity,
+                id: rec.grant_id,
                 hash: rec.hash,
                 auth_time: rec.issued_at,
             }))
@@ -245,13 +364,33 @@ impl Auth {
     }
 
     pub fn csrf_ok(&self, session: &Session, presented: &str) -> bool {
-        let expected = self.csrf_token(session);
-        aws_lc_rs::constant_time::verify_slices_are_equal(expected.as_bytes(), presented.as_bytes())
-            .is_ok()
+        secrets::equal(&self.csrf_token(session), presented)
+    }
+
+    /// A fresh value for the pre-login cookie, which the login form's anti-forgery token is bound to.
+    pub fn new_prelogin() -> Result<String> {
+        secrets::random_secret("fpl_")
+    }
+
+    /// The login form's anti-forgery token for a browser holding the pre-login cookie `prelogin`: a
+    /// cross-site page can neither read it nor plant the cookie it belongs to (login CSRF).
+    pub fn login_csrf_token(&self, prelogin: &str) -> String {
+        self.hasher.hash(&format!("login-csrf:{prelogin}"))
+    }
+
+    pub fn login_csrf_ok(&self, prelogin: Option<&str>, presented: &str) -> bool {
+        prelogin.is_some_and(|p| {
+            p.starts_with("fpl_") && secrets::equal(&self.login_csrf_token(p), presented)
+        })
     }
 
     /// The person approved: record the consents, issue a single-use code, and return where to send the browser.
     pub async fn approve(&self, session: &Session, req: &AuthorizeRequest) -> Result<String> {
+        if !self.session_is_fresh(req, session) {
+            return Err(AuthError::Forbidden(
+                "the login is older than the application allows; log in again".into(),
+            ));
+        }
         let now = self.now();
         for s in &req.scopes {
             self.record_consent(session.identity.id, req.client.id, s, None, now)
@@ -278,6 +417,7 @@ impl Auth {
                     "code_challenge": req.code_challenge,
                     "nonce": req.nonce,
                     "access_type": if req.offline { "offline" } else { "online" },
+                    "session": {"session_id": session.id, "auth_time": session.auth_time},
                 }),
                 issued_at: now,
                 expires_at: now + self.cfg.code_lifetime,

@@ -4,17 +4,19 @@ use std::collections::HashMap;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use ferry_core::identity::{
+    GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN, GRANT_TYPES,
+};
 use ferry_core::{Client, ClientKind, Scope};
-use ferry_proto::auth::{TokenDoc, TokenResponse};
+use ferry_proto::auth::{SessionAuthentication, SessionInfo, TokenDoc, TokenResponse};
 use ferry_store::{SecretKind, SecretRecord};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::scopes::tree_json;
 use crate::secrets;
 use crate::service::{Auth, Issue};
 use crate::{AuthError, Result};
-
-pub const DEPENDENT_GRANT: &str = "urn:globus:auth:grant_type:dependent_token";
 
 /// How a client said who it is: HTTP Basic (`client_secret_basic`), form fields (`client_secret_post`), or,
 /// for native clients, only its `client_id`.
@@ -107,7 +109,7 @@ impl Auth {
     ) -> Result<Client> {
         let creds = creds.ok_or(AuthError::InvalidClient)?;
         let key = Self::limiter_key("client", &creds.id, peer);
-        if let Some(retry_after) = self.limiter.blocked(&key) {
+        if let Some(retry_after) = self.limiter.blocked(&key, peer) {
             return Err(AuthError::SlowDown { retry_after });
         }
         let client = match Uuid::parse_str(&creds.id) {
@@ -117,7 +119,7 @@ impl Auth {
         let ok = match (&client, &creds.secret) {
             (Some(c), Some(secret)) if c.kind == ClientKind::Confidential => {
                 let hash = self.store.client_secret_hash(c.id).await?;
-                self.hasher.client_secret_matches(secret, hash.as_deref())
+                self.client_secret_ok(secret, hash).await?
             }
             (Some(c), None) => c.kind == ClientKind::Native,
             _ => {
@@ -130,7 +132,7 @@ impl Auth {
         match client {
             Some(c) if ok => Ok(c),
             _ => {
-                self.limiter.record_failure(&key);
+                self.limiter.record_failure(&key, peer);
                 Err(AuthError::InvalidClient)
             }
         }
@@ -144,23 +146,25 @@ impl Auth {
         peer: &str,
     ) -> Result<TokenReply> {
         let grant_type = required(form, "grant_type")?;
-        if !matches!(
-            grant_type,
-            "client_credentials" | "authorization_code" | "refresh_token" | DEPENDENT_GRANT
-        ) {
+        if !GRANT_TYPES.contains(&grant_type) {
             return Err(AuthError::UnsupportedGrantType(grant_type.to_string()));
         }
         let client = self.authenticate_client(creds, peer).await?;
+        if !client.allows_grant(grant_type) {
+            return Err(AuthError::UnauthorizedClient(format!(
+                "this client may not use the {grant_type} grant"
+            )));
+        }
         match grant_type {
-            "client_credentials" => self
+            GRANT_CLIENT_CREDENTIALS => self
                 .client_credentials(&client, form)
                 .await
                 .map(TokenReply::Tokens),
-            "authorization_code" => self
+            GRANT_AUTHORIZATION_CODE => self
                 .authorization_code(&client, form)
                 .await
                 .map(TokenReply::Tokens),
-            "refresh_token" => self.refresh(&client, form).await.map(TokenReply::Tokens),
+            GRANT_REFRESH_TOKEN => self.refresh(&client, form).await.map(TokenReply::Tokens),
             _ => self
                 .dependent(&client, form)
                 .await
@@ -178,7 +182,11 @@ impl Auth {
                 "only confidential clients may use the client_credentials grant".into(),
             ));
         }
-        let scopes = parse_scopes(required(form, "scope")?)?;
+        // The application consents for itself to what its scopes depend on now; dependencies declared later
+        // are not covered by this token.
+        let scopes = self
+            .consent_tree(client, &parse_scopes(required(form, "scope")?)?)
+            .await?;
         let identity = self
             .store
             .get_identity(client.id)
@@ -192,6 +200,9 @@ impl Auth {
             refresh_family_start: None,
             nonce: None,
             with_id_token: true,
+            dependencies: &tree_json(&scopes),
+            session: None,
+            consume: None,
         })
         .await
     }
@@ -213,7 +224,8 @@ impl Auth {
             .filter(|(r, _)| r.kind == SecretKind::Code)
             .ok_or_else(|| bad("the authorization code is invalid"))?;
         if !first {
-            // A replayed code: whoever holds it may have stolen it, so the tokens it produced are revoked.
+            // A replayed code: whoever holds it may have stolen it, so the tokens it produced are revoked (and
+            // the exchange racing this one, if any, can no longer store its tokens).
             self.store.revoke_grant(rec.grant_id, now).await?;
             return Err(bad("the authorization code was already used"));
         }
@@ -245,9 +257,11 @@ impl Auth {
             .get_identity(rec.identity_id)
             .await?
             .ok_or_else(|| bad("the identity of this code no longer exists"))?;
+        // The code holds the consented tree (`parent[dependency ...]`).
         let scopes =
             Scope::parse_list(&rec.scopes).map_err(|e| AuthError::Internal(e.to_string()))?;
         let offline = rec.extra["access_type"].as_str() == Some("offline");
+        let session = rec.extra.get("session").filter(|v| v.is_object());
         self.issue(Issue {
             identity: &identity,
             client,
@@ -256,6 +270,9 @@ impl Auth {
             refresh_family_start: offline.then_some(now),
             nonce: rec.extra["nonce"].as_str(),
             with_id_token: true,
+            dependencies: &tree_json(&scopes),
+            session,
+            consume: None,
         })
         .await
     }
@@ -297,18 +314,6 @@ impl Auth {
                 Scope::parse_list(&rec.scopes).map_err(|e| AuthError::Internal(e.to_string()))?
             }
         };
-        let (_, first) = self
-            .store
-            .consume_secret(&hash, now)
-            .await?
-            .ok_or_else(|| bad("the refresh token is invalid"))?;
-        if !first {
-            // Reuse of a rotated refresh token: the family is compromised, revoke all of it.
-            self.store.revoke_grant(rec.grant_id, now).await?;
-            return Err(bad(
-                "the refresh token was already used; its grant has been revoked",
-            ));
-        }
         let identity = self
             .store
             .get_identity(rec.identity_id)
@@ -317,6 +322,9 @@ impl Auth {
         let started = rec.extra["family_started"]
             .as_i64()
             .unwrap_or(rec.issued_at);
+        // Consuming the old token (or, if it was used already, revoking the family), checking the family is not
+        // revoked, and storing the new tokens are one step: of two parallel refreshes, the loser's revocation
+        // reaches the winner's tokens whichever commits first.
         self.issue(Issue {
             identity: &identity,
             client,
@@ -325,10 +333,17 @@ impl Auth {
             refresh_family_start: Some(started),
             nonce: None,
             with_id_token: false,
+            dependencies: &rec.extra["dependencies"],
+            session: rec.extra.get("session").filter(|v| v.is_object()),
+            consume: Some(&hash),
         })
         .await
     }
 
+    /// Globus's dependent-token grant: a resource server exchanges a token issued for one of its scopes for
+    /// tokens, as the same identity, for the scopes that scope depends on. Only dependencies the token was
+    /// consented with (a person's consent, or the application's own at issuance) and that the scope still
+    /// declares are issued.
     async fn dependent(
         &self,
         client: &Client,
@@ -347,66 +362,61 @@ impl Auth {
                 "dependent tokens need a token issued for this client as a resource server".into(),
             ));
         }
-        let allowed = self.dependent_scopes(&rec).await?;
-        let scopes = match form.get("scope").filter(|s| !s.trim().is_empty()) {
-            Some(s) => parse_scopes(s)?,
-            None => allowed
-                .iter()
-                .map(|name| Scope {
-                    name: name.clone(),
-                    optional: false,
-                    dependencies: vec![],
-                })
-                .collect(),
+        let covered = self
+            .covered_dependencies(&rec.scopes, &rec.extra["dependencies"])
+            .await?;
+        let names: Vec<String> = match form.get("scope").filter(|s| !s.trim().is_empty()) {
+            Some(s) => parse_scopes(s)?.into_iter().map(|s| s.name).collect(),
+            None => covered.keys().cloned().collect(),
         };
-        if scopes.is_empty() {
+        if names.is_empty() {
             return Err(AuthError::InvalidScope(
-                "the token has no dependent scopes".into(),
+                "the scopes of this token have no dependencies it was consented with".into(),
             ));
         }
-        let own = rec.client_id == Some(rec.identity_id);
-        if let Some(s) = scopes.iter().find(|s| !own && !allowed.contains(&s.name)) {
+        if let Some(n) = names.iter().find(|n| !covered.contains_key(*n)) {
             return Err(AuthError::InvalidScope(format!(
-                "'{}' is not a dependent scope the identity consented to",
-                s.name
+                "'{n}' is not a dependency that the token's scopes declare and that was consented to"
             )));
         }
+        let scopes: Vec<Scope> = names
+            .iter()
+            .map(|name| Scope {
+                name: name.clone(),
+                optional: false,
+                dependencies: vec![],
+            })
+            .collect();
+        let tree = Value::Object(
+            names
+                .iter()
+                .filter_map(|n| covered.get(n).map(|t| (n.clone(), t.clone())))
+                .collect(),
+        );
         let identity = self
             .store
             .get_identity(rec.identity_id)
             .await?
             .ok_or_else(|| AuthError::InvalidGrant("the identity no longer exists".into()))?;
         let offline = form.get("access_type").map(String::as_str) == Some("offline");
+        // Same grant as the token exchanged: revoking the person's consent (or a compromised family) reaches
+        // what the resource server obtained with it.
         let reply = self
             .issue(Issue {
                 identity: &identity,
                 client,
                 scopes: &scopes,
-                grant_id: Uuid::new_v4(),
+                grant_id: rec.grant_id,
                 refresh_family_start: offline.then_some(now),
                 nonce: None,
                 with_id_token: false,
+                dependencies: &tree,
+                session: rec.extra.get("session").filter(|v| v.is_object()),
+                consume: None,
             })
             .await?;
         Ok(std::iter::once(reply.token)
             .chain(reply.other_tokens)
-            .collect())
-    }
-
-    /// The scopes the identity consented to as dependencies of the token's scopes, for the token's client.
-    async fn dependent_scopes(&self, token: &SecretRecord) -> Result<Vec<String>> {
-        let consents = self.store.list_consents(token.identity_id).await?;
-        let granted: Vec<&str> = token.scopes.split_whitespace().collect();
-        let parents: Vec<Uuid> = consents
-            .iter()
-            .filter(|c| Some(c.client_id) == token.client_id && c.parent_id.is_none())
-            .filter(|c| granted.contains(&c.scope.as_str()))
-            .map(|c| c.id)
-            .collect();
-        Ok(consents
-            .iter()
-            .filter(|c| c.parent_id.is_some_and(|p| parents.contains(&p)))
-            .map(|c| c.scope.clone())
             .collect())
     }
 
@@ -453,10 +463,39 @@ impl Auth {
             "aud": aud, "iss": self.cfg.issuer,
         });
         let include = form.get("include").map(String::as_str).unwrap_or("");
-        if include.split(',').any(|i| i.trim() == "identity_set") {
+        let included = |what: &str| include.split(',').any(|i| i.trim() == what);
+        if included("identity_set") {
             out["identity_set"] = json!([identity.id]);
         }
+        if included("session_info") {
+            out["session_info"] = json!(self.session_info(&rec));
+        }
         Ok(out)
+    }
+
+    /// The login session a token descends from, in Globus's `session_info` shape; an application's own tokens
+    /// have none.
+    fn session_info(&self, rec: &SecretRecord) -> SessionInfo {
+        let session = &rec.extra["session"];
+        let mut authentications = std::collections::BTreeMap::new();
+        if let Some(auth_time) = session["auth_time"].as_i64() {
+            authentications.insert(
+                rec.identity_id,
+                SessionAuthentication {
+                    auth_time,
+                    idp: self.idp_id,
+                    acr: None,
+                    amr: Some(vec!["pwd".into()]),
+                    custom_claims: json!({}),
+                },
+            );
+        }
+        SessionInfo {
+            session_id: session["session_id"]
+                .as_str()
+                .and_then(|s| Uuid::parse_str(s).ok()),
+            authentications,
+        }
     }
 
     /// `POST /v2/oauth2/token/validate`: is this token (of the calling client) still usable?

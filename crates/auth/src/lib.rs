@@ -10,12 +10,13 @@ pub mod groups;
 mod keys;
 mod limiter;
 mod policies;
+mod scopes;
 mod secrets;
 mod service;
 
-pub use authorize::{AuthorizeRejection, AuthorizeRequest, Session};
+pub use authorize::{AuthorizeRejection, AuthorizeRequest, ClientPresentation, Session};
 pub use error::AuthError;
 pub use grants::{ClientCredentials, Introspection, TokenReply};
-pub use service::{Auth, AuthConfig, CreatedClient, CreatedIdentity, Principal};
+pub use service::{Auth, AuthConfig, CreatedClient, CreatedIdentity, NewClient, Principal};
 
 pub type Result<T> = std::result::Result<T, AuthError>;

@@ -1,6 +1,8 @@
 //! Authentication policies (`/v2/api/policies`): documents that mapped collections name as their
-//! `guest_auth_policy_id`. Anyone signed in may read them (collections show their id); only the identity that
-//! created one may change or delete it, and not while a collection uses it.
+//! `guest_auth_policy_id`. A policy is managed by the identity that created it (Ferry has no Globus projects):
+//! only it reads, lists, changes or deletes the policy, and deletes it only while no collection uses it. The
+//! endpoint applies policies from the database, so endpoint administrators need no read access here; others
+//! get no policy of someone else, not even whether it exists.
 
 use ferry_core::Identity;
 use ferry_core::auth_policy::AuthPolicy;
@@ -50,41 +52,34 @@ impl Auth {
         Ok(wrap(&p))
     }
 
-    pub async fn list_policies(&self) -> Result<Value> {
-        let all: Vec<AuthPolicy> = self
+    /// The policies the caller manages.
+    pub async fn list_policies(&self, who: &Identity) -> Result<Value> {
+        let mine: Vec<AuthPolicy> = self
             .store
             .list_auth_policies()
             .await?
             .into_iter()
+            .filter(|(_, owner)| *owner == who.id)
             .map(|(p, _)| p)
             .collect();
-        Ok(json!({ "policies": all }))
+        Ok(json!({ "policies": mine }))
     }
 
-    async fn policy(&self, id: Uuid) -> Result<(AuthPolicy, Uuid)> {
-        self.store
-            .get_auth_policy(id)
-            .await?
-            .ok_or_else(|| AuthError::NotFound(format!("no policy {id}")))
+    pub async fn get_policy(&self, who: &Identity, id: Uuid) -> Result<Value> {
+        Ok(wrap(&self.managed_policy(who, id).await?))
     }
 
-    pub async fn get_policy(&self, id: Uuid) -> Result<Value> {
-        Ok(wrap(&self.policy(id).await?.0))
-    }
-
-    async fn owned_policy(&self, who: &Identity, id: Uuid) -> Result<AuthPolicy> {
-        let (p, owner) = self.policy(id).await?;
-        if owner != who.id {
-            return Err(AuthError::Forbidden(
-                "only the identity that created a policy may change or delete it".into(),
-            ));
+    /// A policy the caller manages; any other is "not found", so that ids cannot be probed.
+    async fn managed_policy(&self, who: &Identity, id: Uuid) -> Result<AuthPolicy> {
+        match self.store.get_auth_policy(id).await? {
+            Some((p, owner)) if owner == who.id => Ok(p),
+            _ => Err(AuthError::NotFound(format!("no policy {id}"))),
         }
-        Ok(p)
     }
 
     /// Changes the given fields (the SDK sends only those it was given).
     pub async fn update_policy(&self, who: &Identity, id: Uuid, body: &Value) -> Result<Value> {
-        let current = self.owned_policy(who, id).await?;
+        let current = self.managed_policy(who, id).await?;
         let mut doc =
             serde_json::to_value(&current).map_err(|e| AuthError::Internal(e.to_string()))?;
         if let (Value::Object(d), Value::Object(changes)) = (&mut doc, policy_body(body)?) {
@@ -101,7 +96,7 @@ impl Auth {
     }
 
     pub async fn delete_policy(&self, who: &Identity, id: Uuid) -> Result<Value> {
-        let p = self.owned_policy(who, id).await?;
+        let p = self.managed_policy(who, id).await?;
         let users = self
             .store
             .list_collections(&Default::default())

@@ -58,24 +58,24 @@ impl TokenHasher {
         format!("{CLIENT_SECRET_PREFIX}{}", self.hash(secret))
     }
 
-    /// Checks a client secret against its stored hash, in constant time. With no stored hash the same work is
-    /// done against nothing, so that an unknown client takes as long as a wrong secret.
+    /// Checks a client secret against its stored keyed hash, in constant time. With no stored hash the same
+    /// work is done against nothing, so that an unknown client takes as long as a wrong secret. Legacy Argon2id
+    /// hashes ([`is_password_hash`]) are checked by the caller, off the async threads.
     pub fn client_secret_matches(&self, secret: &str, stored: Option<&str>) -> bool {
-        match stored {
-            Some(s) if s.starts_with("$argon2") => verify_password(secret, Some(s)),
-            _ => {
-                let computed = self.hash_client_secret(secret);
-                let real = stored.is_some();
-                let stored = stored.unwrap_or(CLIENT_SECRET_PREFIX);
-                aws_lc_rs::constant_time::verify_slices_are_equal(
-                    computed.as_bytes(),
-                    stored.as_bytes(),
-                )
-                .is_ok()
-                    && real
-            }
-        }
+        let computed = self.hash_client_secret(secret);
+        let real = stored.is_some_and(|s| !is_password_hash(s));
+        equal(&computed, stored.unwrap_or(CLIENT_SECRET_PREFIX)) && real
     }
+}
+
+/// Is this stored hash an Argon2id PHC string (a password, or a client secret stored by an older version)?
+pub fn is_password_hash(stored: &str) -> bool {
+    stored.starts_with("$argon2")
+}
+
+/// Constant-time equality of two secrets or hashes.
+pub fn equal(a: &str, b: &str) -> bool {
+    aws_lc_rs::constant_time::verify_slices_are_equal(a.as_bytes(), b.as_bytes()).is_ok()
 }
 
 /// Marks a client secret hash as keyed BLAKE3 (older rows hold Argon2id PHC strings).
@@ -116,9 +116,7 @@ pub fn b64url(bytes: &[u8]) -> String {
 /// PKCE S256: base64url(SHA-256(verifier)), compared in constant time.
 pub fn pkce_matches(verifier: &str, challenge: &str) -> bool {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
-    let computed = b64url(digest.as_ref());
-    aws_lc_rs::constant_time::verify_slices_are_equal(computed.as_bytes(), challenge.as_bytes())
-        .is_ok()
+    equal(&b64url(digest.as_ref()), challenge)
 }
 
 /// RFC 7636 §4.1: 43–128 characters of `[A-Za-z0-9-._~]`.
@@ -179,10 +177,12 @@ mod tests {
         assert!(!TokenHasher::new([8; 32]).client_secret_matches(&secret, Some(&stored)));
         assert!(!h.client_secret_matches(&secret, None));
         assert!(!h.client_secret_matches("", Some("")));
-        // Rows written before the change hold Argon2id hashes.
+        // Rows written before the change hold Argon2id hashes: not this check's format (the caller verifies
+        // them as passwords, off the async threads).
         let legacy = hash_password(&secret).unwrap();
-        assert!(h.client_secret_matches(&secret, Some(&legacy)));
-        assert!(!h.client_secret_matches("wrong", Some(&legacy)));
+        assert!(is_password_hash(&legacy));
+        assert!(!h.client_secret_matches(&secret, Some(&legacy)));
+        assert!(verify_password(&secret, Some(&legacy)));
     }
 
     #[test]

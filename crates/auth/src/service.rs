@@ -4,11 +4,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use ferry_core::identity::{
+    GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN, GRANT_TYPES, default_grant_types,
+};
 use ferry_core::scope::{AUTH_RS, Scope};
 use ferry_core::time::rfc3339;
 use ferry_core::{Client, ClientKind, Identity, IdentityKind, SharedClock};
 use ferry_proto::auth::{IdentityDoc, TokenDoc, TokenResponse};
-use ferry_store::{SecretKind, SecretRecord, Store};
+use ferry_store::{GrantRecord, IssueOutcome, SecretKind, SecretRecord, Store};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -81,6 +84,43 @@ pub struct Auth {
     pub(crate) limiter: FailureLimiter,
     /// The id of Ferry's own identity provider (local accounts), stable per installation.
     pub(crate) idp_id: Uuid,
+    /// Argon2 checks running at once; more wait here, off the runtime's threads.
+    pub(crate) hashing: tokio::sync::Semaphore,
+}
+
+/// Password hashes computed at once (each takes ~19 MiB and tens of milliseconds of one core).
+const CONCURRENT_PASSWORD_CHECKS: usize = 2;
+
+/// How a client is registered.
+#[derive(Debug, Clone)]
+pub struct NewClient {
+    pub name: String,
+    pub kind: ClientKind,
+    pub redirect_uris: Vec<String>,
+    pub owner: Option<Uuid>,
+    pub template_id: Option<Uuid>,
+    /// Registered by the administrator.
+    pub verified: bool,
+    /// None: the defaults of its kind.
+    pub grant_types: Option<Vec<String>>,
+    /// None: any scope.
+    pub allowed_scopes: Option<Vec<String>>,
+}
+
+impl NewClient {
+    /// What `ferry client create` registers without restrictions: verified, the defaults of its kind.
+    pub fn by_administrator(name: &str, kind: ClientKind, redirect_uris: Vec<String>) -> Self {
+        Self {
+            name: name.to_string(),
+            kind,
+            redirect_uris,
+            owner: None,
+            template_id: None,
+            verified: true,
+            grant_types: None,
+            allowed_scopes: None,
+        }
+    }
 }
 
 /// `95fdeba8-fac2-42bd-a357-e068d82ff78e`, the Globus CLI's production template client id.
@@ -119,8 +159,48 @@ impl Auth {
             signer: Signer::from_stored(&signing)?,
             limiter: FailureLimiter::new(10, 60, cfg.clock.clone()),
             idp_id: Uuid::parse_str(&idp).map_err(|e| AuthError::Internal(e.to_string()))?,
+            hashing: tokio::sync::Semaphore::new(CONCURRENT_PASSWORD_CHECKS),
             cfg,
         })
+    }
+
+    /// Runs Argon2 work on a blocking thread, at most [`CONCURRENT_PASSWORD_CHECKS`] at once: a flood of
+    /// logins queues here instead of occupying the threads every other request needs.
+    async fn password_work<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T> {
+        let _permit = self
+            .hashing
+            .acquire()
+            .await
+            .map_err(|_| AuthError::Internal("the password checker is closed".into()))?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| AuthError::Internal(format!("password check failed: {e}")))
+    }
+
+    /// Checks a password against its stored Argon2id hash (or, with none, a dummy: the same time).
+    pub(crate) async fn check_password(
+        &self,
+        password: &str,
+        stored: Option<String>,
+    ) -> Result<bool> {
+        let password = password.to_string();
+        self.password_work(move || secrets::verify_password(&password, stored.as_deref()))
+            .await
+    }
+
+    /// Checks a client secret: keyed BLAKE3 inline, legacy Argon2id hashes like passwords.
+    pub(crate) async fn client_secret_ok(
+        &self,
+        secret: &str,
+        stored: Option<String>,
+    ) -> Result<bool> {
+        match stored {
+            Some(h) if secrets::is_password_hash(&h) => self.check_password(secret, Some(h)).await,
+            other => Ok(self.hasher.client_secret_matches(secret, other.as_deref())),
+        }
     }
 
     pub(crate) fn now(&self) -> i64 {
@@ -167,8 +247,8 @@ impl Auth {
                 "urn:globus:auth:scope:auth.globus.org:view_identity_set",
                 "urn:globus:auth:scope:transfer.api.globus.org:all",
                 "urn:globus:auth:scope:groups.api.globus.org:all"],
-            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nonce", "preferred_username", "name",
-                "email", "organization", "identity_provider", "identity_set"],
+            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "preferred_username",
+                "name", "email", "organization", "identity_provider", "identity_set"],
             "authorization_response_iss_parameter_supported": true,
         })
     }
@@ -195,7 +275,13 @@ impl Auth {
             Some(_) => None,
             None => Some(secrets::random_password()?),
         };
-        let hash = secrets::hash_password(password.or(generated.as_deref()).unwrap_or_default())?;
+        let chosen = password
+            .or(generated.as_deref())
+            .unwrap_or_default()
+            .to_string();
+        let hash = self
+            .password_work(move || secrets::hash_password(&chosen))
+            .await??;
         let identity = Identity {
             id: Uuid::new_v4(),
             name: name
@@ -214,6 +300,7 @@ impl Auth {
         })
     }
 
+    /// Registers a client as the administrator does: verified, with the grant types of its kind.
     pub async fn create_client(
         &self,
         name: &str,
@@ -221,36 +308,51 @@ impl Auth {
         redirect_uris: Vec<String>,
         owner: Option<Uuid>,
     ) -> Result<CreatedClient> {
-        self.create_client_as(Uuid::new_v4(), name, kind, redirect_uris, owner, None)
-            .await
+        self.create_client_with(NewClient {
+            owner,
+            ..NewClient::by_administrator(name, kind, redirect_uris)
+        })
+        .await
     }
 
-    async fn create_client_as(
-        &self,
-        id: Uuid,
-        name: &str,
-        kind: ClientKind,
-        redirect_uris: Vec<String>,
-        owner: Option<Uuid>,
-        template_id: Option<Uuid>,
-    ) -> Result<CreatedClient> {
-        let name = name.trim();
-        if name.is_empty() || name.len() > 200 {
+    /// Registers a client with everything said (`ferry client create --grant-types … --scopes …`).
+    pub async fn create_client_with(&self, new: NewClient) -> Result<CreatedClient> {
+        self.create_client_as(Uuid::new_v4(), new).await
+    }
+
+    async fn create_client_as(&self, id: Uuid, new: NewClient) -> Result<CreatedClient> {
+        let name = new.name.trim();
+        if name.is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
             return Err(AuthError::InvalidRequest(
-                "a client needs a name of 1 to 200 characters".into(),
+                "a client needs a name of 1 to 200 characters on one line".into(),
             ));
         }
-        for uri in &redirect_uris {
+        for uri in &new.redirect_uris {
             validate_redirect_uri(uri, &self.cfg.issuer)?;
+        }
+        if let Some(grants) = &new.grant_types {
+            validate_grant_types(grants, new.kind)?;
+        }
+        if let Some(scopes) = &new.allowed_scopes {
+            for s in scopes {
+                if ferry_core::scope::resource_server_of(s).is_none() {
+                    return Err(AuthError::InvalidRequest(format!(
+                        "scopes: unknown scope '{s}'"
+                    )));
+                }
+            }
         }
         let client = Client {
             id,
             name: name.to_string(),
-            kind,
-            redirect_uris,
-            owner,
-            template_id,
+            kind: new.kind,
+            redirect_uris: new.redirect_uris,
+            owner: new.owner,
+            template_id: new.template_id,
             created: self.now(),
+            verified: new.verified,
+            grant_types: new.grant_types,
+            allowed_scopes: new.allowed_scopes,
         };
         let identity = Identity {
             id,
@@ -261,7 +363,7 @@ impl Auth {
             kind: IdentityKind::Client,
             created: client.created,
         };
-        let secret = match kind {
+        let secret = match new.kind {
             ClientKind::Confidential => Some(secrets::random_secret("")?),
             ClientKind::Native => None,
         };
@@ -354,51 +456,79 @@ impl Auth {
         let template = match (owner, doc.get("template_id").and_then(Value::as_str)) {
             (Some(_), _) => None,
             (None, None) => return Err(AuthError::Unauthenticated),
-            (None, Some(t)) => {
-                let template = match Uuid::parse_str(t) {
+            (None, Some(t)) => Some(
+                match Uuid::parse_str(t) {
                     Ok(id) => self.store.get_client(id).await?,
                     Err(_) => None,
                 }
                 .filter(|c| c.kind == ClientKind::Native)
                 .ok_or_else(|| {
                     AuthError::InvalidRequest(format!("'{t}' is not a client template known here"))
-                })?;
-                Some(template.id)
-            }
+                })?,
+            ),
         };
         if owner.is_none() {
             let key = Self::limiter_key("register", "", peer);
-            if let Some(retry_after) = self.limiter.blocked(&key) {
+            if let Some(retry_after) = self.limiter.blocked(&key, peer) {
                 return Err(AuthError::SlowDown { retry_after });
             }
-            self.limiter.record_failure(&key);
+            self.limiter.record_failure(&key, peer);
         }
         let kind = if public {
             ClientKind::Native
         } else {
             ClientKind::Confidential
         };
-        let redirect_uris = if redirect_uris.is_empty() {
-            self.default_redirect_uris()
-        } else {
-            redirect_uris
+        let new = match &template {
+            // Anyone may make an instance of a template, so an instance has only what the template allows:
+            // its redirect URIs, the interactive grants, its scopes. It is never verified, and the consent page
+            // names the template first.
+            Some(t) => {
+                if let Some(u) = redirect_uris.iter().find(|u| !t.redirect_uris.contains(u)) {
+                    return Err(AuthError::InvalidRequest(format!(
+                        "client.redirect_uris: an instance of '{}' may only use the template's redirect URIs \
+                         ({}); '{u}' is not one of them",
+                        t.name,
+                        t.redirect_uris.join(", ")
+                    )));
+                }
+                NewClient {
+                    name: name.to_string(),
+                    kind,
+                    redirect_uris: if redirect_uris.is_empty() {
+                        t.redirect_uris.clone()
+                    } else {
+                        redirect_uris
+                    },
+                    owner: None,
+                    template_id: Some(t.id),
+                    verified: false,
+                    grant_types: Some(vec![
+                        GRANT_AUTHORIZATION_CODE.into(),
+                        GRANT_REFRESH_TOKEN.into(),
+                    ]),
+                    allowed_scopes: t.allowed_scopes.clone(),
+                }
+            }
+            None => NewClient {
+                owner: owner.map(|p| p.identity.id),
+                verified: false,
+                ..NewClient::by_administrator(
+                    name,
+                    kind,
+                    if redirect_uris.is_empty() {
+                        self.default_redirect_uris()
+                    } else {
+                        redirect_uris
+                    },
+                )
+            },
         };
-        let created = self
-            .create_client_as(
-                Uuid::new_v4(),
-                name,
-                kind,
-                redirect_uris,
-                owner.map(|p| p.identity.id),
-                template,
-            )
-            .await?;
+        let created = self.create_client_as(Uuid::new_v4(), new).await?;
         let c = &created.client;
         let mut out = json!({"client": {
             "id": c.id, "name": c.name, "public_client": public, "redirect_uris": c.redirect_uris,
-            "grant_types": if public { json!(["authorization_code", "refresh_token"]) }
-                else { json!(["authorization_code", "client_credentials", "refresh_token",
-                    "urn:globus:auth:grant_type:dependent_token"]) },
+            "grant_types": c.grant_types(),
             "fqdns": [], "visibility": "private", "project": Value::Null, "required_idp": Value::Null,
             "preselect_idp": Value::Null, "parent_client": Value::Null, "scopes": [],
             "userinfo_from_effective_identity": true, "prompt_for_named_grant": true,
@@ -430,11 +560,11 @@ impl Auth {
             let uris = self.default_redirect_uris();
             self.create_client_as(
                 id,
-                "Globus CLI (native template)",
-                ClientKind::Native,
-                uris,
-                None,
-                None,
+                NewClient::by_administrator(
+                    "Globus CLI (native template)",
+                    ClientKind::Native,
+                    uris,
+                ),
             )
             .await?;
         }
@@ -621,14 +751,67 @@ impl Auth {
         Ok(json!({ "consents": consents }))
     }
 
+    /// `DELETE /v2/api/identities/{id}/consents/{consent_id}`: a person withdraws a consent (with the consents
+    /// under it). Every grant it covered is revoked at once: the client's access and refresh tokens stop, and
+    /// so do the dependent tokens obtained with them.
+    pub async fn revoke_consent(
+        &self,
+        p: &Principal,
+        identity_id: Uuid,
+        consent_id: Uuid,
+    ) -> Result<Value> {
+        if p.identity.id != identity_id {
+            return Err(AuthError::Forbidden(
+                "you may only revoke your own consents".into(),
+            ));
+        }
+        let not_found = || AuthError::NotFound(format!("no consent {consent_id}"));
+        let consent = self
+            .store
+            .get_consent(consent_id)
+            .await?
+            .filter(|c| c.identity_id == identity_id)
+            .ok_or_else(not_found)?;
+        let mut root = consent.clone();
+        while let Some(parent) = root.parent_id {
+            root = self
+                .store
+                .get_consent(parent)
+                .await?
+                .ok_or_else(not_found)?;
+        }
+        let now = self.now();
+        for g in self
+            .store
+            .list_grants(identity_id, consent.client_id)
+            .await?
+        {
+            if g.revoked_at.is_none() && g.scopes.split_whitespace().any(|s| s == root.scope) {
+                self.store.revoke_grant(g.id, now).await?;
+            }
+        }
+        self.store.delete_consent(consent_id).await?;
+        Ok(json!({"consent": {
+            "id": consent.id, "scope_name": consent.scope, "client": consent.client_id,
+            "effective_identity": consent.identity_id, "status": "revoked",
+        }}))
+    }
+
     // ---- issuing tokens (shared by the grants) ----
 
     /// Issues one access token per resource server named by `scopes` (in the order first named), with
-    /// refresh tokens when `offline`, and an `id_token` when `openid` is among them.
+    /// refresh tokens when `offline`, and an `id_token` when `openid` is among them. The tokens are stored in
+    /// one step with the grant check (and the consumption of the refresh token they replace).
     pub(crate) async fn issue(&self, req: Issue<'_>) -> Result<TokenResponse> {
         let now = self.now();
         let mut by_rs: Vec<(String, Vec<String>)> = Vec::new();
         for s in req.scopes {
+            if !req.client.allows_scope(&s.name) {
+                return Err(AuthError::InvalidScope(format!(
+                    "'{}' is not among the scopes this client may be issued",
+                    s.name
+                )));
+            }
             let rs = s
                 .resource_server()
                 .map_err(|e| AuthError::InvalidScope(e.to_string()))?;
@@ -641,46 +824,48 @@ impl Auth {
         if by_rs.is_empty() {
             return Err(AuthError::InvalidScope("no scope was requested".into()));
         }
+        let mut records = Vec::new();
         let mut docs = Vec::new();
         for (rs, names) in &by_rs {
             let scope = names.join(" ");
+            let extra = json!({
+                "dependencies": crate::scopes::subtree(req.dependencies, names),
+                "session": req.session,
+            });
             let access = secrets::random_secret("fat_")?;
-            self.store
-                .insert_secret(&SecretRecord {
-                    hash: self.hasher.hash(&access),
-                    kind: SecretKind::Access,
+            let record =
+                |hash: String, kind: SecretKind, extra: Value, expires_at: i64| SecretRecord {
+                    hash,
+                    kind,
                     grant_id: req.grant_id,
                     client_id: Some(req.client.id),
                     identity_id: req.identity.id,
                     resource_server: Some(rs.clone()),
                     scopes: scope.clone(),
-                    extra: json!({}),
+                    extra,
                     issued_at: now,
-                    expires_at: now + self.cfg.access_token_lifetime,
+                    expires_at,
                     used_at: None,
                     revoked_at: None,
-                })
-                .await?;
+                };
+            records.push(record(
+                self.hasher.hash(&access),
+                SecretKind::Access,
+                extra.clone(),
+                now + self.cfg.access_token_lifetime,
+            ));
             let refresh = match req.refresh_family_start {
                 Some(started) => {
                     let refresh = secrets::random_secret("frt_")?;
-                    self.store
-                        .insert_secret(&SecretRecord {
-                            hash: self.hasher.hash(&refresh),
-                            kind: SecretKind::Refresh,
-                            grant_id: req.grant_id,
-                            client_id: Some(req.client.id),
-                            identity_id: req.identity.id,
-                            resource_server: Some(rs.clone()),
-                            scopes: scope.clone(),
-                            extra: json!({ "family_started": started }),
-                            issued_at: now,
-                            expires_at: (now + self.cfg.refresh_idle_lifetime)
-                                .min(started + self.cfg.refresh_absolute_lifetime),
-                            used_at: None,
-                            revoked_at: None,
-                        })
-                        .await?;
+                    let mut extra = extra.clone();
+                    extra["family_started"] = json!(started);
+                    records.push(record(
+                        self.hasher.hash(&refresh),
+                        SecretKind::Refresh,
+                        extra,
+                        (now + self.cfg.refresh_idle_lifetime)
+                            .min(started + self.cfg.refresh_absolute_lifetime),
+                    ));
                     Some(refresh)
                 }
                 None => None,
@@ -694,11 +879,43 @@ impl Auth {
                 refresh_token: refresh,
             });
         }
+        let grant = GrantRecord {
+            id: req.grant_id,
+            identity_id: req.identity.id,
+            client_id: req.client.id,
+            scopes: req
+                .scopes
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+            created: now,
+            revoked_at: None,
+        };
+        let bad = |m: &str| AuthError::InvalidGrant(m.to_string());
+        match self
+            .store
+            .issue_secrets(&grant, req.consume, &records, now)
+            .await?
+        {
+            IssueOutcome::Issued => {}
+            IssueOutcome::Reused => {
+                return Err(bad(
+                    "the refresh token was already used; its grant has been revoked",
+                ));
+            }
+            IssueOutcome::Invalid => return Err(bad("the refresh token is invalid or expired")),
+            IssueOutcome::GrantRevoked => return Err(bad("this authorization has been revoked")),
+        }
         let wants_openid = by_rs
             .iter()
             .any(|(rs, names)| rs == AUTH_RS && names.iter().any(|n| n == "openid"));
         let id_token = if wants_openid && req.with_id_token {
-            Some(self.id_token(req.identity, req.client.id, req.nonce, now)?)
+            let auth_time = req
+                .session
+                .and_then(|s| s["auth_time"].as_i64())
+                .unwrap_or(now);
+            Some(self.id_token(req.identity, req.client.id, req.nonce, now, auth_time)?)
         } else {
             None
         };
@@ -720,10 +937,11 @@ impl Auth {
         client_id: Uuid,
         nonce: Option<&str>,
         now: i64,
+        auth_time: i64,
     ) -> Result<String> {
         let mut claims = json!({
             "iss": self.cfg.issuer, "sub": i.id, "aud": client_id.to_string(), "azp": client_id.to_string(),
-            "iat": now, "exp": now + self.cfg.access_token_lifetime, "auth_time": now,
+            "iat": now, "exp": now + self.cfg.access_token_lifetime, "auth_time": auth_time,
             "preferred_username": i.username, "name": i.name, "email": i.email,
             "organization": i.organization, "identity_provider": self.idp_id,
             "identity_provider_display_name": "Ferry",
@@ -744,17 +962,50 @@ impl Auth {
 pub(crate) struct Issue<'a> {
     pub identity: &'a Identity,
     pub client: &'a Client,
+    /// Top-level scopes; their dependencies are in `dependencies`.
     pub scopes: &'a [Scope],
     pub grant_id: Uuid,
     /// `Some(start of the refresh family)` to issue refresh tokens.
     pub refresh_family_start: Option<i64>,
     pub nonce: Option<&'a str>,
     pub with_id_token: bool,
+    /// The dependency trees the scopes were consented with (`scopes::tree_json`), kept in each token for the
+    /// dependent-token grant.
+    pub dependencies: &'a Value,
+    /// A person's login session (`{"session_id", "auth_time"}`), kept in each token.
+    pub session: Option<&'a Value>,
+    /// The hash of the refresh token these tokens replace, consumed in the same step.
+    pub consume: Option<&'a str>,
+}
+
+/// Known grant types, and none a native client cannot use (it has no secret).
+fn validate_grant_types(grants: &[String], kind: ClientKind) -> Result<()> {
+    for g in grants {
+        if !GRANT_TYPES.contains(&g.as_str()) {
+            return Err(AuthError::InvalidRequest(format!(
+                "grant_types: unknown grant type '{g}' (known: {})",
+                GRANT_TYPES.join(", ")
+            )));
+        }
+        if kind == ClientKind::Native && !default_grant_types(kind).contains(&g.as_str()) {
+            return Err(AuthError::InvalidRequest(format!(
+                "grant_types: a native client cannot use '{g}'"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Redirect URIs are stored verbatim: https, or http on loopback or on Ferry's own (plain-http development)
 /// address; no fragment; no other schemes.
 fn validate_redirect_uri(uri: &str, issuer: &str) -> Result<()> {
+    // The URL parser forgives surrounding spaces and control characters; a stored URI must be exactly what is
+    // compared later, so they are refused.
+    if uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(AuthError::InvalidRequest(format!(
+            "redirect URI {uri:?} contains spaces or control characters"
+        )));
+    }
     let parsed = url::Url::parse(uri)
         .map_err(|_| AuthError::InvalidRequest(format!("redirect URI '{uri}' is not a URL")))?;
     if parsed.fragment().is_some() {

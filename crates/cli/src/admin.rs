@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
-use ferry_auth::{Auth, AuthError};
-use ferry_core::{ClientKind, Identity};
+use ferry_auth::{Auth, AuthError, NewClient};
+use ferry_core::{Client, ClientKind, Identity};
 use ferry_store::{SqliteStore, Store};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -57,6 +57,15 @@ pub enum ClientCmd {
         /// The identity that owns the client (id or username).
         #[arg(long)]
         owner: Option<String>,
+        /// The grant types it may use, comma-separated (authorization_code, refresh_token,
+        /// client_credentials, urn:globus:auth:grant_type:dependent_token).
+        /// [default: all four for a confidential client, the first two for a native one]
+        #[arg(long, value_delimiter = ',')]
+        grant_types: Option<Vec<String>>,
+        /// The scopes it may be issued, separated by spaces or commas (a token request for any other is
+        /// invalid_scope). [default: any scope]
+        #[arg(long)]
+        scopes: Option<String>,
     },
     /// Every registered application, with its kind, identity and redirect URIs.
     List,
@@ -187,6 +196,12 @@ pub async fn identity(g: &Global, cmd: IdentityCmd) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn client_json(c: &Client, username: Option<&str>) -> Value {
+    json!({"client_id": c.id, "name": c.name, "kind": c.kind.as_str(), "username": username,
+        "redirect_uris": c.redirect_uris, "verified": c.verified, "grant_types": c.grant_types(),
+        "scopes": c.allowed_scopes.clone().map_or(json!("any"), |s| json!(s))})
+}
+
 fn explain(e: AuthError) -> anyhow::Error {
     anyhow::anyhow!("{e}")
 }
@@ -199,6 +214,9 @@ pub async fn client(g: &Global, cmd: ClientCmd) -> anyhow::Result<()> {
         ("Kind", "kind"),
         ("Username", "username"),
         ("Redirect URIs", "redirect_uris"),
+        ("Verified", "verified"),
+        ("Grant types", "grant_types"),
+        ("Scopes", "scopes"),
     ];
     match cmd {
         ClientCmd::Create {
@@ -206,6 +224,8 @@ pub async fn client(g: &Global, cmd: ClientCmd) -> anyhow::Result<()> {
             native,
             redirect_uris,
             owner,
+            grant_types,
+            scopes,
         } => {
             let kind = if native {
                 ClientKind::Native
@@ -221,12 +241,22 @@ pub async fn client(g: &Global, cmd: ClientCmd) -> anyhow::Result<()> {
                 Some(o) => Some(find(&auth, &o).await?.id),
                 None => None,
             };
+            let allowed_scopes = scopes.map(|s| {
+                s.split([' ', ','])
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            });
             let c = auth
-                .create_client(&name, kind, redirect_uris, owner)
+                .create_client_with(NewClient {
+                    owner,
+                    grant_types,
+                    allowed_scopes,
+                    ..NewClient::by_administrator(&name, kind, redirect_uris)
+                })
                 .await
                 .map_err(explain)?;
-            let mut v = json!({"client_id": c.client.id, "name": c.client.name, "kind": kind.as_str(),
-                "username": c.identity.username, "redirect_uris": c.client.redirect_uris});
+            let mut v = client_json(&c.client, Some(&c.identity.username));
             let mut fields = fields.to_vec();
             if let Some(s) = &c.secret {
                 v["client_secret"] = json!(s);
@@ -238,10 +268,7 @@ pub async fn client(g: &Global, cmd: ClientCmd) -> anyhow::Result<()> {
             let mut rows = Vec::new();
             for c in auth.store().list_clients().await? {
                 let username = auth.store().get_identity(c.id).await?.map(|i| i.username);
-                rows.push(
-                    json!({"client_id": c.id, "name": c.name, "kind": c.kind.as_str(),
-                    "username": username, "redirect_uris": c.redirect_uris}),
-                );
+                rows.push(client_json(&c, username.as_deref()));
             }
             print_list(g.format, &rows, fields);
         }

@@ -120,9 +120,63 @@ pub struct Client {
     /// The public client this one was registered from, which may also revoke its tokens.
     pub template_id: Option<Uuid>,
     pub created: Timestamp,
+    /// Registered by the administrator (`ferry client create`); clients registered through the API or from a
+    /// template are not, and the consent page says so.
+    pub verified: bool,
+    /// The grant types it may use; None: the defaults of its kind.
+    pub grant_types: Option<Vec<String>>,
+    /// The scopes it may be issued; None: any scope.
+    pub allowed_scopes: Option<Vec<String>>,
 }
 
+/// The grant types a client may use unless it was registered with its own list.
+pub fn default_grant_types(kind: ClientKind) -> &'static [&'static str] {
+    match kind {
+        ClientKind::Confidential => &[
+            GRANT_AUTHORIZATION_CODE,
+            GRANT_CLIENT_CREDENTIALS,
+            GRANT_REFRESH_TOKEN,
+            GRANT_DEPENDENT_TOKEN,
+        ],
+        ClientKind::Native => &[GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN],
+    }
+}
+
+pub const GRANT_AUTHORIZATION_CODE: &str = "authorization_code";
+pub const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
+pub const GRANT_REFRESH_TOKEN: &str = "refresh_token";
+pub const GRANT_DEPENDENT_TOKEN: &str = "urn:globus:auth:grant_type:dependent_token";
+/// Every grant type Ferry knows.
+pub const GRANT_TYPES: &[&str] = &[
+    GRANT_AUTHORIZATION_CODE,
+    GRANT_CLIENT_CREDENTIALS,
+    GRANT_REFRESH_TOKEN,
+    GRANT_DEPENDENT_TOKEN,
+];
+
 impl Client {
+    /// The grant types this client may use.
+    pub fn grant_types(&self) -> Vec<String> {
+        match &self.grant_types {
+            Some(g) => g.clone(),
+            None => default_grant_types(self.kind)
+                .iter()
+                .map(|g| g.to_string())
+                .collect(),
+        }
+    }
+
+    pub fn allows_grant(&self, grant_type: &str) -> bool {
+        self.grant_types().iter().any(|g| g == grant_type)
+    }
+
+    /// May this client be issued a token for `scope`?
+    pub fn allows_scope(&self, scope: &str) -> bool {
+        self.allowed_scopes
+            .as_ref()
+            .is_none_or(|allowed| allowed.iter().any(|a| a == scope))
+    }
+
     /// Does `uri` match one of the registered redirect URIs exactly (loopback: any port)?
     pub fn accepts_redirect(&self, uri: &str) -> bool {
         self.redirect_uris
@@ -166,6 +220,9 @@ mod tests {
             owner: None,
             template_id: None,
             created: 0,
+            verified: true,
+            grant_types: None,
+            allowed_scopes: None,
         }
     }
 
@@ -198,6 +255,21 @@ mod tests {
         assert!(!c.accepts_redirect("http://127.0.0.1.evil.example/cb"));
         assert!(!c.accepts_redirect("http://127.0.0.1:5555/other"));
         assert!(!c.accepts_redirect("http://localhost:1@evil.example"));
+    }
+
+    #[test]
+    fn grant_types_and_scopes() {
+        let mut c = client(&[]);
+        assert!(c.allows_grant(GRANT_AUTHORIZATION_CODE));
+        assert!(!c.allows_grant(GRANT_CLIENT_CREDENTIALS), "native");
+        c.kind = ClientKind::Confidential;
+        assert!(c.allows_grant(GRANT_CLIENT_CREDENTIALS));
+        c.grant_types = Some(vec![GRANT_CLIENT_CREDENTIALS.into()]);
+        assert!(!c.allows_grant(GRANT_AUTHORIZATION_CODE));
+        assert!(c.allows_scope("openid"));
+        c.allowed_scopes = Some(vec!["openid".into()]);
+        assert!(c.allows_scope("openid"));
+        assert!(!c.allows_scope("email"));
     }
 
     #[test]

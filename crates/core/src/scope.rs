@@ -6,6 +6,7 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub const AUTH_RS: &str = "auth.globus.org";
@@ -20,6 +21,27 @@ pub const TRANSFER_ALL: &str = "urn:globus:auth:scope:transfer.api.globus.org:al
 pub const GROUPS_ALL: &str = "urn:globus:auth:scope:groups.api.globus.org:all";
 pub const VIEW_IDENTITY_SET: &str = "urn:globus:auth:scope:auth.globus.org:view_identity_set";
 pub const VIEW_IDENTITIES: &str = "urn:globus:auth:scope:auth.globus.org:view_identities";
+pub const VIEW_CONSENTS: &str = "urn:globus:auth:scope:auth.globus.org:view_consents";
+/// Needed to manage a client's scopes (`/v2/api/clients/{id}/scopes`, `/v2/api/scopes`).
+pub const MANAGE_PROJECTS: &str = "urn:globus:auth:scope:auth.globus.org:manage_projects";
+/// Globus Timers' scope: `globus login` asks for it with Transfer as its dependency.
+pub const TIMER: &str = "https://auth.globus.org/scopes/524230d7-ea86-4a52-8312-86065a9e0417/timer";
+
+/// The scopes Ferry defines itself (not counting the per-endpoint and per-collection ones).
+pub const BUILTIN_SCOPES: &[&str] = &[
+    "openid",
+    "profile",
+    "email",
+    VIEW_IDENTITY_SET,
+    VIEW_IDENTITIES,
+    VIEW_CONSENTS,
+    MANAGE_PROJECTS,
+    TRANSFER_ALL,
+    "urn:globus:auth:scope:transfer.api.globus.org:gcp_install",
+    GROUPS_ALL,
+    "urn:globus:auth:scope:groups.api.globus.org:view_my_groups_and_memberships",
+    TIMER,
+];
 
 /// A resource server name, e.g. `transfer.api.globus.org` or a GCS endpoint/collection id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -200,6 +222,55 @@ pub fn resource_server_of(scope: &str) -> Option<ResourceServer> {
     None
 }
 
+/// A dependency a client declared for one of its scopes (Globus Auth's `dependent_scopes` entry), with the
+/// dependency's scope string resolved when it was declared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScopeDependency {
+    pub scope_id: Uuid,
+    pub scope_string: String,
+    pub optional: bool,
+    pub requires_refresh_token: bool,
+}
+
+/// The id of a scope no client registered (a built-in, endpoint or collection scope): derived from its
+/// string, so it is the same on every installation and needs no table.
+pub fn builtin_scope_id(scope: &str) -> Uuid {
+    Uuid::new_v5(&Uuid::NAMESPACE_URL, scope.as_bytes())
+}
+
+/// The scope string of a client's scope: `https://auth.globus.org/scopes/<client id>/<suffix>`.
+pub fn client_scope(client_id: Uuid, suffix: &str) -> String {
+    format!("https://auth.globus.org/scopes/{client_id}/{suffix}")
+}
+
+/// Globus's rule for a scope suffix: lowercase letters, digits and underscores.
+pub fn valid_scope_suffix(suffix: &str) -> bool {
+    !suffix.is_empty()
+        && suffix.len() <= 100
+        && suffix
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// The collection whose data a `data_access` or `https` scope opens.
+pub fn collection_of(scope: &str) -> Option<Uuid> {
+    let rest = scope.strip_prefix("https://auth.globus.org/scopes/")?;
+    let (id, name) = rest.split_once('/')?;
+    matches!(name, "data_access" | "https")
+        .then(|| Uuid::try_parse(id).ok())
+        .flatten()
+}
+
+/// Built-in scopes declare no dependencies; instead fixed rules say what they may depend on: Transfer acts at
+/// any collection (`transfer:all[*…/C/data_access]`, as globus-cli asks), and Globus Timers through Transfer.
+pub fn builtin_dependency(parent: &str, child: &str) -> bool {
+    match parent {
+        TRANSFER_ALL => collection_of(child).is_some(),
+        TIMER => child == TRANSFER_ALL,
+        _ => false,
+    }
+}
+
 /// The scope string that grants management of a GCS endpoint.
 pub fn manage_collections_scope(endpoint_id: Uuid) -> String {
     format!("urn:globus:auth:scope:{endpoint_id}:manage_collections")
@@ -223,6 +294,30 @@ mod tests {
         assert!(l[1].dependencies[0].dependencies[0].optional);
         let round: Vec<String> = l.iter().map(|s| s.to_string()).collect();
         assert_eq!(round.join(" "), s);
+    }
+
+    #[test]
+    fn builtin_dependency_rules() {
+        let c = "https://auth.globus.org/scopes/11111111-2222-3333-4444-555555555555";
+        assert!(builtin_dependency(
+            TRANSFER_ALL,
+            &format!("{c}/data_access")
+        ));
+        assert!(builtin_dependency(TRANSFER_ALL, &format!("{c}/https")));
+        assert!(!builtin_dependency(TRANSFER_ALL, &format!("{c}/all")));
+        assert!(!builtin_dependency(TRANSFER_ALL, GROUPS_ALL));
+        assert!(builtin_dependency(TIMER, TRANSFER_ALL));
+        assert!(!builtin_dependency(GROUPS_ALL, TRANSFER_ALL));
+        assert!(!builtin_dependency("openid", TRANSFER_ALL));
+        assert_eq!(
+            builtin_scope_id(TRANSFER_ALL),
+            builtin_scope_id(TRANSFER_ALL)
+        );
+        assert_ne!(builtin_scope_id(TRANSFER_ALL), builtin_scope_id(GROUPS_ALL));
+        assert!(valid_scope_suffix("manage_2"));
+        assert!(!valid_scope_suffix("Manage"));
+        assert!(!valid_scope_suffix("a/b"));
+        assert!(!valid_scope_suffix(""));
     }
 
     #[test]

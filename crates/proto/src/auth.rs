@@ -78,3 +78,70 @@ pub struct AuthApiErrorDoc {
     pub error: String,
     pub error_description: String,
 }
+
+/// One entry of a scope's `dependent_scopes` (Globus Auth's `DependentScopeSpec`): the dependency's scope id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DependentScopeDoc {
+    /// The dependency's id; Ferry also accepts its scope string.
+    pub scope: String,
+    #[serde(default)]
+    pub optional: bool,
+    #[serde(default)]
+    pub requires_refresh_token: bool,
+}
+
+/// A scope as `/v2/api/scopes` returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScopeDoc {
+    pub scope_string: String,
+    pub allows_refresh_token: bool,
+    pub id: Uuid,
+    pub advertised: bool,
+    pub required_domains: Vec<String>,
+    pub name: String,
+    pub description: String,
+    /// The client (resource server) that registered it; None for Ferry's built-in scopes.
+    pub client: Option<Uuid>,
+    pub dependent_scopes: Vec<DependentScopeDoc>,
+}
+
+/// The `scope` object of `POST /v2/api/clients/{id}/scopes` and `PUT /v2/api/scopes/{id}`: on update only the
+/// fields given change.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeRequest {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub scope_suffix: Option<String>,
+    pub advertised: Option<bool>,
+    pub allows_refresh_token: Option<bool>,
+    pub required_domains: Option<Vec<String>>,
+    pub dependent_scopes: Option<Vec<DependentScopeDoc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScopeEnvelope<T> {
+    pub scope: T,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScopesResponse {
+    pub scopes: Vec<ScopeDoc>,
+}
+
+/// `introspect` with `include=session_info`: the login session a token came from, as Globus Auth reports it
+/// (`globus session show` reads `authentications`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub session_id: Option<Uuid>,
+    pub authentications: std::collections::BTreeMap<Uuid, SessionAuthentication>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionAuthentication {
+    pub auth_time: i64,
+    pub idp: Uuid,
+    pub acr: Option<String>,
+    pub amr: Option<Vec<String>>,
+    pub custom_claims: serde_json::Value,
+}

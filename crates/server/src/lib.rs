@@ -238,7 +238,9 @@ fn create_private_dir(dir: &std::path::Path) -> Result<(), ServerError> {
 
 /// Every API on one router.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    // Served at an https base URL: browsers must never fall back to plain http (HSTS on every response).
+    let hsts = state.secure_cookies;
+    let app = Router::new()
         .merge(routes::auth::router())
         .merge(routes::groups::router())
         .merge(routes::manager::router())
@@ -256,7 +258,15 @@ pub fn router(state: AppState) -> Router {
         })
         // Auth and Groups bodies are small; data uploads get their own limit on their own routes.
         .layer(DefaultBodyLimit::max(1024 * 1024))
-        .with_state(state)
+        .with_state(state);
+    if hsts {
+        app.layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
+            axum::http::header::STRICT_TRANSPORT_SECURITY,
+            axum::http::HeaderValue::from_static("max-age=31536000"),
+        ))
+    } else {
+        app
+    }
 }
 
 async fn serve(

@@ -9,7 +9,8 @@ use ferry_core::acl::{AclPrincipal, AclRule};
 use ferry_core::endpoint::{CollectionDoc, RoleDoc, RoleName, StorageGatewayDoc};
 
 use crate::{
-    AuditFilter, AuditRecord, CollectionFilter, SecretKind, SecretRecord, Store, StoreError,
+    AuditFilter, AuditRecord, CollectionFilter, ConsentRecord, GrantRecord, IssueOutcome,
+    ScopeRecord, SecretKind, SecretRecord, Store, StoreError,
 };
 
 fn person(name: &str) -> Identity {
@@ -51,6 +52,8 @@ pub async fn run(store: &dyn Store) {
     audit(store).await;
     auth_policies(store).await;
     tasks(store).await;
+    grants(store).await;
+    consents_and_scopes(store).await;
 }
 
 /// Tasks: one per owner and submission id, claimed by one worker at a time, leases that expire and are
@@ -660,6 +663,193 @@ async fn secrets(store: &dyn Store) {
     );
     assert!(!store.get_secret("h2").await.unwrap().unwrap().is_live(40));
     assert_eq!(store.purge_expired(1000, 0).await.unwrap(), 2);
+}
+
+/// Issuing for a grant: a refresh token is consumed once, in the same step as the new secrets are inserted;
+/// its reuse revokes the grant; a revoked grant takes no new secrets, and nothing of the step is kept.
+async fn grants(store: &dyn Store) {
+    let who = person("gina");
+    store.create_identity(&who, None).await.unwrap();
+    let client = Uuid::new_v4();
+    let grant = GrantRecord {
+        id: Uuid::new_v4(),
+        identity_id: who.id,
+        client_id: client,
+        scopes: "a".into(),
+        created: 5,
+        revoked_at: None,
+    };
+    let rt = |h: &str| SecretRecord {
+        client_id: Some(client),
+        ..secret(h, grant.id, who.id)
+    };
+    let issue = |consume: Option<&'static str>, h: &'static str, now: i64| {
+        let (grant, rec) = (grant.clone(), rt(h));
+        async move {
+            store
+                .issue_secrets(&grant, consume, &[rec], now)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(issue(None, "g0", 10).await, IssueOutcome::Issued);
+    assert_eq!(issue(Some("g0"), "g1", 11).await, IssueOutcome::Issued);
+    assert_eq!(
+        store.get_secret("g0").await.unwrap().unwrap().used_at,
+        Some(11)
+    );
+    assert_eq!(issue(Some("nope"), "gx", 12).await, IssueOutcome::Invalid);
+    assert!(store.get_secret("gx").await.unwrap().is_none());
+    // An expired refresh token is not consumed.
+    assert_eq!(issue(Some("g1"), "gy", 1000).await, IssueOutcome::Invalid);
+    assert!(store.get_secret("gy").await.unwrap().is_none());
+    // Reuse of g0: the grant is revoked, g1 with it, and later inserts are refused.
+    assert_eq!(issue(Some("g0"), "g2", 13).await, IssueOutcome::Reused);
+    assert!(store.get_secret("g2").await.unwrap().is_none());
+    assert_eq!(
+        store.get_secret("g1").await.unwrap().unwrap().revoked_at,
+        Some(13)
+    );
+    assert_eq!(issue(Some("g1"), "g3", 14).await, IssueOutcome::Invalid);
+    assert_eq!(issue(None, "g4", 14).await, IssueOutcome::GrantRevoked);
+    assert!(store.get_secret("g4").await.unwrap().is_none());
+    let listed = store.list_grants(who.id, client).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].scopes.as_str(), listed[0].revoked_at),
+        ("a", Some(13))
+    );
+    // A grant is kept while a secret of it is; then purged with them.
+    store.purge_expired(99, 0).await.unwrap();
+    assert_eq!(store.list_grants(who.id, client).await.unwrap().len(), 1);
+    store.purge_expired(1000, 0).await.unwrap();
+    assert!(store.list_grants(who.id, client).await.unwrap().is_empty());
+    // Revoking a grant no secret was issued for yet (a replayed code) still stops later inserts.
+    let early = GrantRecord {
+        id: Uuid::new_v4(),
+        ..grant.clone()
+    };
+    store.revoke_grant(early.id, 20).await.unwrap();
+    let rec = SecretRecord {
+        grant_id: early.id,
+        ..rt("g5")
+    };
+    assert_eq!(
+        store.issue_secrets(&early, None, &[rec], 21).await.unwrap(),
+        IssueOutcome::GrantRevoked
+    );
+}
+
+/// Consents are found by id and deleted with the consents under them; scopes are unique by string, found by
+/// id or string, listed per client, and go with their client.
+async fn consents_and_scopes(store: &dyn Store) {
+    let who = person("cora");
+    store.create_identity(&who, None).await.unwrap();
+    let client = Uuid::new_v4();
+    let consent = |scope: &str, parent: Option<Uuid>| ConsentRecord {
+        id: Uuid::new_v4(),
+        identity_id: who.id,
+        client_id: client,
+        scope: scope.into(),
+        parent_id: parent,
+        created: 1,
+        last_used: 1,
+    };
+    let root = store.upsert_consent(&consent("p", None)).await.unwrap();
+    let child = store
+        .upsert_consent(&consent("c", Some(root)))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_consent(child).await.unwrap().unwrap().parent_id,
+        Some(root)
+    );
+    store.delete_consent(root).await.unwrap();
+    assert!(store.get_consent(child).await.unwrap().is_none());
+    assert!(matches!(
+        store.delete_consent(root).await,
+        Err(StoreError::NotFound)
+    ));
+
+    let app = Identity {
+        kind: IdentityKind::Client,
+        ..person("scoped-app")
+    };
+    let c = ferry_core::Client {
+        id: app.id,
+        name: "app".into(),
+        kind: ferry_core::ClientKind::Confidential,
+        redirect_uris: vec![],
+        owner: None,
+        template_id: None,
+        created: 1,
+        verified: false,
+        grant_types: Some(vec!["client_credentials".into()]),
+        allowed_scopes: Some(vec!["openid".into()]),
+    };
+    store.create_client(&app, &c, None).await.unwrap();
+    assert_eq!(store.get_client(app.id).await.unwrap().unwrap(), c);
+    let scope = ScopeRecord {
+        id: Uuid::new_v4(),
+        client_id: app.id,
+        scope_string: format!("https://auth.globus.org/scopes/{}/all", app.id),
+        name: "all".into(),
+        description: "d".into(),
+        advertised: false,
+        allows_refresh_token: true,
+        required_domains: vec!["uni.edu".into()],
+        dependent_scopes: vec![ferry_core::scope::ScopeDependency {
+            scope_id: Uuid::new_v4(),
+            scope_string: "urn:x".into(),
+            optional: true,
+            requires_refresh_token: false,
+        }],
+        created: 3,
+    };
+    store.create_scope(&scope).await.unwrap();
+    assert!(matches!(
+        store
+            .create_scope(&ScopeRecord {
+                id: Uuid::new_v4(),
+                ..scope.clone()
+            })
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.get_scope(scope.id).await.unwrap().unwrap(), scope);
+    assert_eq!(
+        store
+            .find_scope(&scope.scope_string)
+            .await
+            .unwrap()
+            .unwrap(),
+        scope
+    );
+    let changed = ScopeRecord {
+        dependent_scopes: vec![],
+        ..scope.clone()
+    };
+    store.update_scope(&changed).await.unwrap();
+    assert_eq!(
+        store.list_scopes(Some(app.id)).await.unwrap(),
+        vec![changed]
+    );
+    assert!(
+        store
+            .list_scopes(Some(Uuid::new_v4()))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store.delete_identity(app.id).await.unwrap();
+    assert!(
+        store.get_scope(scope.id).await.unwrap().is_none(),
+        "scopes go with their client"
+    );
+    assert!(matches!(
+        store.delete_scope(scope.id).await,
+        Err(StoreError::NotFound)
+    ));
 }
 
 async fn groups(store: &dyn Store) {

@@ -3,6 +3,7 @@
 
 pub mod conformance;
 mod sqlite;
+mod sqlite_auth;
 mod sqlite_tasks;
 pub mod tasks;
 
@@ -98,6 +99,48 @@ pub struct ConsentRecord {
     pub parent_id: Option<Uuid>,
     pub created: i64,
     pub last_used: i64,
+}
+
+/// A grant: the family of secrets one authorisation produced (a login's code and its tokens, a
+/// client-credentials request, a dependent-token request). Revoking it stops every secret of the family, and
+/// later inserts for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantRecord {
+    pub id: Uuid,
+    pub identity_id: Uuid,
+    pub client_id: Uuid,
+    /// The top-level scopes it was made for, space-separated.
+    pub scopes: String,
+    pub created: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// What [`Store::issue_secrets`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IssueOutcome {
+    /// The secrets were inserted (and the secret to consume, if any, consumed).
+    Issued,
+    /// The secret to consume had been used already: reuse of a rotated refresh token. Its grant is now revoked.
+    Reused,
+    /// The secret to consume is unknown, expired, revoked, or not a refresh token.
+    Invalid,
+    /// The grant was revoked; nothing was inserted.
+    GrantRevoked,
+}
+
+/// A scope a client (a resource server) registered, with the scopes it depends on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeRecord {
+    pub id: Uuid,
+    pub client_id: Uuid,
+    pub scope_string: String,
+    pub name: String,
+    pub description: String,
+    pub advertised: bool,
+    pub allows_refresh_token: bool,
+    pub required_domains: Vec<String>,
+    pub dependent_scopes: Vec<ferry_core::scope::ScopeDependency>,
+    pub created: i64,
 }
 
 /// Which collections to list; every field that is set must hold.
@@ -203,7 +246,8 @@ pub trait Store: TaskStore + Send + Sync + 'static {
     async fn revoke_grant(&self, grant_id: Uuid, now: i64) -> Result<()>;
     /// Revokes every secret a client holds or was issued (used when its credentials change or it is deleted).
     async fn revoke_client_secrets(&self, client_id: Uuid, now: i64) -> Result<()>;
-    /// Deletes secrets that expired more than `grace` seconds ago; returns how many.
+    /// Deletes secrets that expired more than `grace` seconds ago (and grants older than that with no secret
+    /// left); returns how many secrets.
     async fn purge_expired(&self, now: i64, grace: i64) -> Result<u64>;
 
     async fn upsert_consent(&self, consent: &ConsentRecord) -> Result<Uuid>;
@@ -292,4 +336,32 @@ pub trait Store: TaskStore + Send + Sync + 'static {
 
     async fn append_audit(&self, records: &[AuditRecord]) -> Result<()>;
     async fn query_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>>;
+
+    // ---- grants, consents and the scope registry (authorisation server) ----
+
+    /// In one transaction: consumes `consume` when given (a refresh token not used, revoked or expired at
+    /// `now`; an already used one revokes its grant instead), records the grant if new, refuses if the grant
+    /// is revoked, and inserts `secrets`. Rotation, reuse detection and revocation cannot interleave, so no
+    /// token of a revoked family survives.
+    async fn issue_secrets(
+        &self,
+        grant: &GrantRecord,
+        consume: Option<&str>,
+        secrets: &[SecretRecord],
+        now: i64,
+    ) -> Result<IssueOutcome>;
+    /// Grants of one identity through one client, newest first.
+    async fn list_grants(&self, identity_id: Uuid, client_id: Uuid) -> Result<Vec<GrantRecord>>;
+    async fn get_consent(&self, id: Uuid) -> Result<Option<ConsentRecord>>;
+    /// Deletes a consent with the consents under it.
+    async fn delete_consent(&self, id: Uuid) -> Result<()>;
+
+    /// `Conflict` if the scope string exists.
+    async fn create_scope(&self, scope: &ScopeRecord) -> Result<()>;
+    async fn get_scope(&self, id: Uuid) -> Result<Option<ScopeRecord>>;
+    async fn find_scope(&self, scope_string: &str) -> Result<Option<ScopeRecord>>;
+    /// The scopes of one client, or of every client.
+    async fn list_scopes(&self, client_id: Option<Uuid>) -> Result<Vec<ScopeRecord>>;
+    async fn update_scope(&self, scope: &ScopeRecord) -> Result<()>;
+    async fn delete_scope(&self, id: Uuid) -> Result<()>;
 }

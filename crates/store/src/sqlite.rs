@@ -23,8 +23,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::{
-    AuditFilter, AuditRecord, Bookmark, CollectionFilter, ConsentRecord, Invitation, Result,
-    SecretKind, SecretRecord, Store, StoreError,
+    AuditFilter, AuditRecord, Bookmark, CollectionFilter, ConsentRecord, GrantRecord, Invitation,
+    IssueOutcome, Result, ScopeRecord, SecretKind, SecretRecord, Store, StoreError,
 };
 
 /// The database holds signing keys and secret hashes: it is readable by its owner only (SQLite gives its WAL and
@@ -136,7 +136,16 @@ fn client_from(row: &SqliteRow) -> Result<Client> {
         owner: opt_uuid_col(row, "owner")?,
         template_id: opt_uuid_col(row, "template_id")?,
         created: row.try_get("created").map_err(backend)?,
+        verified: row.try_get::<i64, _>("verified").map_err(backend)? != 0,
+        grant_types: opt_json_list(row, "grant_types")?,
+        allowed_scopes: opt_json_list(row, "allowed_scopes")?,
     })
+}
+
+fn opt_json_list(row: &SqliteRow, col: &str) -> Result<Option<Vec<String>>> {
+    let raw: Option<String> = row.try_get(col).map_err(backend)?;
+    raw.map(|r| serde_json::from_str(&r).map_err(|_| bad(col, &r)))
+        .transpose()
 }
 
 fn secret_from(row: &SqliteRow) -> Result<SecretRecord> {
@@ -470,8 +479,8 @@ impl Store for SqliteStore {
         .await
         .map_err(backend)?;
         sqlx::query(
-            "INSERT INTO clients(id, name, kind, secret_hash, redirect_uris, owner, template_id, created) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO clients(id, name, kind, secret_hash, redirect_uris, owner, template_id, created, \
+             verified, grant_types, allowed_scopes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(c.id.to_string())
         .bind(&c.name)
@@ -481,6 +490,9 @@ impl Store for SqliteStore {
         .bind(c.owner.map(|o| o.to_string()))
         .bind(c.template_id.map(|t| t.to_string()))
         .bind(c.created)
+        .bind(c.verified as i64)
+        .bind(c.grant_types.as_ref().map(|g| serde_json::to_string(g).unwrap_or_default()))
+        .bind(c.allowed_scopes.as_ref().map(|a| serde_json::to_string(a).unwrap_or_default()))
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
@@ -534,26 +546,9 @@ impl Store for SqliteStore {
     }
 
     async fn insert_secret(&self, s: &SecretRecord) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO secrets(hash, kind, grant_id, client_id, identity_id, resource_server, scopes, extra, \
-             issued_at, expires_at, used_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&s.hash)
-        .bind(s.kind.as_str())
-        .bind(s.grant_id.to_string())
-        .bind(s.client_id.map(|c| c.to_string()))
-        .bind(s.identity_id.to_string())
-        .bind(&s.resource_server)
-        .bind(&s.scopes)
-        .bind(s.extra.to_string())
-        .bind(s.issued_at)
-        .bind(s.expires_at)
-        .bind(s.used_at)
-        .bind(s.revoked_at)
-        .execute(&self.writer)
-        .await
-        .map_err(backend)?;
-        Ok(())
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        crate::sqlite_auth::insert_secret_in(&mut tx, s).await?;
+        tx.commit().await.map_err(backend)
     }
 
     async fn get_secret(&self, hash: &str) -> Result<Option<SecretRecord>> {
@@ -593,13 +588,7 @@ impl Store for SqliteStore {
     }
 
     async fn revoke_grant(&self, grant_id: Uuid, now: i64) -> Result<()> {
-        sqlx::query("UPDATE secrets SET revoked_at = ? WHERE grant_id = ? AND revoked_at IS NULL")
-            .bind(now)
-            .bind(grant_id.to_string())
-            .execute(&self.writer)
-            .await
-            .map_err(backend)?;
-        Ok(())
+        self.revoke_grant_tx(grant_id, now).await
     }
 
     async fn revoke_client_secrets(&self, client_id: Uuid, now: i64) -> Result<()> {
@@ -615,12 +604,14 @@ impl Store for SqliteStore {
     }
 
     async fn purge_expired(&self, now: i64, grace: i64) -> Result<u64> {
-        Ok(sqlx::query("DELETE FROM secrets WHERE expires_at < ?")
+        let n = sqlx::query("DELETE FROM secrets WHERE expires_at < ?")
             .bind(now - grace)
             .execute(&self.writer)
             .await
             .map_err(backend)?
-            .rows_affected())
+            .rows_affected();
+        self.purge_grants(now - grace).await?;
+        Ok(n)
     }
 
     async fn upsert_consent(&self, c: &ConsentRecord) -> Result<Uuid> {
@@ -1395,6 +1386,58 @@ impl Store for SqliteStore {
         .iter()
         .map(audit_from)
         .collect()
+    }
+
+    async fn issue_secrets(
+        &self,
+        grant: &GrantRecord,
+        consume: Option<&str>,
+        secrets: &[SecretRecord],
+        now: i64,
+    ) -> Result<IssueOutcome> {
+        self.issue_secrets_tx(grant, consume, secrets, now).await
+    }
+
+    async fn list_grants(&self, identity_id: Uuid, client_id: Uuid) -> Result<Vec<GrantRecord>> {
+        self.list_grants_q(identity_id, client_id).await
+    }
+
+    async fn get_consent(&self, id: Uuid) -> Result<Option<ConsentRecord>> {
+        sqlx::query("SELECT * FROM consents WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .map(|r| consent_from(&r))
+            .transpose()
+    }
+
+    async fn delete_consent(&self, id: Uuid) -> Result<()> {
+        self.delete_consent_q(id).await
+    }
+
+    async fn create_scope(&self, scope: &ScopeRecord) -> Result<()> {
+        self.put_scope(scope, true).await
+    }
+
+    async fn get_scope(&self, id: Uuid) -> Result<Option<ScopeRecord>> {
+        self.scope_where("id", &id.to_string()).await
+    }
+
+    async fn find_scope(&self, scope_string: &str) -> Result<Option<ScopeRecord>> {
+        self.scope_where("scope_string", scope_string).await
+    }
+
+    async fn list_scopes(&self, client_id: Option<Uuid>) -> Result<Vec<ScopeRecord>> {
+        self.list_scopes_q(client_id).await
+    }
+
+    async fn update_scope(&self, scope: &ScopeRecord) -> Result<()> {
+        self.put_scope(scope, false).await
+    }
+
+    async fn delete_scope(&self, id: Uuid) -> Result<()> {
+        self.delete_scope_q(id).await
     }
 }
 

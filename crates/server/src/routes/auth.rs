@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use ferry_auth::{ClientCredentials, TokenReply};
 use ferry_core::scope::AUTH_RS;
+use ferry_proto::auth::{ScopeEnvelope, ScopesResponse};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -24,8 +25,18 @@ pub fn router() -> Router<AppState> {
         .route("/v2/oauth2/userinfo", get(userinfo).post(userinfo))
         .route("/v2/api/identities", get(identities))
         .route("/v2/api/identities/{id}/consents", get(consents))
+        .route(
+            "/v2/api/identities/{id}/consents/{consent_id}",
+            axum::routing::delete(revoke_consent),
+        )
         .route("/v2/api/clients", post(create_client))
         .route("/v2/api/clients/{id}", axum::routing::delete(delete_client))
+        .route("/v2/api/clients/{id}/scopes", post(create_scope))
+        .route("/v2/api/scopes", get(list_scopes))
+        .route(
+            "/v2/api/scopes/{id}",
+            get(show_scope).put(update_scope).delete(delete_scope),
+        )
         .route("/v2/api/policies", get(list_policies).post(create_policy))
         .route(
             "/v2/api/policies/{id}",
@@ -124,6 +135,10 @@ async fn identities(
     Ok(Json(ferry_proto::auth::IdentitiesResponse { identities: found }).into_response())
 }
 
+fn uuid_of(raw: &str, what: &str) -> Result<Uuid, ferry_auth::AuthError> {
+    Uuid::parse_str(raw).map_err(|_| ferry_auth::AuthError::NotFound(format!("no {what} '{raw}'")))
+}
+
 async fn consents(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -134,6 +149,83 @@ async fn consents(
         ferry_auth::AuthError::InvalidRequest(format!("'{id}' is not an identity id"))
     })?;
     Ok(Json(s.auth.consents(&p, id).await?).into_response())
+}
+
+/// A person withdraws a consent; the tokens of the grants it covered stop at once.
+async fn revoke_consent(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path((id, consent)): Path<(String, String)>,
+) -> Result<Response, AuthApiError> {
+    let p = principal(&s, &headers, AUTH_RS).await?;
+    let (id, consent) = (uuid_of(&id, "identity")?, uuid_of(&consent, "consent")?);
+    Ok(Json(s.auth.revoke_consent(&p, id, consent).await?).into_response())
+}
+
+async fn create_scope(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, AuthApiError> {
+    let p = principal(&s, &headers, AUTH_RS).await?;
+    let doc = s
+        .auth
+        .create_scope(&p, uuid_of(&id, "client")?, &parse_json(&body)?)
+        .await?;
+    Ok(Json(ScopeEnvelope { scope: doc }).into_response())
+}
+
+async fn list_scopes(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Result<Response, AuthApiError> {
+    let p = principal(&s, &headers, AUTH_RS).await?;
+    let q = parse_params(q.as_deref().unwrap_or(""))?;
+    let scopes = s
+        .auth
+        .list_scopes(
+            &p,
+            q.get("ids").map(String::as_str),
+            q.get("scope_strings").map(String::as_str),
+        )
+        .await?;
+    Ok(Json(ScopesResponse { scopes }).into_response())
+}
+
+async fn show_scope(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, AuthApiError> {
+    let p = principal(&s, &headers, AUTH_RS).await?;
+    let doc = s.auth.get_scope(&p, uuid_of(&id, "scope")?).await?;
+    Ok(Json(ScopeEnvelope { scope: doc }).into_response())
+}
+
+async fn update_scope(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, AuthApiError> {
+    let p = principal(&s, &headers, AUTH_RS).await?;
+    let doc = s
+        .auth
+        .update_scope(&p, uuid_of(&id, "scope")?, &parse_json(&body)?)
+        .await?;
+    Ok(Json(ScopeEnvelope { scope: doc }).into_response())
+}
+
+async fn delete_scope(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, AuthApiError> {
+    let p = principal(&s, &headers, AUTH_RS).await?;
+    let doc = s.auth.delete_scope(&p, uuid_of(&id, "scope")?).await?;
+    Ok(Json(ScopeEnvelope { scope: doc }).into_response())
 }
 
 async fn create_client(
@@ -189,16 +281,15 @@ async fn jwks(State(s): State<AppState>) -> Json<Value> {
 }
 
 fn policy_id(raw: &str) -> Result<Uuid, AuthApiError> {
-    Uuid::parse_str(raw)
-        .map_err(|_| ferry_auth::AuthError::NotFound(format!("no policy '{raw}'")).into())
+    Ok(uuid_of(raw, "policy")?)
 }
 
 async fn list_policies(
     State(s): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, AuthApiError> {
-    principal(&s, &headers, AUTH_RS).await?;
-    Ok(Json(s.auth.list_policies().await?))
+    let p = principal(&s, &headers, AUTH_RS).await?;
+    Ok(Json(s.auth.list_policies(&p.identity).await?))
 }
 
 async fn create_policy(
@@ -219,8 +310,8 @@ async fn show_policy(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, AuthApiError> {
-    principal(&s, &headers, AUTH_RS).await?;
-    Ok(Json(s.auth.get_policy(policy_id(&id)?).await?))
+    let p = principal(&s, &headers, AUTH_RS).await?;
+    Ok(Json(s.auth.get_policy(&p.identity, policy_id(&id)?).await?))
 }
 
 async fn update_policy(

@@ -14,6 +14,8 @@ use super::{AppState, Peer, parse_form, parse_params};
 use crate::error::PageError;
 
 const SESSION_COOKIE: &str = "ferry_session";
+/// Set with the login form; its anti-forgery token is bound to it (login CSRF).
+const PRELOGIN_COOKIE: &str = "ferry_login";
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -22,7 +24,7 @@ pub fn router() -> Router<AppState> {
         .route("/invitation", get(invitation).post(redeem))
         .route("/v2/web/consent", get(consent).post(decide))
         .route("/v2/web/auth-code", get(auth_code))
-        .route("/v2/web/logout", get(logout).post(logout))
+        .route("/v2/web/logout", get(logout_form).post(logout))
 }
 
 fn escape(s: &str) -> String {
@@ -92,7 +94,15 @@ fn local_path(next: &str) -> Option<&str> {
     ok.then_some(next)
 }
 
-fn login_page(after: After<'_>, error: Option<&str>, status: StatusCode) -> Response {
+/// The login form, with an anti-forgery token bound to the browser's pre-login cookie (set here when the
+/// browser has none): a form posted from another site carries neither, so it cannot log a browser in.
+fn login_page(
+    s: &AppState,
+    headers: &HeaderMap,
+    after: After<'_>,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Result<Response, AuthError> {
     let err = error
         .map(|e| format!("<p class=\"err\">{}</p>", escape(e)))
         .unwrap_or_default();
@@ -100,18 +110,31 @@ fn login_page(after: After<'_>, error: Option<&str>, status: StatusCode) -> Resp
         After::Authorize(r) => ("request", r),
         After::Next(n) => ("next", n),
     };
-    page(
+    let (prelogin, fresh) = match cookie_value(headers, PRELOGIN_COOKIE) {
+        Some(p) if p.starts_with("fpl_") => (p.to_string(), false),
+        _ => (ferry_auth::Auth::new_prelogin()?, true),
+    };
+    let mut r = page(
         status,
         "Log in to Ferry",
         &format!(
             "{err}<form method=\"post\" action=\"/v2/web/login\">\
              <input type=\"hidden\" name=\"{field}\" value=\"{v}\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
              <label for=\"username\">Username</label><input id=\"username\" name=\"username\" autocomplete=\"username\" required autofocus>\
              <label for=\"password\">Password</label><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
              <button type=\"submit\">Log in</button></form>",
-            v = escape(value)
+            v = escape(value),
+            csrf = s.auth.login_csrf_token(&prelogin),
         ),
-    )
+    );
+    if fresh {
+        r.headers_mut().append(
+            header::SET_COOKIE,
+            cookie(s, PRELOGIN_COOKIE, &prelogin, "/v2/web/login", Some(3600))?,
+        );
+    }
+    Ok(r)
 }
 
 fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -144,7 +167,8 @@ async fn checked(s: &AppState, raw: &str) -> Result<AuthorizeRequest, Response> 
     })
 }
 
-/// `GET /v2/oauth2/authorize`: log in (always, with `prompt=login`), then ask for consent.
+/// `GET /v2/oauth2/authorize`: log in (always, with `prompt=login`; again, for a session older than
+/// `max_age`), then ask for consent. With `prompt=none` no page is shown: the answer goes back to the client.
 async fn authorize(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -155,28 +179,68 @@ async fn authorize(
         Ok(r) => r,
         Err(resp) => return Ok(resp),
     };
-    if !req.prompt_login && current_session(&s, &headers).await?.is_some() {
+    let session = current_session(&s, &headers)
+        .await?
+        .filter(|sess| s.auth.session_is_fresh(&req, sess));
+    if req.prompt_none {
+        let location = match &session {
+            Some(sess) => s.auth.approve_silently(sess, &req).await?,
+            None => s.auth.error_redirect(
+                &req,
+                "login_required",
+                "the person is not logged in (or logged in too long ago)",
+            ),
+        };
+        return Ok(Redirect::to(&location).into_response());
+    }
+    if !req.prompt_login && session.is_some() {
         return Ok(Redirect::to(&format!("/v2/web/consent?{raw}")).into_response());
     }
-    Ok(login_page(After::Authorize(&raw), None, StatusCode::OK))
+    Ok(login_page(
+        &s,
+        &headers,
+        After::Authorize(&raw),
+        None,
+        StatusCode::OK,
+    )?)
 }
 
 /// `GET /v2/web/login?next=/path`: log in to open a page of this server (shared data, an invitation).
-async fn login_form(RawQuery(q): RawQuery) -> Result<Response, PageError> {
+async fn login_form(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Result<Response, PageError> {
     let q = parse_params(q.as_deref().unwrap_or(""))?;
     let next = q.get("next").map(String::as_str).unwrap_or("/");
     match local_path(next) {
-        Some(n) => Ok(login_page(After::Next(n), None, StatusCode::OK)),
+        Some(n) => Ok(login_page(
+            &s,
+            &headers,
+            After::Next(n),
+            None,
+            StatusCode::OK,
+        )?),
         None => Ok(error_page(
             "next: only a path of this server can follow a login",
         )),
     }
 }
 
-fn session_cookie(s: &AppState, token: &str) -> Result<HeaderValue, AuthError> {
+/// A cookie for this server's pages: HttpOnly, SameSite=Lax, Secure over https.
+fn cookie(
+    s: &AppState,
+    name: &str,
+    value: &str,
+    path: &str,
+    max_age: Option<i64>,
+) -> Result<HeaderValue, AuthError> {
     let secure = if s.secure_cookies { "; Secure" } else { "" };
+    let age = max_age
+        .map(|a| format!("; Max-Age={a}"))
+        .unwrap_or_default();
     HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax{secure}"
+        "{name}={value}; Path={path}; HttpOnly; SameSite=Lax{age}{secure}"
     ))
     .map_err(|e| AuthError::Internal(e.to_string()))
 }
@@ -206,6 +270,21 @@ async fn login(
             After::Authorize(&raw)
         }
     };
+    // Checked before the password: a forged post costs no password check either.
+    if !s.auth.login_csrf_ok(
+        cookie_value(&headers, PRELOGIN_COOKIE),
+        form.get("csrf").map(String::as_str).unwrap_or(""),
+    ) {
+        return Ok(login_page(
+            &s,
+            &headers,
+            after,
+            Some(
+                "This login form has expired or did not come from this server; please log in again.",
+            ),
+            StatusCode::FORBIDDEN,
+        )?);
+    }
     let username = form.get("username").map(String::as_str).unwrap_or("");
     let password = form.get("password").map(String::as_str).unwrap_or("");
     match s.auth.login(username, password, &peer).await {
@@ -216,15 +295,19 @@ async fn login(
             };
             // 303, never 307: the browser must not repeat the POST with the password elsewhere.
             let mut r = Redirect::to(&location).into_response();
-            r.headers_mut()
-                .insert(header::SET_COOKIE, session_cookie(&s, &token)?);
+            r.headers_mut().insert(
+                header::SET_COOKIE,
+                cookie(&s, SESSION_COOKIE, &token, "/", None)?,
+            );
             Ok(r)
         }
         Err(AuthError::LoginFailed) => Ok(login_page(
+            &s,
+            &headers,
             after,
             Some("The username or password is incorrect."),
             StatusCode::UNAUTHORIZED,
-        )),
+        )?),
         Err(e) => Err(e.into()),
     }
 }
@@ -336,6 +419,17 @@ fn scope_list(req: &AuthorizeRequest) -> String {
     out
 }
 
+/// The current session if it satisfies the request (`max_age`).
+async fn fresh_session(
+    s: &AppState,
+    headers: &HeaderMap,
+    req: &AuthorizeRequest,
+) -> Result<Option<Session>, AuthError> {
+    Ok(current_session(s, headers)
+        .await?
+        .filter(|sess| s.auth.session_is_fresh(req, sess)))
+}
+
 async fn consent(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -346,25 +440,58 @@ async fn consent(
         Ok(r) => r,
         Err(resp) => return Ok(resp),
     };
-    let Some(session) = current_session(&s, &headers).await? else {
-        return Ok(login_page(After::Authorize(&raw), None, StatusCode::OK));
+    let Some(session) = fresh_session(&s, &headers, &req).await? else {
+        return Ok(login_page(
+            &s,
+            &headers,
+            After::Authorize(&raw),
+            None,
+            StatusCode::OK,
+        )?);
+    };
+    let who = s.auth.present_client(&req).await?;
+    let asks = match &who.template_name {
+        Some(t) => format!(
+            "The application is <strong>an instance of {}</strong>, which calls itself “{}”. It asks",
+            escape(t),
+            escape(&who.name)
+        ),
+        None => format!(
+            "The application <strong>{}</strong> asks",
+            escape(&who.name)
+        ),
+    };
+    let trust = if who.verified {
+        "<p>This application was registered and verified by the administrator of this server.</p>"
+            .to_string()
+    } else {
+        format!(
+            "<p class=\"err\">This application is not verified: it was registered {} without the \
+             administrator's review. Allow it only if you started this yourself.</p>",
+            match (&who.template_name, &who.registered_by) {
+                (Some(_), _) => "from a public template, which anyone can do".to_string(),
+                (None, Some(by)) => format!("by {}", escape(by)),
+                (None, None) => "through the API".to_string(),
+            }
+        )
     };
     let body = format!(
         "<p>Logged in as <strong>{user}</strong>.</p>\
-         <p>The application <strong>{client}</strong> asks to act on your behalf with:</p>{scopes}\
+         <p>{asks} to act on your behalf with:</p>{scopes}{trust}\
          <p>{refresh}</p>\
+         <p>After you decide, you will be sent to <strong>{dest}</strong>.</p>\
          <form method=\"post\" action=\"/v2/web/consent\">\
          <input type=\"hidden\" name=\"request\" value=\"{r}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
          <button type=\"submit\" name=\"decision\" value=\"allow\">Allow</button> \
          <button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button></form>",
         user = escape(&session.identity.username),
-        client = escape(&req.client.name),
         scopes = scope_list(&req),
         refresh = if req.offline {
             "It will keep this access until you revoke it."
         } else {
             ""
         },
+        dest = escape(&who.destination),
         r = escape(&raw),
         csrf = s.auth.csrf_token(&session),
     );
@@ -382,12 +509,14 @@ async fn decide(
         Ok(r) => r,
         Err(resp) => return Ok(resp),
     };
-    let Some(session) = current_session(&s, &headers).await? else {
+    let Some(session) = fresh_session(&s, &headers, &req).await? else {
         return Ok(login_page(
+            &s,
+            &headers,
             After::Authorize(&raw),
             Some("Your session has ended; log in again."),
             StatusCode::UNAUTHORIZED,
-        ));
+        )?);
     };
     if !s
         .auth
@@ -427,8 +556,47 @@ async fn auth_code(RawQuery(q): RawQuery) -> Result<Response, PageError> {
     Ok(error_page(&why))
 }
 
-async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
+/// `GET /v2/web/logout` changes nothing (a link or an image on another site must not log anyone out): it
+/// shows the form that does.
+async fn logout_form(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
+    let Some(session) = current_session(&s, &headers).await? else {
+        return Ok(page(
+            StatusCode::OK,
+            "Log out",
+            "<p>You are not logged in to Ferry.</p>",
+        ));
+    };
+    Ok(page(
+        StatusCode::OK,
+        "Log out",
+        &format!(
+            "<p>Logged in as <strong>{user}</strong>.</p>\
+             <form method=\"post\" action=\"/v2/web/logout\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <button type=\"submit\">Log out</button></form>",
+            user = escape(&session.identity.username),
+            csrf = s.auth.csrf_token(&session),
+        ),
+    ))
+}
+
+/// `POST /v2/web/logout` with the session's anti-forgery token.
+async fn logout(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let form = parse_form(&headers, &body)?;
     if let Some(session) = current_session(&s, &headers).await? {
+        if !s
+            .auth
+            .csrf_ok(&session, form.get("csrf").map(String::as_str).unwrap_or(""))
+        {
+            return Err(AuthError::Forbidden(
+                "the logout form has expired; open /v2/web/logout again".into(),
+            )
+            .into());
+        }
         s.auth.logout(&session).await?;
     }
     let mut r = page(
@@ -438,7 +606,7 @@ async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Result<Respons
     );
     r.headers_mut().insert(
         header::SET_COOKIE,
-        HeaderValue::from_static("ferry_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
+        cookie(&s, SESSION_COOKIE, "", "/", Some(0))?,
     );
     Ok(r)
 }
