@@ -262,13 +262,25 @@ pub fn collection_of(scope: &str) -> Option<Uuid> {
 }
 
 /// Built-in scopes declare no dependencies; instead fixed rules say what they may depend on: Transfer acts at
-/// any collection (`transfer:all[*…/C/data_access]`, as globus-cli asks), and Globus Timers through Transfer.
+/// any collection (`transfer:all[*…/C/data_access]`, as globus-cli asks), Globus Timers through Transfer, and
+/// an endpoint's manager reaches a mapped collection's data to create guest collections on it
+/// (`…:manage_collections[…/C/data_access]`, as the SDK's guest-collection example asks).
 pub fn builtin_dependency(parent: &str, child: &str) -> bool {
     match parent {
         TRANSFER_ALL => collection_of(child).is_some(),
         TIMER => child == TRANSFER_ALL,
+        p if is_manage_collections(p) => {
+            child.ends_with("/data_access") && collection_of(child).is_some()
+        }
         _ => false,
     }
+}
+
+fn is_manage_collections(scope: &str) -> bool {
+    scope
+        .strip_prefix("urn:globus:auth:scope:")
+        .and_then(|r| r.strip_suffix(":manage_collections"))
+        .is_some_and(is_uuid)
 }
 
 /// The scope string that grants management of a GCS endpoint.
@@ -307,6 +319,11 @@ mod tests {
         assert!(!builtin_dependency(TRANSFER_ALL, &format!("{c}/all")));
         assert!(!builtin_dependency(TRANSFER_ALL, GROUPS_ALL));
         assert!(builtin_dependency(TIMER, TRANSFER_ALL));
+        let manage =
+            "urn:globus:auth:scope:0f0e0d0c-0b0a-0908-0706-050403020100:manage_collections";
+        assert!(builtin_dependency(manage, &format!("{c}/data_access")));
+        assert!(!builtin_dependency(manage, &format!("{c}/https")));
+        assert!(!builtin_dependency(manage, TRANSFER_ALL));
         assert!(!builtin_dependency(GROUPS_ALL, TRANSFER_ALL));
         assert!(!builtin_dependency("openid", TRANSFER_ALL));
         assert_eq!(
