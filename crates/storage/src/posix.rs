@@ -18,9 +18,8 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use crate::names::{escape_bytes, join, split};
 use crate::{
-    At, ByteStream, Commit, Connector, Digest, Entry, EntryKind, FileReader, Listing, ListingStream,
-    PartFile, Result,
-    StorageError, Upload, WholeRead, WholeWrite,
+    At, ByteStream, Commit, Connector, Digest, Entry, EntryKind, FileReader, Listing,
+    ListingStream, PartFile, Result, StorageError, Upload, WholeRead, WholeWrite,
 };
 
 const CHUNK: usize = 256 * 1024;
@@ -973,14 +972,17 @@ impl Connector for PosixConnector {
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Listing>>(1);
         let (inner, path) = (self.inner.clone(), path.to_string());
         tokio::task::spawn_blocking(move || {
-            let r = inner.read_dir(&path, LIST_CHUNK, |chunk| tx.blocking_send(Ok(chunk)).is_ok());
+            let r = inner.read_dir(&path, LIST_CHUNK, |chunk| {
+                tx.blocking_send(Ok(chunk)).is_ok()
+            });
             if let Err(e) = r {
                 let _ = tx.blocking_send(Err(e));
             }
         });
-        Ok(Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
-        })))
+        Ok(Box::pin(futures_util::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|item| (item, rx)) },
+        )))
     }
 
     async fn read(&self, path: &str, offset: u64, len: Option<u64>) -> Result<ByteStream> {
@@ -1087,8 +1089,9 @@ impl Connector for PosixConnector {
         self.blocking(move |i| {
             let (fp, fname) = i.parent_of(&from)?;
             let (tp, tname) = i.parent_of(&to)?;
-            let fname = fname
-                .ok_or_else(|| StorageError::InvalidPath(At::new(&from, "the root cannot be renamed")))?;
+            let fname = fname.ok_or_else(|| {
+                StorageError::InvalidPath(At::new(&from, "the root cannot be renamed"))
+            })?;
             let tname = tname.ok_or_else(|| StorageError::Exists(to.clone()))?;
             fp.symlink_metadata(&fname).map_err(|e| os_err(&from, e))?;
             rename_noreplace(&fp, &fname, &tp, &tname, &to)
@@ -1100,8 +1103,9 @@ impl Connector for PosixConnector {
         let p = path.to_string();
         self.blocking(move |i| {
             let (parent, name) = i.parent_of(&p)?;
-            let name =
-                name.ok_or_else(|| StorageError::InvalidPath(At::new(&p, "the root cannot be deleted")))?;
+            let name = name.ok_or_else(|| {
+                StorageError::InvalidPath(At::new(&p, "the root cannot be deleted"))
+            })?;
             let md = parent.symlink_metadata(&name).map_err(|e| os_err(&p, e))?;
             if md.is_dir() && !md.file_type().is_symlink() {
                 if recursive {
@@ -1120,8 +1124,9 @@ impl Connector for PosixConnector {
         let p = path.to_string();
         self.blocking(move |i| {
             let (parent, name) = i.parent_of(&p)?;
-            let name = name
-                .ok_or_else(|| StorageError::InvalidPath(At::new(&p, "the root's times are not set")))?;
+            let name = name.ok_or_else(|| {
+                StorageError::InvalidPath(At::new(&p, "the root's times are not set"))
+            })?;
             let spec = SystemTimeSpec::Absolute(cap_std::time::SystemTime::from_std(
                 to_system_time(mtime),
             ));

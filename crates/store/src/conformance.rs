@@ -68,11 +68,18 @@ async fn policy_inputs(store: &dyn Store) {
     store.create_collection(&mapped).await.unwrap();
     let guest = collection("guest", gw.id, Some(mapped.id));
     store.create_collection(&guest).await.unwrap();
-    store.list_collections(&CollectionFilter::default()).await.unwrap();
+    store
+        .list_collections(&CollectionFilter::default())
+        .await
+        .unwrap();
     store.meta_set("unrelated", "x").await.unwrap();
     let g2 = store.policy_generation().await.unwrap();
     assert!(g2 > g1, "new collections");
-    assert_eq!(store.policy_generation().await.unwrap(), g2, "reads move nothing");
+    assert_eq!(
+        store.policy_generation().await.unwrap(),
+        g2,
+        "reads move nothing"
+    );
     let rule = |i: usize| AclRule {
         id: Uuid::new_v4(),
         collection_id: guest.id,
@@ -89,9 +96,17 @@ async fn policy_inputs(store: &dyn Store) {
     assert!(store.create_acl_rule_within(&first, None, 2).await.unwrap());
     let g3 = store.policy_generation().await.unwrap();
     assert!(g3 > g2, "a new rule");
-    assert!(store.create_acl_rule_within(&rule(1), None, 2).await.unwrap());
     assert!(
-        !store.create_acl_rule_within(&rule(2), None, 2).await.unwrap(),
+        store
+            .create_acl_rule_within(&rule(1), None, 2)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .create_acl_rule_within(&rule(2), None, 2)
+            .await
+            .unwrap(),
         "full"
     );
     assert_eq!(store.list_acl_rules(guest.id).await.unwrap().len(), 2);
@@ -102,7 +117,10 @@ async fn policy_inputs(store: &dyn Store) {
     store.create_identity(&who, None).await.unwrap();
     let g5 = store.policy_generation().await.unwrap();
     store.delete_identity(who.id).await.unwrap();
-    assert!(store.policy_generation().await.unwrap() > g5, "a deleted identity");
+    assert!(
+        store.policy_generation().await.unwrap() > g5,
+        "a deleted identity"
+    );
 }
 
 /// Tasks: one per owner and submission id, claimed by one worker at a time, leases that expire and are
