@@ -2,13 +2,13 @@
 //! an account there; a guest collection shares a folder of a mapped collection and acts as its creator's account,
 //! inside what the mapped collection's sharing restrictions allow.
 
+use std::sync::Arc;
+
 use ferry_core::access::{Account, Action, Caller, CollectionPolicy, PolicyInputs};
 use ferry_core::endpoint::{CollectionDoc, CollectionType, UserCredentialDoc};
 use ferry_core::path;
 use ferry_core::restrictions::PathRestrictions;
 use ferry_core::roles::{self, Roles};
-use std::sync::Arc;
-
 use ferry_storage::{Connector, EntryKind, Scoped};
 use serde_json::Value;
 use uuid::Uuid;
