@@ -6,6 +6,8 @@ mod authorize;
 mod bad_input;
 mod client_credentials;
 mod data_access;
+mod data_hardening;
+mod endpoint_hardening;
 mod groups;
 mod manager;
 mod server;

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 pub use ferry_server;
 
+pub mod data;
 pub mod endpoint;
 
 pub struct TestServer {

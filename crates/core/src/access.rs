@@ -344,6 +344,11 @@ impl CollectionPolicy {
         }
     }
 
+    /// For a guest collection, its mapped collection's root in the gateway's namespace.
+    pub fn mapped_root(&self) -> Option<&str> {
+        self.guest.as_ref().map(|g| g.mapped_root.as_str())
+    }
+
     /// The storage path of a (normalised) path of this collection.
     pub fn storage_path(&self, path: &str) -> String {
         path::join(&self.root, path)

@@ -69,17 +69,23 @@ pub async fn account_for(gateway: &StorageGatewayDoc, identity: &Identity) -> Ou
             "account {username} is not in the storage gateway's users_allow"
         ));
     }
-    posix_groups(gateway, &username)?;
+    posix_groups(gateway, &username).await?;
     Ok(username)
 }
 
-/// The POSIX connector's `groups_allow` / `groups_deny`: the account's groups on this host decide.
-fn posix_groups(gateway: &StorageGatewayDoc, username: &str) -> std::result::Result<(), String> {
+/// The POSIX connector's `groups_allow` / `groups_deny`: the account's groups on this host decide (looked up off
+/// the runtime's threads: the look-up may ask a directory server).
+async fn posix_groups(
+    gateway: &StorageGatewayDoc,
+    username: &str,
+) -> std::result::Result<(), String> {
     let p = &gateway.policies;
     if p.groups_allow.is_empty() && p.groups_deny.is_empty() {
         return Ok(());
     }
-    let groups = ferry_storage::posix_groups_of(username).unwrap_or_default();
+    let groups = ferry_storage::posix_groups(username)
+        .await
+        .unwrap_or_default();
     if let Some(g) = p.groups_deny.iter().find(|g| groups.contains(g)) {
         return Err(format!(
             "account {username} is in POSIX group {g}, which the storage gateway denies"

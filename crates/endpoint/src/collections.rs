@@ -2,15 +2,18 @@
 //! an account there; a guest collection shares a folder of a mapped collection and acts as its creator's account,
 //! inside what the mapped collection's sharing restrictions allow.
 
+use std::sync::Arc;
+
 use ferry_core::access::{Account, Action, Caller, CollectionPolicy, PolicyInputs};
 use ferry_core::endpoint::{CollectionDoc, CollectionType, UserCredentialDoc};
 use ferry_core::path;
 use ferry_core::restrictions::PathRestrictions;
 use ferry_core::roles::{self, Roles};
-use ferry_storage::EntryKind;
+use ferry_storage::{Connector, EntryKind, Scoped};
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::data::Last;
 use crate::policy::mapped_gateway;
 use crate::{Endpoint, EndpointError, Requester, Result, account, docs};
 
@@ -323,8 +326,8 @@ impl Endpoint {
 
         // The creator must be able to reach the folder through the gateway and sharing restrictions, and it
         // must exist: the same check any data access makes, applied to the collection about to exist.
-        let connector = self.connector(&gateway)?;
-        let home = connector.home_of(&username);
+        let storage = self.connector(&gateway)?;
+        let home = storage.home_of(&username).await;
         let sharing_policies = self.store.list_sharing_policies(mapped.id).await?;
         let policy = CollectionPolicy::build(&PolicyInputs {
             collection: &doc,
@@ -344,8 +347,19 @@ impl Endpoint {
             username: Some(&who.identity.username),
             groups: &who.groups,
         };
+        // The creator names the folder in the mapped collection's paths: so do the messages.
+        let connector: Arc<dyn Connector> =
+            Arc::new(Scoped::new(storage, policy.mapped_root().unwrap_or("/")));
         let checked = self
-            .check_on(&policy, &connector, &caller, "/", Action::Read)
+            .check_on(
+                &policy,
+                &connector,
+                gateway.id,
+                &caller,
+                "/",
+                Action::Read,
+                Last::Follow,
+            )
             .await;
         let place = match checked {
             Ok(a) => a,

@@ -4,6 +4,11 @@
 //!
 //! The connector then works on the canonical path and refuses to traverse any symlink, so a symlink swapped in
 //! after the check makes the operation fail instead of leading somewhere the check did not see.
+//!
+//! What a symlink at the end of a path means depends on the operation: reading, listing and writing go where it
+//! leads (inside the collection only); stat, delete and rename act on the link itself ([`Endpoint::authorize_entry`]),
+//! so that deleting a link never deletes what it points to. The connector an access hands out reports errors in
+//! the collection's own paths: no message shows the storage behind the collection.
 
 use std::sync::Arc;
 
@@ -11,11 +16,25 @@ use ferry_core::access::{Account, Action, Caller, CollectionPolicy, interpolate_
 use ferry_core::endpoint::CollectionDoc;
 use ferry_core::path;
 use ferry_storage::{ByteStream, Connector, Entry, EntryKind, StorageError, Upload};
+use futures_util::StreamExt;
 use uuid::Uuid;
 
-use crate::listing::{ListQuery, Listed, kind_name};
+use crate::audit::AuditLog;
+use crate::listing::{ListQuery, Listed};
 use crate::policy::Grant;
 use crate::{Endpoint, EndpointError, Requester, Result};
+
+/// Names that cannot be shown (not UTF-8) reported by one listing at most: a bound on a hostile folder.
+const MAX_UNREPRESENTABLE: usize = 1000;
+
+/// What a symlink as the last name of a path means for an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Last {
+    /// Go where it leads (inside the collection): read, list, write, mkdir.
+    Follow,
+    /// The link itself: stat, delete, rename.
+    Itself,
+}
 
 /// A data access the check allowed.
 pub struct Authorized {
@@ -26,6 +45,15 @@ pub struct Authorized {
     pub path: String,
     /// The collection's root in the gateway's namespace.
     pub root: String,
+    /// The storage gateway the data is on.
+    gateway: Uuid,
+}
+
+impl Authorized {
+    /// Whether both are on the same storage (the same gateway), where paths can be compared.
+    pub fn same_storage(&self, other: &Authorized) -> bool {
+        self.gateway == other.gateway
+    }
 }
 
 /// A file the check allowed reading.
@@ -99,6 +127,7 @@ pub struct CollectionAccess {
     collection: Uuid,
     generation: u64,
     clock: ferry_core::SharedClock,
+    audit: AuditLog,
 }
 
 impl CollectionAccess {
@@ -109,7 +138,10 @@ impl CollectionAccess {
                 "no access to {path}: {why}"
             ))),
             Grant::Policy {
-                policy, connector, ..
+                policy,
+                connector,
+                gateway,
+                ..
             } => {
                 let caller = Caller {
                     identity: Some(self.who.identity.id),
@@ -129,9 +161,38 @@ impl CollectionAccess {
                     storage_path: policy.storage_path(path),
                     path: path.to_string(),
                     root: policy.root.clone(),
+                    gateway: *gateway,
                 })
             }
         }
+    }
+
+    /// [`Self::check`] for one file (or folder) of task `task`, with the decision written to the audit log as
+    /// `task.<op>` (`read`, `write`, `delete`): who, the task, the collection and the path as it sees it.
+    pub async fn check_for_task(
+        &self,
+        path: &str,
+        action: Action,
+        op: &str,
+        task: Uuid,
+    ) -> Result<Authorized> {
+        let r = self.check(path, action);
+        let (allowed, detail) = match &r {
+            Ok(_) => (true, format!("task {task}")),
+            Err(EndpointError::AccessDenied(m)) => (false, format!("task {task}: {m}")),
+            Err(_) => return r,
+        };
+        self.audit
+            .record(
+                Some(self.who.identity.id),
+                &format!("task.{op}"),
+                Some(self.collection),
+                Some(path),
+                allowed,
+                detail,
+            )
+            .await;
+        r
     }
 
     pub fn collection(&self) -> Uuid {
@@ -155,14 +216,16 @@ impl Endpoint {
         collection: Uuid,
     ) -> Result<CollectionAccess> {
         let c = self.collection(collection).await?;
-        let generation = self.policies.generation();
         let grant = self.grant(&c, Some(who)).await?;
+        // Read after the grant, which brings the cache up to date with the database.
+        let generation = self.policies.generation();
         Ok(CollectionAccess {
             grant,
             who: who.clone(),
             collection,
             generation,
             clock: self.settings.clock.clone(),
+            audit: self.audit.clone(),
         })
     }
 
@@ -180,6 +243,7 @@ impl Endpoint {
 
 impl Endpoint {
     /// May `who` (None: anonymous) do `action` at `path` of `collection`? `op` names the operation for the log.
+    /// A symlink at the end of the path is followed (inside the collection).
     pub async fn authorize(
         &self,
         who: Option<&Requester>,
@@ -187,6 +251,33 @@ impl Endpoint {
         path: &str,
         action: Action,
         op: &str,
+    ) -> Result<Authorized> {
+        self.authorize_at(who, collection, path, action, op, Last::Follow)
+            .await
+    }
+
+    /// [`Self::authorize`] for an operation on the entry at `path` itself (stat, delete, rename): a symlink as
+    /// its last name is the link, not what it points to; symlinks before it are followed as usual.
+    pub async fn authorize_entry(
+        &self,
+        who: Option<&Requester>,
+        collection: Uuid,
+        path: &str,
+        action: Action,
+        op: &str,
+    ) -> Result<Authorized> {
+        self.authorize_at(who, collection, path, action, op, Last::Itself)
+            .await
+    }
+
+    async fn authorize_at(
+        &self,
+        who: Option<&Requester>,
+        collection: Uuid,
+        path: &str,
+        action: Action,
+        op: &str,
+        last: Last,
     ) -> Result<Authorized> {
         let c = self.collection(collection).await?;
         let grant = self.grant(&c, who).await?;
@@ -201,7 +292,10 @@ impl Endpoint {
                 "no access to {path}: {why}"
             ))),
             Grant::Policy {
-                policy, connector, ..
+                policy,
+                connector,
+                gateway,
+                ..
             } => {
                 let groups: &[Uuid] = who.map(|w| w.groups.as_slice()).unwrap_or(&[]);
                 let caller = Caller {
@@ -209,7 +303,7 @@ impl Endpoint {
                     username: who.map(|w| w.identity.username.as_str()),
                     groups,
                 };
-                self.check_on(policy, connector, &caller, &path, action)
+                self.check_on(policy, connector, *gateway, &caller, &path, action, last)
                     .await
             }
         };
@@ -233,13 +327,17 @@ impl Endpoint {
     }
 
     /// The check on a compiled policy: the path as asked, then, if symlinks lie on the way, the place they lead to.
+    /// With [`Last::Itself`], a symlink as the last name is not followed: only the folder it is in is resolved.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn check_on(
         &self,
         policy: &CollectionPolicy,
         connector: &Arc<dyn Connector>,
+        gateway: Uuid,
         caller: &Caller<'_>,
         path: &str,
         action: Action,
+        last: Last,
     ) -> Result<Authorized> {
         let now = self.now();
         let denied = |m: String| EndpointError::AccessDenied(m);
@@ -247,7 +345,14 @@ impl Endpoint {
             .check(caller, path, action, now)
             .map_err(|r| denied(format!("no {} access to {path}: {r}", action.as_str())))?;
         let lexical = policy.storage_path(path);
-        let canonical = match connector.resolve(&lexical).await {
+        let resolved = match (last, path::parent(&lexical), path::file_name(&lexical)) {
+            (Last::Itself, Some(parent), Some(name)) if path != "/" => connector
+                .resolve(parent)
+                .await
+                .map(|p| path::join(&p, &format!("/{name}"))),
+            _ => connector.resolve(&lexical).await,
+        };
+        let canonical = match resolved {
             Ok(c) => c,
             Err(StorageError::Escape(_) | StorageError::Loop(_)) => {
                 return Err(denied(format!(
@@ -262,6 +367,7 @@ impl Endpoint {
                 storage_path: canonical,
                 path: path.to_string(),
                 root: policy.root.clone(),
+                gateway,
             });
         }
         let inside = policy.collection_path(&canonical).ok_or_else(|| {
@@ -280,11 +386,13 @@ impl Endpoint {
             storage_path: canonical,
             path: inside,
             root: policy.root.clone(),
+            gateway,
         })
     }
 
     /// A folder's entries as the Transfer API shows them, filtered, ordered and paged by `q`; with the
-    /// number of entries before paging and the names that cannot be shown (not UTF-8).
+    /// number of entries before paging and the names that cannot be shown (not UTF-8). The folder is read as a
+    /// stream and only the entries that can still make the page are held (see [`ListQuery::pager`]).
     pub async fn list(
         &self,
         who: Option<&Requester>,
@@ -295,49 +403,61 @@ impl Endpoint {
         let a = self
             .authorize(who, collection, path, Action::Read, "list")
             .await?;
-        let listing = a.connector.list(&a.storage_path).await?;
-        let mut all = Vec::with_capacity(listing.entries.len());
-        for entry in listing.entries {
-            let target = if entry.kind == EntryKind::Symlink {
-                self.link_target_kind(&a, &entry.name).await
-            } else {
-                None
-            };
-            all.push(Listed {
-                kind: kind_name(entry.kind, target),
-                last_modified: ferry_core::time::transfer_time(entry.mtime),
-                permissions: format!("{:04o}", entry.mode),
-                entry,
-            });
+        let mut chunks = a.connector.list_chunks(&a.storage_path).await?;
+        let mut pager = q.pager();
+        let mut unrepresentable = Vec::new();
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk?;
+            for entry in chunk.entries {
+                let link = path::join(&a.storage_path, &format!("/{}", entry.name));
+                pager.offer(self.listed(&a, &link, entry).await);
+            }
+            let room = MAX_UNREPRESENTABLE.saturating_sub(unrepresentable.len());
+            unrepresentable.extend(chunk.unrepresentable.into_iter().take(room));
         }
-        let (page, total) = q.apply(all);
-        Ok((a, page, total, listing.unrepresentable))
+        unrepresentable.sort();
+        let (page, total) = pager.finish();
+        Ok((a, page, total, unrepresentable))
     }
 
-    /// What a symlink in a listed folder leads to, if that is inside the same collection; None otherwise.
-    async fn link_target_kind(&self, dir: &Authorized, name: &str) -> Option<EntryKind> {
-        let link = path::join(&dir.storage_path, &format!("/{name}"));
-        let target = dir.connector.resolve(&link).await.ok()?;
-        if !path::is_within(&dir.root, &target) {
-            return None;
+    /// An entry as the Transfer API shows it; for a symlink at `storage_path`, what it leads to.
+    async fn listed(&self, a: &Authorized, storage_path: &str, mut entry: Entry) -> Listed {
+        let mut target = None;
+        entry.link_target = None;
+        if entry.kind == EntryKind::Symlink
+            && let Some((kind, inside)) = self.link_target(a, storage_path).await
+        {
+            target = Some(kind);
+            entry.link_target = Some(inside);
         }
-        dir.connector.stat(&target).await.ok().map(|e| e.kind)
+        Listed::new(entry, target)
     }
 
+    /// Where a symlink leads, as the collection sees it (its kind and path), if that is inside the collection;
+    /// None otherwise (what lies outside is not shown, not even its name).
+    async fn link_target(&self, a: &Authorized, link: &str) -> Option<(EntryKind, String)> {
+        let target = a.connector.resolve(link).await.ok()?;
+        let inside = path::strip_base(&a.root, &target)?;
+        let kind = a.connector.stat(&target).await.ok()?.kind;
+        Some((kind, inside))
+    }
+
+    /// The entry at `path`: a symlink is reported as itself (its name, and where it leads inside the collection).
     pub async fn stat(
         &self,
         who: Option<&Requester>,
         collection: Uuid,
         path: &str,
-    ) -> Result<(Authorized, Entry)> {
+    ) -> Result<(Authorized, Listed)> {
         let a = self
-            .authorize(who, collection, path, Action::Read, "stat")
+            .authorize_entry(who, collection, path, Action::Read, "stat")
             .await?;
         let mut entry = a.connector.stat(&a.storage_path).await?;
         if a.path == "/" {
             entry.name = "/".into();
         }
-        Ok((a, entry))
+        let listed = self.listed(&a, &a.storage_path, entry).await;
+        Ok((a, listed))
     }
 
     pub async fn mkdir(&self, who: Option<&Requester>, collection: Uuid, path: &str) -> Result<()> {
@@ -356,10 +476,10 @@ impl Endpoint {
         to: &str,
     ) -> Result<()> {
         let src = self
-            .authorize(who, collection, from, Action::Write, "rename")
+            .authorize_entry(who, collection, from, Action::Write, "rename")
             .await?;
         let dst = self
-            .authorize(who, collection, to, Action::Write, "rename")
+            .authorize_entry(who, collection, to, Action::Write, "rename")
             .await?;
         if src.path == "/" || dst.path == "/" {
             return Err(EndpointError::BadRequest(
@@ -386,7 +506,7 @@ impl Endpoint {
         recursive: bool,
     ) -> Result<()> {
         let a = self
-            .authorize(who, collection, path, Action::Write, "delete")
+            .authorize_entry(who, collection, path, Action::Write, "delete")
             .await?;
         if a.path == "/" {
             return Err(EndpointError::BadRequest(

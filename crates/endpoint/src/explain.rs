@@ -88,6 +88,7 @@ impl Endpoint {
                 policy,
                 connector,
                 account,
+                ..
             } => (policy, connector, account),
         };
         let groups = who.as_ref().map(|w| w.groups.clone()).unwrap_or_default();

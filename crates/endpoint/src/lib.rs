@@ -3,7 +3,8 @@
 //! and written to the audit log; and data access through the one access check ([`ferry_core::access`]).
 //!
 //! Compiled access policies are cached per collection (and per caller on mapped collections, whose account
-//! depends on the caller); every configuration change drops the cache, so a change counts at the next request.
+//! depends on the caller); every configuration change, by this process or another one on the same database,
+//! drops the cache, so a change counts at the next request (see `policy`).
 
 // The Transfer endpoint document is one large `json!` literal.
 #![recursion_limit = "256"]
@@ -248,7 +249,15 @@ impl Endpoint {
         {
             return Ok(c.clone());
         }
-        let c: Arc<dyn Connector> = Arc::new(PosixConnector::open(&PathBuf::from(&root))?);
+        // The host folder is the administrator's business: callers are told which gateway, not where it is.
+        let opened = PosixConnector::open(&PathBuf::from(&root)).map_err(|e| {
+            tracing::error!(gateway = %gateway.id, error = %e, "the storage gateway's folder cannot be opened");
+            EndpointError::Unavailable(format!(
+                "the storage of storage gateway {} cannot be reached",
+                gateway.id
+            ))
+        })?;
+        let c: Arc<dyn Connector> = Arc::new(opened);
         map.insert(gateway.id, (root, c.clone()));
         Ok(c)
     }

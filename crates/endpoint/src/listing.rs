@@ -29,6 +29,18 @@ pub struct Listed {
     pub permissions: String,
 }
 
+impl Listed {
+    /// `entry` as listed; for a symlink, `target` is the kind of what it leads to (None: nowhere reachable).
+    pub fn new(entry: Entry, target: Option<EntryKind>) -> Self {
+        Listed {
+            kind: kind_name(entry.kind, target),
+            last_modified: ferry_core::time::transfer_time(entry.mtime),
+            permissions: format!("{:04o}", entry.mode),
+            entry,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Field {
     Name,
@@ -244,30 +256,93 @@ impl ListQuery {
         Ok(q)
     }
 
-    /// Filters and orders `all`; returns the page asked for and the number of entries before paging.
-    pub fn apply(&self, mut all: Vec<Listed>) -> (Vec<Listed>, usize) {
-        all.retain(|l| {
-            (self.show_hidden || !l.entry.name.starts_with('.'))
-                && (self.filters.is_empty()
-                    || self.filters.iter().any(|f| f.iter().all(|t| t.holds(l))))
-        });
-        let cmp = |a: &Listed, b: &Listed, field: Field| match field {
+    /// Whether `l` is listed at all (hidden files, filters).
+    fn keeps(&self, l: &Listed) -> bool {
+        (self.show_hidden || !l.entry.name.starts_with('.'))
+            && (self.filters.is_empty()
+                || self.filters.iter().any(|f| f.iter().all(|t| t.holds(l))))
+    }
+
+    /// The listing order: the `orderby` fields, then the name.
+    fn order(&self, a: &Listed, b: &Listed) -> Ordering {
+        let cmp = |field: Field| match field {
             Field::Size => a.entry.size.cmp(&b.entry.size),
             f => f.text(a).cmp(f.text(b)),
         };
-        all.sort_by(|a, b| {
-            self.order
-                .iter()
-                .map(|(f, desc)| {
-                    let o = cmp(a, b, *f);
-                    if *desc { o.reverse() } else { o }
-                })
-                .find(|o| *o != Ordering::Equal)
-                .unwrap_or_else(|| a.entry.name.cmp(&b.entry.name))
-        });
-        let total = all.len();
-        let page = all.into_iter().skip(self.offset).take(self.limit).collect();
-        (page, total)
+        self.order
+            .iter()
+            .map(|(f, desc)| {
+                let o = cmp(*f);
+                if *desc { o.reverse() } else { o }
+            })
+            .find(|o| *o != Ordering::Equal)
+            .unwrap_or_else(|| a.entry.name.cmp(&b.entry.name))
+    }
+
+    /// Collects a page from entries offered one at a time, holding only those that can still be on it.
+    pub fn pager(&self) -> Pager<'_> {
+        Pager {
+            q: self,
+            keep: self.offset.saturating_add(self.limit),
+            held: Vec::new(),
+            total: 0,
+        }
+    }
+
+    /// Filters and orders `all`; returns the page asked for and the number of entries before paging.
+    pub fn apply(&self, all: Vec<Listed>) -> (Vec<Listed>, usize) {
+        let mut p = self.pager();
+        for l in all {
+            p.offer(l);
+        }
+        p.finish()
+    }
+}
+
+/// A page being collected: every entry that passes the filters is counted, and at most `offset + limit` of the
+/// first in order are held (twice that between trims), so that paging through a folder of millions of entries
+/// holds a page, not the folder. Deep pages hold what comes before them: `offset + limit` entries.
+pub struct Pager<'a> {
+    q: &'a ListQuery,
+    keep: usize,
+    held: Vec<Listed>,
+    total: usize,
+}
+
+/// Entries held before the first trim, however small the page: trimming is a partial sort, not worth doing often.
+const MIN_HELD: usize = 1024;
+
+impl Pager<'_> {
+    pub fn offer(&mut self, l: Listed) {
+        if !self.q.keeps(&l) {
+            return;
+        }
+        self.total += 1;
+        self.held.push(l);
+        if self.held.len() >= self.keep.max(MIN_HELD).saturating_mul(2) {
+            self.trim();
+        }
+    }
+
+    /// Keeps the first `keep` in order.
+    fn trim(&mut self) {
+        if self.held.len() > self.keep {
+            let q = self.q;
+            if self.keep > 0 {
+                self.held
+                    .select_nth_unstable_by(self.keep - 1, |a, b| q.order(a, b));
+            }
+            self.held.truncate(self.keep);
+        }
+    }
+
+    /// The page and the number of entries before paging.
+    pub fn finish(mut self) -> (Vec<Listed>, usize) {
+        self.trim();
+        let q = self.q;
+        self.held.sort_by(|a, b| q.order(a, b));
+        let page = self.held.into_iter().skip(q.offset).take(q.limit).collect();
+        (page, self.total)
     }
 }
 
@@ -368,6 +443,51 @@ mod tests {
             item("z", "file", 0, ""),
         ]);
         assert_eq!((got.len(), total, got[0].entry.name.as_str()), (2, 3, "y"));
+    }
+
+    /// A page collected from entries offered one by one is the page of the whole sorted folder, while at most
+    /// twice `max(offset + limit, MIN_HELD)` entries are held at a time.
+    #[test]
+    fn pages_are_collected_without_holding_the_folder() {
+        let n = 10_000;
+        let entries = || {
+            (0..n).map(|i| {
+                // Scattered sizes and names, in no particular order.
+                let k = (i * 7919) % n;
+                item(&format!("f{k:05}"), "file", (k % 97) as u64, "")
+            })
+        };
+        for (orderby, offset, limit) in [
+            (None, "0", "100"),
+            (Some("size DESC"), "7", "5"),
+            (Some("size,name DESC"), "3000", "10"),
+            (None, "9990", "100"),
+        ] {
+            let q =
+                ListQuery::parse(None, orderby, &["name:!~*3"], Some(limit), Some(offset)).unwrap();
+            let mut pager = q.pager();
+            let mut most = 0;
+            for e in entries() {
+                pager.offer(e);
+                most = most.max(pager.held.len());
+            }
+            assert!(most <= 2 * (q.offset + q.limit).max(MIN_HELD), "{most}");
+            let (page, total) = pager.finish();
+            let mut all: Vec<Listed> = entries().filter(|l| q.keeps(l)).collect();
+            all.sort_by(|a, b| q.order(a, b));
+            let want: Vec<String> = all
+                .iter()
+                .skip(q.offset)
+                .take(q.limit)
+                .map(|l| l.entry.name.clone())
+                .collect();
+            let got: Vec<String> = page.into_iter().map(|l| l.entry.name).collect();
+            assert_eq!(
+                (got, total),
+                (want, all.len()),
+                "{orderby:?} {offset} {limit}"
+            );
+        }
     }
 
     #[test]

@@ -313,12 +313,11 @@ impl Endpoint {
                 "this server sends no e-mail ([smtp] is not configured): drop notify_email, or ask the administrator",
             ));
         }
-        let existing = self.store.list_acl_rules(c.id).await?;
-        if existing.len() >= MAX_RULES {
-            return Err(bad(format!(
+        let full = || {
+            bad(format!(
                 "a guest collection has at most {MAX_RULES} permissions; delete some first"
-            )));
-        }
+            ))
+        };
         let rule = AclRule {
             id: Uuid::new_v4(),
             collection_id: c.id,
@@ -347,7 +346,13 @@ impl Endpoint {
                     redeemed_by: None,
                     redeemed_at: None,
                 };
-                self.store.create_invitation(&invitation, &rule).await?;
+                if !self
+                    .store
+                    .create_acl_rule_within(&rule, Some(&invitation), MAX_RULES)
+                    .await?
+                {
+                    return Err(full());
+                }
                 let body = format!(
                     "{inviter} invited you to {mode} access to {path} on \"{name}\", a collection served by Ferry at {base}.\n\n\
                      To accept, open this link and log in (any account you use with this server):\n\n  {base}/invitation?code={code}\n\n\
@@ -372,7 +377,14 @@ impl Endpoint {
                 }
             }
             _ => {
-                self.store.create_acl_rule(&rule).await?;
+                // Counted and stored in one step: parallel creates cannot pass the limit together.
+                if !self
+                    .store
+                    .create_acl_rule_within(&rule, None, MAX_RULES)
+                    .await?
+                {
+                    return Err(full());
+                }
                 if let Some(to) = &notify {
                     let body = format!(
                         "{who} gave you {mode} access to {path} on \"{name}\" ({base}/data/{id}{path}).\n{note}",

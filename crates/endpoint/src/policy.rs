@@ -1,12 +1,18 @@
 //! Compiled access policies, cached. A guest collection has one policy (it acts as its creator's account); a
 //! mapped collection has one per caller, because each caller reaches it as their own account.
+//!
+//! The cache is invalidated through the database: every change to a table a policy is built from moves a
+//! stored generation forward in the same transaction (SQL triggers, so any process's writes count: the admin
+//! CLI's too). Each request reads that one row before it uses the cache (a primary-key read, some microseconds
+//! beside a request's other reads), so a change counts at the next request, with no time window; a running
+//! task re-reads it at least every few seconds (see the transfer engine).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use ferry_core::access::{Account, CollectionPolicy, PolicyInputs};
 use ferry_core::endpoint::{CollectionDoc, CollectionType};
-use ferry_storage::Connector;
+use ferry_storage::{Connector, Scoped};
 use uuid::Uuid;
 
 use crate::{Endpoint, EndpointError, Requester, Result, account};
@@ -18,10 +24,30 @@ const MAX_ENTRIES: usize = 10_000;
 pub(crate) enum Grant {
     Policy {
         policy: Box<CollectionPolicy>,
+        /// The gateway's storage seen from the collection's root: its errors name collection paths.
         connector: Arc<dyn Connector>,
         account: String,
+        /// The storage gateway (two collections on one gateway share its storage).
+        gateway: Uuid,
     },
     NoAccount(String),
+}
+
+impl Grant {
+    fn new(
+        policy: CollectionPolicy,
+        storage: Arc<dyn Connector>,
+        account: String,
+        gateway: Uuid,
+    ) -> Self {
+        let connector: Arc<dyn Connector> = Arc::new(Scoped::new(storage, &policy.root));
+        Grant::Policy {
+            policy: Box::new(policy),
+            connector,
+            account,
+            gateway,
+        }
+    }
 }
 
 type Key = (Uuid, Option<Uuid>);
@@ -35,12 +61,25 @@ pub(crate) struct PolicyCache {
 struct Inner {
     /// Bumped by every configuration change; a policy built from older data is not stored.
     generation: u64,
+    /// The database's generation the entries were built at (None before the first read).
+    stored: Option<i64>,
     entries: HashMap<Key, Arc<Grant>>,
 }
 
 impl PolicyCache {
     pub(crate) fn clear(&self) {
         if let Ok(mut i) = self.inner.lock() {
+            i.generation += 1;
+            i.entries.clear();
+        }
+    }
+
+    /// Drops every entry if the database's generation moved since the entries were built.
+    fn sync(&self, stored: i64) {
+        if let Ok(mut i) = self.inner.lock()
+            && i.stored != Some(stored)
+        {
+            i.stored = Some(stored);
             i.generation += 1;
             i.entries.clear();
         }
@@ -83,6 +122,7 @@ impl Endpoint {
                 Some(who.ok_or(EndpointError::Unauthenticated)?.identity.id),
             ),
         };
+        self.policies.sync(self.store.policy_generation().await?);
         let (generation, cached) = self.policies.get(&key);
         if let Some(g) = cached {
             return Ok(g);
@@ -101,8 +141,8 @@ impl Endpoint {
                     Ok(a) => a,
                     Err(why) => return Ok(Grant::NoAccount(why)),
                 };
-                let connector = self.connector(&gateway)?;
-                let home = connector.home_of(&account);
+                let storage = self.connector(&gateway)?;
+                let home = storage.home_of(&account).await;
                 let policy = CollectionPolicy::build(&PolicyInputs {
                     collection: c,
                     mapped: None,
@@ -116,11 +156,7 @@ impl Endpoint {
                     roles: &[],
                     guest_auth_policy: None,
                 })?;
-                Ok(Grant::Policy {
-                    policy: Box::new(policy),
-                    connector,
-                    account,
-                })
+                Ok(Grant::new(policy, storage, account, gateway.id))
             }
             CollectionType::Guest => {
                 let mapped_id = c.mapped_collection_id.ok_or_else(|| {
@@ -144,8 +180,8 @@ impl Endpoint {
                         )));
                     }
                 };
-                let connector = self.connector(&gateway)?;
-                let home = connector.home_of(&account);
+                let storage = self.connector(&gateway)?;
+                let home = storage.home_of(&account).await;
                 let sharing_policies = self.store.list_sharing_policies(mapped.id).await?;
                 let acl_rules = self.store.list_acl_rules(c.id).await?;
                 let mut roles = self.store.list_roles(None).await?;
@@ -175,11 +211,7 @@ impl Endpoint {
                     roles: &roles,
                     guest_auth_policy: auth_policy.as_ref(),
                 })?;
-                Ok(Grant::Policy {
-                    policy: Box::new(policy),
-                    connector,
-                    account,
-                })
+                Ok(Grant::new(policy, storage, account, gateway.id))
             }
         }
     }

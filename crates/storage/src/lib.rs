@@ -7,12 +7,14 @@
 
 mod names;
 mod posix;
+mod scoped;
 
 use std::pin::Pin;
 
 use bytes::Bytes;
 
-pub use posix::{PosixConnector, part_name, posix_groups_of};
+pub use posix::{PosixConnector, part_name, posix_groups};
+pub use scoped::Scoped;
 
 use names::child;
 
@@ -31,10 +33,10 @@ pub enum StorageError {
     /// The operating system refused (EACCES, EPERM).
     #[error("{0}: the storage refused access")]
     PermissionDenied(String),
-    #[error("invalid path: {0}")]
-    InvalidPath(String),
-    #[error("invalid name: {0}")]
-    InvalidName(String),
+    #[error("invalid path {0}")]
+    InvalidPath(At),
+    #[error("invalid name {0}")]
+    InvalidName(At),
     /// A symbolic link (absolute, or relative and climbing above the root) leads outside the root.
     #[error("{0}: a symbolic link leads outside the storage")]
     Escape(String),
@@ -52,7 +54,67 @@ pub enum StorageError {
     #[error("{0}: the copy read back differs from what was written")]
     VerifyFailed(String),
     #[error("{0}")]
-    Io(String),
+    Io(At),
+}
+
+/// A path and what is wrong there (the path may be empty when the problem has no place).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct At {
+    pub path: String,
+    pub why: String,
+}
+
+impl At {
+    pub fn new(path: impl Into<String>, why: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            why: why.into(),
+        }
+    }
+
+    /// A problem that concerns no path (a failed storage task).
+    pub fn nowhere(why: impl Into<String>) -> Self {
+        Self::new(String::new(), why)
+    }
+}
+
+impl std::fmt::Display for At {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.why)
+        } else {
+            write!(f, "{}: {}", self.path, self.why)
+        }
+    }
+}
+
+impl StorageError {
+    /// The same error with every path it names passed through `f`: how a view of the storage (a collection)
+    /// reports errors in its own paths. Text that is not a path (it does not start with `/`) stays as it is.
+    pub fn map_paths(self, f: impl Fn(&str) -> String) -> Self {
+        let p = |s: String| if s.starts_with('/') { f(&s) } else { s };
+        let at = |a: At| At {
+            path: p(a.path),
+            why: a.why,
+        };
+        use StorageError as E;
+        match self {
+            E::NotFound(s) => E::NotFound(p(s)),
+            E::Exists(s) => E::Exists(p(s)),
+            E::NotADirectory(s) => E::NotADirectory(p(s)),
+            E::IsADirectory(s) => E::IsADirectory(p(s)),
+            E::DirectoryNotEmpty(s) => E::DirectoryNotEmpty(p(s)),
+            E::PermissionDenied(s) => E::PermissionDenied(p(s)),
+            E::InvalidPath(a) => E::InvalidPath(at(a)),
+            E::InvalidName(a) => E::InvalidName(at(a)),
+            E::Escape(s) => E::Escape(p(s)),
+            E::Symlink(s) => E::Symlink(p(s)),
+            E::Loop(s) => E::Loop(p(s)),
+            E::NoSpace(s) => E::NoSpace(p(s)),
+            E::VerifyFailed(s) => E::VerifyFailed(p(s)),
+            E::Io(a) => E::Io(at(a)),
+        }
+    }
 }
 
 pub type Result<T> = std::result::Result<T, StorageError>;
@@ -92,6 +154,9 @@ pub struct Listing {
 
 pub type ByteStream = Pin<Box<dyn futures_util::Stream<Item = Result<Bytes>> + Send>>;
 
+/// A folder's entries in chunks, in the order the storage gives them (not sorted).
+pub type ListingStream = Pin<Box<dyn futures_util::Stream<Item = Result<Listing>> + Send>>;
+
 #[async_trait::async_trait]
 pub trait Connector: Send + Sync + 'static {
     /// The canonical path: symlinks followed (relative ones, inside the root only). Components that do not
@@ -112,7 +177,14 @@ pub trait Connector: Send + Sync + 'static {
     async fn delete(&self, path: &str, recursive: bool) -> Result<()>;
     async fn set_mtime(&self, path: &str, mtime: i64) -> Result<()>;
     /// The user's home folder in this namespace, where the storage has that concept.
-    fn home_of(&self, username: &str) -> Option<String>;
+    async fn home_of(&self, username: &str) -> Option<String>;
+
+    /// A folder's entries in chunks as they are read, unsorted: a folder of millions of entries is never held
+    /// whole. Reading stops when the stream is dropped.
+    async fn list_chunks(&self, path: &str) -> Result<ListingStream> {
+        let all = self.list(path).await?;
+        Ok(Box::pin(futures_util::stream::iter([Ok(all)])))
+    }
 
     /// A whole file of at most `max` bytes, read in one go with the entry it had (None when it is larger).
     async fn read_small(&self, path: &str, max: u64) -> Result<(Entry, Option<Bytes>)>;

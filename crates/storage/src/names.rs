@@ -1,10 +1,10 @@
 //! Paths as the connector takes them, split into names; and names the wire cannot carry.
 
-use crate::{Result, StorageError};
+use crate::{At, Result, StorageError};
 
 /// The names of an absolute path ("/" has none). Refuses what a normalised path never contains.
 pub fn split(path: &str) -> Result<Vec<&str>> {
-    let bad = |why: &str| Err(StorageError::InvalidPath(format!("{path:?}: {why}")));
+    let bad = |why: &str| Err(StorageError::InvalidPath(At::new(path, why)));
     let Some(rest) = path.strip_prefix('/') else {
         return bad("must start with /");
     };
@@ -20,8 +20,9 @@ pub fn split(path: &str) -> Result<Vec<&str>> {
             "" => return bad("has an empty name (// or a trailing /)"),
             "." | ".." => return bad("has a . or .. name"),
             n if n.len() > 255 => {
-                return Err(StorageError::InvalidName(format!(
-                    "{path:?}: a name is longer than 255 bytes"
+                return Err(StorageError::InvalidName(At::new(
+                    path,
+                    "a name is longer than 255 bytes",
                 )));
             }
             _ => {}

@@ -18,11 +18,13 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use crate::names::{escape_bytes, join, split};
 use crate::{
-    ByteStream, Commit, Connector, Digest, Entry, EntryKind, FileReader, Listing, PartFile, Result,
-    StorageError, Upload, WholeRead, WholeWrite,
+    At, ByteStream, Commit, Connector, Digest, Entry, EntryKind, FileReader, Listing,
+    ListingStream, PartFile, Result, StorageError, Upload, WholeRead, WholeWrite,
 };
 
 const CHUNK: usize = 256 * 1024;
+/// Names per chunk of a streamed listing.
+const LIST_CHUNK: usize = 1024;
 /// More symlinks than this on one path is a loop (the kernel's limit is the same order).
 const MAX_LINKS: usize = 40;
 /// A recursive delete deeper than this stops rather than exhausting the stack.
@@ -40,15 +42,20 @@ fn os_err(path: &str, e: io::Error) -> StorageError {
         Some(libc::EACCES | libc::EPERM) => StorageError::PermissionDenied(p),
         Some(libc::ENOSPC | libc::EDQUOT) => StorageError::NoSpace(p),
         Some(libc::ELOOP) => StorageError::Symlink(p),
-        Some(libc::ENAMETOOLONG) => StorageError::InvalidName(format!("{p}: name too long")),
+        Some(libc::ENAMETOOLONG) => StorageError::InvalidName(At::new(p, "name too long")),
         _ => match e.kind() {
             io::ErrorKind::NotFound => StorageError::NotFound(p),
             io::ErrorKind::AlreadyExists => StorageError::Exists(p),
             // cap-std's refusal of a path that would leave the root.
             io::ErrorKind::PermissionDenied => StorageError::Escape(p),
-            _ => StorageError::Io(format!("{p}: {e}")),
+            _ => StorageError::Io(At::new(p, e.to_string())),
         },
     }
+}
+
+/// A blocking storage task that did not finish (it panicked, or the runtime is shutting down).
+fn task_failed(e: tokio::task::JoinError) -> StorageError {
+    StorageError::Io(At::nowhere(format!("storage task failed: {e}")))
 }
 
 pub struct PosixConnector {
@@ -94,7 +101,7 @@ impl PosixConnector {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || f(&inner))
             .await
-            .map_err(|e| StorageError::Io(format!("storage task failed: {e}")))?
+            .map_err(task_failed)?
     }
 }
 
@@ -244,33 +251,58 @@ impl Inner {
         Ok(join(&done))
     }
 
-    fn list(&self, path: &str) -> Result<Listing> {
+    /// A folder's entries in directory order, handed to `sink` in chunks of at most `chunk` names; stops when
+    /// `sink` returns false.
+    fn read_dir(
+        &self,
+        path: &str,
+        chunk: usize,
+        mut sink: impl FnMut(Listing) -> bool,
+    ) -> Result<()> {
         let names = split(path)?;
         let dir = self.open_dirs(path, &names)?;
         let mut out = Listing::default();
         for item in dir.entries().map_err(|e| os_err(path, e))? {
             let item = item.map_err(|e| os_err(path, e))?;
             let raw = item.file_name();
-            let Some(name) = raw.to_str() else {
-                out.unrepresentable.push(escape_bytes(raw.as_bytes()));
-                continue;
-            };
-            match self.stat_in(&dir, name, path) {
-                Ok(e) => out.entries.push(e),
-                // Removed while we were listing.
-                Err(StorageError::NotFound(_)) => {}
-                Err(e) => return Err(e),
+            match raw.to_str() {
+                None => out.unrepresentable.push(escape_bytes(raw.as_bytes())),
+                Some(name) => match self.stat_in(&dir, name, path) {
+                    Ok(e) => out.entries.push(e),
+                    // Removed while we were listing.
+                    Err(StorageError::NotFound(_)) => {}
+                    Err(e) => return Err(e),
+                },
+            }
+            if out.entries.len() + out.unrepresentable.len() >= chunk
+                && !sink(std::mem::take(&mut out))
+            {
+                return Ok(());
             }
         }
-        out.entries.sort_by(|a, b| a.name.cmp(&b.name));
-        out.unrepresentable.sort();
-        Ok(out)
+        if !out.entries.is_empty() || !out.unrepresentable.is_empty() {
+            sink(out);
+        }
+        Ok(())
+    }
+
+    fn list(&self, path: &str) -> Result<Listing> {
+        let mut all = Listing::default();
+        self.read_dir(path, usize::MAX, |l| {
+            all.entries.extend(l.entries);
+            all.unrepresentable.extend(l.unrepresentable);
+            true
+        })?;
+        all.entries.sort_by(|a, b| a.name.cmp(&b.name));
+        all.unrepresentable.sort();
+        Ok(all)
     }
 
     fn remove_tree(parent: &Dir, name: &std::ffi::OsStr, path: &str, depth: usize) -> Result<()> {
         if depth > MAX_DEPTH {
-            return Err(StorageError::Io(format!(
-                "{path}: folders nested too deeply to delete"
+            return Err(StorageError::Io(At::new(
+                path,
+                "folders nested too deeply to delete",
             )));
         }
         let dir = parent
@@ -297,7 +329,9 @@ impl Inner {
 /// rename(2) that never replaces an existing target (renameat2 with RENAME_NOREPLACE). Where the file system
 /// lacks it, checks first and renames: a narrow race, on file systems that cannot do better.
 fn rename_noreplace(from_dir: &Dir, from: &str, to_dir: &Dir, to: &str, path: &str) -> Result<()> {
-    let c = |s: &str| CString::new(s).map_err(|_| StorageError::InvalidPath(path.into()));
+    let c = |s: &str| {
+        CString::new(s).map_err(|_| StorageError::InvalidPath(At::new(path, "contains a NUL")))
+    };
     let (cf, ct) = (c(from)?, c(to)?);
     // SAFETY: both descriptors are open directory handles owned by the caller for the duration of the call,
     // and the names are NUL-terminated strings that outlive it.
@@ -375,9 +409,26 @@ fn passwd_field(name: Option<&CStr>, uid: Option<u32>) -> Option<(String, String
     ))
 }
 
+/// Account look-ups (the C library's `getpwnam_r`, `getgrouplist`: NSS, which may ask a directory server over
+/// the network) at once at most: they run on the blocking pool, so that a slow directory server holds up neither
+/// the runtime's threads nor the whole pool.
+const LOOKUPS: usize = 8;
+static LOOKUP_PERMITS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(LOOKUPS);
+
+/// Runs an account look-up on the blocking pool, within [`LOOKUPS`]; None if it could not run.
+async fn lookup<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let _permit = LOOKUP_PERMITS.acquire().await.ok()?;
+    tokio::task::spawn_blocking(f).await.ok()
+}
+
 /// The POSIX groups (names) an account belongs to on this host, its primary group included; None when the
-/// host does not know the account.
-pub fn posix_groups_of(username: &str) -> Option<Vec<String>> {
+/// host does not know the account. Looked up off the runtime's threads (see [`LOOKUPS`]).
+pub async fn posix_groups(username: &str) -> Option<Vec<String>> {
+    let name = username.to_string();
+    lookup(move || posix_groups_of(&name)).await?
+}
+
+fn posix_groups_of(username: &str) -> Option<Vec<String>> {
     let c = CString::new(username).ok()?;
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
     let mut buf = vec![0 as libc::c_char; 16 * 1024];
@@ -563,8 +614,9 @@ impl Inner {
             return Err(StorageError::IsADirectory(path.into()));
         }
         if !md.is_file() {
-            return Err(StorageError::InvalidName(format!(
-                "{path}: not a regular file"
+            return Err(StorageError::InvalidName(At::new(
+                path,
+                "not a regular file",
             )));
         }
         Ok((name, f.into_std(), md))
@@ -592,7 +644,7 @@ impl Inner {
             return Err(if md.is_dir() {
                 StorageError::IsADirectory(path)
             } else {
-                StorageError::InvalidName(format!("{path}: not a regular file"))
+                StorageError::InvalidName(At::new(path, "not a regular file"))
             });
         }
         let mut entry = self.entry(name.to_string(), &md, None);
@@ -767,7 +819,7 @@ impl FileReader for PosixReader {
         let (file, path) = (self.file.clone(), self.path.clone());
         tokio::task::spawn_blocking(move || pread(&file, offset, len, &path))
             .await
-            .map_err(|e| StorageError::Io(format!("storage task failed: {e}")))?
+            .map_err(task_failed)?
     }
 
     async fn changed(&self) -> Result<bool> {
@@ -777,7 +829,7 @@ impl FileReader for PosixReader {
             Ok(stamp(&md) != before)
         })
         .await
-        .map_err(|e| StorageError::Io(format!("storage task failed: {e}")))?
+        .map_err(task_failed)?
     }
 }
 
@@ -802,7 +854,7 @@ impl PosixPart {
         let (file, path) = (self.file.clone(), self.path.clone());
         tokio::task::spawn_blocking(move || f(&file, &path))
             .await
-            .map_err(|e| StorageError::Io(format!("storage task failed: {e}")))?
+            .map_err(task_failed)?
     }
 }
 
@@ -877,7 +929,7 @@ impl PartFile for PosixPart {
             this.inner.stat_in(&this.parent, &this.name, p)
         })
         .await
-        .map_err(|e| StorageError::Io(format!("storage task failed: {e}")))?
+        .map_err(task_failed)?
     }
 
     async fn discard(self: Box<Self>) -> Result<()> {
@@ -887,7 +939,7 @@ impl PartFile for PosixPart {
             _ => Ok(()),
         })
         .await
-        .map_err(|e| StorageError::Io(format!("storage task failed: {e}")))?
+        .map_err(task_failed)?
     }
 }
 
@@ -915,6 +967,24 @@ impl Connector for PosixConnector {
         self.blocking(move |i| i.list(&path)).await
     }
 
+    async fn list_chunks(&self, path: &str) -> Result<ListingStream> {
+        // One chunk read ahead: the reader waits for the consumer, so memory stays at two chunks.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Listing>>(1);
+        let (inner, path) = (self.inner.clone(), path.to_string());
+        tokio::task::spawn_blocking(move || {
+            let r = inner.read_dir(&path, LIST_CHUNK, |chunk| {
+                tx.blocking_send(Ok(chunk)).is_ok()
+            });
+            if let Err(e) = r {
+                let _ = tx.blocking_send(Err(e));
+            }
+        });
+        Ok(Box::pin(futures_util::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|item| (item, rx)) },
+        )))
+    }
+
     async fn read(&self, path: &str, offset: u64, len: Option<u64>) -> Result<ByteStream> {
         let p = path.to_string();
         let file = self
@@ -929,9 +999,7 @@ impl Connector for PosixConnector {
                     return Err(StorageError::IsADirectory(p));
                 }
                 if !md.is_file() {
-                    return Err(StorageError::InvalidName(format!(
-                        "{p}: not a regular file"
-                    )));
+                    return Err(StorageError::InvalidName(At::new(p, "not a regular file")));
                 }
                 Ok(f.into_std())
             })
@@ -1021,8 +1089,9 @@ impl Connector for PosixConnector {
         self.blocking(move |i| {
             let (fp, fname) = i.parent_of(&from)?;
             let (tp, tname) = i.parent_of(&to)?;
-            let fname = fname
-                .ok_or_else(|| StorageError::InvalidPath("the root cannot be renamed".into()))?;
+            let fname = fname.ok_or_else(|| {
+                StorageError::InvalidPath(At::new(&from, "the root cannot be renamed"))
+            })?;
             let tname = tname.ok_or_else(|| StorageError::Exists(to.clone()))?;
             fp.symlink_metadata(&fname).map_err(|e| os_err(&from, e))?;
             rename_noreplace(&fp, &fname, &tp, &tname, &to)
@@ -1034,8 +1103,9 @@ impl Connector for PosixConnector {
         let p = path.to_string();
         self.blocking(move |i| {
             let (parent, name) = i.parent_of(&p)?;
-            let name =
-                name.ok_or_else(|| StorageError::InvalidPath("the root cannot be deleted".into()))?;
+            let name = name.ok_or_else(|| {
+                StorageError::InvalidPath(At::new(&p, "the root cannot be deleted"))
+            })?;
             let md = parent.symlink_metadata(&name).map_err(|e| os_err(&p, e))?;
             if md.is_dir() && !md.file_type().is_symlink() {
                 if recursive {
@@ -1054,8 +1124,9 @@ impl Connector for PosixConnector {
         let p = path.to_string();
         self.blocking(move |i| {
             let (parent, name) = i.parent_of(&p)?;
-            let name = name
-                .ok_or_else(|| StorageError::InvalidPath("the root's times are not set".into()))?;
+            let name = name.ok_or_else(|| {
+                StorageError::InvalidPath(At::new(&p, "the root's times are not set"))
+            })?;
             let spec = SystemTimeSpec::Absolute(cap_std::time::SystemTime::from_std(
                 to_system_time(mtime),
             ));
@@ -1235,9 +1306,9 @@ impl Connector for PosixConnector {
         .await
     }
 
-    fn home_of(&self, username: &str) -> Option<String> {
+    async fn home_of(&self, username: &str) -> Option<String> {
         let c = CString::new(username).ok()?;
-        let (_, home) = passwd_field(Some(&c), None)?;
+        let (_, home) = lookup(move || passwd_field(Some(&c), None)).await??;
         let rel = Path::new(&home).strip_prefix(&self.inner.root).ok()?;
         let mut out = String::new();
         for part in rel.components() {
@@ -1265,7 +1336,7 @@ impl Upload for PosixUpload {
         let f = self
             .file
             .as_mut()
-            .ok_or_else(|| StorageError::Io(format!("{}: upload already finished", self.path)))?;
+            .ok_or_else(|| StorageError::Io(At::new(&self.path, "upload already finished")))?;
         f.write_all(&chunk).await.map_err(|e| os_err(&self.path, e))
     }
 
@@ -1277,7 +1348,7 @@ impl Upload for PosixUpload {
         let parent = self
             .parent
             .take()
-            .ok_or_else(|| StorageError::Io(format!("{}: upload already finished", self.path)))?;
+            .ok_or_else(|| StorageError::Io(At::new(&self.path, "upload already finished")))?;
         let (name, tmp, path, overwrite, inner) = (
             self.name.clone(),
             self.tmp.clone(),
@@ -1302,7 +1373,7 @@ impl Upload for PosixUpload {
             inner.stat_in(&parent, &name, &path)
         })
         .await
-        .map_err(|e| StorageError::Io(format!("storage task failed: {e}")))?
+        .map_err(task_failed)?
     }
 
     async fn abort(mut self: Box<Self>) -> Result<()> {
@@ -1313,7 +1384,7 @@ impl Upload for PosixUpload {
                 parent.remove_file(&tmp).map_err(|e| os_err(&path, e))
             })
             .await
-            .map_err(|e| StorageError::Io(format!("storage task failed: {e}")))??;
+            .map_err(task_failed)??;
         }
         Ok(())
     }
@@ -1606,20 +1677,58 @@ mod tests {
         assert_eq!(f.c.stat("/big").await.unwrap().mtime, 1_000_000);
     }
 
-    #[test]
-    fn posix_groups_of_accounts() {
-        let root = posix_groups_of("root").unwrap();
+    #[tokio::test]
+    async fn posix_groups_of_accounts() {
+        let root = posix_groups("root").await.unwrap();
         assert!(root.iter().any(|g| g == "root"), "{root:?}");
-        assert_eq!(posix_groups_of("no-such-user-here"), None);
+        assert_eq!(posix_groups("no-such-user-here").await, None);
     }
 
-    #[test]
-    fn homes_outside_the_root_are_not_shown() {
+    #[tokio::test]
+    async fn homes_outside_the_root_are_not_shown() {
         let f = fixture();
         // root's home (/root) is not inside a temporary folder.
-        assert_eq!(f.c.home_of("root"), None);
-        assert_eq!(f.c.home_of("no-such-user-here"), None);
+        assert_eq!(f.c.home_of("root").await, None);
+        assert_eq!(f.c.home_of("no-such-user-here").await, None);
         let whole = PosixConnector::open(Path::new("/")).unwrap();
-        assert_eq!(whole.home_of("root").as_deref(), Some("/root"));
+        assert_eq!(whole.home_of("root").await.as_deref(), Some("/root"));
+    }
+
+    /// Account look-ups leave the runtime's thread free: on a single-threaded runtime, other work goes on while
+    /// many of them run (they used to run on that thread, one after the other, with everything else waiting).
+    #[tokio::test(flavor = "current_thread")]
+    async fn account_lookups_do_not_run_on_the_runtime_thread() {
+        let runtime_thread = std::thread::current().id();
+        let ran_on = lookup(|| std::thread::current().id()).await.unwrap();
+        assert_ne!(ran_on, runtime_thread);
+        let many: Vec<_> = (0..4 * LOOKUPS).map(|_| posix_groups("root")).collect();
+        for g in futures_util::future::join_all(many).await {
+            assert!(g.is_some());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_listing_streams_in_chunks() {
+        use futures_util::StreamExt;
+        let f = fixture();
+        for i in 0..(2 * LIST_CHUNK + 5) {
+            std::fs::write(f.root.join(format!("d/n{i}")), b"").unwrap();
+        }
+        let mut chunks = f.c.list_chunks("/d").await.unwrap();
+        let mut sizes = Vec::new();
+        while let Some(c) = chunks.next().await {
+            sizes.push(c.unwrap().entries.len());
+        }
+        // f.txt and sub are there too.
+        assert_eq!(sizes, [LIST_CHUNK, LIST_CHUNK, 7]);
+        let mut missing = f.c.list_chunks("/nope").await.unwrap();
+        assert!(matches!(
+            missing.next().await,
+            Some(Err(StorageError::NotFound(_)))
+        ));
+        // Dropping the stream stops the reading (the reader's send fails and it ends).
+        let mut early = f.c.list_chunks("/d").await.unwrap();
+        assert!(early.next().await.is_some());
+        drop(early);
     }
 }

@@ -54,6 +54,76 @@ pub async fn run(store: &dyn Store) {
     tasks(store).await;
     grants(store).await;
     consents_and_scopes(store).await;
+    policy_inputs(store).await;
+}
+
+/// Every change to what a policy is built from moves the generation forward; reads and unrelated writes do
+/// not. A collection's rules are capped, counted and inserted in one step.
+async fn policy_inputs(store: &dyn Store) {
+    let g0 = store.policy_generation().await.unwrap();
+    let mut gw: StorageGatewayDoc =
+        serde_json::from_value(json!({"display_name": "posix"})).unwrap();
+    gw.id = Uuid::new_v4();
+    store.create_gateway(&gw).await.unwrap();
+    let g1 = store.policy_generation().await.unwrap();
+    assert!(g1 > g0, "a new gateway");
+    let mapped = collection("mapped", gw.id, None);
+    store.create_collection(&mapped).await.unwrap();
+    let guest = collection("guest", gw.id, Some(mapped.id));
+    store.create_collection(&guest).await.unwrap();
+    store
+        .list_collections(&CollectionFilter::default())
+        .await
+        .unwrap();
+    store.meta_set("unrelated", "x").await.unwrap();
+    let g2 = store.policy_generation().await.unwrap();
+    assert!(g2 > g1, "new collections");
+    assert_eq!(
+        store.policy_generation().await.unwrap(),
+        g2,
+        "reads move nothing"
+    );
+    let rule = |i: usize| AclRule {
+        id: Uuid::new_v4(),
+        collection_id: guest.id,
+        principal: AclPrincipal::AllAuthenticatedUsers,
+        path: format!("/r{i}"),
+        folder: true,
+        write: false,
+        expires_at: None,
+        created: 5,
+        notify_email: None,
+        notify_message: None,
+    };
+    let first = rule(0);
+    assert!(store.create_acl_rule_within(&first, None, 2).await.unwrap());
+    let g3 = store.policy_generation().await.unwrap();
+    assert!(g3 > g2, "a new rule");
+    assert!(
+        store
+            .create_acl_rule_within(&rule(1), None, 2)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .create_acl_rule_within(&rule(2), None, 2)
+            .await
+            .unwrap(),
+        "full"
+    );
+    assert_eq!(store.list_acl_rules(guest.id).await.unwrap().len(), 2);
+    store.delete_acl_rule(first.id).await.unwrap();
+    let g4 = store.policy_generation().await.unwrap();
+    assert!(g4 > g3, "a deleted rule");
+    let who = person("gen");
+    store.create_identity(&who, None).await.unwrap();
+    let g5 = store.policy_generation().await.unwrap();
+    store.delete_identity(who.id).await.unwrap();
+    assert!(
+        store.policy_generation().await.unwrap() > g5,
+        "a deleted identity"
+    );
 }
 
 /// Tasks: one per owner and submission id, claimed by one worker at a time, leases that expire and are

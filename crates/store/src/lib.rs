@@ -364,4 +364,17 @@ pub trait Store: TaskStore + Send + Sync + 'static {
     async fn list_scopes(&self, client_id: Option<Uuid>) -> Result<Vec<ScopeRecord>>;
     async fn update_scope(&self, scope: &ScopeRecord) -> Result<()>;
     async fn delete_scope(&self, id: Uuid) -> Result<()>;
+
+    /// A number that moves forward with every change, by any process, to what access policies are compiled
+    /// from (gateways, collections, roles, sharing and authentication policies, credentials, permissions,
+    /// identities, clients, groups, memberships): compiled policies built at another value are out of date.
+    async fn policy_generation(&self) -> Result<i64>;
+    /// Stores a permission (and, for an e-mail invitation, the invitation) only if its collection holds fewer
+    /// than `max` rules, counted and inserted in one step; false (nothing stored) when it is full.
+    async fn create_acl_rule_within(
+        &self,
+        rule: &AclRule,
+        invitation: Option<&Invitation>,
+        max: usize,
+    ) -> Result<bool>;
 }

@@ -263,12 +263,16 @@ fn acl_extra(r: &AclRule) -> String {
     .to_string()
 }
 
+/// Inserts a rule if its collection holds fewer than `max` rules: the count and the insert are one statement, so
+/// that parallel creates (from any process) cannot pass the limit together.
 fn acl_insert(
     r: &AclRule,
+    max: usize,
 ) -> sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
     sqlx::query(
         "INSERT INTO acl_rules(id, collection_id, principal_type, principal, path, permissions, expires_at, doc, created) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? \
+         WHERE (SELECT count(*) FROM acl_rules WHERE collection_id = ?) < ?",
     )
     .bind(r.id.to_string())
     .bind(r.collection_id.to_string())
@@ -279,6 +283,8 @@ fn acl_insert(
     .bind(r.expires_at)
     .bind(acl_extra(r))
     .bind(r.created)
+    .bind(r.collection_id.to_string())
+    .bind(i64::try_from(max).unwrap_or(i64::MAX))
 }
 
 fn acl_error(e: sqlx::Error) -> StoreError {
@@ -1100,11 +1106,9 @@ impl Store for SqliteStore {
     }
 
     async fn create_acl_rule(&self, r: &AclRule) -> Result<()> {
-        acl_insert(r)
-            .execute(&self.writer)
+        self.create_acl_rule_within(r, None, usize::MAX)
             .await
-            .map_err(acl_error)?;
-        Ok(())
+            .map(|_| ())
     }
 
     async fn list_acl_rules(&self, collection: Uuid) -> Result<Vec<AclRule>> {
@@ -1160,27 +1164,9 @@ impl Store for SqliteStore {
     }
 
     async fn create_invitation(&self, inv: &Invitation, rule: &AclRule) -> Result<()> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
-        acl_insert(rule)
-            .execute(&mut *tx)
+        self.create_acl_rule_within(rule, Some(inv), usize::MAX)
             .await
-            .map_err(acl_error)?;
-        sqlx::query(
-            "INSERT INTO invitations(id, collection_id, rule_id, email, code_hash, invited_by, created, expires_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(inv.id.to_string())
-        .bind(inv.collection_id.to_string())
-        .bind(inv.rule_id.to_string())
-        .bind(&inv.email)
-        .bind(&inv.code_hash)
-        .bind(inv.invited_by.to_string())
-        .bind(inv.created)
-        .bind(inv.expires_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?;
-        tx.commit().await.map_err(backend)
+            .map(|_| ())
     }
 
     async fn find_invitation(&self, code_hash: &str) -> Result<Option<Invitation>> {
@@ -1438,6 +1424,49 @@ impl Store for SqliteStore {
 
     async fn delete_scope(&self, id: Uuid) -> Result<()> {
         self.delete_scope_q(id).await
+    }
+
+    async fn policy_generation(&self) -> Result<i64> {
+        sqlx::query_scalar("SELECT value FROM policy_generation WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)
+    }
+
+    async fn create_acl_rule_within(
+        &self,
+        rule: &AclRule,
+        invitation: Option<&Invitation>,
+        max: usize,
+    ) -> Result<bool> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let added = acl_insert(rule, max)
+            .execute(&mut *tx)
+            .await
+            .map_err(acl_error)?
+            .rows_affected();
+        if added == 0 {
+            return Ok(false);
+        }
+        if let Some(inv) = invitation {
+            sqlx::query(
+                "INSERT INTO invitations(id, collection_id, rule_id, email, code_hash, invited_by, created, expires_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(inv.id.to_string())
+            .bind(inv.collection_id.to_string())
+            .bind(inv.rule_id.to_string())
+            .bind(&inv.email)
+            .bind(&inv.code_hash)
+            .bind(inv.invited_by.to_string())
+            .bind(inv.created)
+            .bind(inv.expires_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(true)
     }
 }
 

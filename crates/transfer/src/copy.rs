@@ -131,10 +131,12 @@ pub(crate) async fn copy_file(shared: &Shared, item: &ItemRow) -> Result<Copied,
         .ok_or_else(|| Fault::fatal("ENDPOINT_ERROR", "a transfer item without a destination"))?;
     let src = access
         .src
-        .check(&item.src, Action::Read)
+        .check_for_task(&item.src, Action::Read, "read", shared.task)
+        .await
         .map_err(|e| Fault::from_endpoint(e, Side::Source))?;
     let dst = dst_access
-        .check(dst_path, Action::Write)
+        .check_for_task(dst_path, Action::Write, "write", shared.task)
+        .await
         .map_err(|e| Fault::from_endpoint(e, Side::Destination))?;
     let alg = item
         .checksum_algorithm
@@ -315,12 +317,23 @@ pub(crate) async fn copy_small_files(
     };
     let mut ready = Vec::with_capacity(files.len());
     for (i, f) in files.iter().enumerate() {
-        let src = access.src.check(f.src, Action::Read);
-        let dst = dst_access.check(f.dst, Action::Write);
-        match (src, dst) {
-            (Err(e), _) => out[i] = Some(Err(Fault::from_endpoint(e, Side::Source))),
-            (_, Err(e)) => out[i] = Some(Err(Fault::from_endpoint(e, Side::Destination))),
-            (Ok(s), Ok(d)) => ready.push((i, s, d)),
+        let src = match access
+            .src
+            .check_for_task(f.src, Action::Read, "read", shared.task)
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                out[i] = Some(Err(Fault::from_endpoint(e, Side::Source)));
+                continue;
+            }
+        };
+        match dst_access
+            .check_for_task(f.dst, Action::Write, "write", shared.task)
+            .await
+        {
+            Ok(d) => ready.push((i, src, d)),
+            Err(e) => out[i] = Some(Err(Fault::from_endpoint(e, Side::Destination))),
         }
     }
     let Some((first, s0, d0)) = ready.first() else {

@@ -8,9 +8,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use ferry_core::access::Action;
 use ferry_core::fnmatch::fnmatch;
 use ferry_core::path;
+use ferry_endpoint::data::Authorized;
 use ferry_endpoint::{CollectionAccess, EndpointError};
 use ferry_storage::{EntryKind, StorageError};
 use ferry_store::tasks::{ItemKind, ItemOutcome, ItemState, TaskCounters, TaskRow};
+use uuid::Uuid;
 
 use crate::engine::Inner;
 use crate::run::{Access, Fault, FaultKind, RunEnd, Side};
@@ -39,7 +41,7 @@ pub(crate) async fn run(
             return RunEnd::Stopped;
         }
         let mut counted = TaskCounters::default();
-        let r = delete_path(&access.src, &item.src, options, &mut counted).await;
+        let r = delete_path(&access.src, task.id, &item.src, options, &mut counted).await;
         let outcome = |state, attempts, code: Option<&str>, error: Option<String>| ItemOutcome {
             seq: item.seq,
             state,
@@ -87,6 +89,7 @@ pub(crate) async fn run(
 /// Deletes one submitted path: with `interpret_globs`, every name its last component matches.
 async fn delete_path(
     access: &CollectionAccess,
+    task: Uuid,
     p: &str,
     o: &Options,
     counted: &mut TaskCounters,
@@ -94,7 +97,7 @@ async fn delete_path(
     let leaf = path::file_name(p).unwrap_or("");
     let globbed = o.interpret_globs && leaf.contains(['*', '?', '[']);
     if !globbed {
-        return delete_one(access, p, o, counted).await;
+        return delete_one(access, task, p, o, counted).await;
     }
     let parent = path::parent(p).unwrap_or("/");
     let dir = check(access, parent)?;
@@ -106,7 +109,7 @@ async fn delete_path(
     for e in listing.entries.iter().filter(|e| fnmatch(leaf, &e.name)) {
         matched += 1;
         let child = path::join(parent, &format!("/{}", e.name));
-        delete_one(access, &child, o, counted).await?;
+        delete_one(access, task, &child, o, counted).await?;
     }
     if matched == 0 && !o.ignore_missing {
         return Err(Fault {
@@ -119,16 +122,33 @@ async fn delete_path(
     Ok(())
 }
 
-fn check(access: &CollectionAccess, p: &str) -> Result<ferry_endpoint::data::Authorized, Fault> {
-    access.check(p, Action::Write).map_err(|e| match e {
+fn refused(e: EndpointError) -> Fault {
+    match e {
         // A refusal will not go away by retrying a delete; the owner has to change the rules.
         EndpointError::AccessDenied(m) => Fault::fatal("PERMISSION_DENIED", m),
         e => Fault::from_endpoint(e, Side::Source),
-    })
+    }
+}
+
+fn check(access: &CollectionAccess, p: &str) -> Result<Authorized, Fault> {
+    access.check(p, Action::Write).map_err(refused)
+}
+
+/// The check for removing one file or folder, written to the audit log.
+async fn check_removal(
+    access: &CollectionAccess,
+    task: Uuid,
+    p: &str,
+) -> Result<Authorized, Fault> {
+    access
+        .check_for_task(p, Action::Write, "delete", task)
+        .await
+        .map_err(refused)
 }
 
 async fn delete_one(
     access: &CollectionAccess,
+    task: Uuid,
     p: &str,
     o: &Options,
     counted: &mut TaskCounters,
@@ -151,18 +171,19 @@ async fn delete_one(
             format!("{p} is a folder: delete it with recursive"),
         ));
     }
-    remove_tree(access, p, entry.kind, counted, 0).await
+    remove_tree(access, task, p, entry.kind, counted, 0).await
 }
 
 /// Removes `p` (a folder with everything in it), each entry checked on its own, children first.
 async fn remove_tree(
     access: &CollectionAccess,
+    task: Uuid,
     p: &str,
     kind: EntryKind,
     counted: &mut TaskCounters,
     depth: usize,
 ) -> Result<(), Fault> {
-    let a = check(access, p)?;
+    let a = check_removal(access, task, p).await?;
     if kind == EntryKind::Dir {
         if depth > MAX_DEPTH {
             return Err(Fault::fatal(
@@ -177,7 +198,15 @@ async fn remove_tree(
             .map_err(|e| Fault::from_endpoint(e.into(), Side::Source))?;
         for e in listing.entries {
             let child = path::join(p, &format!("/{}", e.name));
-            Box::pin(remove_tree(access, &child, e.kind, counted, depth + 1)).await?;
+            Box::pin(remove_tree(
+                access,
+                task,
+                &child,
+                e.kind,
+                counted,
+                depth + 1,
+            ))
+            .await?;
         }
         counted.directories += 1;
     } else {

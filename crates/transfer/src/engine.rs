@@ -260,15 +260,20 @@ impl Engine {
             } else {
                 Action::Write
             };
-            let src = ep
-                .authorize(Some(who), s.source, &it.source_path, action, "submit")
-                .await?;
+            // A delete acts on what the path names: a symlink is removed, never what it points to.
+            let src = if s.destination.is_some() {
+                ep.authorize(Some(who), s.source, &it.source_path, action, "submit")
+                    .await?
+            } else {
+                ep.authorize_entry(Some(who), s.source, &it.source_path, action, "submit")
+                    .await?
+            };
             let dst = match (s.destination, &it.destination_path) {
                 (Some(d), Some(p)) => {
                     let a = ep
                         .authorize(Some(who), d, p, Action::Write, "submit")
                         .await?;
-                    if d == s.source || Arc::ptr_eq(&a.connector, &src.connector) {
+                    if d == s.source || a.same_storage(&src) {
                         let (sp, dp) = (&src.storage_path, &a.storage_path);
                         if sp == dp {
                             return Err(TransferError::bad(format!(

@@ -829,7 +829,7 @@ async fn list_item(shared: &Shared, item: &ItemRow) -> Result<Listed, Fault> {
         });
     }
     if shared.options.delete_destination_extra {
-        delete_extra(dst, dst_dir, &names, rules).await?;
+        delete_extra(dst, shared.task, dst_dir, &names, rules).await?;
     }
     copy_listed(shared, item.seq, &mut children, &mut counted).await;
     Ok(Listed::Dir(children, counted))
@@ -933,6 +933,7 @@ async fn make_dirs(dst: &CollectionAccess, dir: &str) -> Result<(), Fault> {
 /// Removes what the destination folder holds beyond the source's names (names the filter excludes are left).
 async fn delete_extra(
     dst: &CollectionAccess,
+    task: Uuid,
     dir: &str,
     keep: &std::collections::HashSet<String>,
     rules: &[filter::FilterRule],
@@ -954,7 +955,8 @@ async fn delete_extra(
         }
         let p = path::join(dir, &format!("/{}", e.name));
         let x = dst
-            .check(&p, Action::Write)
+            .check_for_task(&p, Action::Write, "delete", task)
+            .await
             .map_err(|e| Fault::from_endpoint(e, Side::Destination))?;
         match x.connector.delete(&x.storage_path, true).await {
             Ok(()) | Err(StorageError::NotFound(_)) => {}

@@ -8,7 +8,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use ferry_endpoint::EndpointError;
-use ferry_endpoint::listing::{ListQuery, Listed, kind_name};
+use ferry_endpoint::listing::{ListQuery, Listed};
 use ferry_storage::Entry;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -112,12 +112,12 @@ async fn stat(
     let p = params(q.as_deref());
     let path = first(&p, "path")
         .ok_or_else(|| op.endpoint()(EndpointError::BadRequest("path: required".into())))?;
-    let (_, e) = s
+    let (_, listed) = s
         .endpoint
         .stat(Some(&who), coll, path)
         .await
         .map_err(op.endpoint())?;
-    Ok(Json(file_doc(&e, kind_name(e.kind, None))))
+    Ok(Json(listed_doc(&listed)))
 }
 
 #[derive(Deserialize)]
