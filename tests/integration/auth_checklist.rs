@@ -67,12 +67,14 @@ async fn as11_a_code_is_redeemed_once_under_a_20_way_race() {
             .filter(|(st, _)| *st == 200)
             .map(|(_, b)| b)
             .collect();
-        wrong += usize::from(won.len() > 1);
+        // Exactly one exchange wins (it spends the code in the step that stores its tokens); the replays then
+        // revoke what it got.
+        wrong += usize::from(won.len() != 1);
         for t in won {
             wrong += usize::from(active(&s, &app, t["access_token"].as_str().unwrap()).await);
         }
     }
-    println!("code race: {wrong} double redemptions or live tokens in 25 trials of 20");
+    println!("code race: {wrong} trials without exactly one winner, or with live tokens, of 25 trials of 20");
     assert_eq!(wrong, 0);
 }
 

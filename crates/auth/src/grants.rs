@@ -99,6 +99,38 @@ fn check_known(scopes: &[Scope]) -> Result<()> {
     Ok(())
 }
 
+/// Why a code cannot be exchanged by this client with this request, if it cannot.
+fn code_fits(
+    rec: &SecretRecord,
+    client: &Client,
+    redirect_uri: Option<&str>,
+    verifier: Option<&str>,
+    now: i64,
+) -> std::result::Result<(), &'static str> {
+    if rec.used_at.is_some() {
+        return Err("the authorization code was already used");
+    }
+    if rec.client_id != Some(client.id) {
+        return Err("the authorization code was issued to another client");
+    }
+    if rec.revoked_at.is_some() || rec.expires_at <= now {
+        return Err("the authorization code has expired");
+    }
+    if redirect_uri != rec.extra["redirect_uri"].as_str() {
+        return Err("redirect_uri does not match the one of the authorization request");
+    }
+    match (rec.extra["code_challenge"].as_str(), verifier) {
+        (Some(challenge), Some(v))
+            if !secrets::valid_verifier(v) || !secrets::pkce_matches(v, challenge) =>
+        {
+            Err("the code_verifier does not match the code_challenge")
+        }
+        (Some(_), None) => Err("code_verifier is required for this code"),
+        (None, Some(_)) => Err("a code_verifier was sent but no code_challenge was"),
+        _ => Ok(()),
+    }
+}
+
 impl Auth {
     /// Authenticates a client at the token, introspection or revocation endpoint. Every failure is the same
     /// `invalid_client`; repeated failures for one client from one address are refused for a while.
@@ -217,40 +249,20 @@ impl Auth {
         let verifier = form.get("code_verifier").map(String::as_str);
         let now = self.now();
         let bad = |why: &str| AuthError::InvalidGrant(why.to_string());
-        let (rec, first) = self
+        let hash = self.hasher.hash(code);
+        let rec = self
             .store
-            .consume_secret(&self.hasher.hash(code), now)
+            .get_secret(&hash)
             .await?
-            .filter(|(r, _)| r.kind == SecretKind::Code)
+            .filter(|r| r.kind == SecretKind::Code)
             .ok_or_else(|| bad("the authorization code is invalid"))?;
-        if !first {
-            // A replayed code: whoever holds it may have stolen it, so the tokens it produced are revoked (and
-            // the exchange racing this one, if any, can no longer store its tokens).
-            self.store.revoke_grant(rec.grant_id, now).await?;
-            return Err(bad("the authorization code was already used"));
-        }
-        if rec.client_id != Some(client.id) {
-            return Err(bad("the authorization code was issued to another client"));
-        }
-        if rec.revoked_at.is_some() || rec.expires_at <= now {
-            return Err(bad("the authorization code has expired"));
-        }
-        if redirect_uri != rec.extra["redirect_uri"].as_str() {
-            return Err(bad(
-                "redirect_uri does not match the one of the authorization request",
-            ));
-        }
-        match (rec.extra["code_challenge"].as_str(), verifier) {
-            (Some(challenge), Some(v)) => {
-                if !secrets::valid_verifier(v) || !secrets::pkce_matches(v, challenge) {
-                    return Err(bad("the code_verifier does not match the code_challenge"));
-                }
+        if let Err(why) = code_fits(&rec, client, redirect_uri, verifier, now) {
+            // A failed exchange spends the code (a verifier cannot be guessed by retrying), and a replayed one
+            // revokes what it produced: whoever holds it may have stolen it.
+            if let Some((_, false)) = self.store.consume_secret(&hash, now).await? {
+                self.store.revoke_grant(rec.grant_id, now).await?;
             }
-            (Some(_), None) => return Err(bad("code_verifier is required for this code")),
-            (None, Some(_)) => {
-                return Err(bad("a code_verifier was sent but no code_challenge was"));
-            }
-            (None, None) => {}
+            return Err(bad(why));
         }
         let identity = self
             .store
@@ -272,7 +284,9 @@ impl Auth {
             with_id_token: true,
             dependencies: &tree_json(&scopes),
             session,
-            consume: None,
+            // Spent in the same step as the tokens are stored: of exchanges racing each other exactly one
+            // wins, and the others find it used and revoke the grant.
+            consume: Some(&hash),
         })
         .await
     }

@@ -901,10 +901,12 @@ impl Auth {
             IssueOutcome::Issued => {}
             IssueOutcome::Reused => {
                 return Err(bad(
-                    "the refresh token was already used; its grant has been revoked",
+                    "the code or refresh token was already used; its grant has been revoked",
                 ));
             }
-            IssueOutcome::Invalid => return Err(bad("the refresh token is invalid or expired")),
+            IssueOutcome::Invalid => {
+                return Err(bad("the code or refresh token is invalid or expired"));
+            }
             IssueOutcome::GrantRevoked => return Err(bad("this authorization has been revoked")),
         }
         let wants_openid = by_rs

@@ -120,9 +120,10 @@ pub struct GrantRecord {
 pub enum IssueOutcome {
     /// The secrets were inserted (and the secret to consume, if any, consumed).
     Issued,
-    /// The secret to consume had been used already: reuse of a rotated refresh token. Its grant is now revoked.
+    /// The secret to consume had been used already: reuse of a rotated refresh token or a replayed code. Its
+    /// grant is now revoked.
     Reused,
-    /// The secret to consume is unknown, expired, revoked, or not a refresh token.
+    /// The secret to consume is unknown, expired, revoked, or neither a refresh token nor a code.
     Invalid,
     /// The grant was revoked; nothing was inserted.
     GrantRevoked,
@@ -339,7 +340,7 @@ pub trait Store: TaskStore + Send + Sync + 'static {
 
     // ---- grants, consents and the scope registry (authorisation server) ----
 
-    /// In one transaction: consumes `consume` when given (a refresh token not used, revoked or expired at
+    /// In one transaction: consumes `consume` when given (a refresh token or code not used, revoked or expired at
     /// `now`; an already used one revokes its grant instead), records the grant if new, refuses if the grant
     /// is revoked, and inserts `secrets`. Rotation, reuse detection and revocation cannot interleave, so no
     /// token of a revoked family survives.

@@ -107,7 +107,7 @@ impl SqliteStore {
         let mut tx = self.writer.begin().await.map_err(backend)?;
         if let Some(hash) = consume {
             let consumed = sqlx::query(
-                "UPDATE secrets SET used_at = ?1 WHERE hash = ?2 AND kind = 'refresh' AND used_at IS NULL \
+                "UPDATE secrets SET used_at = ?1 WHERE hash = ?2 AND kind IN ('refresh', 'code') AND used_at IS NULL \
                  AND revoked_at IS NULL AND expires_at > ?1 RETURNING grant_id",
             )
             .bind(now)
@@ -117,7 +117,7 @@ impl SqliteStore {
             .map_err(backend)?;
             if consumed.is_none() {
                 let used: Option<(String, Option<i64>)> = sqlx::query_as(
-                    "SELECT grant_id, used_at FROM secrets WHERE hash = ? AND kind = 'refresh'",
+                    "SELECT grant_id, used_at FROM secrets WHERE hash = ? AND kind IN ('refresh', 'code')",
                 )
                 .bind(hash)
                 .fetch_optional(&mut *tx)
