@@ -20,6 +20,8 @@ import requests
 from browser import Browser
 from world import GROUPS, OPENID, TRANSFER, Identity, World, collection_scope, manage_scope
 
+PROJECTS = "urn:globus:auth:scope:auth.globus.org:manage_projects"
+
 ROUTES_DIR = Path(__file__).resolve().parent.parent / "crates" / "server" / "src" / "routes"
 METHOD = re.compile(r"\b(get|post|put|patch|delete)\(")
 
@@ -79,6 +81,17 @@ def rows() -> list[Row]:
         R("POST", "/v2/api/clients", "auth", "own", "alice", lambda c: "/v2/api/clients",
           lambda c: {"client": {"name": "matrix " + secrets.token_hex(4), "public_client": True}}),
         R("DELETE", "/v2/api/clients/{id}", "auth", "deny", "alice", lambda c: f"/v2/api/clients/{c['alice_client']}",
+          owner_check=False),
+        R("DELETE", "/v2/api/identities/{id}/consents/{consent_id}", "auth", "deny", "alice",
+          lambda c: f"/v2/api/identities/{c['alice']}/consents/{c['consent']}", owner_check=False),
+        R("POST", "/v2/api/clients/{id}/scopes", "auth", "deny", "alice",
+          lambda c: f"/v2/api/clients/{c['alice_client']}/scopes",
+          lambda c: {"scope": {"name": "m", "description": "m", "scope_suffix": "m" + secrets.token_hex(3)}}),
+        R("GET", "/v2/api/scopes", "auth", "own", "alice", lambda c: f"/v2/api/scopes?ids={c['scope']}"),
+        R("GET", "/v2/api/scopes/{id}", "auth", "deny", "alice", lambda c: f"/v2/api/scopes/{c['scope']}"),
+        R("PUT", "/v2/api/scopes/{id}", "auth", "deny", "alice", lambda c: f"/v2/api/scopes/{c['scope']}",
+          lambda c: {"scope": {"description": "taken over"}}),
+        R("DELETE", "/v2/api/scopes/{id}", "auth", "deny", "alice", lambda c: f"/v2/api/scopes/{c['scope']}",
           owner_check=False),
         R("GET", "/v2/api/policies", "auth", "own", "admin", lambda c: "/v2/api/policies"),
         R("POST", "/v2/api/policies", "auth", "own", "admin", lambda c: "/v2/api/policies",
@@ -311,8 +324,8 @@ def run(w: World) -> tuple[str, int, list[str]]:
     admin_t = w.token(w.admin, TRANSFER)
     manage = w.token(w.admin, manage_scope(w.endpoint))
     admin_auth = w.token(w.admin, "urn:globus:auth:scope:auth.globus.org:view_identity_set")
-    alice = Browser(w, w.alice).tokens(f"{OPENID} {TRANSFER} {GROUPS} {collection_scope(w.guest, 'https')}",
-                                       offline=True)
+    alice = Browser(w, w.alice).tokens(f"{OPENID} {PROJECTS} {TRANSFER} {GROUPS} "
+                                       f"{collection_scope(w.guest, 'https')}", offline=True)
     tok_of = {d["resource_server"]: d["access_token"] for d in [alice] + alice["other_tokens"]}
     carol = w._person("carol")
     ctx: dict[str, str] = {"guest": w.guest, "mapped": w.mapped, "alice": w.alice.id, "admin": w.admin.id,
@@ -353,18 +366,25 @@ def run(w: World) -> tuple[str, int, list[str]]:
     st, text = w.call("POST", "/v2/api/clients", tok_of["auth.globus.org"], {
         "client": {"name": "alice's app", "public_client": True}})
     ctx["alice_client"] = (_json(text) or {}).get("client", {}).get("id", str(uuid.uuid4()))
+    st, text = w.call("POST", f"/v2/api/clients/{ctx['alice_client']}/scopes", tok_of["auth.globus.org"], {
+        "scope": {"name": "alice's scope", "description": "d", "scope_suffix": "alice_all"}})
+    assert st < 300, text
+    ctx["scope"] = _json(text)["scope"]["id"]
+    st, text = w.call("GET", f"/v2/api/identities/{w.alice.id}/consents", tok_of["auth.globus.org"])
+    assert st < 300, text
+    ctx["consent"] = _json(text)["consents"][0]["id"]
     # (A guest collection's document names its user credential's id, as on GCS; the credential itself is
     # its owner's only, which the credential rows check.)
     private_ids = {ctx[k] for k in ("rule", "role", "sharing_policy", "policy", "group", "task", "bookmark",
-                                    "alice_client")}
+                                    "alice_client", "scope", "consent")}
 
     # The callers.
-    mallory = Browser(w, w.mallory).tokens(f"{OPENID} {TRANSFER} {GROUPS} {collection_scope(w.guest, 'https')}")
+    mallory = Browser(w, w.mallory).tokens(f"{OPENID} {PROJECTS} {TRANSFER} {GROUPS} "
+                                           f"{collection_scope(w.guest, 'https')}")
     mallory_tok = {d["resource_server"]: d["access_token"] for d in [mallory] + mallory["other_tokens"]}
-    st, eve = w.app_tokens(w.eve, f"{OPENID} {TRANSFER} {GROUPS} {manage_scope(w.endpoint)} "
+    st, eve = w.app_tokens(w.eve, f"{OPENID} {PROJECTS} {TRANSFER} {GROUPS} {manage_scope(w.endpoint)} "
                                   f"{collection_scope(w.guest, 'https')}")
     eve_tok = {d["resource_server"]: d["access_token"] for d in [eve] + eve.get("other_tokens", [])}
-    st, mal_manage = w.app_tokens(w.eve, manage_scope(w.endpoint))
     rs = {"auth": "auth.globus.org", "transfer": "transfer.api.globus.org", "groups": "groups.api.globus.org",
           "manage": w.endpoint, "guest-https": w.guest}
     owners = {"admin": {rs["auth"]: admin_auth, rs["transfer"]: admin_t, rs["manage"]: manage,
@@ -407,6 +427,8 @@ def run(w: World) -> tuple[str, int, list[str]]:
             w.call("GET", "/api/endpoint", manage)[1],
             w.call("GET", "/api/roles", manage)[1],
             w.call("GET", f"/v2/api/policies/{ctx['policy']}", admin_auth)[1],
+            w.call("GET", f"/v2/api/scopes/{ctx['scope']}", tok_of["auth.globus.org"])[1],
+            w.call("GET", f"/v2/api/identities/{w.alice.id}/consents", tok_of["auth.globus.org"])[1],
             str(sorted(p.name for p in (w.storage / "share").iterdir())),
         ]
         volatile = re.compile(r'"(last_used|updated|last_access|subtasks_[a-z_]+|status|nice_status[a-z_]*|'
@@ -439,7 +461,7 @@ def run(w: World) -> tuple[str, int, list[str]]:
             if wrong:
                 bad += 1
                 shown = [k for k in ("rule", "role", "sharing_policy", "policy", "group", "task", "bookmark",
-                                     "alice_client") if ctx[k] in text]
+                                     "alice_client", "scope", "consent") if ctx[k] in text]
                 notes.append(f"{who}: {row.method} {row.route} -> {st} (shows {shown or 'host paths'}) "
                              f"{text[:160]}")
         if row.owner_check and row.policy != "client-deny":
