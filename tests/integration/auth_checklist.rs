@@ -74,7 +74,9 @@ async fn as11_a_code_is_redeemed_once_under_a_20_way_race() {
             wrong += usize::from(active(&s, &app, t["access_token"].as_str().unwrap()).await);
         }
     }
-    println!("code race: {wrong} trials without exactly one winner, or with live tokens, of 25 trials of 20");
+    println!(
+        "code race: {wrong} trials without exactly one winner, or with live tokens, of 25 trials of 20"
+    );
     assert_eq!(wrong, 0);
 }
 

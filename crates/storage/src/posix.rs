@@ -679,23 +679,9 @@ impl Inner {
         // process dies; linking it in is cheaper than creating a temporary name and renaming it.
         if let Some(file) = unnamed_file(folder) {
             fill(&file, &f, digest, &path)?;
-            match link_unnamed(&file, folder, &f.name) {
-                Ok(()) => return Ok(f.data.len() as u64),
-                // Something has the name (an older copy): replace it through a temporary name, atomically.
-                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-                    let part = part_name(&f.name, &f.token);
-                    let _ = folder.remove_file(&part);
-                    link_unnamed(&file, folder, &part).map_err(|e| os_err(&path, e))?;
-                    return folder
-                        .rename(&part, folder, &f.name)
-                        .map(|()| f.data.len() as u64)
-                        .map_err(|e| {
-                            let _ = folder.remove_file(&part);
-                            os_err(&path, e)
-                        });
-                }
-                Err(e) => return Err(os_err(&path, e)),
-            }
+            let part = part_name(&f.name, &f.token);
+            return name_unnamed(&file, folder, &f.name, Some(&part), &path)
+                .map(|()| f.data.len() as u64);
         }
         let part = part_name(&f.name, &f.token);
         let mut opts = OpenOptions::new();
@@ -756,6 +742,33 @@ fn unnamed_file(folder: &Dir) -> Option<std::fs::File> {
     }
     // SAFETY: fd was just opened by us and is owned by the File from here on.
     Some(unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
+/// Names a finished unnamed file `name` in `folder`. When something has the name already, it is replaced
+/// through the temporary name `replace_via`, atomically (a folder in the way is not replaced); without
+/// `replace_via` the taken name is an `Exists` error.
+fn name_unnamed(
+    file: &std::fs::File,
+    folder: &Dir,
+    name: &str,
+    replace_via: Option<&str>,
+    path: &str,
+) -> Result<()> {
+    match link_unnamed(file, folder, name) {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+            let Some(tmp) = replace_via else {
+                return Err(StorageError::Exists(path.into()));
+            };
+            let _ = folder.remove_file(tmp);
+            link_unnamed(file, folder, tmp).map_err(|e| os_err(path, e))?;
+            folder.rename(tmp, folder, name).map_err(|e| {
+                let _ = folder.remove_file(tmp);
+                os_err(path, e)
+            })
+        }
+        Err(e) => Err(os_err(path, e)),
+    }
 }
 
 /// Gives an unnamed file the name `name` in `folder` (fails with EEXIST if the name is taken).
@@ -1049,6 +1062,10 @@ impl Connector for PosixConnector {
                     Ok(_) if !overwrite => return Err(StorageError::Exists(p)),
                     _ => {}
                 }
+                // Unnamed (O_TMPFILE) where the file system allows: a server killed mid-upload leaves nothing.
+                if let Some(f) = unnamed_file(&parent) {
+                    return Ok((parent, name, None, f));
+                }
                 let mut opts = OpenOptions::new();
                 opts.write(true)
                     .create_new(true)
@@ -1057,7 +1074,7 @@ impl Connector for PosixConnector {
                 loop {
                     let tmp = temp_name(&name);
                     match parent.open_with(&tmp, &opts) {
-                        Ok(f) => return Ok((parent, name, tmp, f.into_std())),
+                        Ok(f) => return Ok((parent, name, Some(tmp), f.into_std())),
                         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                         Err(e) => return Err(os_err(&p, e)),
                     }
@@ -1324,7 +1341,8 @@ struct PosixUpload {
     /// None once committed or aborted.
     parent: Option<Dir>,
     name: String,
-    tmp: String,
+    /// The hidden temporary name the bytes go to; None when the file has no name until committed.
+    tmp: Option<String>,
     path: String,
     file: Option<tokio::fs::File>,
     overwrite: bool,
@@ -1341,31 +1359,40 @@ impl Upload for PosixUpload {
     }
 
     async fn commit(mut self: Box<Self>) -> Result<Entry> {
-        if let Some(mut f) = self.file.take() {
-            f.flush().await.map_err(|e| os_err(&self.path, e))?;
-            f.sync_all().await.map_err(|e| os_err(&self.path, e))?;
-        }
+        let mut f = self
+            .file
+            .take()
+            .ok_or_else(|| StorageError::Io(At::new(&self.path, "upload already finished")))?;
+        f.flush().await.map_err(|e| os_err(&self.path, e))?;
+        f.sync_all().await.map_err(|e| os_err(&self.path, e))?;
+        let file = f.into_std().await;
         let parent = self
             .parent
             .take()
             .ok_or_else(|| StorageError::Io(At::new(&self.path, "upload already finished")))?;
         let (name, tmp, path, overwrite, inner) = (
             self.name.clone(),
-            self.tmp.clone(),
+            self.tmp.take(),
             self.path.clone(),
             self.overwrite,
             self.inner.clone(),
         );
         tokio::task::spawn_blocking(move || {
-            let moved = if overwrite {
-                parent
-                    .rename(&tmp, &parent, &name)
-                    .map_err(|e| os_err(&path, e))
-            } else {
-                rename_noreplace(&parent, &tmp, &parent, &name, &path)
+            let moved = match &tmp {
+                None => {
+                    let via = overwrite.then(|| temp_name(&name));
+                    name_unnamed(&file, &parent, &name, via.as_deref(), &path)
+                }
+                Some(tmp) if overwrite => parent
+                    .rename(tmp, &parent, &name)
+                    .map_err(|e| os_err(&path, e)),
+                Some(tmp) => rename_noreplace(&parent, tmp, &parent, &name, &path),
             };
+            drop(file);
             if let Err(e) = moved {
-                let _ = parent.remove_file(&tmp);
+                if let Some(tmp) = &tmp {
+                    let _ = parent.remove_file(tmp);
+                }
                 return Err(e);
             }
             // The rename is durable only once the folder is synced.
@@ -1378,8 +1405,8 @@ impl Upload for PosixUpload {
 
     async fn abort(mut self: Box<Self>) -> Result<()> {
         self.file.take();
-        if let Some(parent) = self.parent.take() {
-            let (tmp, path) = (self.tmp.clone(), self.path.clone());
+        if let (Some(parent), Some(tmp)) = (self.parent.take(), self.tmp.take()) {
+            let path = self.path.clone();
             tokio::task::spawn_blocking(move || {
                 parent.remove_file(&tmp).map_err(|e| os_err(&path, e))
             })
@@ -1392,10 +1419,11 @@ impl Upload for PosixUpload {
 
 impl Drop for PosixUpload {
     fn drop(&mut self) {
-        // Neither committed nor aborted: a broken upload leaves nothing behind.
+        // Neither committed nor aborted: a broken upload leaves nothing behind (an unnamed one vanishes with
+        // its descriptor).
         self.file.take();
-        if let Some(parent) = self.parent.take() {
-            let _ = parent.remove_file(&self.tmp);
+        if let (Some(parent), Some(tmp)) = (self.parent.take(), self.tmp.take()) {
+            let _ = parent.remove_file(&tmp);
         }
     }
 }
@@ -1628,6 +1656,11 @@ mod tests {
         u.write(Bytes::from_static(b"partial")).await.unwrap();
         drop(u);
         assert_eq!(names(), before, "a dropped upload leaves nothing");
+        // A process killed mid-upload runs no destructor at all: still nothing may be left under any name.
+        let mut u = f.c.write("/d/killed", false).await.unwrap();
+        u.write(Bytes::from_static(b"partial")).await.unwrap();
+        std::mem::forget(u);
+        assert_eq!(names(), before, "a killed upload leaves nothing");
         assert!(matches!(
             f.c.write("/d/f.txt", false).await,
             Err(StorageError::Exists(_))
