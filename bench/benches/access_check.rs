@@ -71,7 +71,7 @@ fn setup() -> (CollectionPolicy, Uuid, Vec<Uuid>) {
         gateway: &gateway,
         account: Account {
             username: "ana",
-            home: None,
+            home: ferry_core::restrictions::Home::NoConcept,
         },
         sharing_policies: &[],
         acl_rules: &rules,

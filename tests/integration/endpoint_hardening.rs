@@ -202,3 +202,53 @@ async fn the_rule_limit_holds_under_parallel_creates() {
     }
     assert_eq!(store.list_acl_rules(guest).await.unwrap().len(), MAX);
 }
+
+/// `{"none": ["/"], "read_write": ["$HOME"]}` on a POSIX gateway: an account with no home this gateway can reach
+/// (no such user on the host, or a home outside the gateway's folder) reaches nothing through `$HOME` — it
+/// used to be read as `/`, handing such accounts the whole gateway — and a collection based on `~` refuses
+/// them with a message that says why.
+#[tokio::test]
+async fn an_account_without_a_home_gets_nothing_through_home() {
+    let s = TestServer::start().await;
+    let admin = api(&s, &s.admin_app()).await;
+    for account in ["no-such-user-on-this-host", "root"] {
+        // root's home (/root) is outside the gateway's folder; the other account does not exist at all.
+        let mapping = json!([{"DATA_TYPE": "expression_identity_mapping#1.0.0",
+            "mappings": [{"source": "{username}", "match": ".*", "output": account}]}]);
+        let (g, dir) = gateway(
+            &admin,
+            json!({"none": ["/"], "read_write": ["$HOME"]}),
+            json!({"identity_mappings": mapping}),
+        )
+        .await;
+        std::fs::write(dir.path().join("top.txt"), "everyone's").unwrap();
+        let whole = mapped(&admin, g, json!({})).await;
+        let homed = mapped(&admin, g, json!({"collection_base_path": "~"})).await;
+        let app = s.app(ClientKind::Confidential).await;
+        let door = Door::new(&s, &app, whole).await;
+        let (st, b) = ferry_tests::endpoint::ls(&s, &door.transfer, whole, "/").await;
+        assert_eq!(
+            st, 403,
+            "{account}: $HOME must not mean the whole gateway: {b}"
+        );
+        let put = s
+            .http
+            .put(format!("{}/data/{whole}/planted.txt", s.url))
+            .bearer_auth(&door.https)
+            .body("x")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.status().as_u16(), 403, "{account}");
+        assert!(!dir.path().join("planted.txt").exists());
+        let (st, b) = ferry_tests::endpoint::ls(&s, &door.transfer, homed, "/").await;
+        assert_eq!(st, 403, "{account}: {b}");
+        assert!(
+            b["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("no home folder"),
+            "{account}: the refusal says why: {b}"
+        );
+    }
+}

@@ -868,7 +868,9 @@ async fn explain_names_the_deciding_rule_for_every_vector() {
             Some("/u/$USER"),
         ),
         (22, rw(&["/u/$USER"]), "ana", "/u/bob/x", "none", None),
-        (23, rw(&["~"]), "ana", "/anything", "read_write", Some("~")),
+        // Vector 23 (`~` is `/`) holds where storage has no home folders (the core's vector test). A POSIX gateway
+        // has them, and `ana` has none on this host: `~` names nothing, never the whole gateway.
+        (23, rw(&["~"]), "ana", "/anything", "none", None),
         (
             26,
             rw(&["/data\\*"]),

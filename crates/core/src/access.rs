@@ -24,7 +24,7 @@ use crate::endpoint::{
     StorageGatewayDoc,
 };
 use crate::path;
-use crate::restrictions::{Access, Compiled, PathRestrictions, Vars};
+use crate::restrictions::{Access, Compiled, Home, PathRestrictions, Vars, names_home};
 use crate::time::Timestamp;
 
 /// Who asks: an identity with the groups it is an active member of, or nobody (an anonymous request).
@@ -146,7 +146,7 @@ pub struct Explanation {
 #[derive(Debug, Clone, Copy)]
 pub struct Account<'a> {
     pub username: &'a str,
-    pub home: Option<&'a str>,
+    pub home: Home<'a>,
 }
 
 /// Everything a policy is compiled from. For a guest collection, `account` is its creator's account and `mapped`
@@ -205,9 +205,15 @@ pub struct CollectionPolicy {
     guest: Option<GuestLayers>,
 }
 
-/// Replaces `$USER`, `$HOME` and a leading `~` in a base path (these are paths, not patterns).
-pub fn interpolate_base_path(base: &str, account: Account<'_>) -> String {
-    let home = account.home.unwrap_or("/");
+/// Replaces `$USER`, `$HOME` and a leading `~` in a base path (these are paths, not patterns). None when the
+/// path names the home and the account has none on this storage.
+pub fn interpolate_base_path(base: &str, account: Account<'_>) -> Option<String> {
+    let home = match account.home {
+        Home::NoConcept => "/",
+        Home::At(h) => h,
+        Home::Missing if names_home(base) => return None,
+        Home::Missing => "/",
+    };
     let mut out = base.replace("$USER", account.username);
     out = out.replace("$HOME", home);
     if out == "~" {
@@ -215,7 +221,7 @@ pub fn interpolate_base_path(base: &str, account: Account<'_>) -> String {
     } else if let Some(rest) = out.strip_prefix("~/") {
         out = format!("{}/{rest}", home.trim_end_matches('/'));
     }
-    out
+    Some(out)
 }
 
 fn compile_doc(
@@ -232,7 +238,13 @@ fn compile_doc(
 }
 
 fn root_of(doc: &CollectionDoc, account: Account<'_>) -> Result<String, PolicyError> {
-    path::normalize(&interpolate_base_path(&doc.collection_base_path, account)).map_err(|e| {
+    let base = interpolate_base_path(&doc.collection_base_path, account).ok_or_else(|| {
+        PolicyError(format!(
+            "collection {} is based on the home folder, and account {} has none on this storage gateway",
+            doc.id, account.username
+        ))
+    })?;
+    path::normalize(&base).map_err(|e| {
         PolicyError(format!(
             "collection {} has an unusable base path: {e}",
             doc.id
@@ -690,7 +702,7 @@ mod tests {
 
     const ANA: Account<'static> = Account {
         username: "ana",
-        home: None,
+        home: Home::NoConcept,
     };
 
     #[test]
@@ -986,12 +998,20 @@ mod tests {
     fn base_paths_interpolate_the_account() {
         let a = Account {
             username: "ana",
-            home: Some("/home/ana"),
+            home: Home::At("/home/ana"),
         };
-        assert_eq!(interpolate_base_path("/u/$USER", a), "/u/ana");
-        assert_eq!(interpolate_base_path("~", a), "/home/ana");
-        assert_eq!(interpolate_base_path("~/x", a), "/home/ana/x");
-        assert_eq!(interpolate_base_path("$HOME/x", a), "/home/ana/x");
-        assert_eq!(interpolate_base_path("~/x", ANA), "/x");
+        let b = |base: &str, a| interpolate_base_path(base, a);
+        assert_eq!(b("/u/$USER", a).as_deref(), Some("/u/ana"));
+        assert_eq!(b("~", a).as_deref(), Some("/home/ana"));
+        assert_eq!(b("~/x", a).as_deref(), Some("/home/ana/x"));
+        assert_eq!(b("$HOME/x", a).as_deref(), Some("/home/ana/x"));
+        assert_eq!(b("~/x", ANA).as_deref(), Some("/x"));
+        let homeless = Account {
+            username: "ana",
+            home: Home::Missing,
+        };
+        assert_eq!(b("~/x", homeless), None);
+        assert_eq!(b("$HOME", homeless), None);
+        assert_eq!(b("/u/$USER", homeless).as_deref(), Some("/u/ana"));
     }
 }

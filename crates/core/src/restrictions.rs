@@ -293,14 +293,66 @@ fn check_entry(entry: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Where `~` and `$HOME` lead for one account.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Home<'a> {
+    /// The storage has no home folders: `~` and `$HOME` mean `/` (path-restrictions.md, vector 23).
+    #[default]
+    NoConcept,
+    /// The storage has home folders, but this account has none it can reach (no such account on the host, or
+    /// a home outside the gateway's folder): patterns and base paths that name the home apply to nothing.
+    /// Reading it as `/` would hand such an account the whole gateway through `read_write: ["$HOME"]`.
+    Missing,
+    /// The home folder in the gateway's namespace.
+    At(&'a str),
+}
+
+impl<'a> Home<'a> {
+    /// What a storage's look-up found: `has_homes` is whether the storage has the concept at all.
+    pub fn from_lookup(has_homes: bool, found: Option<&'a str>) -> Self {
+        match (has_homes, found) {
+            (false, _) => Home::NoConcept,
+            (true, Some(h)) => Home::At(h),
+            (true, None) => Home::Missing,
+        }
+    }
+
+    /// The home without a trailing `/` ("" for the root); None when there is none to go to.
+    fn trimmed(self) -> Option<&'a str> {
+        match self {
+            Home::NoConcept => Some(""),
+            Home::At(h) => Some(h.trim_end_matches('/')),
+            Home::Missing => None,
+        }
+    }
+}
+
+/// Whether a pattern or base path names the home folder (`~`, `~/…` or `$HOME`, not escaped).
+pub fn names_home(pattern: &str) -> bool {
+    if pattern == "~" || pattern.starts_with("~/") {
+        return true;
+    }
+    let mut rest = pattern;
+    while let Some(c) = rest.chars().next() {
+        if c == '\\' {
+            let escaped = rest.chars().nth(1).map_or(0, char::len_utf8);
+            rest = &rest[1 + escaped..];
+        } else if rest.starts_with("$HOME") {
+            return true;
+        } else {
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    false
+}
+
 /// The values interpolated into patterns for one user.
 /// `user`: the effective storage username ($USER). None: patterns using $USER apply to nothing.
-/// `home`: the home directory in the gateway's namespace; None: the gateway has no home concept, so `~`/$HOME
-/// mean "/".
+/// `home`: where `~` and `$HOME` lead (see [`Home`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Vars<'a> {
     pub user: Option<&'a str>,
-    pub home: Option<&'a str>,
+    pub home: Home<'a>,
 }
 
 /// `~` (whole pattern or a leading `~/`), `$HOME` and `$USER` replaced by their values, escaped so that they
@@ -308,7 +360,11 @@ pub struct Vars<'a> {
 /// Backslash escapes are kept as they are, so `\$USER` is a literal `$USER`.
 fn interpolate(pattern: &str, vars: &Vars<'_>) -> Option<String> {
     // The home without trailing `/`: "" for the root, so that `~/x` and `$HOME/x` never become `//x`.
-    let home = vars.home.map_or("", |h| h.trim_end_matches('/'));
+    let home = match vars.home.trimmed() {
+        Some(h) => h,
+        None if names_home(pattern) => return None,
+        None => "",
+    };
     let home = fnmatch::escape(home);
     let user = match vars.user {
         Some(u) if !u.is_empty() => Some(fnmatch::escape(u)),
@@ -580,11 +636,11 @@ mod tests {
     fn design_vectors() {
         let ana_home = Vars {
             user: Some("ana"),
-            home: Some("/home/ana"),
+            home: Home::At("/home/ana"),
         };
         let ana = Vars {
             user: Some("ana"),
-            home: None,
+            home: Home::NoConcept,
         };
         let plain = Vars::default();
         #[rustfmt::skip]
@@ -744,7 +800,7 @@ mod tests {
     fn interpolation() {
         let vars = Vars {
             user: Some("ana*"),
-            home: Some("/home/a[1]/"),
+            home: Home::At("/home/a[1]/"),
         };
         for (pattern, want) in [
             ("~", Some("/home/a\\[1]")),
@@ -762,7 +818,7 @@ mod tests {
         }
         let root = Vars {
             user: None,
-            home: Some("/"),
+            home: Home::At("/"),
         };
         for (pattern, want) in [
             ("~", Some("/")),
@@ -784,11 +840,32 @@ mod tests {
                 "/u/$USER",
                 &Vars {
                     user: Some(""),
-                    home: None
+                    home: Home::NoConcept
                 }
             ),
             None
         );
+
+        // A storage with home folders, and an account without one: the home names nothing, never "/".
+        let missing = Vars {
+            user: Some("ana"),
+            home: Home::Missing,
+        };
+        for pattern in ["~", "~/x", "$HOME", "/a/$HOME/b"] {
+            assert_eq!(interpolate(pattern, &missing), None, "{pattern:?}");
+        }
+        assert_eq!(
+            interpolate("/x/\\$HOME", &missing).as_deref(),
+            Some("/x/\\$HOME")
+        );
+        assert_eq!(interpolate("/u/$USER", &missing).as_deref(), Some("/u/ana"));
+        let c = doc(&["/"], &[], &["$HOME"]).compile(&missing);
+        assert_eq!(c.access("/anything"), NONE);
+        assert_eq!(c.access("/"), NONE);
+        assert!(
+            names_home("~") && names_home("$HOME/x") && names_home("~/") && names_home("/a$HOME")
+        );
+        assert!(!names_home("~ana") && !names_home("/x/\\$HOME") && !names_home("/x/~"));
 
         // An escaped home matches literally, and `~/` with home "/" covers everything.
         let d = doc(&[], &[], &["~"]);
@@ -890,7 +967,7 @@ mod tests {
 
         let c = doc(&[], &[], &["/u/$USER"]).compile(&Vars {
             user: Some("ana"),
-            home: None,
+            home: Home::NoConcept,
         });
         let e = c.evaluate("/u/ana");
         assert_eq!(
@@ -929,7 +1006,7 @@ mod tests {
         d.read.push("$HOME".into());
         let c = d.compile(&Vars {
             user: Some("ana"),
-            home: Some("/home/ana"),
+            home: Home::At("/home/ana"),
         });
         let paths = [
             "/proj7/run/raw3/file.h5",
@@ -1043,7 +1120,7 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(2_000))]
 
         #[test]
-        fn access_equals_evaluate_and_reference(d in documents(), path in paths(), with_user in any::<bool>(), home in proptest::sample::select(vec![None, Some("/"), Some("/home/ana"), Some("/a[1]")])) {
+        fn access_equals_evaluate_and_reference(d in documents(), path in paths(), with_user in any::<bool>(), home in proptest::sample::select(vec![Home::NoConcept, Home::Missing, Home::At("/"), Home::At("/home/ana"), Home::At("/a[1]")])) {
             prop_assert!(d.validate("f").is_ok());
             let vars = Vars { user: with_user.then_some("ana"), home };
             let c = d.compile(&vars);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use ferry_core::access::{Account, Action, Caller, CollectionPolicy, PolicyInputs};
 use ferry_core::endpoint::{CollectionDoc, CollectionType, UserCredentialDoc};
 use ferry_core::path;
-use ferry_core::restrictions::PathRestrictions;
+use ferry_core::restrictions::{Home, PathRestrictions};
 use ferry_core::roles::{self, Roles};
 use ferry_storage::{Connector, EntryKind, Scoped};
 use serde_json::Value;
@@ -76,7 +76,7 @@ pub struct CollectionQuery {
 /// A stand-in account for checking that a mapped base path with `$USER`/`$HOME` makes a valid path.
 const PROBE: Account<'static> = Account {
     username: "probe",
-    home: Some("/home/probe"),
+    home: Home::At("/home/probe"),
 };
 
 fn validate_common(doc: &CollectionDoc) -> Result<()> {
@@ -128,7 +128,7 @@ fn validate_mapped(doc: &CollectionDoc) -> Result<()> {
             "collection_base_path: {base:?} must be an absolute path (it may start with ~, $HOME or $USER)"
         )));
     }
-    path::normalize(&ferry_core::access::interpolate_base_path(base, PROBE))
+    path::normalize(&ferry_core::access::interpolate_base_path(base, PROBE).unwrap_or_default())
         .map_err(|e| EndpointError::BadRequest(format!("collection_base_path: {e}")))?;
     if let Some(r) = &doc.sharing_restrict_paths {
         PathRestrictions::from_json(r, "sharing_restrict_paths")
@@ -327,7 +327,11 @@ impl Endpoint {
         // The creator must be able to reach the folder through the gateway and sharing restrictions, and it
         // must exist: the same check any data access makes, applied to the collection about to exist.
         let storage = self.connector(&gateway)?;
-        let home = storage.home_of(&username).await;
+        let found = storage.home_of(&username).await;
+        let home = Home::from_lookup(storage.has_homes(), found.as_deref());
+        if let Some(why) = crate::policy::homeless(&mapped, &username, home) {
+            return Err(EndpointError::AccessDenied(why));
+        }
         let sharing_policies = self.store.list_sharing_policies(mapped.id).await?;
         let policy = CollectionPolicy::build(&PolicyInputs {
             collection: &doc,
@@ -335,7 +339,7 @@ impl Endpoint {
             gateway: &gateway,
             account: Account {
                 username: &username,
-                home: home.as_deref(),
+                home,
             },
             sharing_policies: &sharing_policies,
             acl_rules: &[],

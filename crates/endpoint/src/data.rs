@@ -15,6 +15,7 @@ use std::sync::Arc;
 use ferry_core::access::{Account, Action, Caller, CollectionPolicy, interpolate_base_path};
 use ferry_core::endpoint::CollectionDoc;
 use ferry_core::path;
+use ferry_core::restrictions::Home;
 use ferry_storage::{ByteStream, Connector, Entry, EntryKind, StorageError, Upload};
 use futures_util::StreamExt;
 use uuid::Uuid;
@@ -103,11 +104,11 @@ pub fn expand_home(path: &str, c: &CollectionDoc, account: Option<&str>) -> Stri
                 d,
                 Account {
                     username: account.unwrap_or(""),
-                    home: None,
+                    home: Home::NoConcept,
                 },
             )
         })
-        .and_then(|d| path::normalize(&d).ok())
+        .and_then(|d| path::normalize(&d?).ok())
         .unwrap_or_else(|| "/".into());
     if rest.is_empty() {
         home

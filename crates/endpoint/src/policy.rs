@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use ferry_core::access::{Account, CollectionPolicy, PolicyInputs};
 use ferry_core::endpoint::{CollectionDoc, CollectionType};
+use ferry_core::restrictions::{Home, names_home};
 use ferry_storage::{Connector, Scoped};
 use uuid::Uuid;
 
@@ -108,6 +109,15 @@ impl PolicyCache {
     }
 }
 
+/// Why `account` cannot reach a collection based on the home folder, when it has none on this storage.
+pub(crate) fn homeless(c: &CollectionDoc, account: &str, home: Home<'_>) -> Option<String> {
+    (home == Home::Missing && names_home(&c.collection_base_path)).then(|| {
+        format!(
+            "account {account} has no home folder on this storage gateway, and the collection is based on it"
+        )
+    })
+}
+
 impl Endpoint {
     /// The compiled policy through which `who` reaches `c`. Anonymous callers reach guest collections only.
     pub(crate) async fn grant(
@@ -142,14 +152,18 @@ impl Endpoint {
                     Err(why) => return Ok(Grant::NoAccount(why)),
                 };
                 let storage = self.connector(&gateway)?;
-                let home = storage.home_of(&account).await;
+                let found = storage.home_of(&account).await;
+                let home = Home::from_lookup(storage.has_homes(), found.as_deref());
+                if let Some(why) = homeless(c, &account, home) {
+                    return Ok(Grant::NoAccount(why));
+                }
                 let policy = CollectionPolicy::build(&PolicyInputs {
                     collection: c,
                     mapped: None,
                     gateway: &gateway,
                     account: Account {
                         username: &account,
-                        home: home.as_deref(),
+                        home,
                     },
                     sharing_policies: &[],
                     acl_rules: &[],
@@ -181,7 +195,13 @@ impl Endpoint {
                     }
                 };
                 let storage = self.connector(&gateway)?;
-                let home = storage.home_of(&account).await;
+                let found = storage.home_of(&account).await;
+                let home = Home::from_lookup(storage.has_homes(), found.as_deref());
+                if let Some(why) = homeless(&mapped, &account, home) {
+                    return Ok(Grant::NoAccount(format!(
+                        "the guest collection's owner: {why}"
+                    )));
+                }
                 let sharing_policies = self.store.list_sharing_policies(mapped.id).await?;
                 let acl_rules = self.store.list_acl_rules(c.id).await?;
                 let mut roles = self.store.list_roles(None).await?;
@@ -204,7 +224,7 @@ impl Endpoint {
                     gateway: &gateway,
                     account: Account {
                         username: &account,
-                        home: home.as_deref(),
+                        home,
                     },
                     sharing_policies: &sharing_policies,
                     acl_rules: &acl_rules,

@@ -176,8 +176,14 @@ pub trait Connector: Send + Sync + 'static {
     /// A folder needs `recursive` unless empty; symlinks are removed, never followed.
     async fn delete(&self, path: &str, recursive: bool) -> Result<()>;
     async fn set_mtime(&self, path: &str, mtime: i64) -> Result<()>;
-    /// The user's home folder in this namespace, where the storage has that concept.
+    /// The user's home folder in this namespace, where the storage has that concept (see [`Self::has_homes`])
+    /// and the account has a home it can reach.
     async fn home_of(&self, username: &str) -> Option<String>;
+    /// Whether accounts on this storage have home folders at all. Where they do, an account without one
+    /// reaches nothing through `~` or `$HOME`; where they do not, those mean the root.
+    fn has_homes(&self) -> bool {
+        false
+    }
 
     /// A folder's entries in chunks as they are read, unsorted: a folder of millions of entries is never held
     /// whole. Reading stops when the stream is dropped.

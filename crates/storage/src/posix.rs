@@ -1323,6 +1323,11 @@ impl Connector for PosixConnector {
         .await
     }
 
+    /// POSIX accounts have homes; one outside the gateway's folder is one this storage cannot reach.
+    fn has_homes(&self) -> bool {
+        true
+    }
+
     async fn home_of(&self, username: &str) -> Option<String> {
         let c = CString::new(username).ok()?;
         let (_, home) = lookup(move || passwd_field(Some(&c), None)).await??;

@@ -101,6 +101,10 @@ impl Connector for Scoped {
     async fn home_of(&self, username: &str) -> Option<String> {
         self.inner.home_of(username).await
     }
+
+    fn has_homes(&self) -> bool {
+        self.inner.has_homes()
+    }
     async fn read_small(&self, path: &str, max: u64) -> Result<(Entry, Option<Bytes>)> {
         self.view.r(self.inner.read_small(path, max).await)
     }
