@@ -6,11 +6,13 @@ from __future__ import annotations
 import html.parser
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import typing as t
 import urllib.parse
@@ -598,3 +600,37 @@ def browser_login(authorize_url: str, username: str, password: str) -> LoginResu
     if code is None:
         raise BrowserLoginError(f"no authorization code was issued\n{describe(page)}")
     return LoginResult(code, state, redirect_url, page.auth_code, history)
+
+
+def ferry_login(
+    argv: t.Sequence[str], env: dict[str, str], username: str, password: str, cwd: Path | None = None
+) -> CommandResult:
+    """Runs a `ferry login …` command line and does its browser part as `username`: waits for the URL it prints,
+    logs in and consents through the pages, and pastes the code shown into the command."""
+    argv = [str(a) for a in argv]
+    proc = subprocess.Popen(
+        argv, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdin and proc.stdout and proc.stderr
+    err = bytearray()
+    stderr = proc.stderr
+    reader = threading.Thread(
+        target=lambda: [err.extend(c) for c in iter(lambda: os.read(stderr.fileno(), 4096), b"")],
+        daemon=True,
+    )
+    reader.start()
+    url = None
+    deadline = time.monotonic() + COMMAND_TIMEOUT
+    while time.monotonic() < deadline and proc.poll() is None:
+        text = err.decode(errors="replace")
+        m = re.search(r"(https?://\S+/v2/oauth2/authorize\S+)", text)
+        if m and "Code:" in text:
+            url = m.group(1)
+            break
+        time.sleep(0.05)
+    assert url, err.decode(errors="replace")
+    done = browser_login(url, username, password)
+    assert done.displayed_code
+    out, _ = proc.communicate(done.displayed_code.encode() + b"\n", timeout=COMMAND_TIMEOUT)
+    reader.join(timeout=5)
+    return CommandResult(argv, proc.returncode or 0, out.decode(), err.decode(errors="replace"))

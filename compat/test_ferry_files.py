@@ -7,13 +7,9 @@ from __future__ import annotations
 
 import http.server
 import json
-import os
-import re
 import secrets
 import socket
-import subprocess
 import threading
-import time
 import typing as t
 from pathlib import Path
 
@@ -21,11 +17,10 @@ import pytest
 import requests
 
 from ferry_harness import (
-    COMMAND_TIMEOUT,
     CommandResult,
     FerryServer,
-    browser_login,
     ferry_env,
+    ferry_login,
     new_person,
     run,
     start_server,
@@ -293,32 +288,8 @@ def login(
 ) -> None:
     """`ferry login` as a person, the browser part done by the harness (without --url: the stored login's)."""
     argv = [str(server.binary), "login", *(["--url", server.base_url] if url else []), *extra]
-    proc = subprocess.Popen(
-        argv, env=cli_env(home), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    assert proc.stdin and proc.stdout and proc.stderr
-    err = bytearray()
-    stderr = proc.stderr
-    reader = threading.Thread(
-        target=lambda: [err.extend(c) for c in iter(lambda: os.read(stderr.fileno(), 4096), b"")],
-        daemon=True,
-    )
-    reader.start()
-    url = None
-    deadline = time.monotonic() + COMMAND_TIMEOUT
-    while time.monotonic() < deadline and proc.poll() is None:
-        text = err.decode(errors="replace")
-        m = re.search(r"(https?://\S+/v2/oauth2/authorize\S+)", text)
-        if m and "Code:" in text:
-            url = m.group(1)
-            break
-        time.sleep(0.05)
-    assert url, err.decode(errors="replace")
-    done = browser_login(url, person["username"], person["password"])
-    assert done.displayed_code
-    proc.communicate(done.displayed_code.encode() + b"\n", timeout=COMMAND_TIMEOUT)
-    reader.join(timeout=5)
-    assert proc.returncode == 0, err.decode(errors="replace")
+    result = ferry_login(argv, cli_env(home), person["username"], person["password"])
+    assert result.returncode == 0, result.describe()
 
 
 def test_login_asks_for_the_collection_token(

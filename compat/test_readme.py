@@ -10,11 +10,8 @@ administrator, or as alice where the README says so)."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import threading
-import time
 import typing as t
 from pathlib import Path
 
@@ -25,8 +22,8 @@ from ferry_harness import (
     REPO_ROOT,
     CommandResult,
     FerryServer,
-    browser_login,
     ferry_env,
+    ferry_login,
     start_server,
     stop_server,
 )
@@ -156,29 +153,4 @@ def binary() -> Path:
 def login(line: str, cwd: Path, env: dict[str, str], who: str, password: str) -> CommandResult:
     """`ferry login …` as written; the browser part (log in as `who`, paste the code) done by the harness."""
     argv = [str(binary()), *line.split("#")[0].split()[1:]]
-    proc = subprocess.Popen(
-        argv, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    assert proc.stdin and proc.stdout and proc.stderr
-    err = bytearray()
-    stderr = proc.stderr
-    reader = threading.Thread(
-        target=lambda: [err.extend(c) for c in iter(lambda: os.read(stderr.fileno(), 4096), b"")],
-        daemon=True,
-    )
-    reader.start()
-    url = None
-    deadline = time.monotonic() + COMMAND_TIMEOUT
-    while time.monotonic() < deadline and proc.poll() is None:
-        text = err.decode(errors="replace")
-        m = re.search(r"(https?://\S+/v2/oauth2/authorize\S+)", text)
-        if m and "Code:" in text:
-            url = m.group(1)
-            break
-        time.sleep(0.05)
-    assert url, err.decode(errors="replace")
-    done = browser_login(url, f"{who}@ferry.local", password)
-    assert done.displayed_code
-    out, _ = proc.communicate(done.displayed_code.encode() + b"\n", timeout=COMMAND_TIMEOUT)
-    reader.join(timeout=5)
-    return CommandResult(argv, proc.returncode or 0, out.decode(), err.decode(errors="replace"))
+    return ferry_login(argv, env, f"{who}@ferry.local", password, cwd=cwd)

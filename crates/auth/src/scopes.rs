@@ -411,13 +411,7 @@ impl Auth {
         ids: Option<&str>,
         scope_strings: Option<&str>,
     ) -> Result<Vec<ScopeDoc>> {
-        let split = |s: &str| -> Vec<String> {
-            s.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect()
-        };
+        let split = crate::service::split_list;
         match (ids, scope_strings) {
             (Some(_), Some(_)) => Err(bad("give either ids or scope_strings, not both")),
             (Some(i), None) => self.lookup_scopes(p, &split(i), true).await,

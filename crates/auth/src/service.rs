@@ -643,17 +643,10 @@ impl Auth {
         usernames: Option<&str>,
         ids: Option<&str>,
     ) -> Result<Vec<IdentityDoc>> {
-        let split = |s: &str| -> Vec<String> {
-            s.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect()
-        };
         let mut out = Vec::new();
         match (usernames, ids) {
             (Some(u), None) => {
-                let names = split(u);
+                let names = split_list(u);
                 if names.len() > 100 {
                     return Err(AuthError::InvalidRequest(
                         "at most 100 usernames per request".into(),
@@ -666,7 +659,7 @@ impl Auth {
                 }
             }
             (None, Some(i)) => {
-                let ids = split(i);
+                let ids = split_list(i);
                 if ids.len() > 100 {
                     return Err(AuthError::InvalidRequest(
                         "at most 100 ids per request".into(),
@@ -958,6 +951,15 @@ impl Auth {
     pub(crate) fn limiter_key(kind: &str, who: &str, peer: &str) -> String {
         format!("{kind}\u{0}{who}\u{0}{peer}")
     }
+}
+
+/// The items of a comma-separated query parameter, trimmed, empty ones dropped.
+pub(crate) fn split_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// What to issue: for whom, through which client, which scopes, and whether to add refresh tokens.

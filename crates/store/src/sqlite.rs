@@ -86,6 +86,20 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Runs a `DELETE … WHERE id = ?` for one row; `NotFound` when there was none.
+    pub(crate) async fn delete_one(&self, sql: &'static str, id: Uuid) -> Result<()> {
+        affected(
+            sqlx::query(sql)
+                .bind(id.to_string())
+                .execute(&self.writer)
+                .await
+                .map_err(backend)?
+                .rows_affected(),
+        )
+    }
+}
+
 pub(crate) fn backend(e: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(db) = &e
         && db.is_unique_violation()
@@ -720,17 +734,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_group(&self, id: Uuid) -> Result<()> {
-        let n = sqlx::query("DELETE FROM groups WHERE id = ?")
-            .bind(id.to_string())
-            .execute(&self.writer)
-            .await
-            .map_err(backend)?
-            .rows_affected();
-        if n == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
+        self.delete_one("DELETE FROM groups WHERE id = ?", id).await
     }
 
     async fn active_group_ids(&self, identity_id: Uuid) -> Result<Vec<Uuid>> {
@@ -923,14 +927,8 @@ impl Store for SqliteStore {
     }
 
     async fn delete_collection(&self, id: Uuid) -> Result<()> {
-        affected(
-            sqlx::query("DELETE FROM collections WHERE id = ?")
-                .bind(id.to_string())
-                .execute(&self.writer)
-                .await
-                .map_err(backend)?
-                .rows_affected(),
-        )
+        self.delete_one("DELETE FROM collections WHERE id = ?", id)
+            .await
     }
 
     async fn create_role(&self, role: &RoleDoc) -> Result<()> {
@@ -976,14 +974,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_role(&self, id: Uuid) -> Result<()> {
-        affected(
-            sqlx::query("DELETE FROM roles WHERE id = ?")
-                .bind(id.to_string())
-                .execute(&self.writer)
-                .await
-                .map_err(backend)?
-                .rows_affected(),
-        )
+        self.delete_one("DELETE FROM roles WHERE id = ?", id).await
     }
 
     async fn create_sharing_policy(&self, doc: &SharingPolicyDoc) -> Result<()> {
@@ -1026,14 +1017,8 @@ impl Store for SqliteStore {
     }
 
     async fn delete_sharing_policy(&self, id: Uuid) -> Result<()> {
-        affected(
-            sqlx::query("DELETE FROM sharing_policies WHERE id = ?")
-                .bind(id.to_string())
-                .execute(&self.writer)
-                .await
-                .map_err(backend)?
-                .rows_affected(),
-        )
+        self.delete_one("DELETE FROM sharing_policies WHERE id = ?", id)
+            .await
     }
 
     async fn create_user_credential(&self, doc: &UserCredentialDoc) -> Result<()> {
@@ -1095,14 +1080,8 @@ impl Store for SqliteStore {
     }
 
     async fn delete_user_credential(&self, id: Uuid) -> Result<()> {
-        affected(
-            sqlx::query("DELETE FROM user_credentials WHERE id = ?")
-                .bind(id.to_string())
-                .execute(&self.writer)
-                .await
-                .map_err(backend)?
-                .rows_affected(),
-        )
+        self.delete_one("DELETE FROM user_credentials WHERE id = ?", id)
+            .await
     }
 
     async fn create_acl_rule(&self, r: &AclRule) -> Result<()> {
@@ -1123,14 +1102,8 @@ impl Store for SqliteStore {
     }
 
     async fn delete_acl_rule(&self, id: Uuid) -> Result<()> {
-        affected(
-            sqlx::query("DELETE FROM acl_rules WHERE id = ?")
-                .bind(id.to_string())
-                .execute(&self.writer)
-                .await
-                .map_err(backend)?
-                .rows_affected(),
-        )
+        self.delete_one("DELETE FROM acl_rules WHERE id = ?", id)
+            .await
     }
 
     async fn get_acl_rule(&self, id: Uuid) -> Result<Option<AclRule>> {
@@ -1259,14 +1232,8 @@ impl Store for SqliteStore {
     }
 
     async fn delete_bookmark(&self, id: Uuid) -> Result<()> {
-        affected(
-            sqlx::query("DELETE FROM bookmarks WHERE id = ?")
-                .bind(id.to_string())
-                .execute(&self.writer)
-                .await
-                .map_err(backend)?
-                .rows_affected(),
-        )
+        self.delete_one("DELETE FROM bookmarks WHERE id = ?", id)
+            .await
     }
 
     async fn create_auth_policy(&self, policy: &AuthPolicy, owner: Uuid) -> Result<()> {
@@ -1314,14 +1281,8 @@ impl Store for SqliteStore {
     }
 
     async fn delete_auth_policy(&self, id: Uuid) -> Result<()> {
-        affected(
-            sqlx::query("DELETE FROM auth_policies WHERE id = ?")
-                .bind(id.to_string())
-                .execute(&self.writer)
-                .await
-                .map_err(backend)?
-                .rows_affected(),
-        )
+        self.delete_one("DELETE FROM auth_policies WHERE id = ?", id)
+            .await
     }
 
     async fn append_audit(&self, records: &[AuditRecord]) -> Result<()> {
@@ -1399,7 +1360,9 @@ impl Store for SqliteStore {
     }
 
     async fn delete_consent(&self, id: Uuid) -> Result<()> {
-        self.delete_consent_q(id).await
+        // Children go with their parent (ON DELETE CASCADE).
+        self.delete_one("DELETE FROM consents WHERE id = ?", id)
+            .await
     }
 
     async fn create_scope(&self, scope: &ScopeRecord) -> Result<()> {
@@ -1423,7 +1386,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_scope(&self, id: Uuid) -> Result<()> {
-        self.delete_scope_q(id).await
+        self.delete_one("DELETE FROM scopes WHERE id = ?", id).await
     }
 
     async fn policy_generation(&self) -> Result<i64> {

@@ -201,20 +201,6 @@ impl SqliteStore {
         .collect()
     }
 
-    pub(crate) async fn delete_consent_q(&self, id: Uuid) -> Result<()> {
-        // Children go with their parent (ON DELETE CASCADE).
-        let n = sqlx::query("DELETE FROM consents WHERE id = ?")
-            .bind(id.to_string())
-            .execute(&self.writer)
-            .await
-            .map_err(backend)?
-            .rows_affected();
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
-    }
-
     pub(crate) async fn put_scope(&self, s: &ScopeRecord, create: bool) -> Result<()> {
         let sql = if create {
             "INSERT INTO scopes(id, client_id, scope_string, name, description, advertised, allows_refresh_token, \
@@ -279,18 +265,5 @@ impl SqliteStore {
         .iter()
         .map(scope_from)
         .collect()
-    }
-
-    pub(crate) async fn delete_scope_q(&self, id: Uuid) -> Result<()> {
-        let n = sqlx::query("DELETE FROM scopes WHERE id = ?")
-            .bind(id.to_string())
-            .execute(&self.writer)
-            .await
-            .map_err(backend)?
-            .rows_affected();
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
     }
 }
