@@ -134,6 +134,14 @@ class World:
             config=f'storage_root = "{self.storage}"\n[transfer]\nretry_base_ms = 50\n',
         )
         self.server.start()
+        try:
+            self._set_up()
+        except BaseException:
+            # A world that could not be built must not leave its server running.
+            self.server.stop()
+            raise
+
+    def _set_up(self) -> None:
         self.url = self.server.base_url
         self.http = requests.Session()
         admin = self.server.admin

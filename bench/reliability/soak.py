@@ -52,6 +52,8 @@ def main() -> int:
     ap.add_argument("--ferry", default=os.environ.get("FERRY_BIN", str(REPO / "target" / "debug" / "ferry")))
     ap.add_argument("--max-growth", type=float, default=5.0, help="percent of RSS over the second half")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--only", default="", help="comma-separated client kinds to run (ls,stat,token,get,put,task), "
+                                                "to find which one memory follows")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ferry-soak-"))
     storage = work / "storage"
@@ -149,9 +151,9 @@ def main() -> int:
                 time.sleep(0.05)
             return False
 
-        threads = [threading.Thread(target=loop, args=(k, f), daemon=True)
-                   for k, f in (("ls", ls), ("stat", stat), ("token", token), ("get", get), ("put", put),
-                                ("task", task))]
+        kinds = (("ls", ls), ("stat", stat), ("token", token), ("get", get), ("put", put), ("task", task))
+        only = {k for k in args.only.split(",") if k}
+        threads = [threading.Thread(target=loop, args=(k, f), daemon=True) for k, f in kinds if not only or k in only]
         for t in threads:
             t.start()
         samples: list[tuple[float, int]] = []
@@ -170,7 +172,7 @@ def main() -> int:
         growth = (half[-1] - half[0]) / half[0] * 100 if half else 0.0
         n = sum(counts.values())
         mib = lambda k: k / 1024  # noqa: E731
-        print(f"soak: {args.minutes:g} min, 6 clients, {n} requests ({', '.join(f'{k} {v}' for k, v in counts.items())}), "
+        print(f"soak: {args.minutes:g} min, {len(threads)} clients, {n} requests ({', '.join(f'{k} {v}' for k, v in counts.items())}), "
               f"{len(errors)} errors; RSS {mib(start_rss):.1f} MiB after warm-up -> {mib(end_rss):.1f} MiB at the end "
               f"(max {mib(max(r for _, r in samples)):.1f}), {growth:+.1f}% over the second half", flush=True)
         for e in errors[:10]:
