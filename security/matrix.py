@@ -103,6 +103,19 @@ def rows() -> list[Row]:
           lambda c: {"policy": {"display_name": "taken over"}}, owner_check=False),
         R("DELETE", "/v2/api/policies/{id}", "auth", "deny", "admin", lambda c: f"/v2/api/policies/{c['policy']}",
           owner_check=False),
+        # The hub's endpoint registry: anyone signed in may register an endpoint and read where endpoints are
+        # (as Transfer's index shows them); only the owner or the endpoint itself removes one or reports for it.
+        R("POST", "/v2/ferry/endpoints", "auth", "own", "alice", lambda c: "/v2/ferry/endpoints",
+          lambda c: {"display_name": "matrix " + secrets.token_hex(3), "public_url": "https://dtn.example.org"}),
+        R("GET", "/v2/ferry/endpoints", "auth", "public", "alice", lambda c: "/v2/ferry/endpoints"),
+        R("GET", "/v2/ferry/endpoints/{id}", "auth", "public", "alice", lambda c: f"/v2/ferry/endpoints/{c['site']}"),
+        R("DELETE", "/v2/ferry/endpoints/{id}", "auth", "deny", "alice",
+          lambda c: f"/v2/ferry/endpoints/{c['site']}", owner_check=False),
+        R("PUT", "/v2/ferry/endpoints/{id}/report", "auth", "deny", "alice",
+          lambda c: f"/v2/ferry/endpoints/{c['site']}/report",
+          lambda c: {"public_url": "https://evil.example.org", "display_name": "taken over",
+                     "collections": [{"id": c["guest"], "display_name": "x", "collection_type": "guest"}]},
+          owner_check=False),
         R("GET", "/.well-known/openid-configuration", "none", "public", "admin",
           lambda c: "/.well-known/openid-configuration"),
         R("GET", "/jwk.json", "none", "public", "admin", lambda c: "/jwk.json"),
@@ -370,6 +383,10 @@ def run(w: World) -> tuple[str, int, list[str]]:
         "scope": {"name": "alice's scope", "description": "d", "scope_suffix": "alice_all"}})
     assert st < 300, text
     ctx["scope"] = _json(text)["scope"]["id"]
+    st, text = w.call("POST", "/v2/ferry/endpoints", tok_of["auth.globus.org"], {
+        "display_name": "alice's endpoint", "public_url": "https://alice-dtn.example.org"})
+    assert st < 300, text
+    ctx["site"] = _json(text)["endpoint_id"]
     st, text = w.call("GET", f"/v2/api/identities/{w.alice.id}/consents", tok_of["auth.globus.org"])
     assert st < 300, text
     ctx["consent"] = _json(text)["consents"][0]["id"]

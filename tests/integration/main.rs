@@ -12,6 +12,7 @@ mod groups;
 mod manager;
 mod server;
 mod sharing;
+mod sites;
 mod tokens;
 mod transfer;
 mod wire;

@@ -48,7 +48,7 @@ async fn info_endpoint_and_authentication() {
     let c = a
         .ok(
             M::GET,
-            &format!("/api/collections/{}", s.running.defaults.collection_id),
+            &format!("/api/collections/{}", s.defaults().collection_id),
             None,
         )
         .await;
@@ -965,7 +965,7 @@ async fn explain_names_the_deciding_rule_for_every_vector() {
         .running
         .endpoint
         .explain(
-            s.running.defaults.collection_id,
+            s.defaults().collection_id,
             "/data/../etc",
             Some(admin_identity),
         )

@@ -14,7 +14,7 @@ async fn first_start_creates_the_administrator_once() {
         ..Config::default()
     };
     let first = ferry_server::start(cfg.clone()).await.unwrap();
-    let Bootstrap::Created { path, credentials } = &first.bootstrap else {
+    let Some(Bootstrap::Created { path, credentials }) = &first.bootstrap else {
         panic!("first start must create the admin")
     };
     let mode = std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
@@ -38,7 +38,7 @@ async fn first_start_creates_the_administrator_once() {
     first.shutdown().await;
 
     let second = ferry_server::start(cfg).await.unwrap();
-    assert!(matches!(second.bootstrap, Bootstrap::Existing { .. }));
+    assert!(matches!(second.bootstrap, Some(Bootstrap::Existing { .. })));
     assert_eq!(
         second.auth.store().list_clients().await.unwrap().len(),
         clients_before

@@ -1,39 +1,12 @@
 use ferry_core::ClientKind;
-use ferry_tests::{App, Person, TestServer, query_map};
+use ferry_tests::{App, Person, TestServer};
 use serde_json::{Value, json};
 
 const SCOPES: &str = "openid profile email urn:globus:auth:scope:transfer.api.globus.org:all";
 
 /// Logs `who` in through `app` with offline access and returns the token response.
 async fn login(s: &TestServer, app: &App, who: &Person) -> Value {
-    let redirect = format!("{}/v2/web/auth-code", s.url);
-    let back = s
-        .browser_authorize(
-            &[
-                ("client_id", app.id.as_str()),
-                ("redirect_uri", &redirect),
-                ("scope", SCOPES),
-                ("response_type", "code"),
-                ("access_type", "offline"),
-            ],
-            who,
-        )
-        .await
-        .unwrap();
-    let code = query_map(&back)["code"].clone();
-    let (st, t) = s
-        .oauth(
-            "/v2/oauth2/token",
-            app,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", &redirect),
-            ],
-        )
-        .await;
-    assert_eq!(st, 200, "{t}");
-    t
+    s.login(app, who, SCOPES).await
 }
 
 async fn refresh(s: &TestServer, app: &App, rt: &str) -> (u16, Value) {

@@ -13,7 +13,7 @@ const TRANSFER: &str = "urn:globus:auth:scope:transfer.api.globus.org:all";
 
 /// The default mapped collection (over `<data dir>/storage`), which the administrator's client can use.
 fn default_collection(s: &TestServer) -> Uuid {
-    s.running.defaults.collection_id
+    s.defaults().collection_id
 }
 
 #[tokio::test]
@@ -143,7 +143,7 @@ async fn gcs_documents_take_booleans_as_strings() {
 async fn user_credential_answers_have_the_gcs_envelope() {
     let s = TestServer::start().await;
     let a = api(&s, &s.admin_app()).await;
-    let g = s.running.defaults.storage_gateway_id;
+    let g = s.defaults().storage_gateway_id;
     let (st, b) = a
         .call(
             M::POST,

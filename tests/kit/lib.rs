@@ -50,6 +50,15 @@ impl TestServer {
     /// Starts a server with a configuration adjusted by `tweak` and test hooks (fault injection); the clock is
     /// always the kit's own movable one.
     pub async fn start_hooked(tweak: impl FnOnce(&mut Config), hooks: TestHooks) -> Self {
+        Self::start_clocked(ManualClock::new(), tweak, hooks).await
+    }
+
+    /// Starts a server on a clock another server shares (a hub and its endpoints see the same time).
+    pub async fn start_clocked(
+        clock: Arc<ManualClock>,
+        tweak: impl FnOnce(&mut Config),
+        hooks: TestHooks,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut cfg = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
@@ -57,7 +66,6 @@ impl TestServer {
             ..Config::default()
         };
         tweak(&mut cfg);
-        let clock = ManualClock::new();
         let hooks = TestHooks {
             clock: Some(clock.clone()),
             ..hooks
@@ -76,6 +84,14 @@ impl TestServer {
                 .unwrap(),
             _dir: dir,
         }
+    }
+
+    /// The default storage gateway and mapped collection of a server that holds storage (not a hub).
+    pub fn defaults(&self) -> &ferry_server::Defaults {
+        self.running
+            .defaults
+            .as_ref()
+            .expect("this server has default storage")
     }
 
     /// Moves the server's clock forward.
@@ -208,6 +224,38 @@ impl TestServer {
             .await;
         assert_eq!(status, 200, "{body}");
         body
+    }
+
+    /// Logs `who` in through `app` (authorization code, offline access) for `scope`; the token response.
+    pub async fn login(&self, app: &App, who: &Person, scope: &str) -> Value {
+        let redirect = format!("{}/v2/web/auth-code", self.url);
+        let back = self
+            .browser_authorize(
+                &[
+                    ("client_id", app.id.as_str()),
+                    ("redirect_uri", &redirect),
+                    ("scope", scope),
+                    ("response_type", "code"),
+                    ("access_type", "offline"),
+                ],
+                who,
+            )
+            .await
+            .expect("authorized");
+        let code = query_map(&back)["code"].clone();
+        let (st, t) = self
+            .oauth(
+                "/v2/oauth2/token",
+                app,
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("redirect_uri", &redirect),
+                ],
+            )
+            .await;
+        assert_eq!(st, 200, "{t}");
+        t
     }
 
     /// Plays a person's browser: opens the authorize URL, logs in, allows, and returns where the server

@@ -34,6 +34,9 @@ pub enum AuthError {
     LoginFailed,
     #[error("internal error: {0}")]
     Internal(String),
+    /// A service this one relies on (an endpoint's hub) cannot answer now; trying again later may work.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl From<StoreError> for AuthError {

@@ -438,11 +438,25 @@ impl Auth {
     /// resource server.
     async fn visible_token(&self, caller: &Client, token: &str) -> Result<Option<SecretRecord>> {
         let rec = self.store.get_secret(&self.hasher.hash(token)).await?;
-        Ok(rec.filter(|r| {
-            matches!(r.kind, SecretKind::Access | SecretKind::Refresh)
-                && (r.client_id == Some(caller.id)
-                    || r.resource_server.as_deref() == Some(caller.id.to_string().as_str()))
-        }))
+        let Some(rec) = rec.filter(|r| matches!(r.kind, SecretKind::Access | SecretKind::Refresh))
+        else {
+            return Ok(None);
+        };
+        if rec.client_id == Some(caller.id)
+            || rec.resource_server.as_deref() == Some(caller.id.to_string().as_str())
+        {
+            return Ok(Some(rec));
+        }
+        // A joined endpoint also answers for the collections it reported.
+        let held = match rec.resource_server.as_deref().map(Uuid::parse_str) {
+            Some(Ok(rs)) => self
+                .store
+                .site_of(rs)
+                .await?
+                .is_some_and(|s| s.id == caller.id),
+            _ => false,
+        };
+        Ok(held.then_some(rec))
     }
 
     /// `POST /v2/oauth2/token/introspect` (RFC 7662). Anything not active and visible is `{"active": false}`.
@@ -483,6 +497,10 @@ impl Auth {
         }
         if included("session_info") {
             out["session_info"] = json!(self.session_info(&rec));
+        }
+        // Ferry's own: the groups an endpoint checks permissions against, told only to joined endpoints.
+        if included("ferry_groups") && self.store.get_site(caller.id).await?.is_some() {
+            out["ferry_groups"] = json!(self.store.active_group_ids(identity.id).await?);
         }
         Ok(out)
     }

@@ -63,6 +63,53 @@ impl Signer {
     }
 }
 
+/// Checks a compact RS256 JWS against a JWKS (the hub's, as an endpoint fetched it) and returns its claims.
+/// Only RS256 is accepted, whatever the header says, so that no `alg` trick can turn the check off.
+pub fn verify(jwks: &Value, jws: &str) -> Result<Value> {
+    use aws_lc_rs::signature::{RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents};
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    // Callers learn only that the statement is refused; the log says why.
+    let bad = |why: &str| {
+        tracing::debug!(why, "hub statement refused");
+        AuthError::Unauthenticated
+    };
+    let (input, sig) = jws.rsplit_once('.').ok_or_else(|| bad("not a JWS"))?;
+    let (header, claims) = input.split_once('.').ok_or_else(|| bad("not a JWS"))?;
+    let decode = |part: &str| {
+        URL_SAFE_NO_PAD
+            .decode(part)
+            .map_err(|_| bad("not base64url"))
+    };
+    let header: Value =
+        serde_json::from_slice(&decode(header)?).map_err(|_| bad("header is not JSON"))?;
+    if header["alg"] != "RS256" {
+        return Err(bad("only RS256 is accepted"));
+    }
+    let sig = decode(sig)?;
+    let keys = jwks["keys"].as_array().ok_or_else(|| bad("no keys"))?;
+    let signed_by = |k: &Value| -> bool {
+        let (Some(n), Some(e)) = (k["n"].as_str(), k["e"].as_str()) else {
+            return false;
+        };
+        let (Ok(n), Ok(e)) = (URL_SAFE_NO_PAD.decode(n), URL_SAFE_NO_PAD.decode(e)) else {
+            return false;
+        };
+        RsaPublicKeyComponents { n: &n, e: &e }
+            .verify(&RSA_PKCS1_2048_8192_SHA256, input.as_bytes(), &sig)
+            .is_ok()
+    };
+    // The header's kid picks the key when it names one; a key set being rotated may hold two.
+    let kid = header["kid"].as_str();
+    if !keys
+        .iter()
+        .filter(|k| kid.is_none_or(|kid| k["kid"].as_str() == Some(kid)))
+        .any(signed_by)
+    {
+        return Err(bad("the signature does not verify"));
+    }
+    serde_json::from_slice(&decode(claims)?).map_err(|_| bad("claims are not JSON"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

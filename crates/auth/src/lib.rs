@@ -13,10 +13,12 @@ mod policies;
 mod scopes;
 mod secrets;
 mod service;
+pub mod sites;
 
 pub use authorize::{AuthorizeRejection, AuthorizeRequest, ClientPresentation, Session};
 pub use error::AuthError;
 pub use grants::{ClientCredentials, Introspection, TokenReply};
+pub use keys::verify as verify_jws;
 pub use service::{Auth, AuthConfig, CreatedClient, CreatedIdentity, NewClient, Principal};
 
 pub type Result<T> = std::result::Result<T, AuthError>;

@@ -10,6 +10,7 @@ mod output;
 mod serve;
 mod session;
 mod sharing;
+mod site;
 mod tasks;
 
 use std::path::PathBuf;

@@ -89,6 +89,11 @@ pub struct EndpointFields {
 
 #[derive(Subcommand)]
 pub enum EndpointCmd {
+    /// Join this data directory to a hub as a new endpoint (needs `ferry login --url HUB` first); then run
+    /// `ferry serve --role endpoint` with it.
+    Setup(crate::site::SetupArgs),
+    /// Remove this data directory's endpoint from its hub (the data and the local database stay).
+    Delete,
     /// The endpoint's document.
     Show {
         #[command(flatten)]
@@ -176,6 +181,8 @@ fn one(docs: Vec<Value>) -> anyhow::Result<Value> {
 
 pub async fn endpoint(g: &Global, cmd: EndpointCmd) -> anyhow::Result<()> {
     match cmd {
+        EndpointCmd::Setup(args) => crate::site::setup(g, args).await?,
+        EndpointCmd::Delete => crate::site::delete(g).await?,
         EndpointCmd::Show { conn } => {
             let (_, m) = manager(g, &conn).await?;
             let doc = one(m.manager(Method::GET, "/endpoint", &[], None).await?)?;

@@ -22,6 +22,27 @@ pub struct ServeArgs {
     /// [default: <data dir>/storage].
     #[arg(long, env = "FERRY_STORAGE_ROOT")]
     storage_root: Option<std::path::PathBuf>,
+    /// What this process serves: all (one host), hub (Auth, Groups, Transfer, web pages) or endpoint (the
+    /// manager API, the data door and the data movers; after `ferry endpoint setup`) [default: all].
+    #[arg(long, value_enum)]
+    role: Option<RoleArg>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum RoleArg {
+    All,
+    Hub,
+    Endpoint,
+}
+
+impl From<RoleArg> for ferry_server::Role {
+    fn from(r: RoleArg) -> Self {
+        match r {
+            RoleArg::All => ferry_server::Role::All,
+            RoleArg::Hub => ferry_server::Role::Hub,
+            RoleArg::Endpoint => ferry_server::Role::Endpoint,
+        }
+    }
 }
 
 pub fn load_config(g: &Global, overrides: Overrides) -> anyhow::Result<Config> {
@@ -43,6 +64,7 @@ pub async fn run(g: &Global, args: ServeArgs) -> anyhow::Result<()> {
             tls: args.tls,
             storage_root: args.storage_root,
             data_dir: None,
+            role: args.role.map(Into::into),
         },
     )?;
     let running = ferry_server::start(cfg.clone())
@@ -51,11 +73,15 @@ pub async fn run(g: &Global, args: ServeArgs) -> anyhow::Result<()> {
     let url = &running.base_url;
     println!("Ferry {} is serving on {url}", env!("CARGO_PKG_VERSION"));
     println!("Data directory: {}", cfg.data_dir.display());
+    if running.role != ferry_server::Role::All {
+        println!("Role: {}", running.role.as_str());
+    }
     match &running.bootstrap {
-        Bootstrap::Created {
+        None => {}
+        Some(Bootstrap::Created {
             path,
             credentials: c,
-        } => {
+        }) => {
             println!();
             println!("First start: created the administrator and a client for it.");
             println!("  username       {}", c.username);
@@ -76,7 +102,7 @@ pub async fn run(g: &Global, args: ServeArgs) -> anyhow::Result<()> {
                 );
             }
         }
-        Bootstrap::Existing { path } => {
+        Some(Bootstrap::Existing { path }) => {
             println!("The administrator's credentials are in {}", path.display());
         }
     }
@@ -87,35 +113,17 @@ pub async fn run(g: &Global, args: ServeArgs) -> anyhow::Result<()> {
             ca.display()
         );
     }
-    let d = &running.defaults;
-    println!();
-    println!(
-        "{} {}",
-        if d.created {
-            "Created the endpoint's default storage:"
-        } else {
-            "The endpoint's default storage:"
-        },
-        d.storage_root
-    );
-    println!("  endpoint id          {}", running.endpoint.id());
-    println!("  storage gateway id   {}", d.storage_gateway_id);
-    println!("  mapped collection id {}", d.collection_id);
-    println!("  manager API          {url}/api");
-    println!();
-    println!("To use the Globus SDK and CLI with this server:");
-    println!("  export GLOBUS_SDK_ENVIRONMENT=ferry");
-    for service in ["AUTH", "TRANSFER", "GROUPS"] {
-        println!("  export GLOBUS_SDK_SERVICE_URL_{service}={url}/");
+    if let Some(d) = &running.defaults {
+        print_storage(&running, d);
     }
-    if let Some(ca) = &running.tls_ca {
-        println!("  export GLOBUS_SDK_VERIFY_SSL={}", ca.display());
+    if running.role == ferry_server::Role::Endpoint {
+        println!(
+            "Collections are reported to the hub; people use the hub's URL with the Globus SDK and CLI."
+        );
+        println!("Stop with Ctrl-C.");
+    } else {
+        print_sdk_hints(&running);
     }
-    println!(
-        "Then act as the administrator's client with GLOBUS_CLI_CLIENT_ID and GLOBUS_CLI_CLIENT_SECRET set from"
-    );
-    println!("that file, or log in as a person with `globus login --no-local-server`.");
-    println!("Stop with Ctrl-C.");
 
     let stop = running.stop_handle();
     tokio::spawn(async move {
@@ -130,4 +138,40 @@ pub async fn run(g: &Global, args: ServeArgs) -> anyhow::Result<()> {
     });
     running.wait().await;
     Ok(())
+}
+
+fn print_storage(running: &ferry_server::Running, d: &ferry_server::Defaults) {
+    let url = &running.base_url;
+    println!();
+    println!(
+        "{} {}",
+        if d.created {
+            "Created the endpoint's default storage:"
+        } else {
+            "The endpoint's default storage:"
+        },
+        d.storage_root
+    );
+    println!("  endpoint id          {}", running.endpoint.id());
+    println!("  storage gateway id   {}", d.storage_gateway_id);
+    println!("  mapped collection id {}", d.collection_id);
+    println!("  manager API          {url}/api");
+}
+
+fn print_sdk_hints(running: &ferry_server::Running) {
+    let url = &running.base_url;
+    println!();
+    println!("To use the Globus SDK and CLI with this server:");
+    println!("  export GLOBUS_SDK_ENVIRONMENT=ferry");
+    for service in ["AUTH", "TRANSFER", "GROUPS"] {
+        println!("  export GLOBUS_SDK_SERVICE_URL_{service}={url}/");
+    }
+    if let Some(ca) = &running.tls_ca {
+        println!("  export GLOBUS_SDK_VERIFY_SSL={}", ca.display());
+    }
+    println!(
+        "Then act as the administrator's client with GLOBUS_CLI_CLIENT_ID and GLOBUS_CLI_CLIENT_SECRET set from"
+    );
+    println!("that file, or log in as a person with `globus login --no-local-server`.");
+    println!("Stop with Ctrl-C.");
 }

@@ -220,6 +220,30 @@ impl FerryClient {
         self.send(rb).await
     }
 
+    /// `POST /v2/ferry/endpoints` at a hub, with a person's Auth token.
+    pub async fn register_endpoint(
+        &self,
+        req: &ferry_proto::sites::EndpointRegistration,
+    ) -> Result<ferry_proto::sites::RegisteredEndpoint> {
+        self.send(self.request(Method::POST, "/v2/ferry/endpoints").json(req))
+            .await
+    }
+
+    /// `DELETE /v2/ferry/endpoints/{id}` at a hub, as the endpoint itself.
+    pub async fn leave_hub(&self, id: uuid::Uuid, secret: &str) -> Result<()> {
+        let rb = self
+            .http
+            .delete(format!("{}/v2/ferry/endpoints/{id}", self.base))
+            .basic_auth(id, Some(secret));
+        let resp = rb.send().await.map_err(|e| transport(&self.base, &e))?;
+        let status = resp.status().as_u16();
+        if status >= 400 {
+            let body = resp.text().await.unwrap_or_default();
+            return Err(api_error(status, &body));
+        }
+        Ok(())
+    }
+
     /// A manager API (`/api`) call: the documents in the result envelope's `data`.
     pub async fn manager(
         &self,

@@ -255,7 +255,7 @@ impl Endpoint {
         }
         match doc.identity_id {
             Some(owner) if owner != who.identity.id => {
-                if self.store.get_identity(owner).await?.is_none() {
+                if self.identity(owner).await?.is_none() {
                     return Err(EndpointError::BadRequest(format!(
                         "identity_id: no identity {owner}"
                     )));
@@ -597,7 +597,7 @@ impl Endpoint {
                 "only a mapped collection's owner can be changed".into(),
             ));
         }
-        if self.store.get_identity(owner).await?.is_none() {
+        if self.identity(owner).await?.is_none() {
             return Err(EndpointError::BadRequest(format!(
                 "identity_id: no identity {owner}"
             )));

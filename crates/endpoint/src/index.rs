@@ -444,6 +444,17 @@ impl Endpoint {
 
     /// `GET /v0.10/endpoint_search`.
     pub async fn search(&self, who: &Requester, q: &SearchQuery) -> Result<SearchPage> {
+        let (hits, limit, offset) = self.search_hits(who, q).await?;
+        Ok(page_of(hits, limit, offset))
+    }
+
+    /// Every match of a search, in display order, with the page asked for (checked): a hub merges these with
+    /// the matches of its endpoints before it cuts the page.
+    pub async fn search_hits(
+        &self,
+        who: &Requester,
+        q: &SearchQuery,
+    ) -> Result<(Vec<Value>, usize, usize)> {
         let scope = q
             .scope
             .as_deref()
@@ -536,18 +547,8 @@ impl Endpoint {
             .filter(|r| matches_text(&r.doc, &terms))
             .map(|r| r.doc)
             .collect();
-        hits.sort_by(|a, b| {
-            let key = |d: &Value| d["display_name"].as_str().unwrap_or("").to_lowercase();
-            key(a).cmp(&key(b))
-        });
-        let has_next_page = hits.len() > offset + limit;
-        let docs = hits.into_iter().skip(offset).take(limit).collect();
-        Ok(SearchPage {
-            docs,
-            limit,
-            offset,
-            has_next_page,
-        })
+        sort_hits(&mut hits);
+        Ok((hits, limit, offset))
     }
 
     async fn host_collection(&self, who: &Requester, host: Uuid) -> Result<CollectionDoc> {
@@ -692,6 +693,22 @@ impl Endpoint {
                 "outgoing_data_port_end": null,
             }],
         }))
+    }
+}
+
+/// Search results in display order: by name, without regard to case.
+pub fn sort_hits(hits: &mut [Value]) {
+    hits.sort_by_cached_key(|d| d["display_name"].as_str().unwrap_or("").to_lowercase());
+}
+
+/// One page of ordered search results.
+pub fn page_of(hits: Vec<Value>, limit: usize, offset: usize) -> SearchPage {
+    let has_next_page = hits.len() > offset + limit;
+    SearchPage {
+        docs: hits.into_iter().skip(offset).take(limit).collect(),
+        limit,
+        offset,
+        has_next_page,
     }
 }
 

@@ -107,7 +107,7 @@ impl Endpoint {
             }
             None => {}
         }
-        if self.store.get_identity(identity).await?.is_none() {
+        if self.identity(identity).await?.is_none() {
             return Err(EndpointError::BadRequest(format!(
                 "identity_id: no identity {identity}"
             )));

@@ -47,6 +47,13 @@ pub use index::{SearchPage, SearchQuery};
 pub use info::Defaults;
 pub use permissions::MAX_RULES;
 
+/// Where an endpoint learns of identities it has not met yet (its hub); a single-host server has all of them in
+/// its own store.
+#[async_trait::async_trait]
+pub trait IdentityDirectory: Send + Sync {
+    async fn identity(&self, id: Uuid) -> Result<Option<Identity>>;
+}
+
 /// Where the endpoint is reached and how it reaches people.
 #[derive(Clone)]
 pub struct Settings {
@@ -58,6 +65,8 @@ pub struct Settings {
     pub mailer: Option<Arc<ferry_mail::Mailer>>,
     /// Where rule expiry and record times come from.
     pub clock: ferry_core::SharedClock,
+    /// Identities this store does not hold (an endpoint's hub).
+    pub directory: Option<Arc<dyn IdentityDirectory>>,
 }
 
 impl Settings {
@@ -67,6 +76,7 @@ impl Settings {
             invitation_lifetime_secs: 7 * 24 * 3600,
             mailer: None,
             clock: ferry_core::clock::system(),
+            directory: None,
         }
     }
 }
@@ -112,7 +122,8 @@ pub struct Endpoint {
 /// A gateway's connector and the root folder it was opened on.
 type OpenConnector = (String, Arc<dyn Connector>);
 
-const ENDPOINT_ID_KEY: &str = "endpoint.id";
+/// Where the endpoint's id is kept (an endpoint joined to a hub is given its id by the hub).
+pub const ENDPOINT_ID_KEY: &str = "endpoint.id";
 const ENDPOINT_DOC_KEY: &str = "endpoint.doc";
 
 impl Endpoint {
@@ -159,6 +170,27 @@ impl Endpoint {
     pub async fn requester(&self, identity: Identity) -> Result<Requester> {
         let groups = self.store.active_group_ids(identity.id).await?;
         Ok(Requester { identity, groups })
+    }
+
+    /// An identity named in a request (a permission's or role's principal, an owner): from the store, else
+    /// from the directory, whose answer is kept.
+    pub(crate) async fn identity(&self, id: Uuid) -> Result<Option<Identity>> {
+        if let Some(i) = self.store.get_identity(id).await? {
+            return Ok(Some(i));
+        }
+        let Some(dir) = &self.settings.directory else {
+            return Ok(None);
+        };
+        let found = dir.identity(id).await?;
+        if let Some(i) = &found {
+            self.store.mirror_identity(i).await?;
+        }
+        Ok(found)
+    }
+
+    /// Whether `id` is this endpoint or one of its collections.
+    pub async fn holds(&self, id: Uuid) -> Result<bool> {
+        Ok(id == self.id || self.store.get_collection(id).await?.is_some())
     }
 
     /// Called after every configuration change: compiled policies are rebuilt on their next use.

@@ -271,7 +271,7 @@ impl Endpoint {
                     bad(format!("principal: {principal_text:?} is not an {kind} id"))
                 })?;
                 let known = if kind == "identity" {
-                    self.store.get_identity(id).await?.is_some()
+                    self.identity(id).await?.is_some()
                 } else {
                     self.store.get_group(id).await?.is_some()
                 };

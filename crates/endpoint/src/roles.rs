@@ -94,7 +94,7 @@ impl Endpoint {
         }
         match RolePrincipal::parse(&doc.principal) {
             Some(RolePrincipal::Identity(id)) => {
-                if self.store.get_identity(id).await?.is_none() {
+                if self.identity(id).await?.is_none() {
                     return Err(EndpointError::BadRequest(format!(
                         "principal: no identity {id}"
                     )));

@@ -141,6 +141,22 @@ pub async fn ensure_endpoint(
         .await?)
 }
 
+/// An endpoint's default storage, owned and administered by the person who set the endpoint up.
+pub async fn ensure_site_endpoint(
+    site: &crate::site::SiteFile,
+    endpoint: &Endpoint,
+    cfg: &Config,
+) -> Result<Defaults, ServerError> {
+    let root = cfg
+        .storage_root
+        .clone()
+        .unwrap_or_else(|| cfg.data_dir.join("storage"));
+    let account = ferry_core::mapping::default_username(&site.owner.username).to_string();
+    Ok(endpoint
+        .ensure_defaults(site.owner.id, &[site.owner.id], &root, &[account])
+        .await?)
+}
+
 /// Writes a file readable by its owner only, replacing it atomically.
 pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;

@@ -21,6 +21,8 @@ pub const CLIENT_ENV: &[&str] = &[
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
+    /// What this process serves: `all` (one host: everything), `hub` or `endpoint` (see `shared/design/sites.md`).
+    pub role: Role,
     /// Address to listen on.
     pub listen: SocketAddr,
     /// Where the database, keys, certificates and the administrator's credentials live.
@@ -40,6 +42,62 @@ pub struct Config {
     pub smtp: ferry_mail::SmtpConfig,
     pub sharing: SharingSection,
     pub transfer: TransferSection,
+    pub site: SiteSection,
+}
+
+/// The parts of Ferry one process serves.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Hub and endpoint in one process on one database: the single-host server.
+    #[default]
+    All,
+    /// Auth, Groups, Transfer and the web pages; the collections are the joined endpoints'.
+    Hub,
+    /// The manager API, the data door and the data movers of an endpoint joined to a hub
+    /// (`ferry endpoint setup --hub URL` first).
+    Endpoint,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::All => "all",
+            Role::Hub => "hub",
+            Role::Endpoint => "endpoint",
+        }
+    }
+    pub fn serves_hub(self) -> bool {
+        self != Role::Endpoint
+    }
+    pub fn serves_endpoint(self) -> bool {
+        self != Role::Hub
+    }
+}
+
+/// How an endpoint relies on its hub.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SiteSection {
+    /// How long an endpoint keeps the hub's answer about a bearer token: a token revoked at the hub stops
+    /// working here within this many seconds.
+    pub token_cache_secs: i64,
+    /// How often an endpoint reports its collections to the hub when nothing changed (a change is reported at
+    /// once).
+    pub report_interval_secs: u64,
+    /// A CA certificate to trust, beside the system's, for the other side: a hub's endpoints, an endpoint's
+    /// hub and peers (sites that made their own certificates).
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for SiteSection {
+    fn default() -> Self {
+        Self {
+            token_cache_secs: 15,
+            report_interval_secs: 30,
+            ca_file: None,
+        }
+    }
 }
 
 /// How transfer and delete tasks run.
@@ -180,6 +238,8 @@ impl Default for Config {
             smtp: ferry_mail::SmtpConfig::default(),
             sharing: SharingSection::default(),
             transfer: TransferSection::default(),
+            site: SiteSection::default(),
+            role: Role::All,
         }
     }
 }
@@ -217,6 +277,7 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     pub tls: bool,
     pub storage_root: Option<PathBuf>,
+    pub role: Option<Role>,
 }
 
 impl Config {
@@ -263,6 +324,9 @@ impl Config {
         if overrides.tls {
             table.insert("tls".into(), Value::Boolean(true));
         }
+        if let Some(r) = overrides.role {
+            table.insert("role".into(), Value::String(r.as_str().into()));
+        }
         if let Some(r) = &overrides.storage_root {
             table.insert(
                 "storage_root".into(),
@@ -303,6 +367,19 @@ impl Config {
         }
         if let Some(e) = self.transfer.below_minimum() {
             return Err(ConfigError::Invalid(e));
+        }
+        // Longer would let a revoked token live on at endpoints; shorter than a second is no cache.
+        if !(1..=300).contains(&self.site.token_cache_secs) {
+            return Err(ConfigError::Invalid(format!(
+                "site.token_cache_secs is {}; it must be 1 to 300",
+                self.site.token_cache_secs
+            )));
+        }
+        if !(1..=3600).contains(&self.site.report_interval_secs) {
+            return Err(ConfigError::Invalid(format!(
+                "site.report_interval_secs is {}; it must be 1 to 3600",
+                self.site.report_interval_secs
+            )));
         }
         if let Some(u) = &self.public_url {
             let parsed = url::Url::parse(u)

@@ -22,6 +22,7 @@ fn status_of(e: &AuthError) -> StatusCode {
         AuthError::NotFound(_) => StatusCode::NOT_FOUND,
         AuthError::Conflict(_) => StatusCode::CONFLICT,
         AuthError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        AuthError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         AuthError::InvalidRequest(_)
         | AuthError::InvalidGrant(_)
         | AuthError::UnauthorizedClient(_)
@@ -72,6 +73,7 @@ impl IntoResponse for OAuthError {
             AuthError::InvalidScope(_) => "invalid_scope",
             AuthError::SlowDown { .. } => "slow_down",
             AuthError::Internal(_) => "server_error",
+            AuthError::Unavailable(_) => "temporarily_unavailable",
             AuthError::Forbidden(_) => "access_denied",
             _ => "invalid_request",
         };
@@ -112,6 +114,7 @@ impl IntoResponse for AuthApiError {
             AuthError::Conflict(_) => ("CONFLICT", "Conflict"),
             AuthError::SlowDown { .. } => ("TOO_MANY_REQUESTS", "Too Many Requests"),
             AuthError::Internal(_) => ("INTERNAL_ERROR", "Internal Server Error"),
+            AuthError::Unavailable(_) => ("SERVICE_UNAVAILABLE", "Service Unavailable"),
             _ => ("BAD_REQUEST", "Bad Request"),
         };
         let detail = public_message(e);
@@ -364,6 +367,9 @@ impl IntoResponse for TransferError {
                 "No Authentication provided, or the token is not valid for the Transfer service"
                     .into(),
             ),
+            Cause::Auth(e @ AuthError::Unavailable(_)) => {
+                (status_of(e), "ServiceUnavailable", public_message(e))
+            }
             Cause::Auth(e) => (status_of(e), "ClientError.BadRequest", public_message(e)),
             Cause::Endpoint(e) => transfer_code(e, self.op),
             Cause::Task(e) => {

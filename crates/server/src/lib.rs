@@ -4,6 +4,7 @@ pub mod bootstrap;
 pub mod config;
 mod error;
 mod routes;
+pub mod site;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -16,7 +17,8 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use ferry_auth::{Auth, AuthError};
-use ferry_endpoint::{Defaults, Endpoint, EndpointError, Settings as EndpointSettings};
+pub use ferry_endpoint::Defaults;
+use ferry_endpoint::{Endpoint, EndpointError, Settings as EndpointSettings};
 use ferry_store::{SqliteStore, Store};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
@@ -25,7 +27,7 @@ use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
 pub use bootstrap::{AdminCredentials, Bootstrap};
-pub use config::{Config, ConfigError, Overrides};
+pub use config::{Config, ConfigError, Overrides, Role};
 use routes::AppState;
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +46,8 @@ pub enum ServerError {
     Tls(String),
     #[error("endpoint: {0}")]
     Endpoint(#[from] EndpointError),
+    #[error("{0}")]
+    Site(String),
 }
 
 /// Where the running server records the URL it is reached at.
@@ -54,9 +58,11 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The URL clients use (the token issuer), without a trailing slash.
     pub base_url: String,
-    pub bootstrap: Bootstrap,
-    /// The default storage gateway and mapped collection (created on the first start).
-    pub defaults: Defaults,
+    pub role: Role,
+    /// The administrator of a hub or single-host server (an endpoint's administrators are the hub's people).
+    pub bootstrap: Option<Bootstrap>,
+    /// The default storage gateway and mapped collection (created on the first start; a hub has none).
+    pub defaults: Option<Defaults>,
     /// The CA file clients should trust, when Ferry generated its own certificate.
     pub tls_ca: Option<PathBuf>,
     pub auth: Arc<Auth>,
@@ -119,6 +125,35 @@ pub async fn start_with_hooks(cfg: Config, hooks: TestHooks) -> Result<Running, 
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&cfg.data_dir.join("ferry.db")).await?);
     // Admin commands run beside the server read this to build URLs (e.g. native clients' redirect).
     store.meta_set(BASE_URL_KEY, &base_url).await?;
+    let site = match cfg.role {
+        Role::Endpoint => {
+            let file = site::SiteFile::load(&cfg.data_dir)
+                .map_err(ServerError::Site)?
+                .ok_or_else(|| {
+                    ServerError::Site(format!(
+                        "{} has not joined a hub: run `ferry endpoint setup --hub URL` with this data directory \
+                         first",
+                        cfg.data_dir.display()
+                    ))
+                })?;
+            // The endpoint's id is the one the hub registered.
+            store
+                .meta_set(
+                    ferry_endpoint::ENDPOINT_ID_KEY,
+                    &file.endpoint_id.to_string(),
+                )
+                .await?;
+            store
+                .mirror_identity(&file.owner_identity(clock.now()))
+                .await?;
+            Some(Arc::new(site::HubLink::open(
+                file,
+                clock.clone(),
+                cfg.site.token_cache_secs,
+            )?))
+        }
+        _ => None,
+    };
     let auth = Arc::new(
         Auth::open(
             store,
@@ -129,8 +164,13 @@ pub async fn start_with_hooks(cfg: Config, hooks: TestHooks) -> Result<Running, 
         )
         .await?,
     );
-    let bootstrap = bootstrap::ensure_admin(&auth, &cfg.data_dir).await?;
-    auth.ensure_globus_cli_template().await?;
+    let bootstrap = if cfg.role.serves_hub() {
+        let b = bootstrap::ensure_admin(&auth, &cfg.data_dir).await?;
+        auth.ensure_globus_cli_template().await?;
+        Some(b)
+    } else {
+        None
+    };
     let mailer = ferry_mail::Mailer::from_config(&cfg.smtp)
         .map_err(|e| ServerError::Config(ConfigError::Invalid(e.to_string())))?
         .map(Arc::new);
@@ -141,12 +181,21 @@ pub async fn start_with_hooks(cfg: Config, hooks: TestHooks) -> Result<Running, 
                 invitation_lifetime_secs: cfg.sharing.invitation_lifetime_secs,
                 mailer: mailer.clone(),
                 clock: clock.clone(),
+                directory: site
+                    .clone()
+                    .map(|l| l as Arc<dyn ferry_endpoint::IdentityDirectory>),
                 ..EndpointSettings::new(&base_url)
             },
         )
         .await?,
     );
-    let defaults = bootstrap::ensure_endpoint(&auth, &endpoint, &cfg).await?;
+    let defaults = match (cfg.role, &site) {
+        (Role::All, _) => Some(bootstrap::ensure_endpoint(&auth, &endpoint, &cfg).await?),
+        (Role::Endpoint, Some(link)) => {
+            Some(bootstrap::ensure_site_endpoint(link.file(), &endpoint, &cfg).await?)
+        }
+        _ => None,
+    };
     let transfer = ferry_transfer::Engine::new(
         auth.store().clone(),
         endpoint.clone(),
@@ -161,10 +210,20 @@ pub async fn start_with_hooks(cfg: Config, hooks: TestHooks) -> Result<Running, 
             Arc::new(move |doc: &serde_json::Value| auth.sign_document(doc).ok())
         }),
     );
-    let workers = transfer
-        .start()
-        .await
-        .map_err(|e| ServerError::Config(ConfigError::Invalid(format!("transfer engine: {e}"))))?;
+    // Tasks are the hub's: an endpoint runs none of its own yet.
+    let workers = if cfg.role.serves_hub() {
+        Some(transfer.start().await.map_err(|e| {
+            ServerError::Config(ConfigError::Invalid(format!("transfer engine: {e}")))
+        })?)
+    } else {
+        None
+    };
+    let reporter = site.as_ref().map(|link| {
+        link.clone().spawn_reporter(
+            auth.store().clone(),
+            Duration::from_secs(cfg.site.report_interval_secs),
+        )
+    });
 
     let (acceptor, tls_ca) = if cfg.tls {
         let (cert, key, ca) = match (&cfg.tls_cert, &cfg.tls_key) {
@@ -191,6 +250,9 @@ pub async fn start_with_hooks(cfg: Config, hooks: TestHooks) -> Result<Running, 
         endpoint: endpoint.clone(),
         transfer,
         secure_cookies: base_url.starts_with("https://"),
+        hub: site,
+        role: cfg.role,
+        sites_http: site::hub_http(cfg.site.ca_file.as_deref()).map_err(ServerError::Tls)?,
     };
     let app = router(state);
     let auth_for_serve = auth.clone();
@@ -198,11 +260,17 @@ pub async fn start_with_hooks(cfg: Config, hooks: TestHooks) -> Result<Running, 
     let task = tokio::spawn(async move {
         serve(listener, app, acceptor, rx, auth_for_serve).await;
         // Tasks in flight keep their leases' state in the database; the next start resumes them.
-        workers.abort();
+        if let Some(w) = workers {
+            w.abort();
+        }
+        if let Some(r) = reporter {
+            r.abort();
+        }
     });
     Ok(Running {
         addr,
         base_url,
+        role: cfg.role,
         bootstrap,
         defaults,
         tls_ca,
@@ -215,7 +283,7 @@ pub async fn start_with_hooks(cfg: Config, hooks: TestHooks) -> Result<Running, 
 
 /// The data directory holds the administrator's credentials, keys and the database: only its owner may enter
 /// it. An existing directory that others can read is tightened (and said so).
-fn create_private_dir(dir: &std::path::Path) -> Result<(), ServerError> {
+pub fn create_private_dir(dir: &std::path::Path) -> Result<(), ServerError> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     if dir.is_dir() {
         let mode = std::fs::metadata(dir)
@@ -240,13 +308,31 @@ fn create_private_dir(dir: &std::path::Path) -> Result<(), ServerError> {
 pub fn router(state: AppState) -> Router {
     // Served at an https base URL: browsers must never fall back to plain http (HSTS on every response).
     let hsts = state.secure_cookies;
-    let app = Router::new()
-        .merge(routes::auth::router())
-        .merge(routes::groups::router())
-        .merge(routes::manager::router())
-        .merge(routes::transfer::router())
-        .merge(routes::data::router())
-        .merge(routes::web::router())
+    let role = state.role;
+    let mut app = Router::new();
+    if role.serves_hub() {
+        app = app
+            .merge(routes::auth::router())
+            .merge(routes::sites::router())
+            .merge(routes::groups::router())
+            .merge(
+                routes::transfer::router().layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    routes::transfer::forward::to_site,
+                )),
+            )
+            .merge(routes::web::router());
+    }
+    if role.serves_endpoint() {
+        app = app
+            .merge(routes::manager::router())
+            .merge(routes::data::router());
+    }
+    if role == Role::Endpoint {
+        // The hub passes Transfer requests for this endpoint's collections on here, vouching for the caller.
+        app = app.nest("/site", routes::transfer::router());
+    }
+    let app = app
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,

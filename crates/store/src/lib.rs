@@ -2,8 +2,10 @@
 //! PostgreSQL next) implements the trait with its own migrations and passes the same conformance tests.
 
 pub mod conformance;
+pub mod sites;
 mod sqlite;
 mod sqlite_auth;
+mod sqlite_sites;
 mod sqlite_tasks;
 pub mod tasks;
 
@@ -16,6 +18,7 @@ use ferry_core::endpoint::{
 use ferry_core::{Client, Group, Identity, Membership};
 use uuid::Uuid;
 
+pub use sites::{Site, SiteCollection, SiteStore};
 pub use sqlite::SqliteStore;
 pub use tasks::TaskStore;
 
@@ -211,7 +214,7 @@ pub struct Bookmark {
 }
 
 #[async_trait]
-pub trait Store: TaskStore + Send + Sync + 'static {
+pub trait Store: TaskStore + SiteStore + Send + Sync + 'static {
     /// Returns the stored value of `key`, storing `value` first if the key was absent (first writer wins).
     async fn meta_get_or_insert(&self, key: &str, value: &str) -> Result<String>;
     async fn meta_get(&self, key: &str) -> Result<Option<String>>;

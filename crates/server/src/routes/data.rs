@@ -19,7 +19,7 @@ use futures_util::StreamExt;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{AppState, parse_params, principal};
+use super::{AppState, parse_params};
 use crate::error::DataError;
 
 pub fn router() -> Router<AppState> {
@@ -54,10 +54,15 @@ async fn caller(
     read: bool,
 ) -> Result<Option<Requester>, DataError> {
     if headers.get(header::AUTHORIZATION).is_some() {
-        let p = principal(s, headers, &collection.to_string()).await?;
-        return Ok(Some(s.endpoint.requester(p.identity).await?));
+        return Ok(Some(
+            super::requester(s, headers, &collection.to_string()).await?,
+        ));
     }
-    if read && let Some(session) = super::web::current_session(s, headers).await? {
+    // Browser sessions are the hub's; an endpoint sees only tokens.
+    if read
+        && s.hub.is_none()
+        && let Some(session) = super::web::current_session(s, headers).await?
+    {
         return Ok(Some(s.endpoint.requester(session.identity).await?));
     }
     Ok(None)

@@ -13,7 +13,7 @@ use ferry_endpoint::{CollectionQuery, EndpointError, Requester};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{AppState, parse_json, parse_params, principal};
+use super::{AppState, parse_json, parse_params};
 use crate::error::ManagerError;
 
 type Answer = Result<Json<Value>, ManagerError>;
@@ -162,8 +162,7 @@ fn path_id(what: &str, raw: &str) -> Result<Uuid, ManagerError> {
 }
 
 async fn caller(s: &AppState, headers: &HeaderMap) -> Result<Requester, ManagerError> {
-    let p = principal(s, headers, &s.endpoint.id().to_string()).await?;
-    Ok(s.endpoint.requester(p.identity).await?)
+    Ok(super::requester(s, headers, &s.endpoint.id().to_string()).await?)
 }
 
 fn body(raw: &Bytes) -> Result<Value, ManagerError> {

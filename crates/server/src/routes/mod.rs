@@ -4,6 +4,7 @@ pub mod auth;
 pub mod data;
 pub mod groups;
 pub mod manager;
+pub mod sites;
 pub mod transfer;
 pub mod web;
 
@@ -25,6 +26,11 @@ pub struct AppState {
     pub transfer: ferry_transfer::Engine,
     /// Browser cookies get `Secure` when the server is reached over https.
     pub secure_cookies: bool,
+    /// An endpoint's hub (`--role endpoint`): tokens are the hub's to vouch for.
+    pub hub: Option<Arc<crate::site::HubLink>>,
+    pub role: crate::Role,
+    /// How a hub reaches its endpoints.
+    pub sites_http: reqwest::Client,
 }
 
 /// The caller's address, used to key the brute-force limiter.
@@ -106,6 +112,30 @@ pub async fn principal(
         .auth
         .authenticate_bearer(bearer(headers)?, resource_server)
         .await
+}
+
+/// The caller behind a bearer token for `resource_server`, with their groups: asked of the hub on an
+/// endpoint, looked up in this process's own Auth otherwise.
+pub async fn requester(
+    state: &AppState,
+    headers: &HeaderMap,
+    resource_server: &str,
+) -> Result<ferry_endpoint::Requester, AuthError> {
+    let token = bearer(headers)?;
+    if let Some(hub) = &state.hub {
+        return hub
+            .requester(state.auth.store(), token, resource_server)
+            .await;
+    }
+    let p = state
+        .auth
+        .authenticate_bearer(token, resource_server)
+        .await?;
+    state
+        .endpoint
+        .requester(p.identity)
+        .await
+        .map_err(|e| AuthError::Internal(e.to_string()))
 }
 
 pub fn authorization(headers: &HeaderMap) -> Option<&str> {

@@ -50,11 +50,19 @@ async fn search(
         limit: get("limit"),
         offset: get("offset"),
     };
-    let page = s
+    let (mut hits, limit, offset) = s
         .endpoint
-        .search(&who, &query)
+        .search_hits(&who, &query)
         .await
         .map_err(op.endpoint())?;
+    if s.role.serves_hub() {
+        hits.extend(
+            super::forward::search_sites(&s, &who, q.as_deref().unwrap_or(""), offset + limit)
+                .await,
+        );
+        ferry_endpoint::index::sort_hits(&mut hits);
+    }
+    let page = ferry_endpoint::index::page_of(hits, limit, offset);
     Ok(list(
         "endpoint_list",
         page.docs,

@@ -3,6 +3,7 @@
 
 mod bookmarks;
 mod files;
+pub mod forward;
 mod index;
 mod sharing;
 mod tasks;
@@ -58,8 +59,18 @@ impl Op {
         |e| TransferError::auth(self.op, &self.resource, e)
     }
 
-    /// The caller, with a Transfer token.
+    /// The caller, with a Transfer token; on an endpoint, the caller the hub vouches for when it passes a
+    /// request on.
     async fn caller(&self, s: &AppState, headers: &HeaderMap) -> Result<Requester, TransferError> {
+        if let Some(hub) = &s.hub {
+            let header =
+                super::authorization(headers).ok_or(ferry_auth::AuthError::Unauthenticated);
+            return match header {
+                Ok(h) => hub.vouched_caller(s.auth.store(), h).await,
+                Err(e) => Err(e),
+            }
+            .map_err(self.auth());
+        }
         let p = principal(s, headers, TRANSFER_RS)
             .await
             .map_err(self.auth())?;

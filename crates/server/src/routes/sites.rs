@@ -1,0 +1,89 @@
+//! The hub's endpoint registry (`/v2/ferry/endpoints`): a person registers an endpoint (`ferry endpoint
+//! setup`), the endpoint reports its collections with its own credentials, the owner or the endpoint removes
+//! it. Ferry's own routes, beside Globus Auth's.
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use ferry_auth::{AuthError, ClientCredentials};
+use ferry_core::scope::AUTH_RS;
+use ferry_proto::sites::{EndpointRegistration, SiteReport};
+use uuid::Uuid;
+
+use super::{AppState, Peer, authorization, parse_json, principal};
+use crate::error::AuthApiError;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v2/ferry/endpoints", get(list).post(register))
+        .route("/v2/ferry/endpoints/{id}", get(show).delete(remove))
+        .route("/v2/ferry/endpoints/{id}/report", put(report))
+}
+
+type Answer = Result<Response, AuthApiError>;
+
+fn endpoint_id(raw: &str) -> Result<Uuid, AuthError> {
+    Uuid::parse_str(raw).map_err(|_| AuthError::NotFound(format!("no endpoint {raw:?}")))
+}
+
+/// Client credentials in the Authorization header (HTTP Basic), if that is what the caller sent.
+fn basic(headers: &HeaderMap) -> Result<Option<ClientCredentials>, AuthError> {
+    match authorization(headers) {
+        Some(h) if h.starts_with("Basic ") => {
+            ClientCredentials::from_request(Some(h), &Default::default())
+        }
+        _ => Ok(None),
+    }
+}
+
+async fn register(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Answer {
+    let who = principal(&s, &headers, AUTH_RS).await?;
+    let request: EndpointRegistration = parse_json(&body)?;
+    let created = s.auth.register_site(&who, request).await?;
+    Ok((StatusCode::CREATED, Json(created)).into_response())
+}
+
+async fn list(State(s): State<AppState>, headers: HeaderMap) -> Answer {
+    principal(&s, &headers, AUTH_RS).await?;
+    Ok(Json(serde_json::json!({"endpoints": s.auth.list_sites().await?})).into_response())
+}
+
+async fn show(State(s): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Answer {
+    principal(&s, &headers, AUTH_RS).await?;
+    Ok(Json(s.auth.show_site(endpoint_id(&id)?).await?).into_response())
+}
+
+async fn remove(
+    State(s): State<AppState>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Answer {
+    let id = endpoint_id(&id)?;
+    let creds = basic(&headers)?;
+    let owner = match creds {
+        Some(_) => None,
+        None => Some(principal(&s, &headers, AUTH_RS).await?),
+    };
+    s.auth
+        .delete_site(id, creds.as_ref(), owner.as_ref(), &peer)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn report(
+    State(s): State<AppState>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Answer {
+    let id = endpoint_id(&id)?;
+    let creds = basic(&headers)?.ok_or(AuthError::InvalidClient)?;
+    let report: SiteReport = parse_json(&body)?;
+    Ok(Json(s.auth.report_site(Some(&creds), &peer, id, report).await?).into_response())
+}

@@ -1,0 +1,500 @@
+//! A hub and an endpoint as two servers (`--role hub`, `--role endpoint`) on one clock: an endpoint joins with a
+//! person's login, reports its collections, and answers Transfer requests the hub passes on; bearer tokens are
+//! checked by introspection at the hub and kept for at most `site.token_cache_secs`; a revoked token, or a hub
+//! that cannot be reached, stops access within that bound; the hub's statements are refused when forged,
+//! expired, or meant for another endpoint.
+
+use std::time::Duration;
+
+use ferry_core::ClientKind;
+use ferry_server::Role;
+use ferry_server::site::{SiteFile, SiteOwner};
+use ferry_tests::{App, Person, TestServer};
+use reqwest::Method as M;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const TRANSFER: &str = "urn:globus:auth:scope:transfer.api.globus.org:all";
+const CACHE_SECS: i64 = 15;
+
+struct Sites {
+    hub: TestServer,
+    ep: TestServer,
+    app: App,
+    owner: Person,
+    endpoint_id: Uuid,
+    /// The endpoint's default mapped collection.
+    coll: Uuid,
+    /// The owner's Transfer token at the hub.
+    transfer: String,
+    /// The owner's tokens, by resource server.
+    tokens: Value,
+}
+
+/// A port free right now on 127.0.0.1 (the endpoint's public URL must be known before it starts).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The token of resource server `rs` in a token response (`other_tokens` included).
+fn token_for(t: &Value, rs: &str) -> String {
+    std::iter::once(t)
+        .chain(t["other_tokens"].as_array().into_iter().flatten())
+        .find(|x| x["resource_server"] == rs)
+        .and_then(|x| x["access_token"].as_str())
+        .unwrap_or_else(|| panic!("no token for {rs} in {t}"))
+        .to_string()
+}
+
+/// Polls (bounded) until the hub lists what the endpoint reported: reporting is the endpoint's background work.
+async fn reported(hub: &TestServer, token: &str, id: Uuid, n: usize) -> Value {
+    for _ in 0..200 {
+        let (st, doc) = hub
+            .call(M::GET, &format!("/v2/ferry/endpoints/{id}"), token, None)
+            .await;
+        assert_eq!(st, 200, "{doc}");
+        if doc["collections"].as_array().map_or(0, Vec::len) >= n {
+            return doc;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the endpoint never reported {n} collections");
+}
+
+async fn sites() -> Sites {
+    let hub = TestServer::start_with(|c| c.role = Role::Hub).await;
+    let app = hub.app(ClientKind::Confidential).await;
+    let owner = hub.person("olive").await;
+    let t = hub
+        .login(&app, &owner, &format!("openid profile email {TRANSFER}"))
+        .await;
+    let auth = token_for(&t, "auth.globus.org");
+    let port = free_port();
+    let public_url = format!("http://127.0.0.1:{port}");
+    let (st, reg) = hub
+        .call(
+            M::POST,
+            "/v2/ferry/endpoints",
+            &auth,
+            Some(&json!({"display_name": "Beamline", "public_url": public_url})),
+        )
+        .await;
+    assert_eq!(st, 201, "{reg}");
+    let endpoint_id = Uuid::parse_str(reg["endpoint_id"].as_str().unwrap()).unwrap();
+    let file = SiteFile {
+        hub_url: reg["hub_url"].as_str().unwrap().into(),
+        endpoint_id,
+        client_secret: reg["client_secret"].as_str().unwrap().into(),
+        public_url: public_url.clone(),
+        display_name: "Beamline".into(),
+        owner: SiteOwner {
+            id: Uuid::parse_str(&owner.id).unwrap(),
+            username: owner.username.clone(),
+            name: "Olive".into(),
+            email: None,
+        },
+        hub_ca_file: None,
+    };
+    let ep = TestServer::start_clocked(
+        hub.clock.clone(),
+        |c| {
+            c.role = Role::Endpoint;
+            c.listen = format!("127.0.0.1:{port}").parse().unwrap();
+            c.public_url = Some(public_url.clone());
+            c.site.token_cache_secs = CACHE_SECS;
+            ferry_server::create_private_dir(&c.data_dir).unwrap();
+            file.save(&c.data_dir).unwrap();
+        },
+        Default::default(),
+    )
+    .await;
+    assert_eq!(ep.running.endpoint.id(), endpoint_id);
+    let doc = reported(&hub, &auth, endpoint_id, 1).await;
+    let coll = Uuid::parse_str(doc["collections"][0]["id"].as_str().unwrap()).unwrap();
+    // A login that also covers the collection's files and the endpoint's manager API.
+    let tokens = hub
+        .login(
+            &app,
+            &owner,
+            &format!(
+                "openid {TRANSFER} https://auth.globus.org/scopes/{coll}/https \
+                 urn:globus:auth:scope:{endpoint_id}:manage_collections"
+            ),
+        )
+        .await;
+    Sites {
+        transfer: token_for(&tokens, "transfer.api.globus.org"),
+        hub,
+        ep,
+        app,
+        owner,
+        endpoint_id,
+        coll,
+        tokens,
+    }
+}
+
+impl Sites {
+    fn storage(&self) -> std::path::PathBuf {
+        self.ep.data_dir().join("storage")
+    }
+
+    async fn https_get(&self, path: &str, token: &str) -> (u16, String) {
+        let r = self
+            .ep
+            .http
+            .get(format!("{}/data/{}{path}", self.ep.url, self.coll))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+}
+
+#[tokio::test]
+async fn an_endpoint_joins_reports_and_is_found_through_the_hub() {
+    let s = sites().await;
+    assert_eq!(
+        s.endpoint_id.to_string(),
+        s.ep.running.endpoint.id().to_string()
+    );
+    // Transfer's index at the hub shows the endpoint's collection, pointing at the endpoint itself.
+    let (st, found) = s
+        .hub
+        .call(
+            M::GET,
+            "/v0.10/endpoint_search?filter_fulltext=&filter_scope=all",
+            &s.transfer,
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{found}");
+    let doc = found["DATA"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == s.coll.to_string())
+        .unwrap_or_else(|| panic!("the endpoint's collection is not found: {found}"))
+        .clone();
+    assert_eq!(doc["gcs_manager_url"], s.ep.url, "{doc}");
+    assert!(
+        doc["https_server"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{}/data/{}", s.ep.url, s.coll)),
+        "{doc}"
+    );
+    // The collection's own document, and a listing of its files, come from the endpoint.
+    std::fs::write(s.storage().join("hello.txt"), b"from the beamline").unwrap();
+    let (st, one) = s
+        .hub
+        .call(
+            M::GET,
+            &format!("/v0.10/endpoint/{}", s.coll),
+            &s.transfer,
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{one}");
+    assert_eq!(one["display_name"], doc["display_name"]);
+    let (st, ls) = s
+        .hub
+        .call(
+            M::GET,
+            &format!("/v0.10/operation/endpoint/{}/ls?path=/", s.coll),
+            &s.transfer,
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{ls}");
+    assert!(
+        ls["DATA"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "hello.txt"),
+        "{ls}"
+    );
+    // A folder made through the hub is made at the endpoint.
+    let (st, made) = s
+        .hub
+        .call(
+            M::POST,
+            &format!("/v0.10/operation/endpoint/{}/mkdir", s.coll),
+            &s.transfer,
+            Some(&json!({"DATA_TYPE": "mkdir", "path": "/runs"})),
+        )
+        .await;
+    assert_eq!(st, 200, "{made}");
+    assert!(s.storage().join("runs").is_dir());
+}
+
+#[tokio::test]
+async fn bearer_tokens_are_the_hubs_and_a_revoked_one_stops_within_the_bound() {
+    let s = sites().await;
+    std::fs::write(s.storage().join("data.bin"), b"0123456789").unwrap();
+    let https = token_for(&s.tokens, &s.coll.to_string());
+    assert_eq!(
+        s.https_get("/data.bin", &https).await,
+        (200, "0123456789".into())
+    );
+    // The manager API takes the endpoint's own token.
+    let manage = token_for(&s.tokens, &s.endpoint_id.to_string());
+    let (st, info) = s.ep.call(M::GET, "/api/endpoint", &manage, None).await;
+    assert_eq!(st, 200, "{info}");
+    // Tokens of other resource servers, and tokens the hub never issued, are refused.
+    assert_eq!(s.https_get("/data.bin", &s.transfer).await.0, 401);
+    assert_eq!(s.https_get("/data.bin", "made-up").await.0, 401);
+    let (st, _) = s.ep.call(M::GET, "/api/endpoint", &https, None).await;
+    assert_eq!(st, 401);
+
+    // Revoked at the hub: the endpoint's answer is kept for at most the bound, then the token is refused.
+    let (st, body) = s
+        .hub
+        .oauth(
+            "/v2/oauth2/token/revoke",
+            &s.app,
+            &[("token", https.as_str())],
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    s.hub.advance(CACHE_SECS - 1);
+    assert_eq!(
+        s.https_get("/data.bin", &https).await.0,
+        200,
+        "within the bound"
+    );
+    s.hub.advance(1);
+    assert_eq!(
+        s.https_get("/data.bin", &https).await.0,
+        401,
+        "after the bound"
+    );
+    let _ = &s.owner;
+}
+
+#[tokio::test]
+async fn an_endpoint_cut_off_from_its_hub_refuses_after_the_bound() {
+    let s = sites().await;
+    std::fs::write(s.storage().join("data.bin"), b"abc").unwrap();
+    let https = token_for(&s.tokens, &s.coll.to_string());
+    assert_eq!(s.https_get("/data.bin", &https).await.0, 200);
+    let Sites { hub, ep, coll, .. } = s;
+    let clock = hub.clock.clone();
+    hub.running.shutdown().await;
+    let get = |token: String| {
+        let ep = &ep;
+        async move {
+            ep.http
+                .get(format!("{}/data/{coll}/data.bin", ep.url))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(
+        get(https.clone()).await,
+        200,
+        "a kept answer counts within the bound"
+    );
+    clock.advance(CACHE_SECS);
+    let st = get(https.clone()).await;
+    assert_eq!(st, 503, "no answer from the hub: refused, and said why");
+}
+
+#[tokio::test]
+async fn the_hubs_statements_are_refused_when_forged_expired_or_for_another_endpoint() {
+    let s = sites().await;
+    let me = s
+        .hub
+        .running
+        .auth
+        .store()
+        .get_identity(Uuid::parse_str(&s.owner.id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let search = format!("{}/site/v0.10/endpoint_search", s.ep.url);
+    let ask = |auth: String| {
+        let http = s.ep.http.clone();
+        let url = search.clone();
+        async move {
+            http.get(url)
+                .header("authorization", auth)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let good = s.hub.running.auth.vouch(s.endpoint_id, &me, &[]).unwrap();
+    assert_eq!(ask(good.clone()).await, 200);
+    // For another endpoint.
+    let other = s.hub.running.auth.vouch(Uuid::new_v4(), &me, &[]).unwrap();
+    assert_eq!(ask(other).await, 401);
+    // Tampered: another identity's claims under the same signature.
+    let (head, rest) = good.split_once('.').unwrap();
+    let (claims, sig) = rest.split_once('.').unwrap();
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut c: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(claims).unwrap()).unwrap();
+    c["sub"] = json!(Uuid::new_v4());
+    let forged = format!(
+        "{head}.{}.{sig}",
+        URL_SAFE_NO_PAD.encode(c.to_string().as_bytes())
+    );
+    assert_eq!(ask(forged).await, 401);
+    // Unsigned.
+    let none = format!(
+        "Ferry-Hub {}.{}.",
+        URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#),
+        claims
+    );
+    assert_eq!(ask(none).await, 401);
+    // A person's bearer token is no statement.
+    assert_eq!(ask(format!("Bearer {}", s.transfer)).await, 401);
+    // Expired.
+    s.hub.advance(ferry_auth::sites::ASSERTION_SECS);
+    assert_eq!(ask(good).await, 401);
+}
+
+#[tokio::test]
+async fn an_endpoint_cannot_claim_what_is_not_its_own() {
+    let s = sites().await;
+    let file = SiteFile::load(&s.ep.data_dir()).unwrap().unwrap();
+    let report = |collections: Value| {
+        let http = s.hub.http.clone();
+        let url = format!("{}/v2/ferry/endpoints/{}/report", s.hub.url, s.endpoint_id);
+        let secret = file.client_secret.clone();
+        let id = s.endpoint_id;
+        async move {
+            http.put(url)
+                .basic_auth(id, Some(secret))
+                .json(
+                    &json!({"public_url": "http://127.0.0.1:9", "display_name": "x",
+                              "collections": collections}),
+                )
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    // An identity's id (here the owner's) is never a collection to route to.
+    let st =
+        report(json!([{"id": s.owner.id, "display_name": "x", "collection_type": "mapped"}])).await;
+    assert_eq!(st, 409);
+    // Another endpoint's report needs that endpoint's secret.
+    let (st, _) = s
+        .hub
+        .call(
+            M::PUT,
+            &format!("/v2/ferry/endpoints/{}/report", s.endpoint_id),
+            &s.transfer,
+            Some(&json!({"public_url": "http://x", "display_name": "x", "collections": []})),
+        )
+        .await;
+    assert_eq!(st, 401);
+    // Nothing changed: the collection still routes to the endpoint.
+    let (st, _) = s
+        .hub
+        .call(
+            M::GET,
+            &format!("/v0.10/endpoint/{}", s.coll),
+            &s.transfer,
+            None,
+        )
+        .await;
+    assert_eq!(st, 200);
+}
+
+#[tokio::test]
+async fn a_guest_collection_at_the_endpoint_is_shared_through_the_hub() {
+    let s = sites().await;
+    std::fs::create_dir_all(s.storage().join("shared")).unwrap();
+    std::fs::write(s.storage().join("shared/result.csv"), b"a,b\n1,2\n").unwrap();
+    std::fs::write(s.storage().join("private.txt"), b"not shared").unwrap();
+    let (st, made) = s
+        .hub
+        .call(
+            M::POST,
+            "/v0.10/shared_endpoint",
+            &s.transfer,
+            Some(
+                &json!({"DATA_TYPE": "shared_endpoint", "host_endpoint": s.coll,
+                         "host_path": "/shared", "display_name": "Results"}),
+            ),
+        )
+        .await;
+    assert_eq!(st, 200, "{made}");
+    let guest = made["id"].as_str().unwrap().to_string();
+    // Made at the endpoint, and reported to the hub at once.
+    let auth = token_for(&s.tokens, "auth.globus.org");
+    let doc = reported(&s.hub, &auth, s.endpoint_id, 2).await;
+    assert!(
+        doc["collections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["id"] == guest),
+        "{doc}"
+    );
+
+    // A collaborator at the hub is given read access there, and reads over HTTPS from the endpoint.
+    let bob = s.hub.person("bob").await;
+    let (st, rule) = s
+        .hub
+        .call(
+            M::POST,
+            &format!("/v0.10/endpoint/{guest}/access"),
+            &s.transfer,
+            Some(&json!({"DATA_TYPE": "access", "principal_type": "identity",
+                         "principal": bob.id, "path": "/", "permissions": "r"})),
+        )
+        .await;
+    assert_eq!(st, 200, "{rule}");
+    let rule_id = rule["access_id"].as_str().unwrap().to_string();
+    let t = s
+        .hub
+        .login(
+            &s.app,
+            &bob,
+            &format!("openid https://auth.globus.org/scopes/{guest}/https"),
+        )
+        .await;
+    let bobs = token_for(&t, &guest);
+    let get = |path: &'static str| {
+        let http = s.ep.http.clone();
+        let url = format!("{}/data/{guest}{path}", s.ep.url);
+        let token = bobs.clone();
+        async move {
+            let r = http.get(url).bearer_auth(token).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    assert_eq!(get("/result.csv").await, (200, "a,b\n1,2\n".into()));
+    // The guest collection's root is the shared folder: nothing above it is reachable.
+    assert_eq!(get("/../private.txt").await.0 / 100, 4);
+    // The rule removed through the hub: refused at once, before any cache bound.
+    let (st, gone) = s
+        .hub
+        .call(
+            M::DELETE,
+            &format!("/v0.10/endpoint/{guest}/access/{rule_id}"),
+            &s.transfer,
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{gone}");
+    assert_eq!(get("/result.csv").await.0, 403);
+}
