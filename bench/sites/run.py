@@ -280,8 +280,9 @@ def table(results: list[Result], sets: dict[str, Dataset], rate: str, skipped: d
             lines.append(f"| {delay:g} ms | {label} | {name} | 0/{len(runs)} | - | - | - | - | {hub:,} |")
             continue
         med = statistics.median(ok)
+        files_per_s = f"{ds.files / med:,.0f}" if ds.files > 1 else "-"
         lines.append(f"| {delay:g} ms | {label} | {name} | {len(ok)}/{len(runs)} | {med:.2f} | "
-                     f"{ds.nbytes / med / 1e6:,.0f} | {ds.nbytes / med / link:.0%} | {ds.files / med:,.0f} | {hub:,} |")
+                     f"{ds.nbytes / med / 1e6:,.0f} | {ds.nbytes / med / link:.0%} | {files_per_s} | {hub:,} |")
     for name, why in skipped.items():
         lines.append(f"\n{name}: skipped: {why}")
     return "\n".join(lines)
