@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import ctypes
+import dataclasses
 import ipaddress
 import json
 import os
@@ -46,6 +47,17 @@ DEV = "eth0"  # the site's end of its link
 RELAY_PORT = 61999  # where a site's delaying relay listens; never redirected to itself
 CMD_TIMEOUT = 30.0  # any one ip/tc/nft command
 SITE_NAME = re.compile(r"^[a-z][a-z0-9]{0,15}$")
+Socket = socket.socket  # the method Sites.socket shadows the module's name inside the class
+
+
+@dataclasses.dataclass
+class Link:
+    """What is set on one site's link."""
+
+    rate: str | None = None  # tbf rate, tc syntax; None: unshaped
+    loss: float = 0.0  # percent of packets dropped, each direction
+    cut: bool = False
+    delay: float = 0.0  # ms added each way to TCP connections into the site
 
 
 class NeedsNamespaces(RuntimeError):
@@ -177,8 +189,7 @@ class Sites:
         for r in [rate, *(rates or {}).values()]:
             if r:
                 parse_rate(r)  # a typo fails here, not halfway through building
-        self.links = {n: {"rate": (rates or {}).get(n, rate), "loss": float(loss_pct), "cut": False, "delay": 0.0}
-                      for n in names}
+        self.links = {n: Link(rate=(rates or {}).get(n, rate), loss=float(loss_pct)) for n in names}
         self.procs: list[Proc] = []
         self._relays: dict[str, Proc] = {}
         self._ns_fds: dict[str, int] = {}
@@ -298,7 +309,7 @@ class Sites:
     def _write_state(self) -> None:
         STATE_DIR.mkdir(parents=True, exist_ok=True)
         state = {"tag": self.tag, "owner": os.getpid(), "keep": self.keep, "sites": self.addrs,
-                 "links": self.links, "relays": {s: p.pid for s, p in self._relays.items()}}
+                 "links": {n: dataclasses.asdict(link) for n, link in self.links.items()}, "relays": {s: p.pid for s, p in self._relays.items()}}
         tmp = STATE_DIR / f".{self.tag}.json"
         tmp.write_text(json.dumps(state, indent=1))
         tmp.replace(STATE_DIR / f"{self.tag}.json")
@@ -310,8 +321,8 @@ class Sites:
     # -- processes -----------------------------------------------------------------------------------
 
     def _argv(self, site: str, argv: t.Sequence[str | os.PathLike[str]]) -> list[str]:
-        argv = [os.fspath(a) for a in argv]
-        return ["ip", "netns", "exec", self.ns(site), *argv] if self.mode == "netns" else argv
+        plain = [os.fspath(a) for a in argv]
+        return ["ip", "netns", "exec", self.ns(site), *plain] if self.mode == "netns" else plain
 
     def spawn(self, site: str, argv: t.Sequence[str | os.PathLike[str]], *, env: dict[str, str] | None = None,
               log: str | os.PathLike[str] | None = None, cwd: str | os.PathLike[str] | None = None) -> Proc:
@@ -346,7 +357,7 @@ class Sites:
 
     # -- sockets from this process --------------------------------------------------------------------
 
-    def socket(self, site: str, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM) -> socket.socket:
+    def socket(self, site: str, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM) -> Socket:
         """A socket that lives in the site's namespace (made on a short-lived thread that enters it)."""
         self._check(site)
         if self.mode != "netns":
@@ -370,7 +381,7 @@ class Sites:
             raise RuntimeError(f"could not make a socket in {site}: {made[0] if made else 'timed out'}")
         return made[0]
 
-    def connect(self, site: str, host: str, port: int, timeout: float = 5.0) -> socket.socket:
+    def connect(self, site: str, host: str, port: int, timeout: float = 5.0) -> Socket:
         """A TCP connection from the site to host:port (a site's name or an address)."""
         sock = self.socket(site)
         sock.settimeout(timeout)
@@ -402,14 +413,14 @@ class Sites:
     def set_rate(self, site: str, rate: str | None) -> None:
         """Shape the site's link (both directions) to `rate` (tc syntax: "1gbit"), or unshape it (None)."""
         self._need_ns("shaping")
-        self.links[site]["rate"] = rate
+        self.links[site].rate = rate
         self._apply_rate(site)
         self._write_state()
 
     def _apply_rate(self, site: str) -> None:
         # both ends: the site's own device shapes what it sends, the switch's port what it receives
         for ns, dev in ((self.ns(site), DEV), (self.switch_ns, self._port(site))):
-            rate = self.links[site]["rate"]
+            rate = self.links[site].rate
             if rate:
                 burst = self.burst or tbf_burst(rate)
                 sh(["ip", "netns", "exec", ns, "tc", "qdisc", "replace", "dev", dev, "root", "tbf",
@@ -422,18 +433,18 @@ class Sites:
         self._need_ns("packet loss")
         if not 0 <= pct <= 100:
             raise ValueError(f"loss {pct}% is not a percentage")
-        self.links[site]["loss"] = float(pct)
+        self.links[site].loss = float(pct)
         self._apply_filters()
 
     def cut(self, site: str) -> None:
         """Cut the site off: every frame to or from it is dropped (its link stays up, as in a partition)."""
         self._need_ns("cutting a link")
-        self.links[site]["cut"] = True
+        self.links[site].cut = True
         self._apply_filters()
 
     def heal(self, site: str) -> None:
         self._need_ns("healing a link")
-        self.links[site]["cut"] = False
+        self.links[site].cut = False
         self._apply_filters()
 
     def _apply_filters(self) -> None:
@@ -442,11 +453,11 @@ class Sites:
         for site in self.names:
             link, port = self.links[site], self._port(site)
             for match in (f'iifname "{port}"', f'oifname "{port}"'):
-                if link["cut"]:
+                if link.cut:
                     rules.append(f"{match} drop")
-                elif link["loss"] > 0:
+                elif link.loss > 0:
                     # numgen draws per packet: one in a million steps
-                    rules.append(f"{match} numgen random mod 1000000 < {round(link['loss'] * 10000)} drop")
+                    rules.append(f"{match} numgen random mod 1000000 < {round(link.loss * 10000)} drop")
         body = "".join(f"    {r}\n" for r in rules)
         script = ("table bridge ferrysites\ndelete table bridge ferrysites\n"
                   "table bridge ferrysites {\n  chain links {\n    type filter hook forward priority 0\n"
@@ -465,7 +476,7 @@ class Sites:
         old = self._relays.pop(site, None)
         if old is not None:
             old.stop()
-        self.links[site]["delay"] = float(ms)
+        self.links[site].delay = float(ms)
         if ms > 0:
             relay = self.spawn(site, [sys.executable, RELAY, "--listen", f"0.0.0.0:{RELAY_PORT}",
                                       "--transparent", "--delay-ms", str(ms)])

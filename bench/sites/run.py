@@ -57,7 +57,7 @@ class Variant:
     name: str
     dataset: str
     site: str
-    argv: t.Callable[[Path], list[str]]
+    argv: t.Callable[[Path], list[str | os.PathLike[str]]]
     env: dict[str, str] | None = None
 
 
@@ -235,7 +235,7 @@ class FerryRow:
         raise SkipRow("FerryRow.collections(): how the client finds the endpoints' collections is issue 14's")
 
     def variants(self) -> list[Variant]:
-        def transfer(ds: str) -> t.Callable[[Path], list[str]]:
+        def transfer(ds: str) -> t.Callable[[Path], list[str | os.PathLike[str]]]:
             return lambda d: [str(self.binary), "transfer", "--recursive", "--wait",
                               f"{self.ids['a']}:/{ds}/", f"{self.ids['b']}:/{d.relative_to(self.dst)}/"]
         return [Variant("ferry", ds, "client", transfer(ds), self.login_env()) for ds in ("big", "small")]
