@@ -160,6 +160,8 @@ class FerryServer:
         env: dict[str, str] | None = None,
         config: str | None = None,
         tls: bool = False,
+        role: str | None = None,
+        port: int | None = None,
     ) -> None:
         self.binary = ferry_binary()
         self.workdir = workdir
@@ -168,6 +170,9 @@ class FerryServer:
         self.extra_env = dict(env or {})
         self.config = config
         self.tls = tls
+        # hub or endpoint (`ferry serve --role`); an endpoint's port is fixed by its setup (its public URL)
+        self.role = role
+        self.fixed_port = port
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.base_url = ""
@@ -180,7 +185,7 @@ class FerryServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         last_error = ""
         for _attempt in range(3):
-            self.port = free_port()
+            self.port = self.fixed_port or free_port()
             scheme = "https" if self.tls else "http"
             self.base_url = f"{scheme}://127.0.0.1:{self.port}"
             argv = [
@@ -193,6 +198,8 @@ class FerryServer:
             ]
             if self.tls:
                 argv.append("--tls")
+            if self.role is not None:
+                argv += ["--role", self.role]
             if self.config is not None:
                 config_path = self.workdir / "ferry.toml"
                 config_path.write_text(self.config)
@@ -212,7 +219,9 @@ class FerryServer:
                     cwd=self.workdir,
                 )
             if self._wait_ready():
-                self.admin = self._read_admin_credentials()
+                # An endpoint's administrators are the hub's people: it makes no administrator of its own.
+                if self.role != "endpoint":
+                    self.admin = self._read_admin_credentials()
                 return self
             last_error = tail(self.log_path)
             self.stop()
@@ -222,7 +231,8 @@ class FerryServer:
 
     def _wait_ready(self) -> bool:
         assert self.proc is not None
-        url = f"{self.base_url}/.well-known/openid-configuration"
+        ready = "/api/info" if self.role == "endpoint" else "/.well-known/openid-configuration"
+        url = f"{self.base_url}{ready}"
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -634,3 +644,66 @@ def ferry_login(
     out, _ = proc.communicate(done.displayed_code.encode() + b"\n", timeout=COMMAND_TIMEOUT)
     reader.join(timeout=5)
     return CommandResult(argv, proc.returncode or 0, out.decode(), err.decode(errors="replace"))
+
+
+def globus_login(server: FerryServer, home: Path, user: dict[str, str], *extra: str) -> CommandResult:
+    """`globus login --no-local-server`, answering its prompt with the code shown on
+    Ferry's auth-code page after logging in and consenting as `user`."""
+    argv = [globus_executable(), "login", "--no-local-server", *extra]
+    proc = subprocess.Popen(
+        argv,
+        env=server.env_for(home),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None and proc.stdin is not None
+    out = bytearray()
+    err = bytearray()
+
+    def pump(stream: t.IO[bytes], sink: bytearray) -> None:
+        while chunk := os.read(stream.fileno(), 4096):
+            sink.extend(chunk)
+
+    readers = [
+        threading.Thread(target=pump, args=(proc.stdout, out), daemon=True),
+        threading.Thread(target=pump, args=(proc.stderr, err), daemon=True),
+    ]
+    for reader in readers:
+        reader.start()
+
+    def result() -> CommandResult:
+        return CommandResult(
+            argv,
+            proc.returncode if proc.returncode is not None else -1,
+            out.decode(errors="replace"),
+            err.decode(errors="replace"),
+        )
+
+    try:
+        deadline = time.monotonic() + COMMAND_TIMEOUT
+        url = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            text = out.decode(errors="replace")
+            match = re.search(r"^(https?://\S+)$", text, re.MULTILINE)
+            if match and "Enter the resulting Authorization Code here" in text:
+                url = match.group(1)
+                break
+            time.sleep(0.05)
+        assert url is not None, "globus login printed no authorize URL/prompt\n" + (
+            result().describe()
+        )
+        assert url.startswith(f"{server.base_url}/v2/oauth2/authorize?"), url
+
+        login = browser_login(url, user["username"], user["password"])
+        assert login.displayed_code == login.code, login
+        proc.stdin.write(login.displayed_code.encode() + b"\n")
+        proc.stdin.close()
+        proc.wait(timeout=COMMAND_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for reader in readers:
+            reader.join(timeout=5)
+    return result()

@@ -28,6 +28,7 @@ from ferry_harness import (
     browser_login,
     expect_auth_error,
     globus_executable,
+    globus_login,
     new_person,
     start_server,
     stop_server,
@@ -88,72 +89,9 @@ def templated_client(server: FerryServer, home: Path) -> globus_sdk.Confidential
     )
 
 
-def cli_login(server: FerryServer, home: Path, user: dict[str, str]) -> CommandResult:
-    """`globus login --no-local-server`, answering its prompt with the code shown on
-    Ferry's auth-code page after logging in and consenting as `user`."""
-    argv = [globus_executable(), "login", "--no-local-server"]
-    proc = subprocess.Popen(
-        argv,
-        env=server.env_for(home),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    assert proc.stdout is not None and proc.stderr is not None and proc.stdin is not None
-    out = bytearray()
-    err = bytearray()
-
-    def pump(stream: t.IO[bytes], sink: bytearray) -> None:
-        while chunk := os.read(stream.fileno(), 4096):
-            sink.extend(chunk)
-
-    readers = [
-        threading.Thread(target=pump, args=(proc.stdout, out), daemon=True),
-        threading.Thread(target=pump, args=(proc.stderr, err), daemon=True),
-    ]
-    for reader in readers:
-        reader.start()
-
-    def result() -> CommandResult:
-        return CommandResult(
-            argv,
-            proc.returncode if proc.returncode is not None else -1,
-            out.decode(errors="replace"),
-            err.decode(errors="replace"),
-        )
-
-    try:
-        deadline = time.monotonic() + COMMAND_TIMEOUT
-        url = None
-        while time.monotonic() < deadline and proc.poll() is None:
-            text = out.decode(errors="replace")
-            match = re.search(r"^(https?://\S+)$", text, re.MULTILINE)
-            if match and "Enter the resulting Authorization Code here" in text:
-                url = match.group(1)
-                break
-            time.sleep(0.05)
-        assert url is not None, "globus login printed no authorize URL/prompt\n" + (
-            result().describe()
-        )
-        assert url.startswith(f"{server.base_url}/v2/oauth2/authorize?"), url
-
-        login = browser_login(url, user["username"], user["password"])
-        assert login.displayed_code == login.code, login
-        proc.stdin.write(login.displayed_code.encode() + b"\n")
-        proc.stdin.close()
-        proc.wait(timeout=COMMAND_TIMEOUT)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for reader in readers:
-            reader.join(timeout=5)
-    return result()
-
-
 @pytest.fixture(scope="module")
 def logged_in(short_ferry: FerryServer, home: Path, user: dict[str, str]) -> CommandResult:
-    result = cli_login(short_ferry, home, user)
+    result = globus_login(short_ferry, home, user)
     assert result.returncode == 0, result.describe()
     return result
 

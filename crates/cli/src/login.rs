@@ -74,16 +74,18 @@ pub async fn login(g: &Global, a: LoginArgs) -> anyhow::Result<()> {
     )
     .map(|p| std::path::absolute(&p).unwrap_or(p));
     let base = client_for(&url, ca.as_deref())?;
-    let endpoint = Conn::endpoint_of(&base).await?;
+    // A hub serves no endpoint of its own: the login then covers Auth, Transfer and Groups only.
+    let endpoint = Conn::endpoint_of(&base).await.ok();
     let (client_id, client_secret) = base
         .register_client(TEMPLATE, "Ferry CLI")
         .await
         .context("cannot register this installation with the server")?;
     let redirect = format!("{url}/v2/web/auth-code");
-    let mut scopes = format!(
-        "{AUTH_SCOPES} {} {TRANSFER_ALL} {GROUPS_ALL}",
-        manage_collections_scope(endpoint)
-    );
+    let mut scopes = format!("{AUTH_SCOPES} {TRANSFER_ALL} {GROUPS_ALL}");
+    if let Some(ep) = endpoint {
+        scopes.push(' ');
+        scopes.push_str(&manage_collections_scope(ep));
+    }
     for c in collections_to_ask(&url, a.collections) {
         scopes.push(' ');
         scopes.push_str(&collection_scope(c, "https"));
