@@ -498,3 +498,107 @@ async fn a_guest_collection_at_the_endpoint_is_shared_through_the_hub() {
     assert_eq!(st, 200, "{gone}");
     assert_eq!(get("/result.csv").await.0, 403);
 }
+
+#[tokio::test]
+async fn a_task_credential_reads_only_its_paths_of_its_collection_until_it_expires() {
+    let s = sites().await;
+    let st = s.storage();
+    std::fs::create_dir_all(st.join("runs/42")).unwrap();
+    std::fs::create_dir_all(st.join("runs/43")).unwrap();
+    std::fs::write(st.join("runs/42/a.h5"), b"run 42").unwrap();
+    std::fs::write(st.join("runs/43/b.h5"), b"run 43").unwrap();
+    std::fs::write(st.join("top.txt"), b"top").unwrap();
+    let auth = &s.hub.running.auth;
+    let me = auth
+        .store()
+        .get_identity(Uuid::parse_str(&s.owner.id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let task = Uuid::new_v4();
+    let cred = auth
+        .task_credential(
+            s.endpoint_id,
+            &me,
+            &[],
+            task,
+            s.coll,
+            vec!["/runs/42".into()],
+        )
+        .unwrap();
+    let read = |coll: Uuid, path: &'static str, cred: String| {
+        let http = s.ep.http.clone();
+        let url = format!("{}/data/{coll}{path}", s.ep.url);
+        async move {
+            let r = http
+                .get(url)
+                .header("authorization", cred)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    assert_eq!(
+        read(s.coll, "/runs/42/a.h5", cred.clone()).await,
+        (200, "run 42".into())
+    );
+    // Another path, also by way of `..`, and a path above the credential's.
+    assert_eq!(read(s.coll, "/runs/43/b.h5", cred.clone()).await.0, 401);
+    assert_eq!(
+        read(s.coll, "/runs/42/../43/b.h5", cred.clone()).await.0 / 100,
+        4
+    );
+    assert_eq!(read(s.coll, "/top.txt", cred.clone()).await.0, 401);
+    // Another collection of the same endpoint: a guest collection over the same folder.
+    let (code, made) = s
+        .hub
+        .call(
+            M::POST,
+            "/v0.10/shared_endpoint",
+            &s.transfer,
+            Some(
+                &json!({"DATA_TYPE": "shared_endpoint", "host_endpoint": s.coll,
+                         "host_path": "/runs", "display_name": "Runs"}),
+            ),
+        )
+        .await;
+    assert_eq!(code, 200, "{made}");
+    let guest = Uuid::parse_str(made["id"].as_str().unwrap()).unwrap();
+    assert_eq!(read(guest, "/42/a.h5", cred.clone()).await.0, 401);
+    // It reads; it never writes.
+    let put =
+        s.ep.http
+            .put(format!("{}/data/{}/runs/42/new.h5", s.ep.url, s.coll))
+            .header("authorization", cred.clone())
+            .body("x")
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(put.status().as_u16(), 403);
+    assert!(!st.join("runs/42/new.h5").exists());
+    // Useless at the hub, in either form.
+    let jws = cred.strip_prefix("Ferry-Hub ").unwrap();
+    for h in [cred.clone(), format!("Bearer {jws}")] {
+        let r = s
+            .hub
+            .http
+            .get(format!("{}/v0.10/task_list", s.hub.url))
+            .header("authorization", h)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 401);
+    }
+    // Made for another endpoint.
+    let other = auth
+        .task_credential(Uuid::new_v4(), &me, &[], task, s.coll, vec!["/".into()])
+        .unwrap();
+    assert_eq!(read(s.coll, "/runs/42/a.h5", other).await.0, 401);
+    // A statement for passing Transfer requests on is no task credential.
+    let vouch = auth.vouch(s.endpoint_id, &me, &[]).unwrap();
+    assert_eq!(read(s.coll, "/runs/42/a.h5", vouch).await.0, 401);
+    // Expired.
+    s.hub.advance(ferry_auth::sites::TASK_CREDENTIAL_SECS);
+    assert_eq!(read(s.coll, "/runs/42/a.h5", cred).await.0, 401);
+}

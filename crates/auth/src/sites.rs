@@ -4,8 +4,9 @@
 
 use ferry_core::{ClientKind, Identity};
 use ferry_proto::sites::{
-    ASSERTION_SCHEME, EndpointRegistration, HubAssertion, REGISTRATION_TYPE, REPORT_ACCEPTED_TYPE,
-    RegisteredEndpoint, ReportAccepted, ReportedCollection, SITE_TYPE, SiteDoc, SiteReport,
+    ASSERTION_SCHEME, EndpointRegistration, HubAssertion, PURPOSE_TASK_READ, PURPOSE_TRANSFER,
+    REGISTRATION_TYPE, REPORT_ACCEPTED_TYPE, RegisteredEndpoint, ReportAccepted,
+    ReportedCollection, SITE_TYPE, SiteDoc, SiteReport,
 };
 use ferry_store::{Site, SiteCollection};
 use uuid::Uuid;
@@ -18,6 +19,9 @@ use crate::{Auth, AuthError, Principal, Result};
 pub const VIEW_IDENTITIES: &str = "urn:globus:auth:scope:auth.globus.org:view_identities";
 /// How long a statement vouching for a caller is good for: one request passed on, with room for clock skew.
 pub const ASSERTION_SECS: i64 = 60;
+/// How long a task credential is good for: long enough for a batch of files, short enough that a cancelled
+/// task's credential is soon useless.
+pub const TASK_CREDENTIAL_SECS: i64 = 600;
 /// Collections one endpoint may report.
 const MAX_REPORTED: usize = 100_000;
 
@@ -238,11 +242,55 @@ impl Auth {
 
     /// The `Authorization` header value with which the hub passes a caller's request on to endpoint `site`.
     pub fn vouch(&self, site: Uuid, identity: &Identity, groups: &[Uuid]) -> Result<String> {
+        self.statement(
+            site,
+            identity,
+            groups,
+            PURPOSE_TRANSFER,
+            ASSERTION_SECS,
+            None,
+        )
+    }
+
+    /// The credential with which one endpoint reads, for `task` and its owner, the files of `collection` under
+    /// `paths` at endpoint `site`: good there only, for those paths only, for [`TASK_CREDENTIAL_SECS`].
+    pub fn task_credential(
+        &self,
+        site: Uuid,
+        owner: &Identity,
+        groups: &[Uuid],
+        task: Uuid,
+        collection: Uuid,
+        paths: Vec<String>,
+    ) -> Result<String> {
+        self.statement(
+            site,
+            owner,
+            groups,
+            PURPOSE_TASK_READ,
+            TASK_CREDENTIAL_SECS,
+            Some((task, collection, paths)),
+        )
+    }
+
+    fn statement(
+        &self,
+        site: Uuid,
+        identity: &Identity,
+        groups: &[Uuid],
+        purpose: &str,
+        lifetime: i64,
+        reading: Option<(Uuid, Uuid, Vec<String>)>,
+    ) -> Result<String> {
         let now = self.now();
+        let (task, collection, paths) = match reading {
+            Some((t, c, p)) => (Some(t), Some(c), Some(p)),
+            None => (None, None, None),
+        };
         let claims = HubAssertion {
             iss: self.cfg.issuer.clone(),
             aud: site,
-            purpose: "transfer".into(),
+            purpose: purpose.into(),
             sub: identity.id,
             username: identity.username.clone(),
             name: identity.name.clone(),
@@ -251,7 +299,10 @@ impl Auth {
             identity_type: identity.kind.as_str().into(),
             groups: groups.to_vec(),
             iat: now,
-            exp: now + ASSERTION_SECS,
+            exp: now + lifetime,
+            task,
+            collection,
+            paths,
         };
         let value =
             serde_json::to_value(&claims).map_err(|e| AuthError::Internal(e.to_string()))?;

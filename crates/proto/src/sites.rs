@@ -69,8 +69,10 @@ pub struct SiteDoc {
     pub collections: Vec<ReportedCollection>,
 }
 
-/// The claims of the statement a hub signs (RS256, its `id_token` key) when it passes a caller's request on to
-/// an endpoint: who the caller is and which groups they are in, for this endpoint only, for a minute.
+/// The claims of a statement a hub signs (RS256, its `id_token` key) for one endpoint: who the caller is and
+/// which groups they are in, and what the statement is good for. `transfer`: a Transfer request the hub passes
+/// on (a minute). `task-read`: another endpoint reading, for task `task`, the files of `collection` under
+/// `paths` (a few minutes; renewed by the hub while the task runs).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HubAssertion {
     /// The hub's issuer URL.
@@ -90,10 +92,69 @@ pub struct HubAssertion {
     pub groups: Vec<Uuid>,
     pub iat: i64,
     pub exp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collection: Option<Uuid>,
+    /// Canonical collection paths; a path is covered when it is one of them or lies below one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paths: Option<Vec<String>>,
 }
+
+impl HubAssertion {
+    /// Whether canonical `path` is one of the statement's paths or lies below one.
+    pub fn covers(&self, path: &str) -> bool {
+        self.paths.as_deref().unwrap_or_default().iter().any(|p| {
+            let p = p.trim_end_matches('/');
+            p.is_empty() || path == p || path.strip_prefix(p).is_some_and(|r| r.starts_with('/'))
+        })
+    }
+}
+
+/// A statement's purposes.
+pub const PURPOSE_TRANSFER: &str = "transfer";
+pub const PURPOSE_TASK_READ: &str = "task-read";
 
 pub const REGISTRATION_TYPE: &str = "ferry_endpoint_registration";
 pub const REPORT_ACCEPTED_TYPE: &str = "ferry_endpoint_report";
 pub const SITE_TYPE: &str = "ferry_endpoint";
 /// The `Authorization` scheme of a hub's statement.
 pub const ASSERTION_SCHEME: &str = "Ferry-Hub";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_paths(paths: &[&str]) -> HubAssertion {
+        HubAssertion {
+            iss: String::new(),
+            aud: Uuid::nil(),
+            purpose: PURPOSE_TASK_READ.into(),
+            sub: Uuid::nil(),
+            username: String::new(),
+            name: String::new(),
+            email: None,
+            organization: None,
+            identity_type: "person".into(),
+            groups: vec![],
+            iat: 0,
+            exp: 0,
+            task: None,
+            collection: None,
+            paths: Some(paths.iter().map(|p| p.to_string()).collect()),
+        }
+    }
+
+    #[test]
+    fn paths_cover_themselves_and_what_is_below() {
+        let a = with_paths(&["/runs/42", "/one.txt"]);
+        assert!(a.covers("/runs/42"));
+        assert!(a.covers("/runs/42/x/y.h5"));
+        assert!(a.covers("/one.txt"));
+        assert!(!a.covers("/runs/421"));
+        assert!(!a.covers("/runs"));
+        assert!(!a.covers("/one.txt.bak"));
+        assert!(with_paths(&["/"]).covers("/anything"));
+        assert!(!with_paths(&[]).covers("/"));
+    }
+}

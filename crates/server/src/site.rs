@@ -12,7 +12,8 @@ use ferry_auth::AuthError;
 use ferry_core::{Identity, IdentityKind, SharedClock};
 use ferry_endpoint::Requester;
 use ferry_proto::sites::{
-    ASSERTION_SCHEME, HubAssertion, ReportAccepted, ReportedCollection, SiteReport,
+    ASSERTION_SCHEME, HubAssertion, PURPOSE_TASK_READ, PURPOSE_TRANSFER, ReportAccepted,
+    ReportedCollection, SiteReport,
 };
 use ferry_store::Store;
 use serde::{Deserialize, Serialize};
@@ -230,13 +231,40 @@ impl HubLink {
         self.tokens.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The caller the hub vouches for in `header` (an `Authorization: Ferry-Hub <jws>` value): a statement
-    /// signed by the hub's key, for this endpoint, not expired.
+    /// The caller the hub vouches for in `header` (an `Authorization: Ferry-Hub <jws>` value) when it passes a
+    /// Transfer request on.
     pub async fn vouched_caller(
         &self,
         store: &Arc<dyn Store>,
         header: &str,
     ) -> Result<Requester, AuthError> {
+        let a = self.statement(header).await?;
+        if a.purpose != PURPOSE_TRANSFER {
+            return Err(AuthError::Unauthenticated);
+        }
+        self.requester_of(store, a).await
+    }
+
+    /// The task owner on whose behalf another endpoint reads canonical `path` of `collection` with the task
+    /// credential in `header`: refused for another collection, a path outside the credential's, or any other
+    /// purpose.
+    pub async fn task_reader(
+        &self,
+        store: &Arc<dyn Store>,
+        header: &str,
+        collection: Uuid,
+        path: &str,
+    ) -> Result<Requester, AuthError> {
+        let a = self.statement(header).await?;
+        if a.purpose != PURPOSE_TASK_READ || a.collection != Some(collection) || !a.covers(path) {
+            tracing::debug!(task = ?a.task, %collection, path, "task credential refused for this read");
+            return Err(AuthError::Unauthenticated);
+        }
+        self.requester_of(store, a).await
+    }
+
+    /// A statement signed by the hub's key, for this endpoint, not expired.
+    async fn statement(&self, header: &str) -> Result<HubAssertion, AuthError> {
         let jws = header
             .strip_prefix(ASSERTION_SCHEME)
             .and_then(|r| r.strip_prefix(' '))
@@ -254,12 +282,19 @@ impl HubLink {
         let now = self.clock.now();
         if a.iss.trim_end_matches('/') != self.file.hub_url.trim_end_matches('/')
             || a.aud != self.file.endpoint_id
-            || a.purpose != "transfer"
             || a.exp <= now
             || a.iat > now + SKEW_SECS
         {
             return Err(AuthError::Unauthenticated);
         }
+        Ok(a)
+    }
+
+    async fn requester_of(
+        &self,
+        store: &Arc<dyn Store>,
+        a: HubAssertion,
+    ) -> Result<Requester, AuthError> {
         let identity = Identity {
             id: a.sub,
             username: a.username,
@@ -267,7 +302,7 @@ impl HubLink {
             email: a.email,
             organization: a.organization,
             kind: IdentityKind::parse(&a.identity_type).unwrap_or(IdentityKind::Person),
-            created: now,
+            created: self.clock.now(),
         };
         store.mirror_identity(&identity).await?;
         Ok(Requester {

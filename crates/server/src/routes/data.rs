@@ -51,9 +51,26 @@ async fn caller(
     s: &AppState,
     headers: &HeaderMap,
     collection: Uuid,
+    path: &str,
     read: bool,
 ) -> Result<Option<Requester>, DataError> {
-    if headers.get(header::AUTHORIZATION).is_some() {
+    if let Some(auth) = super::authorization(headers) {
+        // Another endpoint reading for a task, with the credential the hub gave it: reads only.
+        if let Some(hub) = &s.hub
+            && auth.starts_with(ferry_proto::sites::ASSERTION_SCHEME)
+        {
+            if !read {
+                return Err(DataError::new(
+                    StatusCode::FORBIDDEN,
+                    "a task credential reads; it cannot change anything",
+                ));
+            }
+            let path = ferry_endpoint::data::client_path("path", path)?;
+            return Ok(Some(
+                hub.task_reader(s.auth.store(), auth, collection, &path)
+                    .await?,
+            ));
+        }
         return Ok(Some(
             super::requester(s, headers, &collection.to_string()).await?,
         ));
@@ -170,7 +187,7 @@ async fn download(
 ) -> Result<Response, DataError> {
     let (coll, path) = target(&raw)?;
     let q = parse_params(q.as_deref().unwrap_or(""))?;
-    let who = caller(&s, &headers, coll, true).await?;
+    let who = caller(&s, &headers, coll, &path, true).await?;
     let file = match s.endpoint.open_file(who.as_ref(), coll, &path).await {
         Ok(f) => f,
         Err(e) => return Ok(to_login(&who, &headers, &uri, e.into())),
@@ -236,7 +253,7 @@ async fn upload(
     body: Body,
 ) -> Result<Response, DataError> {
     let (coll, path) = target(&raw)?;
-    let who = caller(&s, &headers, coll, false).await?;
+    let who = caller(&s, &headers, coll, &path, false).await?;
     let mut up = s.endpoint.write(who.as_ref(), coll, &path, true).await?;
     let mut chunks = body.into_data_stream();
     let mut written: u64 = 0;
@@ -280,7 +297,7 @@ async fn remove(
     let (coll, path) = target(&raw)?;
     let q = parse_params(q.as_deref().unwrap_or(""))?;
     let recursive = matches!(q.get("recursive").map(String::as_str), Some("true" | "1"));
-    let who = caller(&s, &headers, coll, false).await?;
+    let who = caller(&s, &headers, coll, &path, false).await?;
     s.endpoint
         .delete(who.as_ref(), coll, &path, recursive)
         .await?;
