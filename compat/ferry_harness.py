@@ -162,6 +162,7 @@ class FerryServer:
         tls: bool = False,
         role: str | None = None,
         port: int | None = None,
+        ca_file: Path | None = None,
     ) -> None:
         self.binary = ferry_binary()
         self.workdir = workdir
@@ -173,6 +174,8 @@ class FerryServer:
         # hub or endpoint (`ferry serve --role`); an endpoint's port is fixed by its setup (its public URL)
         self.role = role
         self.fixed_port = port
+        # the CA of a certificate given in the configuration (otherwise the one `--tls` generates)
+        self.given_ca = ca_file
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.base_url = ""
@@ -251,8 +254,8 @@ class FerryServer:
 
     @property
     def ca_path(self) -> Path:
-        """The CA Ferry generated for its self-signed certificate (with --tls)."""
-        return self.data_dir / "tls" / "ca.pem"
+        """The CA to trust: the one given, or the one Ferry generated for its certificate (with --tls)."""
+        return self.given_ca or self.data_dir / "tls" / "ca.pem"
 
     def _read_admin_credentials(self) -> dict[str, str]:
         path = self.data_dir / "admin-credentials.json"
@@ -707,3 +710,45 @@ def globus_login(server: FerryServer, home: Path, user: dict[str, str], *extra: 
         for reader in readers:
             reader.join(timeout=5)
     return result()
+
+
+def make_site_certificate(folder: Path) -> tuple[Path, Path, Path]:
+    """A private CA and a certificate for 127.0.0.1 signed by it (ca.pem, cert.pem, key.pem in `folder`): what
+    a site's administrator would get from their own CA, so that a hub, an endpoint and the Globus CLI can all be
+    told the one CA to trust before any of them starts."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    folder.mkdir(parents=True, exist_ok=True)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "compat sites CA")])
+    ca = (
+        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                                                    x509.DNSName("localhost")]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    paths = (folder / "ca.pem", folder / "cert.pem", folder / "key.pem")
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    paths[2].chmod(0o600)
+    return paths

@@ -1,8 +1,9 @@
 """globus-cli 3.44.0 against a hub and an endpoint: two `ferry serve` processes (`--role hub`, `--role
-endpoint`) on 127.0.0.1. The endpoint joins with `ferry endpoint setup` after a person's `ferry login` at the hub;
-the person's `globus` commands go to the hub only, which finds the endpoint's collection (`globus endpoint
-search`), shows it pointing at the endpoint (`globus endpoint show`), and passes `globus ls` and `globus mkdir`
-on to the endpoint, where the files are."""
+endpoint`, the endpoint on HTTPS with a certificate of the site's own CA) on 127.0.0.1. The endpoint joins with
+`ferry endpoint setup` after a person's `ferry login` at the hub; the person's `globus` commands go to the hub,
+which finds the endpoint's collection (`globus endpoint search`) pointing at the endpoint, passes `globus ls` and
+`globus mkdir` on to the endpoint, where the files are; `globus collection show` then goes straight to the
+endpoint's manager API with a token the hub issued."""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ from ferry_harness import (
     ferry_env,
     ferry_login,
     free_port,
+    globus_executable,
     globus_login,
+    make_site_certificate,
     new_person,
     run,
     start_server,
@@ -34,8 +37,14 @@ def ok(result: CommandResult) -> CommandResult:
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[FerryServer]:
-    s = start_server(tmp_path_factory.mktemp("sites-hub"), role="hub")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """The site CA (which the hub and the Globus CLI trust) and the endpoint's certificate and key."""
+    return make_site_certificate(tmp_path_factory.mktemp("sites-pki"))
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory, pki: tuple[Path, Path, Path]) -> t.Iterator[FerryServer]:
+    s = start_server(tmp_path_factory.mktemp("sites-hub"), role="hub", config=f'[site]\nca_file = "{pki[0]}"\n')
     try:
         yield s
     finally:
@@ -49,7 +58,7 @@ def olive(hub: FerryServer) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def endpoint(
-    hub: FerryServer, olive: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+    hub: FerryServer, olive: dict[str, str], pki: tuple[Path, Path, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> t.Iterator[FerryServer]:
     work = tmp_path_factory.mktemp("sites-endpoint")
     home = tmp_path_factory.mktemp("olive-ferry")
@@ -59,14 +68,15 @@ def endpoint(
     port = free_port()
     setup = run(
         [str(hub.binary), "endpoint", "setup", "--hub", hub.base_url, "--public-url",
-         f"http://127.0.0.1:{port}", "--display-name", "Beamline", "--data-dir", str(work / "data")],
+         f"https://127.0.0.1:{port}", "--display-name", "Beamline", "--data-dir", str(work / "data")],
         env=env,
     )
     assert setup.returncode == 0, setup.describe()
     assert "Registered endpoint" in setup.stdout, setup.describe()
     site = json.loads((work / "data" / "endpoint.json").read_text())
     assert oct((work / "data" / "endpoint.json").stat().st_mode & 0o777) == "0o600"
-    server = FerryServer(work, role="endpoint", port=port)
+    server = FerryServer(work, role="endpoint", port=port, tls=True, ca_file=pki[0],
+                         config=f'tls_cert = "{pki[1]}"\ntls_key = "{pki[2]}"\n')
     RUNNING_SERVERS.append(server)
     server.start()
     server.admin = {"endpoint_id": site["endpoint_id"]}
@@ -83,6 +93,13 @@ def home(hub: FerryServer, olive: dict[str, str], tmp_path_factory: pytest.TempP
     return h
 
 
+def globus(hub: FerryServer, home: Path, pki: tuple[Path, Path, Path], *args: str) -> CommandResult:
+    """The Globus CLI pointed at the hub, trusting the site CA (for the endpoint's HTTPS)."""
+    env = hub.env_for(home)
+    env["GLOBUS_SDK_VERIFY_SSL"] = str(pki[0])
+    return run([globus_executable(), *args], env=env)
+
+
 def reported_collection(hub: FerryServer, home: Path, endpoint: FerryServer) -> dict[str, t.Any]:
     """The endpoint's collection as `globus endpoint search` finds it at the hub (the endpoint reports in the
     background: polled, bounded)."""
@@ -97,14 +114,17 @@ def reported_collection(hub: FerryServer, home: Path, endpoint: FerryServer) -> 
     raise AssertionError("the endpoint's collection never appeared at the hub\n" + (last.describe() if last else ""))
 
 
-def test_the_hub_finds_the_endpoints_collection(hub: FerryServer, endpoint: FerryServer, home: Path) -> None:
+def test_the_hub_finds_the_endpoints_collection(
+    hub: FerryServer, endpoint: FerryServer, home: Path, olive: dict[str, str], pki: tuple[Path, Path, Path]
+) -> None:
     doc = reported_collection(hub, home, endpoint)
     assert doc["https_server"].startswith(f"{endpoint.base_url}/data/{doc['id']}"), doc
-    # The collection's Transfer document, through the hub, is the endpoint's own. (`globus collection show` then
-    # goes to gcs_manager_url, which globus-cli takes only over https: next, with endpoints on TLS.)
-    shown = ok(hub.globus(home, "api", "transfer", "GET", f"/endpoint/{doc['id']}")).json()
-    assert shown["gcs_manager_url"] == endpoint.base_url, shown
-    assert shown["entity_type"] == "GCSv5_mapped_collection", shown
+    # `globus collection show` asks the hub where the collection's endpoint is, then the endpoint itself, with a
+    # token for the endpoint that the hub issued (the consent `globus login --gcs` adds).
+    ok(globus_login(hub, home, olive, "--gcs", endpoint.admin["endpoint_id"]))
+    shown = ok(globus(hub, home, pki, "collection", "show", doc["id"], "-F", "json")).json()
+    assert shown["id"] == doc["id"], shown
+    assert shown["collection_type"] == "mapped", shown
 
 
 def test_ls_and_mkdir_through_the_hub_reach_the_endpoints_files(

@@ -440,15 +440,24 @@ fn check_keys(
 }
 
 /// Keys whose default is "unset", so they do not appear when the defaults are serialised.
-const OPTIONAL_KEYS: &[&str] = &["public_url", "tls_cert", "tls_key", "storage_root"];
+const OPTIONAL_KEYS: &[&str] = &[
+    "public_url",
+    "tls_cert",
+    "tls_key",
+    "storage_root",
+    "site.ca_file",
+];
 
 fn key_known(known: Option<&Table>, path: &[String]) -> bool {
-    let Some(t) = known else { return false };
-    match path {
-        [] => false,
-        [k] => t.contains_key(k) || OPTIONAL_KEYS.contains(&k.as_str()),
-        [k, rest @ ..] => key_known(t.get(k).and_then(Value::as_table), rest),
+    fn walk(t: Option<&Table>, rest: &[String], full: &[String]) -> bool {
+        let Some(t) = t else { return false };
+        match rest {
+            [] => false,
+            [k] => t.contains_key(k) || OPTIONAL_KEYS.contains(&full.join(".").as_str()),
+            [k, more @ ..] => walk(t.get(k).and_then(Value::as_table), more, full),
+        }
     }
+    walk(known, path, path)
 }
 
 fn insert(t: &mut Table, path: &[String], v: Value) {
@@ -520,6 +529,35 @@ mod tests {
         assert_eq!(c.auth.domain, "uni.edu");
         assert_eq!(c.auth.access_token_lifetime_secs, 30);
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn optional_keys_are_known_only_where_they_belong() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("ferry.toml");
+        std::fs::write(&f, "role = \"hub\"\n[site]\nca_file = \"/etc/ca.pem\"\n").unwrap();
+        let c = Config::load(Some(&f), env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(c.role, Role::Hub);
+        assert_eq!(c.site.ca_file.as_deref(), Some(Path::new("/etc/ca.pem")));
+        let c = Config::load(
+            None,
+            env(&[("FERRY_SITE__CA_FILE", "/x.pem")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.site.ca_file.as_deref(), Some(Path::new("/x.pem")));
+        // An optional key of one section is unknown in another.
+        let e = Config::load(
+            None,
+            env(&[("FERRY_AUTH__CA_FILE", "/x.pem")]),
+            &Overrides::default(),
+        );
+        assert!(e.is_err());
+        std::fs::write(&f, "[site]\ntoken_cache_secs = 0\n").unwrap();
+        let e = Config::load(Some(&f), env(&[]), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("site.token_cache_secs"), "{e}");
     }
 
     #[test]
