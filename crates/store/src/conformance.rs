@@ -55,6 +55,123 @@ pub async fn run(store: &dyn Store) {
     grants(store).await;
     consents_and_scopes(store).await;
     policy_inputs(store).await;
+    sites(store).await;
+}
+
+/// A hub's endpoints: a report replaces what the endpoint holds in one step and counts up; a collection another
+/// endpoint holds is a conflict that changes nothing; an endpoint's removal takes its collections. An
+/// identity mirrored as it already is changes nothing (so compiled policies survive).
+async fn sites(store: &dyn Store) {
+    use crate::{Site, SiteCollection};
+    let owner = Uuid::new_v4();
+    let site = |name: &str| Site {
+        id: Uuid::new_v4(),
+        owner,
+        public_url: format!("https://{name}.example.org"),
+        display_name: name.into(),
+        version: 0,
+        reported_at: None,
+        created: 5,
+    };
+    let (a, b) = (site("a"), site("b"));
+    store.create_site(&a).await.unwrap();
+    store.create_site(&b).await.unwrap();
+    assert_eq!(store.get_site(a.id).await.unwrap(), Some(a.clone()));
+    assert_eq!(store.list_sites().await.unwrap().len(), 2);
+    let coll = |site: Uuid, name: &str| SiteCollection {
+        id: Uuid::new_v4(),
+        site,
+        display_name: name.into(),
+        kind: "mapped".into(),
+    };
+    let (c1, c2) = (coll(a.id, "one"), coll(a.id, "two"));
+    let v1 = store
+        .report_site(
+            a.id,
+            "https://a2.example.org",
+            "A",
+            &[c1.clone(), c2.clone()],
+            9,
+        )
+        .await
+        .unwrap();
+    assert_eq!(v1, 1);
+    let got = store.get_site(a.id).await.unwrap().unwrap();
+    assert_eq!(
+        (got.public_url.as_str(), got.reported_at),
+        ("https://a2.example.org", Some(9))
+    );
+    assert_eq!(
+        store.site_collections(a.id).await.unwrap(),
+        vec![c1.clone(), c2.clone()]
+    );
+    assert_eq!(
+        store.site_of(c2.id).await.unwrap().map(|s| s.id),
+        Some(a.id)
+    );
+    assert_eq!(store.site_of(a.id).await.unwrap().map(|s| s.id), Some(a.id));
+    assert_eq!(store.site_of(Uuid::new_v4()).await.unwrap(), None);
+    // A collection of a's claimed by b: refused, and neither report changed.
+    let stolen = SiteCollection {
+        site: b.id,
+        ..c1.clone()
+    };
+    assert!(matches!(
+        store
+            .report_site(b.id, &b.public_url, "B", &[stolen], 10)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.get_site(b.id).await.unwrap().unwrap().version, 0);
+    assert_eq!(
+        store.site_of(c1.id).await.unwrap().map(|s| s.id),
+        Some(a.id)
+    );
+    // A later report replaces the earlier one.
+    let v2 = store
+        .report_site(a.id, "https://a2.example.org", "A", &[c2.clone()], 11)
+        .await
+        .unwrap();
+    assert_eq!(v2, 2);
+    assert_eq!(
+        store.site_collections(a.id).await.unwrap(),
+        vec![c2.clone()]
+    );
+    assert_eq!(store.site_of(c1.id).await.unwrap(), None);
+    assert!(matches!(
+        store
+            .report_site(Uuid::new_v4(), "https://x", "x", &[], 1)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    store.delete_site(a.id).await.unwrap();
+    assert_eq!(store.get_site(a.id).await.unwrap(), None);
+    assert_eq!(store.site_of(c2.id).await.unwrap(), None);
+    assert!(matches!(
+        store.delete_site(a.id).await,
+        Err(StoreError::NotFound)
+    ));
+
+    let mut visitor = person("visitor");
+    store.mirror_identity(&visitor).await.unwrap();
+    assert_eq!(
+        store.get_identity(visitor.id).await.unwrap(),
+        Some(visitor.clone())
+    );
+    let g = store.policy_generation().await.unwrap();
+    store.mirror_identity(&visitor).await.unwrap();
+    assert_eq!(
+        store.policy_generation().await.unwrap(),
+        g,
+        "nothing changed"
+    );
+    visitor.name = "Visitor Renamed".into();
+    store.mirror_identity(&visitor).await.unwrap();
+    assert_eq!(
+        store.get_identity(visitor.id).await.unwrap().unwrap().name,
+        "Visitor Renamed"
+    );
+    assert!(store.policy_generation().await.unwrap() > g);
 }
 
 /// Every change to what a policy is built from moves the generation forward; reads and unrelated writes do
