@@ -143,6 +143,24 @@ impl Sites {
         self.ep.data_dir().join("storage")
     }
 
+    /// A guest collection on `host_path` of the endpoint's collection, made through the hub.
+    async fn share(&self, host_path: &str, name: &str) -> Uuid {
+        let (st, made) = self
+            .hub
+            .call(
+                M::POST,
+                "/v0.10/shared_endpoint",
+                &self.transfer,
+                Some(
+                    &json!({"DATA_TYPE": "shared_endpoint", "host_endpoint": self.coll,
+                             "host_path": host_path, "display_name": name}),
+                ),
+            )
+            .await;
+        assert_eq!(st, 200, "{made}");
+        Uuid::parse_str(made["id"].as_str().unwrap()).unwrap()
+    }
+
     async fn https_get(&self, path: &str, token: &str) -> (u16, String) {
         let r = self
             .ep
@@ -424,20 +442,7 @@ async fn a_guest_collection_at_the_endpoint_is_shared_through_the_hub() {
     std::fs::create_dir_all(s.storage().join("shared")).unwrap();
     std::fs::write(s.storage().join("shared/result.csv"), b"a,b\n1,2\n").unwrap();
     std::fs::write(s.storage().join("private.txt"), b"not shared").unwrap();
-    let (st, made) = s
-        .hub
-        .call(
-            M::POST,
-            "/v0.10/shared_endpoint",
-            &s.transfer,
-            Some(
-                &json!({"DATA_TYPE": "shared_endpoint", "host_endpoint": s.coll,
-                         "host_path": "/shared", "display_name": "Results"}),
-            ),
-        )
-        .await;
-    assert_eq!(st, 200, "{made}");
-    let guest = made["id"].as_str().unwrap().to_string();
+    let guest = s.share("/shared", "Results").await.to_string();
     // Made at the endpoint, and reported to the hub at once.
     let auth = token_for(&s.tokens, "auth.globus.org");
     let doc = reported(&s.hub, &auth, s.endpoint_id, 2).await;
@@ -551,20 +556,7 @@ async fn a_task_credential_reads_only_its_paths_of_its_collection_until_it_expir
     );
     assert_eq!(read(s.coll, "/top.txt", cred.clone()).await.0, 401);
     // Another collection of the same endpoint: a guest collection over the same folder.
-    let (code, made) = s
-        .hub
-        .call(
-            M::POST,
-            "/v0.10/shared_endpoint",
-            &s.transfer,
-            Some(
-                &json!({"DATA_TYPE": "shared_endpoint", "host_endpoint": s.coll,
-                         "host_path": "/runs", "display_name": "Runs"}),
-            ),
-        )
-        .await;
-    assert_eq!(code, 200, "{made}");
-    let guest = Uuid::parse_str(made["id"].as_str().unwrap()).unwrap();
+    let guest = s.share("/runs", "Runs").await;
     assert_eq!(read(guest, "/42/a.h5", cred.clone()).await.0, 401);
     // It reads; it never writes.
     let put =

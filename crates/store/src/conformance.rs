@@ -129,7 +129,13 @@ async fn sites(store: &dyn Store) {
     );
     // A later report replaces the earlier one.
     let v2 = store
-        .report_site(a.id, "https://a2.example.org", "A", std::slice::from_ref(&c2), 11)
+        .report_site(
+            a.id,
+            "https://a2.example.org",
+            "A",
+            std::slice::from_ref(&c2),
+            11,
+        )
         .await
         .unwrap();
     assert_eq!(v2, 2);

@@ -100,6 +100,34 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Deletes what depends on row `id` (`dependents`), then the row (`row`), in one transaction; NotFound
+    /// (and nothing deleted) when there is no such row. Both statements bind `id` as their one parameter.
+    pub(crate) async fn delete_with_dependents(
+        &self,
+        dependents: &'static str,
+        row: &'static str,
+        id: Uuid,
+    ) -> Result<()> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        sqlx::query(dependents)
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let n = sqlx::query(row)
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await.map_err(backend)
+    }
+}
+
 pub(crate) fn backend(e: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(db) = &e
         && db.is_unique_violation()
@@ -451,22 +479,12 @@ impl Store for SqliteStore {
     }
 
     async fn delete_identity(&self, id: Uuid) -> Result<()> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
-        sqlx::query("DELETE FROM secrets WHERE identity_id = ?1 OR client_id = ?1")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        let n = sqlx::query("DELETE FROM identities WHERE id = ?")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?
-            .rows_affected();
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
-        tx.commit().await.map_err(backend)
+        self.delete_with_dependents(
+            "DELETE FROM secrets WHERE identity_id = ?1 OR client_id = ?1",
+            "DELETE FROM identities WHERE id = ?",
+            id,
+        )
+        .await
     }
 
     async fn password_hash(&self, id: Uuid) -> Result<Option<String>> {

@@ -72,22 +72,12 @@ impl SiteStore for SqliteStore {
     }
 
     async fn delete_site(&self, id: Uuid) -> Result<()> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
-        sqlx::query("DELETE FROM site_collections WHERE site = ?")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        let n = sqlx::query("DELETE FROM sites WHERE id = ?")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?
-            .rows_affected();
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
-        tx.commit().await.map_err(backend)
+        self.delete_with_dependents(
+            "DELETE FROM site_collections WHERE site = ?",
+            "DELETE FROM sites WHERE id = ?",
+            id,
+        )
+        .await
     }
 
     async fn report_site(
