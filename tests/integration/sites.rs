@@ -594,3 +594,33 @@ async fn a_task_credential_reads_only_its_paths_of_its_collection_until_it_expir
     s.hub.advance(ferry_auth::sites::TASK_CREDENTIAL_SECS);
     assert_eq!(read(s.coll, "/runs/42/a.h5", cred).await.0, 401);
 }
+
+#[tokio::test]
+async fn a_task_on_an_endpoints_collection_is_refused_plainly_and_nothing_is_queued() {
+    let s = sites().await;
+    let (st, body) = s
+        .hub
+        .call(
+            M::POST,
+            "/v0.10/transfer",
+            &s.transfer,
+            Some(&json!({"DATA_TYPE": "transfer", "source_endpoint": s.coll,
+                         "destination_endpoint": s.coll,
+                         "DATA": [{"DATA_TYPE": "transfer_item", "source_path": "/a", "destination_path": "/b"}]})),
+        )
+        .await;
+    assert_eq!(st, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("not available yet"),
+        "{body}"
+    );
+    let (st, tasks) = s
+        .hub
+        .call(M::GET, "/v0.10/task_list", &s.transfer, None)
+        .await;
+    assert_eq!(st, 200, "{tasks}");
+    assert_eq!(tasks["DATA"].as_array().unwrap().len(), 0, "{tasks}");
+}

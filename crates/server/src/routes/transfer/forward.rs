@@ -45,8 +45,45 @@ async fn host_in(req: Request) -> (Request, Option<Uuid>) {
     (Request::from_parts(parts, Body::from(bytes)), host)
 }
 
+/// The collections a task submission names (`source_endpoint`, `destination_endpoint`, `endpoint`); the body is
+/// read and put back.
+async fn task_collections(req: Request) -> (Request, Vec<Uuid>) {
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = to_bytes(body, MAX_BODY).await else {
+        return (Request::from_parts(parts, Body::empty()), vec![]);
+    };
+    let doc = serde_json::from_slice::<Value>(&bytes).unwrap_or_default();
+    let ids = ["source_endpoint", "destination_endpoint", "endpoint"]
+        .iter()
+        .filter_map(|k| doc[*k].as_str().and_then(|v| Uuid::parse_str(v).ok()))
+        .collect();
+    (Request::from_parts(parts, Body::from(bytes)), ids)
+}
+
 /// Middleware on the hub's Transfer routes.
 pub async fn to_site(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    if matches!(req.uri().path(), "/v0.10/transfer" | "/v0.10/delete") {
+        let (req, ids) = task_collections(req).await;
+        for id in ids {
+            if matches!(s.endpoint.holds(id).await, Ok(false))
+                && let Ok(Some(site)) = s.auth.site_of(id).await
+            {
+                // Said plainly rather than "no such collection": the collection exists, at a joined endpoint.
+                return TransferError::auth(
+                    TransferOp::Other,
+                    req.uri().path().trim_start_matches("/v0.10"),
+                    AuthError::InvalidRequest(format!(
+                        "collection {id} is at endpoint {} ({}): tasks that read or write an endpoint's \
+                         collections from the hub are not available yet; run the task on a server that \
+                         holds both collections",
+                        site.display_name, site.id
+                    )),
+                )
+                .into_response();
+            }
+        }
+        return next.run(req).await;
+    }
     let (req, id) = if req.uri().path() == "/v0.10/shared_endpoint" {
         host_in(req).await
     } else {
