@@ -104,8 +104,14 @@ pub async fn setup(g: &Global, args: SetupArgs) -> anyhow::Result<()> {
         SiteFile::path(dir).display()
     );
     println!("Start it with:");
+    // HTTPS exactly when the public URL says so.
+    let tls = if file.public_url.starts_with("https://") {
+        " --tls"
+    } else {
+        ""
+    };
     println!(
-        "  ferry serve --role endpoint --data-dir {} --listen ADDRESS:PORT --tls",
+        "  ferry serve --role endpoint --data-dir {} --listen ADDRESS:PORT{tls}",
         dir.display()
     );
     println!(
