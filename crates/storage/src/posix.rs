@@ -575,16 +575,101 @@ fn pread(file: &std::fs::File, offset: u64, len: usize, path: &str) -> Result<By
     Ok(Bytes::from(buf))
 }
 
+/// The most bytes one system call writes, or reads back to compare.
+const SLICE: usize = 256 << 10;
+
 /// Writes all of `data` at `offset`, at most 256 KiB per system call. On this project's reference kernel (6.18,
 /// ext4 with large folios) one write of 1 MiB or more into the page cache is about 7 times slower than the same
 /// bytes in 256 KiB writes (measured with dd: 2 GiB in 6.9 s with bs=1M, 0.8 s with bs=256K).
 fn write_at_sliced(file: &std::fs::File, data: &[u8], offset: u64) -> io::Result<()> {
     use std::os::unix::fs::FileExt as _;
-    const SLICE: usize = 256 << 10;
     for (i, piece) in data.chunks(SLICE).enumerate() {
         file.write_all_at(piece, offset + (i * SLICE) as u64)?;
     }
     Ok(())
+}
+
+/// Reads what the file holds at `offset` back and compares it with `expect` (a difference, or a file too short,
+/// is `VerifyFailed`). The bytes come back a slice at a time into one buffer per thread, so that a check
+/// allocates nothing and compares each slice while it is still in the CPU's cache.
+fn check_at(file: &std::fs::File, offset: u64, expect: &[u8], path: &str) -> Result<()> {
+    use std::os::unix::fs::FileExt as _;
+    thread_local! {
+        static BACK: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    BACK.with_borrow_mut(|back| {
+        back.resize(SLICE, 0);
+        for (i, want) in expect.chunks(SLICE).enumerate() {
+            let got = &mut back[..want.len()];
+            match file.read_exact_at(got, offset + (i * SLICE) as u64) {
+                Ok(()) if got == want => {}
+                Ok(()) => return Err(StorageError::VerifyFailed(path.into())),
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    return Err(StorageError::VerifyFailed(path.into()));
+                }
+                Err(e) => return Err(os_err(path, e)),
+            }
+        }
+        Ok(())
+    })
+}
+
+/// How far a copy's page cache runs behind its writes before the pages already on disk are let go.
+const BEHIND: usize = 64 << 20;
+
+/// Starts writing `[offset, offset + len)` back to disk, without waiting: see [`forget`].
+fn start_writeback(file: &std::fs::File, offset: u64, len: usize) {
+    // Advice only: a file system that cannot do it loses nothing.
+    // SAFETY: the descriptor is open for the call, which takes plain numbers besides it.
+    unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        )
+    };
+}
+
+/// Lets the page cache drop the pages of `[offset, offset + len)` (to the end when `len` is 0) that are already
+/// on disk; pages still dirty or being written stay. A copy written back as it goes and let go of behind its
+/// writes keeps a bounded footprint, as a streaming writer should, and its next writes reuse the pages it let
+/// go of. On a VM that hands free memory back to its host the difference is large: the first touch of such a
+/// page costs the host a fault, and writing 2 GiB into fresh pages took 8.5 s of CPU where reused pages took
+/// 1 s (measured here with dd; with writeback and letting go 64 MiB behind, 2 GiB took 1.3 s).
+fn forget(file: &std::fs::File, offset: u64, len: usize) {
+    // SAFETY: as for `start_writeback`.
+    unsafe {
+        libc::posix_fadvise(
+            file.as_raw_fd(),
+            offset as libc::off_t,
+            len as libc::off_t,
+            libc::POSIX_FADV_DONTNEED,
+        )
+    };
+}
+
+/// The ranges a temporary file has written and not yet let go of, oldest first.
+#[derive(Default)]
+struct Behind {
+    ranges: VecDeque<(u64, usize)>,
+    bytes: usize,
+}
+
+impl Behind {
+    /// Adds a range just written; returns those now more than [`BEHIND`] bytes back, to let go of.
+    fn push(&mut self, offset: u64, len: usize) -> Vec<(u64, usize)> {
+        self.ranges.push_back((offset, len));
+        self.bytes += len;
+        let mut old = Vec::new();
+        while self.bytes > BEHIND
+            && let Some((o, l)) = self.ranges.pop_front()
+        {
+            self.bytes -= l;
+            old.push((o, l));
+        }
+        old
+    }
 }
 
 fn to_system_time(secs: i64) -> std::time::SystemTime {
@@ -666,22 +751,17 @@ impl Inner {
     }
 
     /// One whole file into an open folder (see [`Connector::write_files`]): temporary name, optional read-back
-    /// check, rename. Whatever fails leaves nothing behind.
-    fn write_whole(
-        &self,
-        folder: &Dir,
-        dir: &str,
-        f: WholeWrite,
-        digest: Option<&Digest>,
-    ) -> Result<u64> {
+    /// check, rename. Whatever fails leaves nothing behind. Returns the file, still open, and its size.
+    fn write_whole(&self, folder: &Dir, dir: &str, f: WholeWrite) -> Result<(std::fs::File, u64)> {
         let path = crate::names::child(dir, &f.name);
+        let len = f.data.len() as u64;
         // An unnamed file (O_TMPFILE) has no name at all until it is complete and checked, and vanishes if the
         // process dies; linking it in is cheaper than creating a temporary name and renaming it.
         if let Some(file) = unnamed_file(folder) {
-            fill(&file, &f, digest, &path)?;
+            fill(&file, &f, &path)?;
             let part = part_name(&f.name, &f.token);
-            return name_unnamed(&file, folder, &f.name, Some(&part), &path)
-                .map(|()| f.data.len() as u64);
+            name_unnamed(&file, folder, &f.name, Some(&part), &path)?;
+            return Ok((file, len));
         }
         let part = part_name(&f.name, &f.token);
         let mut opts = OpenOptions::new();
@@ -695,7 +775,7 @@ impl Inner {
             .open_with(&part, &opts)
             .map_err(|e| os_err(&path, e))?
             .into_std();
-        let done = fill(&file, &f, digest, &path).and_then(|()| {
+        let done = fill(&file, &f, &path).and_then(|()| {
             // A folder in the way makes the rename fail (EISDIR); a symlink in the way is replaced, not followed.
             folder
                 .rename(&part, folder, &f.name)
@@ -705,19 +785,17 @@ impl Inner {
             let _ = folder.remove_file(&part);
             return Err(e);
         }
-        Ok(f.data.len() as u64)
+        Ok((file, len))
     }
 }
 
 /// Writes a whole file's bytes, reads them back and compares when asked, and sets its modification time.
-fn fill(file: &std::fs::File, f: &WholeWrite, digest: Option<&Digest>, path: &str) -> Result<()> {
+fn fill(file: &std::fs::File, f: &WholeWrite, path: &str) -> Result<()> {
     write_at_sliced(file, &f.data, 0).map_err(|e| os_err(path, e))?;
-    if let (Some(d), Some(want)) = (digest, &f.expect) {
+    start_writeback(file, 0, f.data.len());
+    if f.verify {
         // Nothing else can write an unnamed file, and its size is ours: reading its length back is enough.
-        let back = pread(file, 0, f.data.len(), path)?;
-        if back.len() != f.data.len() || d(&back) != *want {
-            return Err(StorageError::VerifyFailed(path.into()));
-        }
+        check_at(file, 0, &f.data, path)?;
     }
     if let Some(m) = f.mtime {
         let t = std::fs::FileTimes::new().set_modified(to_system_time(m));
@@ -857,9 +935,44 @@ struct PosixPart {
     /// Writes to the file one at a time: ext4 serialises them on the inode's lock anyway, and writers waiting
     /// there spin on a CPU (10% of a 2 GiB copy on 2 cores) that could be reading or hashing other ranges.
     writing: tokio::sync::Mutex<()>,
+    behind: Mutex<Behind>,
 }
 
 impl PosixPart {
+    /// Writes `data` at `offset` and starts writing it back to disk; then, outside the writers' lock (so that it
+    /// runs beside the next write), compares it with `expect` when given and lets go of what was written
+    /// [`BEHIND`] bytes ago (see [`forget`]).
+    async fn write(&self, offset: u64, data: Bytes, expect: Option<Bytes>) -> Result<()> {
+        let len = data.len();
+        {
+            let _one = self.writing.lock().await;
+            self.blocking(move |f, p| {
+                write_at_sliced(f, &data, offset).map_err(|e| os_err(p, e))?;
+                start_writeback(f, offset, len);
+                Ok(())
+            })
+            .await?;
+        }
+        let old = self
+            .behind
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(offset, len);
+        if expect.is_none() && old.is_empty() {
+            return Ok(());
+        }
+        self.blocking(move |f, p| {
+            if let Some(expect) = expect {
+                check_at(f, offset, &expect, p)?;
+            }
+            for (o, l) in old {
+                forget(f, o, l);
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&std::fs::File, &str) -> Result<T> + Send + 'static,
@@ -883,9 +996,7 @@ impl PartFile for PosixPart {
     }
 
     async fn write_at(&self, offset: u64, data: Bytes) -> Result<()> {
-        let _one = self.writing.lock().await;
-        self.blocking(move |f, p| write_at_sliced(f, &data, offset).map_err(|e| os_err(p, e)))
-            .await
+        self.write(offset, data, None).await
     }
 
     async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes> {
@@ -893,16 +1004,7 @@ impl PartFile for PosixPart {
     }
 
     async fn write_verified(&self, offset: u64, data: Bytes, expect: Bytes) -> Result<()> {
-        // One trip to the blocking pool for both.
-        let _one = self.writing.lock().await;
-        self.blocking(move |f, p| {
-            write_at_sliced(f, &data, offset).map_err(|e| os_err(p, e))?;
-            if pread(f, offset, expect.len(), p)? != expect {
-                return Err(StorageError::VerifyFailed(p.to_string()));
-            }
-            Ok(())
-        })
-        .await
+        self.write(offset, data, Some(expect)).await
     }
 
     async fn commit(self: Box<Self>, how: Commit) -> Result<Entry> {
@@ -1237,6 +1339,7 @@ impl Connector for PosixConnector {
                 file: Arc::new(f),
                 initial_len,
                 writing: tokio::sync::Mutex::new(()),
+                behind: Mutex::default(),
             }) as Box<dyn PartFile>)
         })
         .await
@@ -1279,21 +1382,26 @@ impl Connector for PosixConnector {
         r.unwrap_or_else(|e| (0..n).map(|_| Err(e.clone())).collect())
     }
 
-    async fn write_files(
-        &self,
-        dir: &str,
-        files: Vec<WholeWrite>,
-        digest: Option<Digest>,
-    ) -> Vec<Result<u64>> {
+    async fn write_files(&self, dir: &str, files: Vec<WholeWrite>) -> Vec<Result<u64>> {
         let d = dir.to_string();
         let n = files.len();
         let r = self
             .blocking(move |i| {
                 let folder = i.open_dirs(&d, &split(&d)?)?;
-                Ok(files
+                let mut written = Vec::with_capacity(files.len());
+                let out = files
                     .into_iter()
-                    .map(|f| i.write_whole(&folder, &d, f, digest.as_ref()))
-                    .collect())
+                    .map(|f| {
+                        let (file, len) = i.write_whole(&folder, &d, f)?;
+                        written.push(file);
+                        Ok(len)
+                    })
+                    .collect();
+                // Written back while the rest of the batch was written: what is on disk leaves the page cache.
+                for file in &written {
+                    forget(file, 0, 0);
+                }
+                Ok(out)
             })
             .await;
         r.unwrap_or_else(|e| (0..n).map(|_| Err(e.clone())).collect())
@@ -1713,6 +1821,77 @@ mod tests {
         assert_eq!((e.name.as_str(), e.kind), ("/", EntryKind::Dir));
         f.c.set_mtime("/big", 1_000_000).await.unwrap();
         assert_eq!(f.c.stat("/big").await.unwrap().mtime, 1_000_000);
+    }
+
+    #[test]
+    fn a_check_reads_back_every_slice_and_the_length() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..(2 * SLICE + 1000)).map(|i| (i % 253) as u8).collect();
+        let path = tmp.path().join("f");
+        std::fs::write(&path, &data).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        check_at(&file, 0, &data, "/f").unwrap();
+        check_at(&file, 7, &data[7..SLICE + 9], "/f").unwrap();
+        // A difference in the last slice, and a file shorter than expected.
+        let mut bad = data.clone();
+        bad[2 * SLICE + 999] ^= 1;
+        let mut long = data.clone();
+        long.push(0);
+        for expect in [&bad, &long] {
+            assert!(matches!(
+                check_at(&file, 0, expect, "/f"),
+                Err(StorageError::VerifyFailed(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn written_ranges_are_let_go_of_behind_the_writes() {
+        let mut b = Behind::default();
+        let mib = 1 << 20;
+        let old: Vec<_> = (0..80u64)
+            .flat_map(|i| b.push(i * mib as u64, mib))
+            .collect();
+        // The newest BEHIND bytes stay; the rest go, oldest first.
+        let want: Vec<_> = (0..(80 - BEHIND / mib) as u64)
+            .map(|i| (i * mib as u64, mib))
+            .collect();
+        assert_eq!(old, want);
+        assert_eq!(b.bytes, BEHIND);
+    }
+
+    #[tokio::test]
+    async fn whole_files_are_written_checked_and_named() {
+        let f = fixture();
+        let data = Bytes::from((0..(SLICE + 5)).map(|i| i as u8).collect::<Vec<u8>>());
+        let files = ["a", "b"].map(|name| WholeWrite {
+            name: name.into(),
+            token: format!("t-{name}"),
+            data: data.clone(),
+            mtime: Some(1_000_000),
+            verify: name == "a",
+        });
+        let r = f.c.write_files("/d/sub", files.to_vec()).await;
+        assert!(
+            r.iter()
+                .all(|r| r.as_ref().ok() == Some(&(data.len() as u64)))
+        );
+        for name in ["a", "b"] {
+            assert_eq!(
+                std::fs::read(f.root.join("d/sub").join(name)).unwrap(),
+                data
+            );
+            assert_eq!(
+                f.c.stat(&format!("/d/sub/{name}")).await.unwrap().mtime,
+                1_000_000
+            );
+        }
+        let mut names: Vec<_> = std::fs::read_dir(f.root.join("d/sub"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["a", "b"], "no temporary names are left");
     }
 
     #[tokio::test]

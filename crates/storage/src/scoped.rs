@@ -145,13 +145,8 @@ impl Connector for Scoped {
         let out = self.inner.read_files(dir, names, max, digest).await;
         out.into_iter().map(|r| self.view.r(r)).collect()
     }
-    async fn write_files(
-        &self,
-        dir: &str,
-        files: Vec<WholeWrite>,
-        digest: Option<Digest>,
-    ) -> Vec<Result<u64>> {
-        let out = self.inner.write_files(dir, files, digest).await;
+    async fn write_files(&self, dir: &str, files: Vec<WholeWrite>) -> Vec<Result<u64>> {
+        let out = self.inner.write_files(dir, files).await;
         out.into_iter().map(|r| self.view.r(r)).collect()
     }
 }

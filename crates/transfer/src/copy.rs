@@ -1,5 +1,7 @@
 //! Copying one file. The source is read once and hashed on the way; the destination is written under a
-//! temporary name, re-read and compared when `verify_checksum` asks, and only then renamed to its real name.
+//! temporary name, re-read when `verify_checksum` asks and compared byte for byte with the source bytes that
+//! were hashed (equal bytes have equal checksums, and a comparison costs a fraction of a second hash), and only
+//! then renamed to its real name.
 //!
 //! Small files are read whole. Large files move as ranges, several at once; with a combinable checksum
 //! (BLAKE3, CRC32C, ADLER32) each range is hashed on its own and the digests are combined, and the digests of
@@ -367,7 +369,7 @@ pub(crate) async fn copy_small_files(
         .map(|(_, s, _)| leaf(&s.storage_path))
         .collect();
     let reads = src_conn
-        .read_files(&src_dir, names, SMALL, Some(digest.clone()))
+        .read_files(&src_dir, names, SMALL, Some(digest))
         .await;
     let o = &shared.options;
     let mut writes = Vec::new();
@@ -389,15 +391,13 @@ pub(crate) async fn copy_small_files(
                     token: files[i].token.clone(),
                     data: w.data.unwrap_or_default(),
                     mtime: o.preserve_timestamp.then_some(w.entry.mtime),
-                    expect: o.verify_checksum.then(|| sum.clone()),
+                    verify: o.verify_checksum,
                 });
                 written.push((i, sum, w.entry.size));
             }
         }
     }
-    let results = dst_conn
-        .write_files(&dst_dir, writes, o.verify_checksum.then_some(digest))
-        .await;
+    let results = dst_conn.write_files(&dst_dir, writes).await;
     for ((i, sum, size), r) in written.into_iter().zip(results) {
         out[i] = Some(match r {
             Ok(_) => Ok(Copied {
@@ -544,7 +544,7 @@ async fn copy_small(
     let token = shared.part_token(item.seq);
     let part = dst
         .connector
-        .open_part(&dst.storage_path, &token, Some(data))
+        .open_part(&dst.storage_path, &token, Some(data.clone()))
         .await
         .map_err(dst_err)?;
     maybe_corrupt(shared, &dst.path, part.as_ref()).await;
@@ -558,7 +558,8 @@ async fn copy_small(
             }
         };
         checked = back.len() as u64;
-        if back.len() as u64 != len || hash_all(alg, back).await != sum {
+        // The bytes the source's checksum was computed over: equal bytes, equal checksums.
+        if back != data {
             let _ = part.discard().await;
             return Err(mismatch(&item.src, alg));
         }
