@@ -311,8 +311,32 @@ impl Conn {
                  `ferry login --collection {collection}` (the collections you added before are kept)"
             );
         }
-        self.for_rs(&rs, &collection_scope(collection, "https"))
+        let files = self
+            .for_rs(&rs, &collection_scope(collection, "https"))
+            .await?;
+        // The files are where the collection's document says (`https_server`: `<server>/data/<id>`), which on a
+        // hub is the endpoint that holds them; a server that names none serves them itself.
+        let doc = self
+            .transfer()
+            .await?
+            .json(
+                ferry_client::Method::GET,
+                &format!("/v0.10/endpoint/{collection}"),
+                &[],
+                None,
+            )
             .await
+            .with_context(|| format!("cannot read collection {collection}"))?;
+        let suffix = format!("/data/{collection}");
+        Ok(
+            match doc["https_server"]
+                .as_str()
+                .and_then(|h| h.strip_suffix(&suffix))
+            {
+                Some(server) if server != files.base_url() => files.at(server),
+                _ => files,
+            },
+        )
     }
 
     /// The endpoint's id, from the unauthenticated `/api/info`.

@@ -123,6 +123,14 @@ impl FerryClient {
         &self.base
     }
 
+    /// The same client (token, trusted CAs) for another server: a collection's files are at its endpoint.
+    pub fn at(&self, base_url: &str) -> Self {
+        Self {
+            base: base_url.trim_end_matches('/').to_string(),
+            ..self.clone()
+        }
+    }
+
     pub fn with_token(&self, token: &str) -> Self {
         Self {
             token: Some(token.to_string()),
