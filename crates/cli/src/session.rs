@@ -314,8 +314,9 @@ impl Conn {
         let files = self
             .for_rs(&rs, &collection_scope(collection, "https"))
             .await?;
-        // The files are where the collection's document says (`https_server`: `<server>/data/<id>`), which on a
-        // hub is the endpoint that holds them; a server that names none serves them itself.
+        // A collection of the server itself is reached through the URL given (which may be a proxy's); one of
+        // another endpoint (the server is its hub) where its document says (`https_server`: `<server>/data/<id>`).
+        let own = Self::endpoint_of(&self.base).await.ok();
         let doc = self
             .transfer()
             .await?
@@ -327,14 +328,20 @@ impl Conn {
             )
             .await
             .with_context(|| format!("cannot read collection {collection}"))?;
+        let holder = doc["non_functional_endpoint_id"]
+            .as_str()
+            .and_then(|e| Uuid::parse_str(e).ok());
+        if holder.is_some() && holder == own {
+            return Ok(files);
+        }
         let suffix = format!("/data/{collection}");
         Ok(
             match doc["https_server"]
                 .as_str()
                 .and_then(|h| h.strip_suffix(&suffix))
             {
-                Some(server) if server != files.base_url() => files.at(server),
-                _ => files,
+                Some(server) => files.at(server),
+                None => files,
             },
         )
     }
