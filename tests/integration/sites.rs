@@ -356,6 +356,17 @@ async fn the_hubs_statements_are_refused_when_forged_expired_or_for_another_endp
     };
     let good = s.hub.running.auth.vouch(s.endpoint_id, &me, &[]).unwrap();
     assert_eq!(ask(good.clone()).await, 200);
+    // Tasks and bookmarks are the hub's: an endpoint serves none of them, vouched for or not.
+    for path in ["/site/v0.10/task_list", "/site/v0.10/bookmark_list"] {
+        let r =
+            s.ep.http
+                .get(format!("{}{path}", s.ep.url))
+                .header("authorization", good.clone())
+                .send()
+                .await
+                .unwrap();
+        assert_eq!(r.status().as_u16(), 404, "{path}");
+    }
     // For another endpoint.
     let other = s.hub.running.auth.vouch(Uuid::new_v4(), &me, &[]).unwrap();
     assert_eq!(ask(other).await, 401);

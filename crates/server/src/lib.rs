@@ -330,7 +330,7 @@ pub fn router(state: AppState) -> Router {
     }
     if role == Role::Endpoint {
         // The hub passes Transfer requests for this endpoint's collections on here, vouching for the caller.
-        app = app.nest("/site", routes::transfer::router());
+        app = app.nest("/site", routes::transfer::site_router());
     }
     let app = app
         .fallback(|| async {

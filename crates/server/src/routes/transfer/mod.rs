@@ -21,12 +21,18 @@ use super::{AppState, parse_json, principal};
 use crate::error::{TransferError, TransferOp};
 
 pub fn router() -> Router<AppState> {
+    site_router()
+        .merge(bookmarks::router())
+        .merge(tasks::router())
+}
+
+/// What an endpoint answers for its hub (under `/site`): its collections' files, documents, permissions and
+/// guest collections. Bookmarks and tasks are the hub's own.
+pub fn site_router() -> Router<AppState> {
     Router::new()
         .merge(files::router())
         .merge(index::router())
         .merge(sharing::router())
-        .merge(bookmarks::router())
-        .merge(tasks::router())
 }
 
 /// The request's context: which operation on which resource, for the error's `code` and `resource`.
