@@ -41,7 +41,6 @@ pub(crate) async fn run(
             return RunEnd::Stopped;
         }
         let mut counted = TaskCounters::default();
-        let r = delete_path(&access.src, task.id, &item.src, options, &mut counted).await;
         let outcome = |state, attempts, code: Option<&str>, error: Option<String>| ItemOutcome {
             seq: item.seq,
             state,
@@ -53,6 +52,26 @@ pub(crate) async fn run(
             error_time: code.map(|_| inner.now()),
             progress: None,
         };
+        // An attempt is recorded before it starts: a path that is gone when a later attempt looks (after the
+        // process stopped mid-way) was most likely removed by this task, and is what the task asked for.
+        let resumed = item.attempts > 0;
+        let started = outcome(ItemState::Pending, item.attempts + 1, None, None);
+        if store
+            .finish_items(task.id, &[started], &TaskCounters::default())
+            .await
+            .is_err()
+        {
+            return RunEnd::Stopped;
+        }
+        let r = delete_path(
+            &access.src,
+            task.id,
+            &item.src,
+            options,
+            resumed,
+            &mut counted,
+        )
+        .await;
         match r {
             Ok(()) => {
                 let o = outcome(ItemState::Done, item.attempts, None, None);
@@ -92,26 +111,29 @@ async fn delete_path(
     task: Uuid,
     p: &str,
     o: &Options,
+    resumed: bool,
     counted: &mut TaskCounters,
 ) -> Result<(), Fault> {
+    // Missing is fine when asked (ignore_missing) or when an earlier attempt of this task got there first.
+    let missing_ok = o.ignore_missing || resumed;
     let leaf = path::file_name(p).unwrap_or("");
     let globbed = o.interpret_globs && leaf.contains(['*', '?', '[']);
     if !globbed {
-        return delete_one(access, task, p, o, counted).await;
+        return delete_one(access, task, p, o, missing_ok, counted).await;
     }
     let parent = path::parent(p).unwrap_or("/");
     let dir = check(access, parent)?;
     let listing = match dir.connector.list(&dir.storage_path).await {
-        Err(StorageError::NotFound(_)) if o.ignore_missing => return Ok(()),
+        Err(StorageError::NotFound(_)) if missing_ok => return Ok(()),
         r => r.map_err(|e| Fault::from_endpoint(e.into(), Side::Source))?,
     };
     let mut matched = 0;
     for e in listing.entries.iter().filter(|e| fnmatch(leaf, &e.name)) {
         matched += 1;
         let child = path::join(parent, &format!("/{}", e.name));
-        delete_one(access, task, &child, o, counted).await?;
+        delete_one(access, task, &child, o, missing_ok, counted).await?;
     }
-    if matched == 0 && !o.ignore_missing {
+    if matched == 0 && !missing_ok {
         return Err(Fault {
             code: "FILE_NOT_FOUND",
             message: format!("nothing matches {p}"),
@@ -151,12 +173,13 @@ async fn delete_one(
     task: Uuid,
     p: &str,
     o: &Options,
+    missing_ok: bool,
     counted: &mut TaskCounters,
 ) -> Result<(), Fault> {
     let a = check(access, p)?;
     let entry = match a.connector.stat(&a.storage_path).await {
         Ok(e) => e,
-        Err(StorageError::NotFound(_)) if o.ignore_missing => return Ok(()),
+        Err(StorageError::NotFound(_)) if missing_ok => return Ok(()),
         Err(StorageError::NotFound(_)) => {
             return Err(Fault::fatal(
                 "FILE_NOT_FOUND",
