@@ -136,6 +136,25 @@ pub struct HubLink {
     keys: tokio::sync::Mutex<Option<(Value, i64)>>,
 }
 
+/// A request to the hub whose JSON answer is wanted: any failure on the way is the hub being unreachable for
+/// `what`.
+trait AskHub {
+    async fn ask(self, what: &str) -> Result<Value, AuthError>;
+}
+
+impl AskHub for reqwest::RequestBuilder {
+    async fn ask(self, what: &str) -> Result<Value, AuthError> {
+        self.send()
+            .await
+            .map_err(|e| unreachable(what, e))?
+            .error_for_status()
+            .map_err(|e| unreachable(what, e))?
+            .json()
+            .await
+            .map_err(|e| unreachable(what, e))
+    }
+}
+
 fn unreachable(what: &str, e: impl std::fmt::Display) -> AuthError {
     tracing::warn!(error = %e, "{what}");
     AuthError::Unavailable(format!(
@@ -196,14 +215,8 @@ impl HubLink {
             .post(self.hub("/v2/oauth2/token/introspect"))
             .basic_auth(self.file.endpoint_id, Some(&self.file.client_secret))
             .form(&[("token", token), ("include", "identity_set,ferry_groups")])
-            .send()
-            .await
-            .map_err(|e| unreachable("introspection", e))?
-            .error_for_status()
-            .map_err(|e| unreachable("introspection", e))?
-            .json()
-            .await
-            .map_err(|e| unreachable("introspection answer", e))?;
+            .ask("introspection")
+            .await?;
         let answer = vouched(&reply, now);
         // Kept for the bound, never past the token's own expiry.
         let until = answer
@@ -324,14 +337,8 @@ impl HubLink {
         let fetched: Value = self
             .http
             .get(self.hub("/jwk.json"))
-            .send()
-            .await
-            .map_err(|e| unreachable("signing keys", e))?
-            .error_for_status()
-            .map_err(|e| unreachable("signing keys", e))?
-            .json()
-            .await
-            .map_err(|e| unreachable("signing keys", e))?;
+            .ask("signing keys")
+            .await?;
         *keys = Some((fetched.clone(), now));
         Ok(fetched)
     }
@@ -428,14 +435,8 @@ impl HubLink {
                 ("grant_type", "client_credentials"),
                 ("scope", ferry_auth::sites::VIEW_IDENTITIES),
             ])
-            .send()
-            .await
-            .map_err(|e| unreachable("token", e))?
-            .error_for_status()
-            .map_err(|e| unreachable("token", e))?
-            .json()
-            .await
-            .map_err(|e| unreachable("token answer", e))?;
+            .ask("token")
+            .await?;
         let token = reply["access_token"]
             .as_str()
             .ok_or_else(|| unreachable("token answer", "no access_token"))?
@@ -456,14 +457,8 @@ impl ferry_endpoint::IdentityDirectory for HubLink {
                 .get(self.hub("/v2/api/identities"))
                 .query(&[("ids", id.to_string())])
                 .bearer_auth(token)
-                .send()
-                .await
-                .map_err(|e| unreachable("identity lookup", e))?
-                .error_for_status()
-                .map_err(|e| unreachable("identity lookup", e))?
-                .json()
-                .await
-                .map_err(|e| unreachable("identity lookup", e))?;
+                .ask("identity lookup")
+                .await?;
             Ok::<_, AuthError>(reply)
         };
         let reply = lookup
