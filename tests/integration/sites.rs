@@ -9,6 +9,7 @@ use std::time::Duration;
 use ferry_core::ClientKind;
 use ferry_server::Role;
 use ferry_server::site::{SiteFile, SiteOwner};
+use ferry_store::tasks::TaskStatus;
 use ferry_tests::{App, Person, TestServer};
 use reqwest::Method as M;
 use serde_json::{Value, json};
@@ -29,6 +30,8 @@ struct Sites {
     transfer: String,
     /// The owner's tokens, by resource server.
     tokens: Value,
+    /// The owner's Auth token at the hub.
+    auth: String,
 }
 
 /// A port free right now on 127.0.0.1 (the endpoint's public URL must be known before it starts).
@@ -65,22 +68,22 @@ async fn reported(hub: &TestServer, token: &str, id: Uuid, n: usize) -> Value {
     panic!("the endpoint never reported {n} collections");
 }
 
-async fn sites() -> Sites {
-    let hub = TestServer::start_with(|c| c.role = Role::Hub).await;
-    let app = hub.app(ClientKind::Confidential).await;
-    let owner = hub.person("olive").await;
-    let t = hub
-        .login(&app, &owner, &format!("openid profile email {TRANSFER}"))
-        .await;
-    let auth = token_for(&t, "auth.globus.org");
+/// An endpoint registered at the hub by `owner` (whose Auth token is `auth`), started on its own port and
+/// joined: its id and its default mapped collection.
+async fn join(
+    hub: &TestServer,
+    auth: &str,
+    owner: &Person,
+    name: &str,
+) -> (TestServer, Uuid, Uuid) {
     let port = free_port();
     let public_url = format!("http://127.0.0.1:{port}");
     let (st, reg) = hub
         .call(
             M::POST,
             "/v2/ferry/endpoints",
-            &auth,
-            Some(&json!({"display_name": "Beamline", "public_url": public_url})),
+            auth,
+            Some(&json!({"display_name": name, "public_url": public_url})),
         )
         .await;
     assert_eq!(st, 201, "{reg}");
@@ -90,7 +93,7 @@ async fn sites() -> Sites {
         endpoint_id,
         client_secret: reg["client_secret"].as_str().unwrap().into(),
         public_url: public_url.clone(),
-        display_name: "Beamline".into(),
+        display_name: name.into(),
         owner: SiteOwner {
             id: Uuid::parse_str(&owner.id).unwrap(),
             username: owner.username.clone(),
@@ -113,8 +116,20 @@ async fn sites() -> Sites {
     )
     .await;
     assert_eq!(ep.running.endpoint.id(), endpoint_id);
-    let doc = reported(&hub, &auth, endpoint_id, 1).await;
+    let doc = reported(hub, auth, endpoint_id, 1).await;
     let coll = Uuid::parse_str(doc["collections"][0]["id"].as_str().unwrap()).unwrap();
+    (ep, endpoint_id, coll)
+}
+
+async fn sites() -> Sites {
+    let hub = TestServer::start_with(|c| c.role = Role::Hub).await;
+    let app = hub.app(ClientKind::Confidential).await;
+    let owner = hub.person("olive").await;
+    let t = hub
+        .login(&app, &owner, &format!("openid profile email {TRANSFER}"))
+        .await;
+    let auth = token_for(&t, "auth.globus.org");
+    let (ep, endpoint_id, coll) = join(&hub, &auth, &owner, "Beamline").await;
     // A login that also covers the collection's files and the endpoint's manager API.
     let tokens = hub
         .login(
@@ -135,6 +150,7 @@ async fn sites() -> Sites {
         endpoint_id,
         coll,
         tokens,
+        auth,
     }
 }
 
@@ -607,32 +623,321 @@ async fn a_task_credential_reads_only_its_paths_of_its_collection_until_it_expir
     assert_eq!(read(s.coll, "/runs/42/a.h5", cred).await.0, 401);
 }
 
+/// Polls the hub (bounded) until task `id` ends; its document.
+async fn ended(s: &Sites, id: &str) -> Value {
+    for _ in 0..1200 {
+        let (st, doc) = s
+            .hub
+            .call(M::GET, &format!("/v0.10/task/{id}"), &s.transfer, None)
+            .await;
+        assert_eq!(st, 200, "{doc}");
+        let record = s
+            .hub
+            .running
+            .auth
+            .store()
+            .get_task(Uuid::parse_str(id).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        // Ended at the endpoint (the document), and the hub's record heard of it.
+        if matches!(doc["status"].as_str(), Some("SUCCEEDED" | "FAILED")) && record.status.is_done()
+        {
+            return doc;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("task {id} did not end");
+}
+
+impl Sites {
+    /// A second endpoint of the same owner.
+    async fn second(&self, name: &str) -> (TestServer, Uuid, Uuid) {
+        join(&self.hub, &self.auth, &self.owner, name).await
+    }
+
+    /// Submits a task through the hub; its id.
+    async fn submit(&self, kind: &str, doc: Value) -> String {
+        let (st, sub) = self
+            .hub
+            .call(M::GET, "/v0.10/submission_id", &self.transfer, None)
+            .await;
+        assert_eq!(st, 200, "{sub}");
+        let mut doc = doc;
+        doc["submission_id"] = sub["value"].clone();
+        let (st, done) = self
+            .hub
+            .call(
+                M::POST,
+                &format!("/v0.10/{kind}"),
+                &self.transfer,
+                Some(&doc),
+            )
+            .await;
+        assert_eq!(st, 202, "{done}");
+        done["task_id"].as_str().unwrap().to_string()
+    }
+}
+
+/// What a folder holds, path -> bytes.
+fn tree(root: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().to_string();
+            if e.file_type().unwrap().is_dir() {
+                out.insert(format!("{rel}/"), vec![]);
+                todo.push(p);
+            } else {
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
 #[tokio::test]
-async fn a_task_on_an_endpoints_collection_is_refused_plainly_and_nothing_is_queued() {
+async fn a_transfer_between_two_endpoints_goes_from_one_to_the_other_and_the_hub_records_it() {
     let s = sites().await;
-    let (st, body) = s
-        .hub
-        .call(
-            M::POST,
-            "/v0.10/transfer",
-            &s.transfer,
-            Some(&json!({"DATA_TYPE": "transfer", "source_endpoint": s.coll,
-                         "destination_endpoint": s.coll,
-                         "DATA": [{"DATA_TYPE": "transfer_item", "source_path": "/a", "destination_path": "/b"}]})),
+    let (b, b_id, b_coll) = s.second("Campus").await;
+    // Small files in folders (batched), a file just over the small-file size and one of several ranges.
+    let src = s.storage().join("runs");
+    for d in 0..3 {
+        std::fs::create_dir_all(src.join(format!("scan{d}"))).unwrap();
+        for f in 0..40 {
+            std::fs::write(
+                src.join(format!("scan{d}/frame {f}.tif")),
+                format!("frame {d}/{f}").repeat(f + 1),
+            )
+            .unwrap();
+        }
+    }
+    std::fs::create_dir_all(src.join("empty")).unwrap();
+    let medium: Vec<u8> = (0..(5 << 20) as u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(src.join("medium.h5"), &medium).unwrap();
+    let large: Vec<u8> = (0..(70 << 20) as u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(src.join("large.h5"), &large).unwrap();
+    let id = s
+        .submit(
+            "transfer",
+            json!({"DATA_TYPE": "transfer", "source_endpoint": s.coll, "destination_endpoint": b_coll,
+                   "verify_checksum": true, "label": "Beamline to campus",
+                   "DATA": [{"DATA_TYPE": "transfer_item", "source_path": "/runs",
+                             "destination_path": "/incoming/runs", "recursive": true}]}),
         )
         .await;
-    assert_eq!(st, 400, "{body}");
-    assert!(
-        body["message"]
-            .as_str()
-            .unwrap()
-            .contains("not available yet"),
-        "{body}"
-    );
-    let (st, tasks) = s
+    let doc = ended(&s, &id).await;
+    assert_eq!(doc["status"], "SUCCEEDED", "{doc}");
+    assert_eq!(doc["files"], 122, "{doc}");
+    assert_eq!(doc["files_transferred"], 122, "{doc}");
+    assert_eq!(doc["label"], "Beamline to campus");
+    let dst = b.data_dir().join("storage/incoming/runs");
+    assert_eq!(tree(&src), tree(&dst), "the destination equals the source");
+    // The hub's record names the endpoint that ran it, and lists with the owner's tasks.
+    let task = Uuid::parse_str(&id).unwrap();
+    let record = s
+        .hub
+        .running
+        .auth
+        .store()
+        .get_task(task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.runner, Some(b_id));
+    assert_eq!(record.status, TaskStatus::Succeeded);
+    let (st, list) = s
         .hub
         .call(M::GET, "/v0.10/task_list", &s.transfer, None)
         .await;
-    assert_eq!(st, 200, "{tasks}");
-    assert_eq!(tasks["DATA"].as_array().unwrap().len(), 0, "{tasks}");
+    assert_eq!(st, 200, "{list}");
+    assert!(
+        list["DATA"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["task_id"] == id),
+        "{list}"
+    );
+    // Per-file results and events come from the endpoint that ran it.
+    let (st, files) = s
+        .hub
+        .call(
+            M::GET,
+            &format!("/v0.10/task/{id}/successful_transfers"),
+            &s.transfer,
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{files}");
+    assert!(
+        files["DATA"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["destination_path"] == "/incoming/runs/large.h5"),
+        "{files}"
+    );
+    let (st, events) = s
+        .hub
+        .call(
+            M::GET,
+            &format!("/v0.10/task/{id}/event_list"),
+            &s.transfer,
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{events}");
+    assert!(
+        events["DATA"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["code"] == "SUCCEEDED"),
+        "{events}"
+    );
+    // The source endpoint saw each file read by the task owner for the task (its audit log is written behind).
+    let mut seen = false;
+    for _ in 0..100 {
+        let audit =
+            s.ep.running
+                .auth
+                .store()
+                .query_audit(&ferry_store::AuditFilter {
+                    path_prefix: Some("/runs/scan0/".into()),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+        seen = audit.iter().any(|r| r.action == "task.read" && r.allowed);
+        if seen {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(seen, "no task.read at the source");
+    // A delete task runs at the endpoint that holds the files.
+    let del = s
+        .submit(
+            "delete",
+            json!({"DATA_TYPE": "delete", "endpoint": b_coll, "recursive": true,
+                   "DATA": [{"DATA_TYPE": "delete_item", "path": "/incoming/runs/scan1"}]}),
+        )
+        .await;
+    let doc = ended(&s, &del).await;
+    assert_eq!(doc["status"], "SUCCEEDED", "{doc}");
+    assert!(!dst.join("scan1").exists());
+    assert!(dst.join("scan0").is_dir());
+}
+
+#[tokio::test]
+async fn a_source_the_owner_cannot_read_fails_the_task_with_the_reason() {
+    let s = sites().await;
+    let (_b, _, b_coll) = s.second("Campus").await;
+    let id = s
+        .submit(
+            "transfer",
+            json!({"DATA_TYPE": "transfer", "source_endpoint": s.coll, "destination_endpoint": b_coll,
+                   "DATA": [{"DATA_TYPE": "transfer_item", "source_path": "/no/such/run",
+                             "destination_path": "/x"}]}),
+        )
+        .await;
+    let doc = ended(&s, &id).await;
+    assert_eq!(doc["status"], "FAILED", "{doc}");
+    assert_eq!(doc["fatal_error"]["code"], "FILE_NOT_FOUND", "{doc}");
+}
+
+#[tokio::test]
+async fn only_the_endpoint_running_a_task_gets_its_credential_and_only_while_it_runs() {
+    let s = sites().await;
+    let (b, b_id, b_coll) = s.second("Campus").await;
+    std::fs::create_dir_all(s.storage().join("runs")).unwrap();
+    std::fs::write(s.storage().join("runs/a.h5"), b"a").unwrap();
+    std::fs::write(s.storage().join("secret.txt"), b"s").unwrap();
+    let secret = |c: &str| serde_json::from_str::<Value>(c).unwrap();
+    let file_of = |ep: &TestServer| {
+        secret(&std::fs::read_to_string(ep.data_dir().join("endpoint.json")).unwrap())
+    };
+    let (a_file, b_file) = (file_of(&s.ep), file_of(&b));
+    let ask = |file: &Value, task: &str| {
+        let http = s.hub.http.clone();
+        let url = format!(
+            "{}/v2/ferry/endpoints/{}/tasks/{task}/credential",
+            s.hub.url,
+            file["endpoint_id"].as_str().unwrap()
+        );
+        let (user, pass) = (
+            file["endpoint_id"].as_str().unwrap().to_string(),
+            file["client_secret"].as_str().unwrap().to_string(),
+        );
+        async move {
+            let r = http
+                .post(url)
+                .basic_auth(user, Some(pass))
+                .send()
+                .await
+                .unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap_or_default(),
+            )
+        }
+    };
+    let id = s
+        .submit(
+            "transfer",
+            json!({"DATA_TYPE": "transfer", "source_endpoint": s.coll, "destination_endpoint": b_coll,
+                   "DATA": [{"DATA_TYPE": "transfer_item", "source_path": "/runs",
+                             "destination_path": "/runs", "recursive": true}]}),
+        )
+        .await;
+    // The source endpoint is not the one running it; a task that does not exist has no credential.
+    assert_eq!(ask(&a_file, &id).await.0, 404);
+    assert_eq!(ask(&b_file, &Uuid::new_v4().to_string()).await.0, 404);
+    // Endpoint B cannot ask in A's name.
+    let r = s
+        .hub
+        .http
+        .post(format!(
+            "{}/v2/ferry/endpoints/{}/tasks/{id}/credential",
+            s.hub.url, s.endpoint_id
+        ))
+        .basic_auth(
+            b_id.to_string(),
+            Some(b_file["client_secret"].as_str().unwrap()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let doc = ended(&s, &id).await;
+    assert_eq!(doc["status"], "SUCCEEDED", "{doc}");
+    // Once the hub heard that it ended (the endpoint reports twice a second), none.
+    let task = Uuid::parse_str(&id).unwrap();
+    for _ in 0..100 {
+        let record = s
+            .hub
+            .running
+            .auth
+            .store()
+            .get_task(task)
+            .await
+            .unwrap()
+            .unwrap();
+        if record.status == TaskStatus::Succeeded {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(ask(&b_file, &id).await.0, 403);
+    // While it ran, the credential it got read the task's paths only.
+    let (st, _) = s
+        .hub
+        .call(M::GET, &format!("/v0.10/task/{id}"), &s.transfer, None)
+        .await;
+    assert_eq!(st, 200);
+    assert!(!b.data_dir().join("storage/secret.txt").exists());
 }

@@ -6,8 +6,10 @@ use ferry_core::{ClientKind, Identity};
 use ferry_proto::sites::{
     ASSERTION_SCHEME, EndpointRegistration, HubAssertion, PURPOSE_TASK_READ, PURPOSE_TRANSFER,
     REGISTRATION_TYPE, REPORT_ACCEPTED_TYPE, RegisteredEndpoint, ReportAccepted,
-    ReportedCollection, SITE_TYPE, SiteDoc, SiteReport,
+    ReportedCollection, SITE_TYPE, SiteDoc, SiteReport, TASK_CREDENTIAL_TYPE,
+    TASK_REPORT_ACCEPTED_TYPE, TaskCredential, TaskReport, TaskReportAccepted,
 };
+use ferry_store::tasks::{ItemKind, ItemState, TaskStatus};
 use ferry_store::{Site, SiteCollection};
 use uuid::Uuid;
 
@@ -24,6 +26,8 @@ pub const ASSERTION_SECS: i64 = 60;
 pub const TASK_CREDENTIAL_SECS: i64 = 600;
 /// Collections one endpoint may report.
 const MAX_REPORTED: usize = 100_000;
+/// Tasks in one task report.
+const MAX_TASKS_REPORTED: usize = 1_000;
 
 /// An endpoint's public URL: http(s), a host, nothing after the path.
 fn check_public_url(raw: &str) -> Result<String> {
@@ -185,13 +189,7 @@ impl Auth {
         id: Uuid,
         report: SiteReport,
     ) -> Result<ReportAccepted> {
-        let caller = self.authenticate_client(creds, peer).await?;
-        if caller.id != id {
-            return Err(AuthError::Forbidden(
-                "an endpoint reports only for itself".into(),
-            ));
-        }
-        self.site(id).await?;
+        self.endpoint_itself(creds, peer, id).await?;
         let display_name = check_name(&report.display_name)?;
         let public_url = check_public_url(&report.public_url)?;
         if report.collections.len() > MAX_REPORTED {
@@ -235,6 +233,140 @@ impl Auth {
         })
     }
 
+    /// `PUT /v2/ferry/endpoints/{id}/tasks`, with the endpoint's client credentials: where the tasks the hub
+    /// gave it stand. Only tasks the hub gave that endpoint are recorded; an ended record stays as it ended.
+    pub async fn report_tasks(
+        &self,
+        creds: Option<&ClientCredentials>,
+        peer: &str,
+        id: Uuid,
+        report: TaskReport,
+    ) -> Result<TaskReportAccepted> {
+        self.endpoint_itself(creds, peer, id).await?;
+        if report.tasks.len() > MAX_TASKS_REPORTED {
+            return Err(AuthError::InvalidRequest(format!(
+                "tasks: at most {MAX_TASKS_REPORTED} in one report"
+            )));
+        }
+        let mut recorded = Vec::with_capacity(report.tasks.len());
+        let mut unknown = Vec::new();
+        for r in report.tasks {
+            let row = self.store.get_task(r.id).await?;
+            let Some(mut row) = row.filter(|t| t.runner == Some(id)) else {
+                unknown.push(r.id);
+                continue;
+            };
+            let status = TaskStatus::parse(&r.status).ok_or_else(|| {
+                AuthError::InvalidRequest(format!("tasks: {}: no status {:?}", r.id, r.status))
+            })?;
+            if row.status.is_done() {
+                recorded.push(r.id);
+                continue;
+            }
+            row.status = status;
+            row.nice_status = r.nice_status;
+            row.nice_status_details = r.nice_status_details;
+            row.fatal_error = r.fatal_error;
+            row.completion_time = r.completion_time;
+            row.label = r.label;
+            row.deadline = r.deadline;
+            let c = &mut row.counters;
+            c.files = r.files;
+            c.directories = r.directories;
+            c.symlinks = r.symlinks;
+            c.files_skipped = r.files_skipped;
+            c.files_transferred = r.files_transferred;
+            c.bytes_transferred = r.bytes_transferred;
+            c.bytes_checksummed = r.bytes_checksummed;
+            c.faults = r.faults;
+            c.active_secs = r.active_secs;
+            if self.store.record_task_report(id, &row).await? {
+                recorded.push(r.id);
+            }
+        }
+        Ok(TaskReportAccepted {
+            data_type: TASK_REPORT_ACCEPTED_TYPE.into(),
+            recorded,
+            unknown,
+        })
+    }
+
+    /// `POST /v2/ferry/endpoints/{id}/tasks/{task}/credential`, with the endpoint's client credentials: the
+    /// credential with which the endpoint running `task` reads its source at the endpoint that holds it. Only
+    /// for the endpoint the task was given to, while it runs; good for the task's source paths only, with the
+    /// owner's groups as they are now.
+    pub async fn credential_for_task(
+        &self,
+        creds: Option<&ClientCredentials>,
+        peer: &str,
+        id: Uuid,
+        task: Uuid,
+    ) -> Result<TaskCredential> {
+        self.endpoint_itself(creds, peer, id).await?;
+        let not_yours = || AuthError::NotFound(format!("no task {task} runs at endpoint {id}"));
+        let t = self.store.get_task(task).await?.ok_or_else(not_yours)?;
+        if t.runner != Some(id) {
+            return Err(not_yours());
+        }
+        if t.status.is_done() {
+            return Err(AuthError::Forbidden(format!("task {task} has ended")));
+        }
+        let source = self
+            .store
+            .site_of(t.source_collection)
+            .await?
+            .ok_or_else(|| {
+                AuthError::NotFound(format!(
+                    "no endpoint holds collection {}",
+                    t.source_collection
+                ))
+            })?;
+        let owner = self
+            .store
+            .get_identity(t.owner)
+            .await?
+            .ok_or_else(|| AuthError::Forbidden(format!("the owner of task {task} is gone")))?;
+        let groups: Vec<Uuid> = self
+            .store
+            .groups_of(owner.id)
+            .await?
+            .into_iter()
+            .map(|g| g.id)
+            .collect();
+        let paths = self
+            .store
+            .list_items(task, ItemState::Pending, Some(ItemKind::Path), 0, i64::MAX)
+            .await?
+            .into_iter()
+            .map(|i| i.src)
+            .collect();
+        let credential =
+            self.task_credential(source.id, &owner, &groups, task, t.source_collection, paths)?;
+        Ok(TaskCredential {
+            data_type: TASK_CREDENTIAL_TYPE.into(),
+            credential,
+            source_url: source.public_url,
+            expires_at: self.now() + TASK_CREDENTIAL_SECS,
+        })
+    }
+
+    /// The endpoint `id` calling with its own client credentials.
+    async fn endpoint_itself(
+        &self,
+        creds: Option<&ClientCredentials>,
+        peer: &str,
+        id: Uuid,
+    ) -> Result<()> {
+        let caller = self.authenticate_client(creds, peer).await?;
+        if caller.id != id {
+            return Err(AuthError::Forbidden(
+                "an endpoint speaks only for itself".into(),
+            ));
+        }
+        self.site(id).await?;
+        Ok(())
+    }
+
     /// The joined endpoint that holds a collection (or is the endpoint `id`), if any.
     pub async fn site_of(&self, id: Uuid) -> Result<Option<Site>> {
         Ok(self.store.site_of(id).await?)
@@ -248,7 +380,26 @@ impl Auth {
             groups,
             PURPOSE_TRANSFER,
             ASSERTION_SECS,
-            None,
+            Reading::Nothing,
+        )
+    }
+
+    /// [`Self::vouch`] for a task submission the hub passes on: the endpoint creates the task under `task`, the
+    /// id of the hub's record of it.
+    pub fn vouch_for_task(
+        &self,
+        site: Uuid,
+        identity: &Identity,
+        groups: &[Uuid],
+        task: Uuid,
+    ) -> Result<String> {
+        self.statement(
+            site,
+            identity,
+            groups,
+            PURPOSE_TRANSFER,
+            ASSERTION_SECS,
+            Reading::Task(task),
         )
     }
 
@@ -269,7 +420,7 @@ impl Auth {
             groups,
             PURPOSE_TASK_READ,
             TASK_CREDENTIAL_SECS,
-            Some((task, collection, paths)),
+            Reading::Paths(task, collection, paths),
         )
     }
 
@@ -280,12 +431,13 @@ impl Auth {
         groups: &[Uuid],
         purpose: &str,
         lifetime: i64,
-        reading: Option<(Uuid, Uuid, Vec<String>)>,
+        reading: Reading,
     ) -> Result<String> {
         let now = self.now();
         let (task, collection, paths) = match reading {
-            Some((t, c, p)) => (Some(t), Some(c), Some(p)),
-            None => (None, None, None),
+            Reading::Paths(t, c, p) => (Some(t), Some(c), Some(p)),
+            Reading::Task(t) => (Some(t), None, None),
+            Reading::Nothing => (None, None, None),
         };
         let claims = HubAssertion {
             iss: self.cfg.issuer.clone(),
@@ -311,6 +463,15 @@ impl Auth {
             self.sign_document(&value)?
         ))
     }
+}
+
+/// What a statement says of a task.
+enum Reading {
+    Nothing,
+    /// A submission passed on: the id its task takes.
+    Task(Uuid),
+    /// A task credential: the task, its source collection and paths.
+    Paths(Uuid, Uuid, Vec<String>),
 }
 
 #[cfg(test)]

@@ -123,7 +123,7 @@ pub fn expand_home(path: &str, c: &CollectionDoc, account: Option<&str>) -> Stri
 /// and what a listing finds under them is real files and folders (symlinks are not followed), so no resolving
 /// is needed on the way down.
 pub struct CollectionAccess {
-    grant: Arc<Grant>,
+    reach: Reach,
     who: Requester,
     collection: Uuid,
     generation: u64,
@@ -131,10 +131,31 @@ pub struct CollectionAccess {
     audit: AuditLog,
 }
 
+/// Where a [`CollectionAccess`] reaches the files.
+enum Reach {
+    /// Storage of this endpoint, through the caller's compiled policy.
+    Here(Arc<Grant>),
+    /// Another endpoint's collection, read for a task: that endpoint runs the access check for the task owner
+    /// on each request, so every path is passed on as it is.
+    Remote(Arc<dyn Connector>),
+}
+
 impl CollectionAccess {
     /// Checks `action` on `path` (canonical, inside the collection) now.
     pub fn check(&self, path: &str, action: Action) -> Result<Authorized> {
-        match &*self.grant {
+        let grant = match &self.reach {
+            Reach::Here(g) => g,
+            Reach::Remote(connector) => {
+                return Ok(Authorized {
+                    connector: connector.clone(),
+                    storage_path: path.to_string(),
+                    path: path.to_string(),
+                    root: "/".into(),
+                    gateway: Uuid::nil(),
+                });
+            }
+        };
+        match &**grant {
             Grant::NoAccount(why) => Err(EndpointError::AccessDenied(format!(
                 "no access to {path}: {why}"
             ))),
@@ -202,10 +223,18 @@ impl CollectionAccess {
 
     /// The storage the collection is on (None when the caller has no account there).
     pub fn connector(&self) -> Option<Arc<dyn Connector>> {
-        match &*self.grant {
-            Grant::Policy { connector, .. } => Some(connector.clone()),
-            Grant::NoAccount(_) => None,
+        match &self.reach {
+            Reach::Remote(connector) => Some(connector.clone()),
+            Reach::Here(g) => match &**g {
+                Grant::Policy { connector, .. } => Some(connector.clone()),
+                Grant::NoAccount(_) => None,
+            },
         }
+    }
+
+    /// Whether the files are another endpoint's (read through it for a task).
+    pub fn is_remote(&self) -> bool {
+        matches!(self.reach, Reach::Remote(_))
     }
 }
 
@@ -221,10 +250,37 @@ impl Endpoint {
         // Read after the grant, which brings the cache up to date with the database.
         let generation = self.policies.generation();
         Ok(CollectionAccess {
-            grant,
+            reach: Reach::Here(grant),
             who: who.clone(),
             collection,
             generation,
+            clock: self.settings.clock.clone(),
+            audit: self.audit.clone(),
+        })
+    }
+
+    /// Whether collections of other endpoints can be read here for tasks (see [`crate::RemoteCollections`]).
+    pub fn reads_remote(&self) -> bool {
+        self.settings.remote.is_some()
+    }
+
+    /// `who`'s access, for task `task`, to `collection` of another endpoint: that endpoint checks each request;
+    /// this one passes the paths on.
+    pub async fn task_source(
+        &self,
+        who: &Requester,
+        task: Uuid,
+        collection: Uuid,
+    ) -> Result<CollectionAccess> {
+        let remote = self.settings.remote.as_ref().ok_or_else(|| {
+            EndpointError::CollectionNotFound(format!("no collection {collection} here"))
+        })?;
+        let connector = remote.task_source(task, collection).await?;
+        Ok(CollectionAccess {
+            reach: Reach::Remote(connector),
+            who: who.clone(),
+            collection,
+            generation: self.policies.generation(),
             clock: self.settings.clock.clone(),
             audit: self.audit.clone(),
         })

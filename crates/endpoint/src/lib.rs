@@ -47,6 +47,18 @@ pub use index::{SearchPage, SearchQuery};
 pub use info::Defaults;
 pub use permissions::MAX_RULES;
 
+/// Collections of other endpoints that this one reads for the tasks its hub gives it.
+#[async_trait::async_trait]
+pub trait RemoteCollections: Send + Sync {
+    /// A read-only view of `collection` (another endpoint's) for task `task`: the other endpoint checks the
+    /// task owner's access on each request. `CollectionNotFound` when no endpoint holds it.
+    async fn task_source(
+        &self,
+        task: Uuid,
+        collection: Uuid,
+    ) -> Result<Arc<dyn ferry_storage::Connector>>;
+}
+
 /// Where an endpoint learns of identities it has not met yet (its hub); a single-host server has all of them in
 /// its own store.
 #[async_trait::async_trait]
@@ -67,6 +79,8 @@ pub struct Settings {
     pub clock: ferry_core::SharedClock,
     /// Identities this store does not hold (an endpoint's hub).
     pub directory: Option<Arc<dyn IdentityDirectory>>,
+    /// Other endpoints' collections, read for tasks (an endpoint's hub finds them).
+    pub remote: Option<Arc<dyn RemoteCollections>>,
 }
 
 impl Settings {
@@ -77,6 +91,7 @@ impl Settings {
             mailer: None,
             clock: ferry_core::clock::system(),
             directory: None,
+            remote: None,
         }
     }
 }

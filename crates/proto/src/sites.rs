@@ -111,6 +111,138 @@ impl HubAssertion {
     }
 }
 
+/// One task the hub gave an endpoint, as that endpoint reports it: where it stands and what it counted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportedTask {
+    pub id: Uuid,
+    /// `ACTIVE`, `INACTIVE`, `SUCCEEDED` or `FAILED`.
+    pub status: String,
+    pub nice_status: Option<String>,
+    pub nice_status_details: Option<String>,
+    /// `{code, description}` once FAILED.
+    pub fatal_error: Option<serde_json::Value>,
+    pub completion_time: Option<i64>,
+    pub label: Option<String>,
+    pub deadline: Option<i64>,
+    pub files: i64,
+    pub directories: i64,
+    pub symlinks: i64,
+    pub files_skipped: i64,
+    pub files_transferred: i64,
+    pub bytes_transferred: i64,
+    pub bytes_checksummed: i64,
+    pub faults: i64,
+    pub active_secs: f64,
+}
+
+/// `PUT /v2/ferry/endpoints/{id}/tasks`, with the endpoint's client credentials: the tasks it runs for the hub.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskReport {
+    pub tasks: Vec<ReportedTask>,
+}
+
+/// The hub's answer: the tasks whose report it took (an ended one need not be reported again).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskReportAccepted {
+    #[serde(rename = "DATA_TYPE")]
+    pub data_type: String,
+    pub recorded: Vec<Uuid>,
+    /// Tasks the hub has no record of for this endpoint: the endpoint stops them.
+    #[serde(default)]
+    pub unknown: Vec<Uuid>,
+}
+
+/// `POST /v2/ferry/endpoints/{id}/tasks/{task}/credential`, with the endpoint's client credentials: what the
+/// endpoint that runs a task shows the endpoint holding its source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskCredential {
+    #[serde(rename = "DATA_TYPE")]
+    pub data_type: String,
+    /// An `Authorization` header value (`Ferry-Hub <statement>`) good at the source endpoint, for the task's
+    /// source collection and paths, until `expires_at`.
+    pub credential: String,
+    /// Where the source endpoint serves (`https://dtn.example.org:8443`).
+    pub source_url: String,
+    pub expires_at: i64,
+}
+
+/// A file or folder as the source endpoint tells the endpoint that reads it for a task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PulledEntry {
+    pub name: String,
+    /// `file`, `dir`, `symlink` or `other`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub size: u64,
+    pub mtime: i64,
+    pub mode: u32,
+    pub user: String,
+    pub group: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_target: Option<String>,
+}
+
+/// `GET /site/pull/{collection}/list?path=…`: a folder's entries, one of these per line (JSON lines) as the
+/// folder is read; the last line has `end` (or a `failure`), so that a cut answer is never taken for a whole.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PulledListing {
+    #[serde(default)]
+    pub entries: Vec<PulledEntry>,
+    #[serde(default)]
+    pub unrepresentable: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<PullFailure>,
+    #[serde(default)]
+    pub end: bool,
+}
+
+/// Why the source endpoint did not give what was asked: `kind` is one of the [`pull_failure`] names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PullFailure {
+    pub kind: String,
+    /// The path in the collection, where the failure has one.
+    pub path: String,
+    pub message: String,
+}
+
+/// The kinds of [`PullFailure`].
+pub mod pull_failure {
+    pub const NOT_FOUND: &str = "not_found";
+    pub const NOT_A_DIRECTORY: &str = "not_a_directory";
+    pub const IS_A_DIRECTORY: &str = "is_a_directory";
+    /// The task owner may not read it, or a symbolic link is in the way.
+    pub const REFUSED: &str = "refused";
+    pub const OTHER: &str = "other";
+}
+
+/// `POST /site/pull/{collection}/files`: whole files of one folder in one answer. The answer is, per name in
+/// order, a 4-byte big-endian length, that many bytes of JSON [`PulledFile`], and then its `len` bytes of data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PullFiles {
+    pub dir: String,
+    pub names: Vec<String>,
+    /// Files larger than this come without data.
+    pub max: u64,
+}
+
+/// One file of a [`PullFiles`] answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PulledFile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<PulledEntry>,
+    /// The bytes that follow; None when the file is larger than asked (or failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub len: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<PullFailure>,
+}
+
+/// Most names in one [`PullFiles`].
+pub const PULL_FILES_MAX: usize = 1024;
+
 /// A statement's purposes.
 pub const PURPOSE_TRANSFER: &str = "transfer";
 pub const PURPOSE_TASK_READ: &str = "task-read";
@@ -118,6 +250,8 @@ pub const PURPOSE_TASK_READ: &str = "task-read";
 pub const REGISTRATION_TYPE: &str = "ferry_endpoint_registration";
 pub const REPORT_ACCEPTED_TYPE: &str = "ferry_endpoint_report";
 pub const SITE_TYPE: &str = "ferry_endpoint";
+pub const TASK_REPORT_ACCEPTED_TYPE: &str = "ferry_task_report";
+pub const TASK_CREDENTIAL_TYPE: &str = "ferry_task_credential";
 /// The `Authorization` scheme of a hub's statement.
 pub const ASSERTION_SCHEME: &str = "Ferry-Hub";
 

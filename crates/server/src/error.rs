@@ -494,3 +494,70 @@ impl IntoResponse for DataError {
         r
     }
 }
+
+/// Errors of the pull API (`/site/pull/…`), with which another endpoint reads a collection here for a task: the
+/// status, and a [`PullFailure`] that keeps the kind of failure (the reader's task retries some and skips others).
+pub struct PullError {
+    status: StatusCode,
+    failure: ferry_proto::sites::PullFailure,
+}
+
+impl PullError {
+    pub fn failure(&self) -> &ferry_proto::sites::PullFailure {
+        &self.failure
+    }
+
+    pub fn at(e: EndpointError, path: &str) -> Self {
+        use ferry_proto::sites::pull_failure as kind;
+        let k = match &e {
+            EndpointError::Storage(StorageError::NotFound(_))
+            | EndpointError::CollectionNotFound(_) => kind::NOT_FOUND,
+            EndpointError::Storage(StorageError::NotADirectory(_)) => kind::NOT_A_DIRECTORY,
+            EndpointError::Storage(StorageError::IsADirectory(_)) => kind::IS_A_DIRECTORY,
+            EndpointError::Storage(
+                StorageError::PermissionDenied(_)
+                | StorageError::Escape(_)
+                | StorageError::Symlink(_)
+                | StorageError::Loop(_),
+            )
+            | EndpointError::AccessDenied(_)
+            | EndpointError::PermissionDenied(_)
+            | EndpointError::Unauthenticated => kind::REFUSED,
+            _ => kind::OTHER,
+        };
+        Self {
+            status: endpoint_status(&e),
+            failure: ferry_proto::sites::PullFailure {
+                kind: k.into(),
+                path: path.to_string(),
+                message: endpoint_message(&e),
+            },
+        }
+    }
+}
+
+impl From<AuthError> for PullError {
+    fn from(e: AuthError) -> Self {
+        use ferry_proto::sites::pull_failure as kind;
+        let status = status_of(&e);
+        let k = if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+            kind::REFUSED
+        } else {
+            kind::OTHER
+        };
+        Self {
+            status,
+            failure: ferry_proto::sites::PullFailure {
+                kind: k.into(),
+                path: String::new(),
+                message: public_message(&e),
+            },
+        }
+    }
+}
+
+impl IntoResponse for PullError {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(self.failure)).into_response()
+    }
+}

@@ -3,6 +3,7 @@
 pub mod bootstrap;
 pub mod config;
 mod error;
+pub mod pull;
 mod routes;
 pub mod site;
 pub mod tls;
@@ -184,6 +185,14 @@ pub async fn start_with_hooks(cfg: Config, hooks: TestHooks) -> Result<Running, 
                 directory: site
                     .clone()
                     .map(|l| l as Arc<dyn ferry_endpoint::IdentityDirectory>),
+                remote: match &site {
+                    Some(link) => Some(Arc::new(
+                        pull::Peers::new(link.clone(), cfg.site.ca_file.as_deref(), clock.clone())
+                            .map_err(ServerError::Tls)?,
+                    )
+                        as Arc<dyn ferry_endpoint::RemoteCollections>),
+                    None => None,
+                },
                 ..EndpointSettings::new(&base_url)
             },
         )
@@ -210,14 +219,16 @@ pub async fn start_with_hooks(cfg: Config, hooks: TestHooks) -> Result<Running, 
             Arc::new(move |doc: &serde_json::Value| auth.sign_document(doc).ok())
         }),
     );
-    // Tasks are the hub's: an endpoint runs none of its own yet.
-    let workers = if cfg.role.serves_hub() {
-        Some(transfer.start().await.map_err(|e| {
-            ServerError::Config(ConfigError::Invalid(format!("transfer engine: {e}")))
-        })?)
-    } else {
-        None
-    };
+    // A hub's workers run this server's own tasks (none, for a hub alone); an endpoint's run the ones its
+    // hub gives it.
+    let workers = transfer
+        .start()
+        .await
+        .map_err(|e| ServerError::Config(ConfigError::Invalid(format!("transfer engine: {e}"))))?;
+    let task_reporter = site.as_ref().map(|link| {
+        link.clone()
+            .spawn_task_reporter(auth.store().clone(), transfer.clone())
+    });
     let reporter = site.as_ref().map(|link| {
         link.clone().spawn_reporter(
             auth.store().clone(),
@@ -260,8 +271,9 @@ pub async fn start_with_hooks(cfg: Config, hooks: TestHooks) -> Result<Running, 
     let task = tokio::spawn(async move {
         serve(listener, app, acceptor, rx, auth_for_serve).await;
         // Tasks in flight keep their leases' state in the database; the next start resumes them.
-        if let Some(w) = workers {
-            w.abort();
+        workers.abort();
+        if let Some(r) = task_reporter {
+            r.abort();
         }
         if let Some(r) = reporter {
             r.abort();

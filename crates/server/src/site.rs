@@ -13,9 +13,10 @@ use ferry_core::{Identity, IdentityKind, SharedClock};
 use ferry_endpoint::Requester;
 use ferry_proto::sites::{
     ASSERTION_SCHEME, HubAssertion, PURPOSE_TASK_READ, PURPOSE_TRANSFER, ReportAccepted,
-    ReportedCollection, SiteReport,
+    ReportedCollection, ReportedTask, SiteReport, TaskCredential, TaskReport, TaskReportAccepted,
 };
 use ferry_store::Store;
+use ferry_store::tasks::TaskRow;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
@@ -268,12 +269,43 @@ impl HubLink {
         collection: Uuid,
         path: &str,
     ) -> Result<Requester, AuthError> {
-        let a = self.statement(header).await?;
-        if a.purpose != PURPOSE_TASK_READ || a.collection != Some(collection) || !a.covers(path) {
-            tracing::debug!(task = ?a.task, %collection, path, "task credential refused for this read");
+        let (who, reading) = self.task_reading(store, header, collection).await?;
+        if !reading.covers(path) {
+            tracing::debug!(task = ?reading.task, %collection, path, "task credential refused for this path");
             return Err(AuthError::Unauthenticated);
         }
-        self.requester_of(store, a).await
+        Ok(who)
+    }
+
+    /// The task owner and the task credential in `header`, good for reading `collection` here: each path read
+    /// with it must be one the credential [`HubAssertion::covers`].
+    pub async fn task_reading(
+        &self,
+        store: &Arc<dyn Store>,
+        header: &str,
+        collection: Uuid,
+    ) -> Result<(Requester, HubAssertion), AuthError> {
+        let a = self.statement(header).await?;
+        if a.purpose != PURPOSE_TASK_READ || a.collection != Some(collection) {
+            tracing::debug!(task = ?a.task, %collection, "task credential refused for this collection");
+            return Err(AuthError::Unauthenticated);
+        }
+        let who = self.requester_of(store, a.clone()).await?;
+        Ok((who, a))
+    }
+
+    /// The caller of a task submission the hub passes on, and the id the hub gave the task.
+    pub async fn vouched_submission(
+        &self,
+        store: &Arc<dyn Store>,
+        header: &str,
+    ) -> Result<(Requester, Uuid), AuthError> {
+        let a = self.statement(header).await?;
+        let task = match (a.purpose.as_str(), a.task) {
+            (PURPOSE_TRANSFER, Some(task)) => task,
+            _ => return Err(AuthError::Unauthenticated),
+        };
+        Ok((self.requester_of(store, a).await?, task))
     }
 
     /// A statement signed by the hub's key, for this endpoint, not expired.
@@ -417,7 +449,128 @@ impl HubLink {
     }
 }
 
+/// How often an endpoint tells the hub where the tasks it runs for it stand.
+const TASK_REPORT_EVERY: Duration = Duration::from_millis(500);
+/// Tasks in one report.
+const TASK_REPORT_BATCH: i64 = 500;
+
 impl HubLink {
+    /// The credential with which this endpoint reads the source of task `task` at the endpoint holding it.
+    pub async fn task_credential(&self, task: Uuid) -> Result<TaskCredential, AuthError> {
+        let answer = self
+            .http
+            .post(self.hub(&format!(
+                "/v2/ferry/endpoints/{}/tasks/{task}/credential",
+                self.file.endpoint_id
+            )))
+            .basic_auth(self.file.endpoint_id, Some(&self.file.client_secret))
+            .send()
+            .await
+            .map_err(|e| unreachable("task credential", e))?;
+        let status = answer.status();
+        if !status.is_success() {
+            let body: Value = answer.json().await.unwrap_or_default();
+            let message = body["errors"][0]["detail"]
+                .as_str()
+                .or(body["error_description"].as_str())
+                .unwrap_or("refused")
+                .to_string();
+            return Err(match status.as_u16() {
+                404 => AuthError::NotFound(message),
+                403 => AuthError::Forbidden(message),
+                _ => unreachable("task credential", format!("{status}: {message}")),
+            });
+        }
+        answer
+            .json()
+            .await
+            .map_err(|e| unreachable("task credential", e))
+    }
+
+    /// Tells the hub where the tasks it gave this endpoint stand; returns the hub's answer.
+    async fn report_tasks(&self, tasks: &[TaskRow]) -> Result<TaskReportAccepted, AuthError> {
+        let report = TaskReport {
+            tasks: tasks
+                .iter()
+                .map(|t| {
+                    let c = &t.counters;
+                    ReportedTask {
+                        id: t.id,
+                        status: t.status.as_str().into(),
+                        nice_status: t.nice_status.clone(),
+                        nice_status_details: t.nice_status_details.clone(),
+                        fatal_error: t.fatal_error.clone(),
+                        completion_time: t.completion_time,
+                        label: t.label.clone(),
+                        deadline: t.deadline,
+                        files: c.files,
+                        directories: c.directories,
+                        symlinks: c.symlinks,
+                        files_skipped: c.files_skipped,
+                        files_transferred: c.files_transferred,
+                        bytes_transferred: c.bytes_transferred,
+                        bytes_checksummed: c.bytes_checksummed,
+                        faults: c.faults,
+                        active_secs: c.active_secs,
+                    }
+                })
+                .collect(),
+        };
+        let reply = self
+            .http
+            .put(self.hub(&format!(
+                "/v2/ferry/endpoints/{}/tasks",
+                self.file.endpoint_id
+            )))
+            .basic_auth(self.file.endpoint_id, Some(&self.file.client_secret))
+            .json(&report)
+            .ask("task report")
+            .await?;
+        serde_json::from_value(reply).map_err(|e| unreachable("task report answer", e))
+    }
+
+    /// Reports the tasks the hub gave this endpoint, twice a second while any has news, until the hub has
+    /// taken each one's end; a task the hub has no record of is stopped.
+    pub fn spawn_task_reporter(
+        self: Arc<Self>,
+        store: Arc<dyn Store>,
+        engine: ferry_transfer::Engine,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(TASK_REPORT_EVERY).await;
+                let due = match store.tasks_to_report(TASK_REPORT_BATCH).await {
+                    Ok(due) if !due.is_empty() => due,
+                    Ok(_) => continue,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read the tasks to report");
+                        continue;
+                    }
+                };
+                let answer = match self.report_tasks(&due).await {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "task report not delivered; trying again");
+                        continue;
+                    }
+                };
+                for id in &answer.unknown {
+                    tracing::warn!(task = %id, "the hub has no record of this task; stopping it");
+                    if let Err(e) = engine
+                        .stop(*id, "CANCELED", "The hub has no record of this task")
+                        .await
+                    {
+                        tracing::warn!(task = %id, error = %e, "cannot stop the task");
+                    }
+                }
+                let done: Vec<Uuid> = answer.recorded.into_iter().chain(answer.unknown).collect();
+                if let Err(e) = store.reports_acknowledged(&done).await {
+                    tracing::warn!(error = %e, "cannot record the hub's acknowledgement");
+                }
+            }
+        })
+    }
+
     /// The endpoint's own token at the hub (client credentials), renewed a minute before it expires.
     async fn service_token(&self) -> Result<String, AuthError> {
         let now = self.clock.now();

@@ -56,6 +56,90 @@ pub async fn run(store: &dyn Store) {
     consents_and_scopes(store).await;
     policy_inputs(store).await;
     sites(store).await;
+    site_tasks(store).await;
+}
+
+/// Tasks between endpoints: the hub's record of a task an endpoint runs is never claimed here and takes only
+/// that endpoint's reports, until it ends; the endpoint reports its hub tasks until the end is acknowledged.
+async fn site_tasks(store: &dyn Store) {
+    use crate::tasks::*;
+    let runner = Uuid::new_v4();
+    let row = |runner: Option<Uuid>, reports_to_hub: bool| TaskRow {
+        id: Uuid::new_v4(),
+        kind: TaskKind::Transfer,
+        owner: Uuid::new_v4(),
+        submission_id: "site".into(),
+        status: TaskStatus::Active,
+        label: None,
+        source_collection: Uuid::new_v4(),
+        dest_collection: Some(Uuid::new_v4()),
+        options: json!({}),
+        request_time: 100,
+        completion_time: None,
+        deadline: Some(10_000),
+        run_after: 0,
+        nice_status: Some("Queued".into()),
+        nice_status_details: None,
+        fatal_error: None,
+        counters: TaskCounters::default(),
+        runner,
+        reports_to_hub,
+    };
+    // The hub's record.
+    let record = row(Some(runner), false);
+    store.create_task(&record, &[]).await.unwrap();
+    assert_eq!(store.get_task(record.id).await.unwrap().unwrap(), record);
+    assert!(
+        store.claim_task("hub", 200, 30).await.unwrap().is_none(),
+        "an endpoint's task is not claimed at the hub"
+    );
+    let mut report = record.clone();
+    report.counters.files_transferred = 7;
+    report.nice_status = Some("OK".into());
+    assert!(
+        !store
+            .record_task_report(Uuid::new_v4(), &report)
+            .await
+            .unwrap(),
+        "another endpoint's report"
+    );
+    assert!(store.record_task_report(runner, &report).await.unwrap());
+    let got = store.get_task(record.id).await.unwrap().unwrap();
+    assert_eq!(got.counters.files_transferred, 7);
+    report.status = TaskStatus::Succeeded;
+    report.completion_time = Some(300);
+    assert!(store.record_task_report(runner, &report).await.unwrap());
+    report.status = TaskStatus::Failed;
+    assert!(
+        !store.record_task_report(runner, &report).await.unwrap(),
+        "an ended record stays as it ended"
+    );
+    store.delete_task(record.id).await.unwrap();
+    assert!(store.get_task(record.id).await.unwrap().is_none());
+
+    // The endpoint's side.
+    let from_hub = row(None, true);
+    store.create_task(&from_hub, &[]).await.unwrap();
+    let due = store.tasks_to_report(10).await.unwrap();
+    assert_eq!(due.iter().map(|t| t.id).collect::<Vec<_>>(), [from_hub.id]);
+    assert!(due[0].reports_to_hub);
+    store.reports_acknowledged(&[from_hub.id]).await.unwrap();
+    assert_eq!(
+        store.tasks_to_report(10).await.unwrap().len(),
+        1,
+        "a running task stays to report"
+    );
+    let done = StatusChange {
+        status: TaskStatus::Succeeded,
+        nice_status: None,
+        nice_status_details: None,
+        fatal_error: None,
+        completion_time: Some(400),
+    };
+    assert!(store.set_task_status(from_hub.id, &done).await.unwrap());
+    store.reports_acknowledged(&[from_hub.id]).await.unwrap();
+    assert!(store.tasks_to_report(10).await.unwrap().is_empty());
+    store.delete_task(from_hub.id).await.unwrap();
 }
 
 /// A hub's endpoints: a report replaces what the endpoint holds in one step and counts up; a collection another
@@ -272,6 +356,8 @@ async fn tasks(store: &dyn Store) {
         nice_status_details: None,
         fatal_error: None,
         counters: TaskCounters::default(),
+        runner: None,
+        reports_to_hub: false,
     };
     let item = |src: &str| NewItem {
         kind: ItemKind::File,

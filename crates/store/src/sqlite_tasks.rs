@@ -50,6 +50,11 @@ fn task_from(row: &SqliteRow) -> Result<TaskRow> {
             faults: g("faults")?,
             active_secs: row.try_get("active_secs").map_err(backend)?,
         },
+        runner: opt_uuid_col(row, "runner")?,
+        reports_to_hub: row
+            .try_get::<Option<i64>, _>("hub_report")
+            .map_err(backend)?
+            .is_some(),
     })
 }
 
@@ -246,8 +251,8 @@ impl TaskStore for SqliteStore {
         let mut tx = self.writer.begin().await.map_err(backend)?;
         sqlx::query(
             "INSERT INTO tasks(id, kind, owner, submission_id, status, label, source_collection, dest_collection,
-             options, request_time, deadline, run_after, nice_status)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             options, request_time, deadline, run_after, nice_status, runner, hub_report)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(t.id.to_string())
         .bind(t.kind.as_str())
@@ -262,6 +267,8 @@ impl TaskStore for SqliteStore {
         .bind(t.deadline)
         .bind(t.run_after)
         .bind(&t.nice_status)
+        .bind(t.runner.map(|r| r.to_string()))
+        .bind(t.reports_to_hub.then_some(1i64))
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
@@ -341,7 +348,7 @@ impl TaskStore for SqliteStore {
     async fn claim_task(&self, worker: &str, now: i64, lease_secs: i64) -> Result<Option<TaskRow>> {
         sqlx::query(
             "UPDATE tasks SET lease_owner = ?, lease_expires_at = ? WHERE id = (
-                SELECT id FROM tasks WHERE status IN ('ACTIVE', 'INACTIVE') AND run_after <= ?
+                SELECT id FROM tasks WHERE status IN ('ACTIVE', 'INACTIVE') AND run_after <= ? AND runner IS NULL
                 AND (lease_owner IS NULL OR lease_expires_at < ?)
                 ORDER BY run_after, request_time LIMIT 1)
              RETURNING *",
@@ -434,6 +441,80 @@ impl TaskStore for SqliteStore {
         .await
         .map_err(backend)?;
         Ok(r.rows_affected() == 1)
+    }
+
+    async fn delete_task(&self, id: Uuid) -> Result<()> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        for q in [
+            "DELETE FROM task_items WHERE task_id = ?",
+            "DELETE FROM task_events WHERE task_id = ?",
+            "DELETE FROM tasks WHERE id = ?",
+        ] {
+            sqlx::query(q)
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn record_task_report(&self, runner: Uuid, t: &TaskRow) -> Result<bool> {
+        let c = &t.counters;
+        let r = sqlx::query(
+            "UPDATE tasks SET status = ?, nice_status = ?, nice_status_details = ?, fatal_error = ?,
+             completion_time = ?, label = ?, deadline = ?, files = ?, directories = ?, symlinks = ?,
+             files_skipped = ?, files_transferred = ?, bytes_transferred = ?, bytes_checksummed = ?, faults = ?,
+             active_secs = ? WHERE id = ? AND runner = ? AND status IN ('ACTIVE', 'INACTIVE')",
+        )
+        .bind(t.status.as_str())
+        .bind(&t.nice_status)
+        .bind(&t.nice_status_details)
+        .bind(t.fatal_error.as_ref().map(|f| f.to_string()))
+        .bind(t.completion_time)
+        .bind(&t.label)
+        .bind(t.deadline)
+        .bind(c.files)
+        .bind(c.directories)
+        .bind(c.symlinks)
+        .bind(c.files_skipped)
+        .bind(c.files_transferred)
+        .bind(c.bytes_transferred)
+        .bind(c.bytes_checksummed)
+        .bind(c.faults)
+        .bind(c.active_secs)
+        .bind(t.id.to_string())
+        .bind(runner.to_string())
+        .execute(&self.writer)
+        .await
+        .map_err(backend)?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn tasks_to_report(&self, limit: i64) -> Result<Vec<TaskRow>> {
+        sqlx::query("SELECT * FROM tasks WHERE hub_report = 1 ORDER BY request_time LIMIT ?")
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(task_from)
+            .collect()
+    }
+
+    async fn reports_acknowledged(&self, ids: &[Uuid]) -> Result<()> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        for id in ids {
+            sqlx::query(
+                "UPDATE tasks SET hub_report = 0 WHERE id = ? AND hub_report = 1
+                 AND status IN ('SUCCEEDED', 'FAILED')",
+            )
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
     }
 
     async fn pending_items(

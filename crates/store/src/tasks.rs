@@ -112,6 +112,11 @@ pub struct TaskRow {
     pub nice_status_details: Option<String>,
     pub fatal_error: Option<serde_json::Value>,
     pub counters: TaskCounters,
+    /// On a hub: the joined endpoint that runs the task (the row is the hub's record of it, kept current by the
+    /// endpoint's reports, and no worker here claims it). None: this process's workers run it.
+    pub runner: Option<Uuid>,
+    /// On an endpoint: the task came from the hub, which hears of its progress until it acknowledges the end.
+    pub reports_to_hub: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -331,6 +336,16 @@ pub trait TaskStore: Send + Sync {
     async fn recheck_done_files(&self, task: Uuid) -> Result<i64>;
     /// Changes the status of a running task; false (and nothing changed) when it is no longer running.
     async fn set_task_status(&self, id: Uuid, change: &StatusChange) -> Result<bool>;
+    /// Removes a task with its items and events (a hub's record of a submission its endpoint refused).
+    async fn delete_task(&self, id: Uuid) -> Result<()>;
+
+    /// On a hub: takes endpoint `runner`'s report of a task it runs (status, counters, label, deadline); false
+    /// when no task of that endpoint has the id, or the record already ended.
+    async fn record_task_report(&self, runner: Uuid, report: &TaskRow) -> Result<bool>;
+    /// On an endpoint: tasks from the hub whose progress (or end) the hub has yet to hear of, oldest first.
+    async fn tasks_to_report(&self, limit: i64) -> Result<Vec<TaskRow>>;
+    /// On an endpoint: the hub heard of the end of these tasks (running ones stay to report).
+    async fn reports_acknowledged(&self, ids: &[Uuid]) -> Result<()>;
 
     /// Pending items of the given kinds, in order, after `after_seq`.
     async fn pending_items(

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ferry_core::access::Action;
+use ferry_endpoint::data::client_path;
 use ferry_endpoint::{Endpoint, EndpointError, Requester};
 use ferry_store::Store;
 use ferry_store::tasks::{
@@ -188,14 +189,85 @@ impl Engine {
     }
 
     async fn submit(&self, who: &Requester, s: Submission, kind: TaskKind) -> Result<Submitted> {
+        self.create(who, s, kind, Placement::Here).await
+    }
+
+    /// Takes a submission the hub passed on (see [`Placement::FromHub`]): run here, its progress reported to
+    /// the hub, under the id the hub gave it.
+    pub async fn submit_from_hub(
+        &self,
+        who: &Requester,
+        body: &Value,
+        kind: TaskKind,
+        task: Uuid,
+    ) -> Result<Submitted> {
+        let s = self.parse(body, kind)?;
+        self.create(who, s, kind, Placement::FromHub(task)).await
+    }
+
+    /// The hub's record of a submission that joined endpoint `runner` runs: checked as far as the hub can
+    /// (the document, the paths' form), stored under a new id that the endpoint is to use, never claimed here.
+    /// The endpoint checks access when it takes the task.
+    pub async fn record_for_endpoint(
+        &self,
+        who: &Requester,
+        body: &Value,
+        kind: TaskKind,
+        runner: Uuid,
+    ) -> Result<Submitted> {
+        let s = self.parse(body, kind)?;
+        self.create(who, s, kind, Placement::At(runner)).await
+    }
+
+    /// The joined endpoint that runs task `id`, when this is the hub's record of it.
+    pub async fn runner_of(&self, id: Uuid) -> Result<Option<Uuid>> {
+        Ok(self.inner.store.get_task(id).await?.and_then(|t| t.runner))
+    }
+
+    /// Forgets the hub's record of a submission its endpoint refused.
+    pub async fn forget_record(&self, id: Uuid) -> Result<()> {
+        Ok(self.inner.store.delete_task(id).await?)
+    }
+
+    fn parse(&self, body: &Value, kind: TaskKind) -> Result<Submission> {
+        match kind {
+            TaskKind::Transfer => submit::parse_transfer(body, self.inner.now()),
+            TaskKind::Delete => submit::parse_delete(body, self.inner.now()),
+        }
+    }
+
+    async fn create(
+        &self,
+        who: &Requester,
+        s: Submission,
+        kind: TaskKind,
+        place: Placement,
+    ) -> Result<Submitted> {
         let store = &self.inner.store;
         if let Some(earlier) = self.earlier(who, &s.submission_id).await? {
             return Ok(earlier);
         }
-        let items = self.check_items(who, &s).await?;
+        let items = match place {
+            Placement::At(_) => paths_only(&s)?,
+            _ => self.check_items(who, &s).await?,
+        };
         let t = self.inner.now();
+        let (id, runner, reports_to_hub) = match place {
+            Placement::Here => (Uuid::new_v4(), None, false),
+            Placement::FromHub(id) => (id, None, true),
+            // The same submission gets the same id, so that a submission retried after the endpoint's answer
+            // was lost meets the task the endpoint already made.
+            Placement::At(runner) => (
+                Uuid::new_v5(
+                    &RECORD_IDS,
+                    format!("{}/{}", who.identity.id, s.submission_id).as_bytes(),
+                ),
+                Some(runner),
+                false,
+            ),
+        };
         let task = TaskRow {
-            id: Uuid::new_v4(),
+            id,
             kind,
             owner: who.identity.id,
             submission_id: s.submission_id.clone(),
@@ -216,6 +288,8 @@ impl Engine {
             nice_status_details: None,
             fatal_error: None,
             counters: TaskCounters::default(),
+            runner,
+            reports_to_hub,
         };
         match store.create_task(&task, &items).await {
             Ok(()) => {}
@@ -260,6 +334,19 @@ impl Engine {
             } else {
                 Action::Write
             };
+            // Another endpoint's collection: it checks the owner's access to each path when the task reads.
+            if s.destination.is_some() && !ep.holds(s.source).await? && ep.reads_remote() {
+                let mut item = item_of(it, client_path("source_path", &it.source_path)?, None);
+                if let (Some(d), Some(p)) = (s.destination, &it.destination_path) {
+                    item.dst = Some(
+                        ep.authorize(Some(who), d, p, Action::Write, "submit")
+                            .await?
+                            .path,
+                    );
+                }
+                items.push(item);
+                continue;
+            }
             // A delete acts on what the path names: a symlink is removed, never what it points to.
             let src = if s.destination.is_some() {
                 ep.authorize(Some(who), s.source, &it.source_path, action, "submit")
@@ -291,17 +378,7 @@ impl Engine {
                 }
                 _ => None,
             };
-            items.push(NewItem {
-                kind: ItemKind::Path,
-                src: src.path,
-                dst,
-                recursive: it.recursive,
-                size: None,
-                mtime: None,
-                checksum_algorithm: it.checksum_algorithm.map(|a| a.name().to_string()),
-                external_checksum: it.external_checksum.clone(),
-                done_checksum: None,
-            });
+            items.push(item_of(it, src.path, dst));
         }
         Ok(items)
     }
@@ -352,7 +429,17 @@ impl Engine {
     /// Cancels a running task: it is FAILED with `CANCELED` at once; its worker notices at its next lease
     /// renewal and stops. Returns false when the task had already finished (nothing changes then).
     pub async fn cancel(&self, who: &Requester, id: Uuid) -> Result<bool> {
-        let t = self.task(who, id).await?;
+        self.task(who, id).await?;
+        self.stop(id, "CANCELED", "The task was cancelled by its owner")
+            .await
+    }
+
+    /// Ends a running task as FAILED with `code`: its pending files are given up, its worker stops. False when
+    /// it had already ended.
+    pub async fn stop(&self, id: Uuid, code: &str, description: &str) -> Result<bool> {
+        let Some(t) = self.inner.store.get_task(id).await? else {
+            return Ok(false);
+        };
         if t.status.is_done() {
             return Ok(false);
         }
@@ -360,9 +447,7 @@ impl Engine {
             status: TaskStatus::Failed,
             nice_status: None,
             nice_status_details: None,
-            fatal_error: Some(serde_json::json!({
-                "code": "CANCELED", "description": "The task was cancelled by its owner"
-            })),
+            fatal_error: Some(serde_json::json!({"code": code, "description": description})),
             completion_time: Some(self.inner.now()),
         };
         if !self.inner.store.set_task_status(id, &change).await? {
@@ -374,16 +459,14 @@ impl Engine {
             stop.store(true, Ordering::SeqCst);
         }
         let store = &self.inner.store;
-        store
-            .fail_pending_items(id, "CANCELED", self.inner.now())
-            .await?;
+        store.fail_pending_items(id, code, self.inner.now()).await?;
         event(
             &self.inner,
             id,
-            "CANCELED",
+            code,
             false,
-            "canceled",
-            "The task was cancelled by its owner",
+            &code.to_ascii_lowercase(),
+            description,
         )
         .await;
         if let Some(t) = store.get_task(id).await? {
@@ -665,4 +748,52 @@ pub(crate) async fn owner_of(
             EndpointError::AccessDenied("the task's owner no longer exists".into())
         })?;
     inner.endpoint.requester(identity).await
+}
+
+/// The namespace of the ids of tasks that run at joined endpoints.
+const RECORD_IDS: Uuid = Uuid::from_u128(0x6a0f_57c4_2b1e_4f5e_9d3c_8e21_7f40_b9a1);
+
+/// Where a new task runs.
+#[derive(Clone, Copy)]
+enum Placement {
+    /// Here, by this process's workers.
+    Here,
+    /// Here, under the id the hub gave it, reporting to the hub.
+    FromHub(Uuid),
+    /// At joined endpoint `.0`: the hub's record.
+    At(Uuid),
+}
+
+/// A submitted item with the paths it is to keep.
+fn item_of(it: &submit::Item, src: String, dst: Option<String>) -> NewItem {
+    NewItem {
+        kind: ItemKind::Path,
+        src,
+        dst,
+        recursive: it.recursive,
+        size: None,
+        mtime: None,
+        checksum_algorithm: it.checksum_algorithm.map(|a| a.name().to_string()),
+        external_checksum: it.external_checksum.clone(),
+        done_checksum: None,
+    }
+}
+
+/// The items of a submission in their normal form, for a record of a task that runs elsewhere.
+fn paths_only(s: &Submission) -> Result<Vec<NewItem>> {
+    s.items
+        .iter()
+        .map(|it| {
+            let dst = it
+                .destination_path
+                .as_deref()
+                .map(|p| client_path("destination_path", p))
+                .transpose()?;
+            Ok(item_of(
+                it,
+                client_path("source_path", &it.source_path)?,
+                dst,
+            ))
+        })
+        .collect()
 }

@@ -174,10 +174,19 @@ async fn build_access(inner: &Inner, task: &TaskRow) -> Result<Access, Fault> {
         .await
         .map_err(|e| Fault::from_endpoint(e, Side::Destination))?;
     let ep = &inner.endpoint;
-    let src = ep
-        .collection_access(&who, task.source_collection)
-        .await
-        .map_err(|e| Fault::from_endpoint(e, Side::Destination))?;
+    // A transfer from another endpoint's collection reads it through that endpoint.
+    let remote = task.dest_collection.is_some()
+        && ep.reads_remote()
+        && !ep
+            .holds(task.source_collection)
+            .await
+            .map_err(|e| Fault::from_endpoint(e, Side::Destination))?;
+    let src = if remote {
+        ep.task_source(&who, task.id, task.source_collection).await
+    } else {
+        ep.collection_access(&who, task.source_collection).await
+    }
+    .map_err(|e| Fault::from_endpoint(e, Side::Source))?;
     let dst = match task.dest_collection {
         Some(d) => Some(Arc::new(
             ep.collection_access(&who, d)

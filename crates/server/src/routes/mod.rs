@@ -4,6 +4,7 @@ pub mod auth;
 pub mod data;
 pub mod groups;
 pub mod manager;
+pub mod pull;
 pub mod sites;
 pub mod transfer;
 pub mod web;

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use ferry_auth::{AuthError, ClientCredentials};
 use ferry_core::scope::AUTH_RS;
-use ferry_proto::sites::{EndpointRegistration, SiteReport};
+use ferry_proto::sites::{EndpointRegistration, SiteReport, TaskReport};
 use uuid::Uuid;
 
 use super::{AppState, Peer, authorization, parse_json, principal};
@@ -22,6 +22,11 @@ pub fn router() -> Router<AppState> {
         .route("/v2/ferry/endpoints", get(list).post(register))
         .route("/v2/ferry/endpoints/{id}", get(show).delete(remove))
         .route("/v2/ferry/endpoints/{id}/report", put(report))
+        .route("/v2/ferry/endpoints/{id}/tasks", put(report_tasks))
+        .route(
+            "/v2/ferry/endpoints/{id}/tasks/{task}/credential",
+            axum::routing::post(task_credential),
+        )
 }
 
 type Answer = Result<Response, AuthApiError>;
@@ -86,4 +91,35 @@ async fn report(
     let creds = basic(&headers)?.ok_or(AuthError::InvalidClient)?;
     let report: SiteReport = parse_json(&body)?;
     Ok(Json(s.auth.report_site(Some(&creds), &peer, id, report).await?).into_response())
+}
+
+async fn report_tasks(
+    State(s): State<AppState>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Answer {
+    let id = endpoint_id(&id)?;
+    let creds = basic(&headers)?.ok_or(AuthError::InvalidClient)?;
+    let report: TaskReport = parse_json(&body)?;
+    Ok(Json(s.auth.report_tasks(Some(&creds), &peer, id, report).await?).into_response())
+}
+
+async fn task_credential(
+    State(s): State<AppState>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    Path((id, task)): Path<(String, String)>,
+) -> Answer {
+    let id = endpoint_id(&id)?;
+    let task =
+        Uuid::parse_str(&task).map_err(|_| AuthError::NotFound(format!("no task {task:?}")))?;
+    let creds = basic(&headers)?.ok_or(AuthError::InvalidClient)?;
+    Ok(Json(
+        s.auth
+            .credential_for_task(Some(&creds), &peer, id, task)
+            .await?,
+    )
+    .into_response())
 }

@@ -11,6 +11,7 @@ use ferry_auth::AuthError;
 use ferry_core::scope::TRANSFER_RS;
 use ferry_endpoint::Requester;
 use ferry_store::Site;
+use ferry_store::tasks::TaskKind;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -62,39 +63,57 @@ async fn task_collections(req: Request) -> (Request, Vec<Uuid>) {
 
 /// Middleware on the hub's Transfer routes.
 pub async fn to_site(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    if matches!(req.uri().path(), "/v0.10/transfer" | "/v0.10/delete") {
+    let path = req.uri().path().to_string();
+    let resource = path.trim_start_matches("/v0.10").to_string();
+    let fail = |e: AuthError| TransferError::auth(TransferOp::Other, &resource, e).into_response();
+    if let Some(kind) = submission_kind(&path) {
         let (req, ids) = task_collections(req).await;
-        for id in ids {
-            if matches!(s.endpoint.holds(id).await, Ok(false))
-                && let Ok(Some(site)) = s.auth.site_of(id).await
-            {
-                // Said plainly rather than "no such collection": the collection exists, at a joined endpoint.
-                return TransferError::auth(
-                    TransferOp::Other,
-                    req.uri().path().trim_start_matches("/v0.10"),
-                    AuthError::InvalidRequest(format!(
-                        "collection {id} is at endpoint {} ({}): tasks that read or write an endpoint's \
-                         collections from the hub are not available yet; run the task on a server that \
-                         holds both collections",
-                        site.display_name, site.id
-                    )),
-                )
-                .into_response();
-            }
-        }
-        return next.run(req).await;
+        return match runner_of(&s, kind, &ids).await {
+            Ok(None) => next.run(req).await,
+            Ok(Some(site)) => match submit_at(&s, &site, kind, req).await {
+                Ok(r) => r,
+                Err(e) => fail(e),
+            },
+            Err(e) => fail(e),
+        };
     }
-    let (req, id) = if req.uri().path() == "/v0.10/shared_endpoint" {
+    if let Some(task) = task_in(&path) {
+        let site = match s.transfer.runner_of(task).await {
+            Ok(Some(runner)) => s.auth.site_of(runner).await,
+            Ok(None) => return next.run(req).await,
+            Err(e) => return fail(AuthError::Internal(e.to_string())),
+        };
+        let site = match site {
+            Ok(Some(site)) => site,
+            // The endpoint left: what the hub recorded is all there is.
+            Ok(None) => return next.run(req).await,
+            Err(e) => return fail(e),
+        };
+        // A task's document is the hub's record when its endpoint cannot be asked.
+        let shown = req.method() == axum::http::Method::GET && path.ends_with(&task.to_string());
+        let (req, again) = if shown {
+            let (parts, body) = req.into_parts();
+            let again = Request::from_parts(parts.clone(), Body::empty());
+            (Request::from_parts(parts, body), Some(again))
+        } else {
+            (req, None)
+        };
+        return match pass_on(&s, &site, req).await {
+            Ok(r) => r,
+            Err(AuthError::Unavailable(_)) if again.is_some() => {
+                next.run(again.unwrap_or_default()).await
+            }
+            Err(e) => fail(e),
+        };
+    }
+    let (req, id) = if path == "/v0.10/shared_endpoint" {
         host_in(req).await
     } else {
-        let id = collection_in(req.uri().path());
-        (req, id)
+        (req, collection_in(&path))
     };
     let Some(id) = id else {
         return next.run(req).await;
     };
-    let resource = req.uri().path().trim_start_matches("/v0.10").to_string();
-    let fail = |e: AuthError| TransferError::auth(TransferOp::Other, &resource, e).into_response();
     // What this process holds itself is answered here.
     match s.endpoint.holds(id).await {
         Ok(true) => return next.run(req).await,
@@ -110,6 +129,94 @@ pub async fn to_site(State(s): State<AppState>, req: Request, next: Next) -> Res
         Ok(r) => r,
         Err(e) => fail(e),
     }
+}
+
+fn submission_kind(path: &str) -> Option<TaskKind> {
+    match path {
+        "/v0.10/transfer" => Some(TaskKind::Transfer),
+        "/v0.10/delete" => Some(TaskKind::Delete),
+        _ => None,
+    }
+}
+
+/// The task a `/v0.10/task/{id}[/…]` path is about.
+fn task_in(path: &str) -> Option<Uuid> {
+    Uuid::parse_str(path.strip_prefix("/v0.10/task/")?.split('/').next()?).ok()
+}
+
+/// The joined endpoint that runs a task between `ids` (source and destination, or the one collection of a
+/// delete): the destination's for a transfer, the holder's for a delete. None when the task is this server's.
+async fn runner_of(s: &AppState, kind: TaskKind, ids: &[Uuid]) -> Result<Option<Site>, AuthError> {
+    let mut sites = Vec::with_capacity(ids.len());
+    for id in ids {
+        let here = s
+            .endpoint
+            .holds(*id)
+            .await
+            .map_err(|e| AuthError::Internal(e.to_string()))?;
+        sites.push(if here {
+            None
+        } else {
+            s.auth.site_of(*id).await?
+        });
+    }
+    if sites.iter().all(Option::is_none) {
+        return Ok(None);
+    }
+    if let Some(i) = sites.iter().position(Option::is_none) {
+        return Err(AuthError::InvalidRequest(format!(
+            "collection {} is on this server and the other at a joined endpoint: a task runs between \
+             collections of joined endpoints, or of this server only",
+            ids[i]
+        )));
+    }
+    let runner = match kind {
+        TaskKind::Transfer => sites.pop(),
+        TaskKind::Delete => sites.into_iter().next(),
+    };
+    Ok(runner.flatten())
+}
+
+/// A submission whose task runs at joined endpoint `site`: the hub records it (under an id the endpoint is to
+/// use) and passes it on; the record is dropped again when the endpoint refuses it or cannot be reached, so
+/// that nothing is left waiting for a task that does not exist (a retry with the same submission id meets the
+/// same id).
+async fn submit_at(
+    s: &AppState,
+    site: &Site,
+    kind: TaskKind,
+    req: Request,
+) -> Result<Response, AuthError> {
+    let who = caller(s, req.headers()).await?;
+    let (parts, body) = req.into_parts();
+    let body = to_bytes(body, MAX_BODY).await.map_err(|_| {
+        AuthError::InvalidRequest(format!("the body is larger than {MAX_BODY} bytes"))
+    })?;
+    let doc: Value = serde_json::from_slice(&body)
+        .map_err(|e| AuthError::InvalidRequest(format!("the body is not JSON: {e}")))?;
+    let recorded = match s
+        .transfer
+        .record_for_endpoint(&who, &doc, kind, site.id)
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            let resource = parts.uri.path().trim_start_matches("/v0.10");
+            return Ok(TransferError::task(resource, e).into_response());
+        }
+    };
+    let vouch = s
+        .auth
+        .vouch_for_task(site.id, &who.identity, &who.groups, recorded.task_id)?;
+    let answer = send(s, site, parts, body, vouch).await;
+    let keep = matches!(&answer, Ok(r) if r.status().is_success());
+    if !keep
+        && recorded.created
+        && let Err(e) = s.transfer.forget_record(recorded.task_id).await
+    {
+        tracing::warn!(task = %recorded.task_id, error = %e, "cannot drop the record of a refused task");
+    }
+    answer
 }
 
 /// The caller of a hub request, with a Transfer token.
@@ -136,6 +243,17 @@ async fn pass_on(s: &AppState, site: &Site, req: Request) -> Result<Response, Au
     let body = to_bytes(body, MAX_BODY).await.map_err(|_| {
         AuthError::InvalidRequest(format!("the body is larger than {MAX_BODY} bytes"))
     })?;
+    send(s, site, parts, body, vouch).await
+}
+
+/// Sends a request on to `{site}/site…` with the hub's statement and gives back the endpoint's answer.
+async fn send(
+    s: &AppState,
+    site: &Site,
+    parts: axum::http::request::Parts,
+    body: axum::body::Bytes,
+    vouch: String,
+) -> Result<Response, AuthError> {
     let target = format!(
         "{}/site{}",
         site.public_url,

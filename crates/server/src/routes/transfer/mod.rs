@@ -21,14 +21,22 @@ use super::{AppState, parse_json, principal};
 use crate::error::{TransferError, TransferOp};
 
 pub fn router() -> Router<AppState> {
-    site_router()
+    collections()
         .merge(bookmarks::router())
         .merge(tasks::router())
 }
 
 /// What an endpoint answers for its hub (under `/site`): its collections' files, documents, permissions and
-/// guest collections. Bookmarks and tasks are the hub's own.
+/// guest collections, the tasks the hub gives it, and reads of its collections for other endpoints' tasks.
+/// Bookmarks are the hub's own.
 pub fn site_router() -> Router<AppState> {
+    collections()
+        .merge(tasks::site_router())
+        .merge(crate::routes::pull::router())
+}
+
+/// Routes about collections and their files, on a hub and an endpoint alike.
+fn collections() -> Router<AppState> {
     Router::new()
         .merge(files::router())
         .merge(index::router())

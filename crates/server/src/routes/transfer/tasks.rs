@@ -18,20 +18,26 @@ use crate::error::TransferError;
 use crate::routes::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new()
+    site_router()
         .route("/v0.10/submission_id", get(submission_id))
+        .route("/v0.10/task_list", get(task_list))
+        .route("/v0.10/webhook_list", get(webhook_list))
+        .route("/v0.10/webhook", post(webhook_add))
+        .route("/v0.10/webhook/{id}", axum::routing::delete(webhook_remove))
+}
+
+/// What an endpoint answers about the tasks its hub gives it: their submission, and each task (the hub keeps
+/// the lists, submission ids and webhooks).
+pub fn site_router() -> Router<AppState> {
+    Router::new()
         .route("/v0.10/transfer", post(submit_transfer))
         .route("/v0.10/delete", post(submit_delete))
-        .route("/v0.10/task_list", get(task_list))
         .route("/v0.10/task/{id}", get(show).put(update))
         .route("/v0.10/task/{id}/cancel", post(cancel))
         .route("/v0.10/task/{id}/event_list", get(events))
         .route("/v0.10/task/{id}/successful_transfers", get(successful))
         .route("/v0.10/task/{id}/skipped_errors", get(skipped))
         .route("/v0.10/task/{id}/pause_info", get(pause_info))
-        .route("/v0.10/webhook_list", get(webhook_list))
-        .route("/v0.10/webhook", post(webhook_add))
-        .route("/v0.10/webhook/{id}", axum::routing::delete(webhook_remove))
 }
 
 impl Op {
@@ -90,11 +96,26 @@ async fn submit(
         TaskKind::Delete => ("delete", "delete_result"),
     };
     let op = Op::at(format!("/{name}"));
-    let who = op.caller(&s, &headers).await?;
     let body = op.body(&raw)?;
-    let r = match kind {
-        TaskKind::Transfer => s.transfer.submit_transfer(&who, &body).await,
-        TaskKind::Delete => s.transfer.submit_delete(&who, &body).await,
+    let r = match &s.hub {
+        // An endpoint takes tasks from its hub only, under the id of the hub's record.
+        Some(hub) => {
+            let header = super::super::authorization(&headers)
+                .ok_or(ferry_auth::AuthError::Unauthenticated)
+                .map_err(op.auth())?;
+            let (who, task) = hub
+                .vouched_submission(s.auth.store(), header)
+                .await
+                .map_err(op.auth())?;
+            s.transfer.submit_from_hub(&who, &body, kind, task).await
+        }
+        None => {
+            let who = op.caller(&s, &headers).await?;
+            match kind {
+                TaskKind::Transfer => s.transfer.submit_transfer(&who, &body).await,
+                TaskKind::Delete => s.transfer.submit_delete(&who, &body).await,
+            }
+        }
     }
     .map_err(op.task())?;
     let (status, code, message) = if r.created {
