@@ -36,7 +36,12 @@ pub struct Peers {
     /// parallel TCP streams.
     http: reqwest::Client,
     clock: SharedClock,
+    /// Task credentials by task, shared by the views a task makes of its source (it makes one anew whenever
+    /// it reads its access again), so that the hub is asked once per credential lifetime.
+    credentials: Credentials,
 }
+
+type Credentials = Arc<std::sync::Mutex<std::collections::HashMap<Uuid, TaskCredential>>>;
 
 impl Peers {
     pub fn new(
@@ -63,6 +68,7 @@ impl Peers {
             link,
             http: b.build().map_err(|e| e.to_string())?,
             clock,
+            credentials: Default::default(),
         })
     }
 }
@@ -80,7 +86,7 @@ impl RemoteCollections for Peers {
             clock: self.clock.clone(),
             task,
             collection,
-            credential: tokio::sync::Mutex::new(None),
+            credentials: self.credentials.clone(),
         };
         // The first credential now: a task whose source the hub does not know fails at once, with the reason.
         source.credential().await.map_err(|e| match e {
@@ -109,7 +115,7 @@ struct Source {
     clock: SharedClock,
     task: Uuid,
     collection: Uuid,
-    credential: tokio::sync::Mutex<Option<TaskCredential>>,
+    credentials: Credentials,
 }
 
 fn unreachable(url: &str, e: impl std::fmt::Display) -> StorageError {
@@ -164,8 +170,7 @@ impl Source {
     /// The task credential and the source endpoint's URL, fetched from the hub when missing or nearly expired.
     async fn credential(&self) -> Result<(String, String)> {
         let now = self.clock.now();
-        let mut held = self.credential.lock().await;
-        if let Some(c) = held.as_ref()
+        if let Some(c) = self.held().get(&self.task)
             && c.expires_at - now > RENEW_SECS
         {
             return Ok((c.credential.clone(), c.source_url.clone()));
@@ -180,13 +185,19 @@ impl Source {
                 e => StorageError::Io(At::nowhere(e.to_string())),
             })?;
         let out = (c.credential.clone(), c.source_url.clone());
-        *held = Some(c);
+        let mut held = self.held();
+        held.retain(|_, c| c.expires_at > now);
+        held.insert(self.task, c);
         Ok(out)
     }
 
+    fn held(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<Uuid, TaskCredential>> {
+        self.credentials.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// A refused credential is fetched anew next time (the source may have seen it expire first).
-    async fn drop_credential(&self) {
-        *self.credential.lock().await = None;
+    fn drop_credential(&self) {
+        self.held().remove(&self.task);
     }
 
     fn pull_url(&self, base: &str, what: &str) -> String {
@@ -223,7 +234,7 @@ impl Source {
             return Ok(answer);
         }
         if status == StatusCode::UNAUTHORIZED {
-            self.drop_credential().await;
+            self.drop_credential();
         }
         let body = answer.bytes().await.unwrap_or_default();
         if let Ok(f) = serde_json::from_slice::<PullFailure>(&body) {
