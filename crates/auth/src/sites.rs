@@ -6,10 +6,9 @@ use ferry_core::{ClientKind, Identity};
 use ferry_proto::sites::{
     ASSERTION_SCHEME, EndpointRegistration, HubAssertion, PURPOSE_TASK_READ, PURPOSE_TRANSFER,
     REGISTRATION_TYPE, REPORT_ACCEPTED_TYPE, RegisteredEndpoint, ReportAccepted,
-    ReportedCollection, SITE_TYPE, SiteDoc, SiteReport, TASK_CREDENTIAL_TYPE,
-    TASK_REPORT_ACCEPTED_TYPE, TaskCredential, TaskReport, TaskReportAccepted,
+    ReportedCollection, SITE_TYPE, SiteDoc, SiteReport, TASK_CREDENTIAL_TYPE, TaskCredential,
 };
-use ferry_store::tasks::{ItemKind, ItemState, TaskStatus};
+use ferry_store::tasks::{ItemKind, ItemState};
 use ferry_store::{Site, SiteCollection};
 use uuid::Uuid;
 
@@ -26,8 +25,6 @@ pub const ASSERTION_SECS: i64 = 60;
 pub const TASK_CREDENTIAL_SECS: i64 = 600;
 /// Collections one endpoint may report.
 const MAX_REPORTED: usize = 100_000;
-/// Tasks in one task report.
-const MAX_TASKS_REPORTED: usize = 1_000;
 
 /// An endpoint's public URL: http(s), a host, nothing after the path.
 fn check_public_url(raw: &str) -> Result<String> {
@@ -233,64 +230,6 @@ impl Auth {
         })
     }
 
-    /// `PUT /v2/ferry/endpoints/{id}/tasks`, with the endpoint's client credentials: where the tasks the hub
-    /// gave it stand. Only tasks the hub gave that endpoint are recorded; an ended record stays as it ended.
-    pub async fn report_tasks(
-        &self,
-        creds: Option<&ClientCredentials>,
-        peer: &str,
-        id: Uuid,
-        report: TaskReport,
-    ) -> Result<TaskReportAccepted> {
-        self.endpoint_itself(creds, peer, id).await?;
-        if report.tasks.len() > MAX_TASKS_REPORTED {
-            return Err(AuthError::InvalidRequest(format!(
-                "tasks: at most {MAX_TASKS_REPORTED} in one report"
-            )));
-        }
-        let mut recorded = Vec::with_capacity(report.tasks.len());
-        let mut unknown = Vec::new();
-        for r in report.tasks {
-            let row = self.store.get_task(r.id).await?;
-            let Some(mut row) = row.filter(|t| t.runner == Some(id)) else {
-                unknown.push(r.id);
-                continue;
-            };
-            let status = TaskStatus::parse(&r.status).ok_or_else(|| {
-                AuthError::InvalidRequest(format!("tasks: {}: no status {:?}", r.id, r.status))
-            })?;
-            if row.status.is_done() {
-                recorded.push(r.id);
-                continue;
-            }
-            row.status = status;
-            row.nice_status = r.nice_status;
-            row.nice_status_details = r.nice_status_details;
-            row.fatal_error = r.fatal_error;
-            row.completion_time = r.completion_time;
-            row.label = r.label;
-            row.deadline = r.deadline;
-            let c = &mut row.counters;
-            c.files = r.files;
-            c.directories = r.directories;
-            c.symlinks = r.symlinks;
-            c.files_skipped = r.files_skipped;
-            c.files_transferred = r.files_transferred;
-            c.bytes_transferred = r.bytes_transferred;
-            c.bytes_checksummed = r.bytes_checksummed;
-            c.faults = r.faults;
-            c.active_secs = r.active_secs;
-            if self.store.record_task_report(id, &row).await? {
-                recorded.push(r.id);
-            }
-        }
-        Ok(TaskReportAccepted {
-            data_type: TASK_REPORT_ACCEPTED_TYPE.into(),
-            recorded,
-            unknown,
-        })
-    }
-
     /// `POST /v2/ferry/endpoints/{id}/tasks/{task}/credential`, with the endpoint's client credentials: the
     /// credential with which the endpoint running `task` reads its source at the endpoint that holds it. Only
     /// for the endpoint the task was given to, while it runs; good for the task's source paths only, with the
@@ -351,7 +290,7 @@ impl Auth {
     }
 
     /// The endpoint `id` calling with its own client credentials.
-    async fn endpoint_itself(
+    pub async fn endpoint_itself(
         &self,
         creds: Option<&ClientCredentials>,
         peer: &str,

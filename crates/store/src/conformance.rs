@@ -1198,4 +1198,31 @@ mod tests {
         let mode = std::fs::metadata(&db).unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "the database is private: {mode:o}");
     }
+
+    /// Processes starting on one new database at once (a server and an admin command, two nodes): the
+    /// migrations run once, one opener after the other, and every opener gets a working store.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn openers_at_once_migrate_one_after_the_other() {
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let db = dir.path().join("t.db");
+            let opens = (0..4).map(|_| {
+                let db = db.clone();
+                tokio::spawn(async move { crate::SqliteStore::open(&db).await.map(|_| ()) })
+            });
+            for r in futures_join(opens).await {
+                r.unwrap().unwrap();
+            }
+        }
+    }
+
+    async fn futures_join<T>(
+        hs: impl Iterator<Item = tokio::task::JoinHandle<T>>,
+    ) -> Vec<Result<T, tokio::task::JoinError>> {
+        let mut out = Vec::new();
+        for h in hs.collect::<Vec<_>>() {
+            out.push(h.await);
+        }
+        out
+    }
 }

@@ -73,10 +73,25 @@ impl SqliteStore {
             .connect_with(opts.clone())
             .await
             .map_err(cannot)?;
-        sqlx::migrate!("./migrations/sqlite")
+        // SQLite gives sqlx no lock to migrate under: openers at once (a server starting while an admin command
+        // runs, two nodes) would each apply the same migration. A lock file beside the database makes them
+        // take turns; the later ones find the migrations applied.
+        let lock_path = path.with_extension("migrate.lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .and_then(|f| f.lock().map(|()| f))
+            .map_err(|e| {
+                StoreError::Backend(format!("cannot lock {}: {e}", lock_path.display()))
+            })?;
+        let migrated = sqlx::migrate!("./migrations/sqlite")
             .run(&writer)
             .await
-            .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
+            .map_err(|e| StoreError::Backend(format!("migration failed: {e}")));
+        drop(lock);
+        migrated?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(opts)

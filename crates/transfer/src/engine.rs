@@ -8,6 +8,7 @@ use std::time::Duration;
 use ferry_core::access::Action;
 use ferry_endpoint::data::client_path;
 use ferry_endpoint::{Endpoint, EndpointError, Requester};
+use ferry_proto::sites::{TASK_REPORT_ACCEPTED_TYPE, TaskReport, TaskReportAccepted};
 use ferry_store::Store;
 use ferry_store::tasks::{
     ItemKind, ItemState, NewItem, StatusChange, TaskCounters, TaskEvent, TaskFilter, TaskKind,
@@ -217,6 +218,65 @@ impl Engine {
     ) -> Result<Submitted> {
         let s = self.parse(body, kind)?;
         self.create(who, s, kind, Placement::At(runner)).await
+    }
+
+    /// A hub takes joined endpoint `runner`'s report of the tasks it runs for it: only the tasks the hub gave that
+    /// endpoint are recorded, and an ended record stays as it ended; a record that ends now is announced
+    /// (webhooks, e-mail) as a task of this server's would be.
+    pub async fn take_reports(
+        &self,
+        runner: Uuid,
+        report: TaskReport,
+    ) -> Result<TaskReportAccepted> {
+        if report.tasks.len() > MAX_TASKS_REPORTED {
+            return Err(TransferError::bad(format!(
+                "tasks: at most {MAX_TASKS_REPORTED} in one report"
+            )));
+        }
+        let store = &self.inner.store;
+        let (mut recorded, mut unknown) = (Vec::new(), Vec::new());
+        for r in report.tasks {
+            let row = store.get_task(r.id).await?;
+            let Some(mut row) = row.filter(|t| t.runner == Some(runner)) else {
+                unknown.push(r.id);
+                continue;
+            };
+            if row.status.is_done() {
+                recorded.push(r.id);
+                continue;
+            }
+            row.status = TaskStatus::parse(&r.status).ok_or_else(|| {
+                TransferError::bad(format!("tasks: {}: no status {:?}", r.id, r.status))
+            })?;
+            row.nice_status = r.nice_status;
+            row.nice_status_details = r.nice_status_details;
+            row.fatal_error = r.fatal_error;
+            row.completion_time = r.completion_time;
+            row.label = r.label;
+            row.deadline = r.deadline;
+            row.counters = TaskCounters {
+                files: r.files,
+                directories: r.directories,
+                symlinks: r.symlinks,
+                files_skipped: r.files_skipped,
+                files_transferred: r.files_transferred,
+                bytes_transferred: r.bytes_transferred,
+                bytes_checksummed: r.bytes_checksummed,
+                faults: r.faults,
+                active_secs: r.active_secs,
+            };
+            if store.record_task_report(runner, &row).await? {
+                recorded.push(r.id);
+                if row.status.is_done() {
+                    self.inner.notifier.task_finished(&self.inner, &row).await;
+                }
+            }
+        }
+        Ok(TaskReportAccepted {
+            data_type: TASK_REPORT_ACCEPTED_TYPE.into(),
+            recorded,
+            unknown,
+        })
     }
 
     /// The joined endpoint that runs task `id`, when this is the hub's record of it.
@@ -749,6 +809,9 @@ pub(crate) async fn owner_of(
         })?;
     inner.endpoint.requester(identity).await
 }
+
+/// Tasks in one endpoint's report.
+const MAX_TASKS_REPORTED: usize = 1_000;
 
 /// The namespace of the ids of tasks that run at joined endpoints.
 const RECORD_IDS: Uuid = Uuid::from_u128(0x6a0f_57c4_2b1e_4f5e_9d3c_8e21_7f40_b9a1);

@@ -103,7 +103,18 @@ async fn report_tasks(
     let id = endpoint_id(&id)?;
     let creds = basic(&headers)?.ok_or(AuthError::InvalidClient)?;
     let report: TaskReport = parse_json(&body)?;
-    Ok(Json(s.auth.report_tasks(Some(&creds), &peer, id, report).await?).into_response())
+    s.auth.endpoint_itself(Some(&creds), &peer, id).await?;
+    let accepted = s
+        .transfer
+        .take_reports(id, report)
+        .await
+        .map_err(|e| match e {
+            ferry_transfer::TransferError::BadRequest { message, .. } => {
+                AuthError::InvalidRequest(message)
+            }
+            e => AuthError::Internal(e.to_string()),
+        })?;
+    Ok(Json(accepted).into_response())
 }
 
 async fn task_credential(
