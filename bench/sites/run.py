@@ -11,21 +11,38 @@ manifest (b3sum), and its time (verification not included) becomes MB/s, % of th
     compat/.venv/bin/python bench/sites/run.py --only 'small/rclone' --delays 0 --repeats 3
 
 Needs root (namespaces) and: globus-gridftp-server-progs globus-gass-copy-progs nginx rclone b3sum curl
-iproute2 nftables. The Ferry rows run when `ferry serve --role` exists (see FerryRow); until then they are
-skipped with the reason.
+iproute2 nftables.
+
+The Ferry rows (`ferry`, one per dataset): a hub in `hub`, endpoints in `a` (storage root: the datasets) and
+`b` (storage root: the destinations), a person logged in from `client` who runs `ferry transfer --recursive
+--wait A:/<dataset>/ B:/<dest>/` (checksums verified, Ferry's default); B pulls straight from A. They need a
+ferry binary with `serve --role` (a RELEASE build for numbers that mean anything) and Python with `requests`
+for the login's browser part (run with compat/.venv/bin/python, made by compat/install.sh):
+
+    CARGO_TARGET_DIR=/work/target-bench cargo build --release -p ferry-cli
+    compat/.venv/bin/python bench/sites/run.py --ferry-bin /work/target-bench/release/ferry
+    compat/.venv/bin/python bench/sites/run.py --ferry-bin ... --only ferry --delays 0 --keep
+
+Without a binary or `requests` the rows are skipped with the reason. `--keep` keeps the servers' logs
+(<workdir>/ferry/*.log) and per run the command's output and CPU samples (<workdir>/logs/*.cpu.tsv: every
+0.5 s, CPU % by site/command).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime
+import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import typing as t
 from pathlib import Path
@@ -59,6 +76,7 @@ class Variant:
     site: str
     argv: t.Callable[[Path], list[str | os.PathLike[str]]]
     env: dict[str, str] | None = None
+    detail: t.Callable[[str], str] | None = None  # from the command's output, a line for the run's details
 
 
 @dataclasses.dataclass
@@ -70,6 +88,8 @@ class Result:
     secs: float
     hub_bytes: int
     note: str = ""
+    cpu: dict[str, float] = dataclasses.field(default_factory=dict)  # "site/command" -> CPU seconds
+    detail: str = ""
 
 
 class SkipRow(Exception):
@@ -179,69 +199,229 @@ def tool_variants(sites: kit.Sites, work: Path, sets: dict[str, Dataset]) -> lis
 
 # -- the Ferry rows ---------------------------------------------------------------------------------
 
+FERRY_USER, FERRY_PASSWORD = "bench", "bench-password-1"
+
+
+def ferry_binary(flag: Path | None) -> Path:
+    """--ferry-bin, else FERRY_BIN, else target/release/ferry, else target/debug/ferry."""
+    if flag is not None:
+        return flag.resolve()
+    if os.environ.get("FERRY_BIN"):
+        return Path(os.environ["FERRY_BIN"]).resolve()
+    return next((p for p in (REPO / "target/release/ferry", REPO / "target/debug/ferry") if p.is_file()),
+                REPO / "target/release/ferry")
+
+
+def login_python() -> str | None:
+    """A Python that can do the browser part of `ferry login` (compat/ferry_harness.py needs `requests`)."""
+    for py in (sys.executable, str(REPO / "compat/.venv/bin/python")):
+        if Path(py).is_file() and subprocess.run([py, "-c", "import requests"], capture_output=True,
+                                                 timeout=60).returncode == 0:
+            return py
+    return None
+
+
+def ferry_login_main(argv: list[str]) -> int:
+    """`run.py _ferry_login FERRY HUB_URL USER PASSWORD`, run by FerryRow inside the client site with the
+    person's XDG_CONFIG_HOME: `ferry login --url HUB_URL`, its browser part done by the compat harness."""
+    binary, hub, user, password = argv
+    sys.path.insert(0, str(REPO / "compat"))
+    from ferry_harness import ferry_env, ferry_login  # noqa: PLC0415
+    env = {**ferry_env(), "XDG_CONFIG_HOME": os.environ["XDG_CONFIG_HOME"]}
+    r = ferry_login([binary, "login", "--url", hub], env, user, password)
+    if r.returncode != 0:
+        print(r.describe(), file=sys.stderr)
+    return r.returncode
+
 
 class FerryRow:
-    """THE HOOK for Ferry's rows: a hub in `hub`, an endpoint in `a` (storage = the datasets) and one in `b`
-    (storage = the destinations), and per dataset `ferry transfer --recursive --wait A:/<dataset>/
-    B:/<dest>/` run from `client`. It runs once `ferry serve --help` offers --role (issue 14); until then
-    `check()` raises SkipRow and the table says why.
+    """Ferry's rows: a hub in `hub`, an endpoint in `a` whose storage root is the datasets' folder (so
+    `A:/big/big.bin` is the file the other tools copy) and one in `b` whose storage root is the destinations'
+    folder; a person (`bench`) made at the hub with `ferry identity create`, logged in from `client` (the
+    browser part done by compat/ferry_harness.py), who sets both endpoints up (`ferry endpoint setup`);
+    the collection ids come from each endpoint's start-up output ("mapped collection id"). Per dataset:
+    `ferry transfer --recursive --wait A:/<dataset>/ B:/<dest>/` from `client` (checksums verified: the
+    default). Any step that fails skips the rows with its output.
 
-    What the issue-14 developer fills in (each step is one method, and a failing step skips the row with
-    its output): `start()` with the real join (`ferry endpoint setup --hub URL` per sites.md), `collections()`
-    with how the two collection ids are found, `login_env()` with the credentials the client uses.
-    """
+    Binary: --ferry-bin, else FERRY_BIN, else target/release/ferry, else target/debug/ferry (a debug build
+    is labelled as such in the table). The servers get an environment without FERRY_* (Ferry reads those as
+    its configuration and refuses unknown ones)."""
 
-    def __init__(self, sites: kit.Sites, work: Path, src: Path, dst: Path) -> None:
+    def __init__(self, sites: kit.Sites, work: Path, src: Path, dst: Path, binary: Path) -> None:
         self.sites, self.work, self.src, self.dst = sites, work / "ferry", src, dst
-        self.binary = Path(os.environ.get("FERRY_BIN") or next(
-            (p for p in (REPO / "target/release/ferry", REPO / "target/debug/ferry") if p.is_file()),
-            REPO / "target/release/ferry"))
+        self.binary = binary
+        self.home = self.work / "person"  # the person's XDG_CONFIG_HOME (tokens)
+        self.hub_url = f"http://{sites.addr('hub')}:{FERRY_PORT}"
         self.ids: dict[str, str] = {}
+        self.procs: dict[str, kit.Proc] = {}
+        self.python: str | None = None
+        self.name = "ferry" if "/debug/" not in str(binary) else "ferry (DEBUG build)"
 
     def check(self) -> None:
         if not self.binary.is_file():
-            raise SkipRow(f"no ferry binary at {self.binary} (cargo build --release -p ferry-cli, or FERRY_BIN)")
-        res = subprocess.run([self.binary, "serve", "--help"], capture_output=True, text=True, timeout=30)
+            raise SkipRow(f"no ferry binary at {self.binary} (cargo build --release -p ferry-cli; "
+                          "--ferry-bin or FERRY_BIN)")
+        res = subprocess.run([self.binary, "serve", "--help"], capture_output=True, text=True, timeout=30,
+                             env=self.server_env())
         if "--role" not in res.stdout:
             raise SkipRow("`ferry serve --help` has no --role: the hub/endpoint split (issue 14) is not built yet")
+        self.python = login_python()
+        if self.python is None:
+            raise SkipRow("the login's browser part needs Python with `requests` (compat/install.sh, then run "
+                          "with compat/.venv/bin/python)")
 
-    def _ferry(self, site: str, *args: str | Path, data: str | None = None) -> str:
-        argv = [self.binary, *args] + (["--data-dir", self.work / data] if data else [])
-        res = self.sites.run(site, argv, check=False, timeout=120, env=self.login_env())
-        if res.returncode != 0:
-            raise SkipRow(f"[{site}] ferry {' '.join(map(str, args))}: exit {res.returncode}: "
-                          f"{(res.stderr or res.stdout).strip()[-400:]}")
-        return res.stdout
-
-    def login_env(self) -> dict[str, str]:
+    def server_env(self) -> dict[str, str]:
         return {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
 
-    def start(self) -> None:
-        hub = f"http://hub:{FERRY_PORT}"
-        roles = [("hub", "hub", None), ("a", "endpoint", self.src), ("b", "endpoint", self.dst)]
-        for site, role, storage in roles:
-            (self.work / site).mkdir(parents=True, exist_ok=True)
-            argv: list[str | Path] = [self.binary, "serve", "--role", role, "--listen",
-                                      f"{self.sites.addr(site)}:{FERRY_PORT}", "--data-dir", self.work / site]
-            if storage is not None:
-                argv += ["--storage-root", storage]
-            proc = self.sites.spawn(site, argv, env=self.login_env(), log=self.work / f"{site}.log")
+    def login_env(self) -> dict[str, str]:
+        return {**self.server_env(), "XDG_CONFIG_HOME": str(self.home)}
+
+    def _run(self, site: str, argv: list[str | Path], env: dict[str, str], what: str) -> str:
+        res = self.sites.run(site, argv, check=False, timeout=180, env=env)
+        if res.returncode != 0:
+            raise SkipRow(f"[{site}] {what}: exit {res.returncode}: {(res.stderr + res.stdout).strip()[-600:]}")
+        return res.stdout
+
+    def _serve(self, site: str, role: str, *extra: str | Path) -> None:
+        data = self.work / site
+        data.mkdir(parents=True, exist_ok=True)
+        log = self.work / f"{site}.log"
+        proc = self.sites.spawn(site, [self.binary, "serve", "--role", role, "--data-dir", data, "--listen",
+                                       f"{self.sites.addr(site)}:{FERRY_PORT}", *extra],
+                                env={**self.server_env(), "RUST_LOG": "info"}, log=log)
+        self.procs[site] = proc
+        try:
             self.sites.wait_tcp("client", site, FERRY_PORT, timeout=120, proc=proc)
-            if role == "endpoint":
-                self._ferry(site, "endpoint", "setup", "--hub", hub, data=site)
+        except Exception as err:  # noqa: BLE001 — the row is skipped with the server's output
+            raise SkipRow(f"ferry serve --role {role} in {site} did not come up: {err}: "
+                          f"{log.read_text(errors='replace')[-600:]}") from None
+
+    def start(self) -> None:
+        self.work.mkdir(parents=True, exist_ok=True)
+        self._serve("hub", "hub")
+        self._run("hub", [self.binary, "identity", "create", FERRY_USER, "--password", FERRY_PASSWORD,
+                          "--data-dir", self.work / "hub"], self.server_env(), "ferry identity create")
+        self._run("client", [t.cast(str, self.python), Path(__file__).resolve(), "_ferry_login", self.binary,
+                             self.hub_url, f"{FERRY_USER}@ferry.local", FERRY_PASSWORD],
+                  self.login_env(), "ferry login (browser part by compat/ferry_harness.py)")
+        for site, storage in (("a", self.src), ("b", self.dst)):
+            self._run("client", [self.binary, "endpoint", "setup", "--hub", self.hub_url, "--public-url",
+                                 f"http://{self.sites.addr(site)}:{FERRY_PORT}", "--display-name",
+                                 f"bench site {site}", "--data-dir", self.work / site],
+                      self.login_env(), f"ferry endpoint setup ({site})")
+            self._serve(site, "endpoint", "--storage-root", storage)
 
     def collections(self) -> None:
-        """The mapped collection ids of A and B, as the hub lists them."""
-        raise SkipRow("FerryRow.collections(): how the client finds the endpoints' collections is issue 14's")
+        """The mapped collection ids of A and B: each endpoint prints its own when it starts ("mapped
+        collection id <uuid>"); the hub must list both, and the person must see A's datasets there."""
+        for site in ("a", "b"):
+            log = self.work / f"{site}.log"
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:  # bounded: the endpoint prints it once it has started
+                m = re.search(r"mapped collection id ([0-9a-f-]{36})", log.read_text(errors="replace"))
+                if m:
+                    self.ids[site] = m.group(1)
+                    break
+                time.sleep(0.2)
+            else:
+                raise SkipRow(f"endpoint {site} printed no mapped collection id: "
+                              f"{log.read_text(errors='replace')[-600:]}")
+        out = self._run("client", [self.binary, "ls", f"{self.ids['a']}:/", "--url", self.hub_url],
+                        self.login_env(), "ferry ls A:/ at the hub")
+        if not ("big" in out and "small" in out):
+            raise SkipRow(f"ferry ls A:/ does not show the datasets: {out[-400:]}")
 
     def variants(self) -> list[Variant]:
         def transfer(ds: str) -> t.Callable[[Path], list[str | os.PathLike[str]]]:
-            return lambda d: [str(self.binary), "transfer", "--recursive", "--wait",
+            return lambda d: [self.binary, "--format", "json", "transfer", "--recursive", "--wait", "--url",
+                              self.hub_url, "--label", f"bench {ds} {d.name}",
                               f"{self.ids['a']}:/{ds}/", f"{self.ids['b']}:/{d.relative_to(self.dst)}/"]
-        return [Variant("ferry", ds, "client", transfer(ds), self.login_env()) for ds in ("big", "small")]
+        return [Variant(self.name, ds, "client", transfer(ds), self.login_env(), detail=task_detail)
+                for ds in ("big", "small")]
+
+
+def task_detail(out: str) -> str:
+    """What the task document (`ferry --format json transfer --wait` prints it at the end) says of the task's own
+    time, as against the command's."""
+    start = out.rfind("\n{")
+    try:
+        doc = json.loads(out[start + 1:] if start >= 0 else out)
+    except ValueError:
+        return ""
+    parts = []
+    for k in ("request_time", "completion_time", "files_transferred", "bytes_checksummed", "faults"):
+        if k in doc:
+            parts.append(f"{k} {doc[k]}")
+    try:
+        t0 = datetime.datetime.fromisoformat(doc["request_time"])
+        t1 = datetime.datetime.fromisoformat(doc["completion_time"])
+        parts.insert(0, f"task {(t1 - t0).total_seconds():.2f} s by its own times")
+    except (KeyError, TypeError, ValueError):
+        pass
+    return "; ".join(parts)
 
 
 # -- running ----------------------------------------------------------------------------------------
+
+
+class CpuWatch:
+    """CPU seconds of every process in the sites while a copy runs, by site and command name: /proc/<pid>/stat
+    (utime + stime, children not included) of the pids `ip netns pids` lists, sampled every `every` seconds;
+    a process that ends between two samples loses its last interval. The tool run by the copy itself is
+    measured apart (its rusage). The samples (per-interval CPU % by site/command) go to `series`."""
+
+    def __init__(self, sites: kit.Sites, names: list[str], every: float = 0.5) -> None:
+        self.sites, self.names, self.every = sites, names, every
+        self.tick = os.sysconf("SC_CLK_TCK")
+        self.first: dict[int, tuple[str, float]] = {}
+        self.last: dict[int, tuple[str, float]] = {}
+        self.rows: list[str] = []
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _snapshot(self) -> dict[int, tuple[str, float]]:
+        snap: dict[int, tuple[str, float]] = {}
+        for site in self.names:
+            out = subprocess.run(["ip", "netns", "pids", self.sites.ns(site)], capture_output=True, text=True,
+                                 timeout=10).stdout
+            for pid in map(int, out.split()):
+                try:
+                    stat = Path(f"/proc/{pid}/stat").read_text()
+                except OSError:
+                    continue
+                comm = stat[stat.index("(") + 1:stat.rindex(")")]
+                fields = stat[stat.rindex(")") + 2:].split()
+                snap[pid] = (f"{site}/{comm}", (int(fields[11]) + int(fields[12])) / self.tick)
+        return snap
+
+    def _loop(self) -> None:
+        t0 = time.monotonic()
+        prev = self.first
+        while not self.stopped.wait(self.every):
+            now = self._snapshot()
+            by: dict[str, float] = {}
+            for pid, (key, secs) in now.items():
+                by[key] = by.get(key, 0.0) + secs - prev.get(pid, (key, 0.0))[1]
+            self.rows.append(f"{time.monotonic() - t0:.1f}\t" + "\t".join(
+                f"{k}={v / self.every:.0%}" for k, v in sorted(by.items()) if v > 0))
+            self.last.update(now)
+            prev = now
+
+    def __enter__(self) -> CpuWatch:
+        self.first = self._snapshot()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: t.Any) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=30)
+        self.last.update(self._snapshot())
+
+    def totals(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for pid, (key, secs) in self.last.items():
+            out[key] = out.get(key, 0.0) + secs - self.first.get(pid, (key, 0.0))[1]
+        return {k: v for k, v in out.items() if v >= 0.01}
 
 
 def run_variant(sites: kit.Sites, v: Variant, ds: Dataset, dest: Path, timeout: float, log: Path) -> Result:
@@ -250,41 +430,69 @@ def run_variant(sites: kit.Sites, v: Variant, ds: Dataset, dest: Path, timeout: 
     dest.chmod(0o777)  # GridFTP writes as nobody
     subprocess.run(["sync"], check=False, timeout=300)  # the previous copy's writeback is not this one's cost
     hub0 = sites.counters("hub")
-    t0 = time.monotonic()
-    try:
-        res = sites.run(v.site, v.argv(dest), check=False, timeout=timeout, env=v.env)
-        rc, out = res.returncode, res.stdout + res.stderr
-    except subprocess.TimeoutExpired:
-        rc, out = -1, f"timed out after {timeout}s"
-    secs = time.monotonic() - t0
+    with CpuWatch(sites, sites.names) as watch:
+        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.monotonic()
+        try:
+            res = sites.run(v.site, v.argv(dest), check=False, timeout=timeout, env=v.env)
+            rc, out = res.returncode, res.stdout + res.stderr
+        except subprocess.TimeoutExpired:
+            rc, out = -1, f"timed out after {timeout}s"
+        secs = time.monotonic() - t0
+        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     hub1 = sites.counters("hub")
     log.write_text(out)
+    log.with_suffix(".cpu.tsv").write_text("\n".join(watch.rows) + "\n")
+    cpu = {f"{v.site}/(the command)": ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime, **watch.totals()}
     note = f"exit {rc}: {out.strip()[-300:]}" if rc != 0 else compare(ds.manifest, manifest(dest))
     shutil.rmtree(dest, ignore_errors=True)
     hub_bytes = hub1["rx_bytes"] + hub1["tx_bytes"] - hub0["rx_bytes"] - hub0["tx_bytes"]
-    return Result(0.0, ds.name, v.name, not note, secs, hub_bytes, note)
+    detail = v.detail(out) if v.detail and rc == 0 else ""
+    return Result(0.0, ds.name, v.name, not note, secs, hub_bytes, note, cpu, detail)
 
 
 def table(results: list[Result], sets: dict[str, Dataset], rate: str, skipped: dict[str, str]) -> str:
+    """The markdown table (medians of the verified runs), then each run's CPU by process and details."""
     link = kit.parse_rate(rate) / 8  # bytes per second
-    lines = [f"| delay (one-way) | dataset | tool | ok | median s | MB/s | % of link ({rate}) | files/s | hub bytes |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [f"| delay (one-way) | dataset | tool | ok | median s | MB/s | % of link ({rate}) | files/s | "
+             "x best GridFTP | CPU s: command / a / b / hub | hub bytes |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     keys = list(dict.fromkeys((r.delay, r.dataset, r.name) for r in results))
+
+    def median_of(delay: float, dsname: str, name: str) -> float | None:
+        ok = [r.secs for r in results if (r.delay, r.dataset, r.name) == (delay, dsname, name) and r.ok]
+        return statistics.median(ok) if ok else None
+
     for delay, dsname, name in keys:
         runs = [r for r in results if (r.delay, r.dataset, r.name) == (delay, dsname, name)]
-        ok = [r.secs for r in runs if r.ok]
         ds = sets[dsname]
         label = f"{dsname} ({ds.files:,} x {ds.nbytes // ds.files >> 10:,} KiB)"
         hub = max(r.hub_bytes for r in runs)
-        if not ok:
-            lines.append(f"| {delay:g} ms | {label} | {name} | 0/{len(runs)} | - | - | - | - | {hub:,} |")
+        med = median_of(delay, dsname, name)
+        if med is None:
+            lines.append(f"| {delay:g} ms | {label} | {name} | 0/{len(runs)} | - | - | - | - | - | - | {hub:,} |")
             continue
-        med = statistics.median(ok)
+        ok = [r for r in runs if r.ok]
+        typical = min(ok, key=lambda r: abs(r.secs - med))
+        by_site = {site: sum(v for k, v in typical.cpu.items() if k.startswith(site + "/") and "(the command)"
+                             not in k) for site in ("a", "b", "hub")}
+        cmd = sum(v for k, v in typical.cpu.items() if "(the command)" in k)
+        cpu = f"{cmd:.1f} / {by_site['a']:.1f} / {by_site['b']:.1f} / {by_site['hub']:.1f}"
+        grid = [m for n in {k[2] for k in keys if k[:2] == (delay, dsname) and k[2].startswith("gridftp")}
+                if (m := median_of(delay, dsname, n)) is not None]
+        vs = f"{min(grid) / med:.2f}" if grid else "-"
         files_per_s = f"{ds.files / med:,.0f}" if ds.files > 1 else "-"
         lines.append(f"| {delay:g} ms | {label} | {name} | {len(ok)}/{len(runs)} | {med:.2f} | "
-                     f"{ds.nbytes / med / 1e6:,.0f} | {ds.nbytes / med / link:.0%} | {files_per_s} | {hub:,} |")
+                     f"{ds.nbytes / med / 1e6:,.1f} | {ds.nbytes / med / link:.1%} | {files_per_s} | {vs} | {cpu} | "
+                     f"{hub:,} |")
     for name, why in skipped.items():
         lines.append(f"\n{name}: skipped: {why}")
+    lines.append("\nEach run: CPU seconds by site/command (>= 0.1 s), and details:\n")
+    for r in results:
+        top = ", ".join(f"{k} {v:.1f}" for k, v in sorted(r.cpu.items(), key=lambda kv: -kv[1]) if v >= 0.1)
+        status = "verified" if r.ok else f"FAILED: {r.note}"
+        lines.append(f"- {r.delay:g} ms {r.dataset}/{r.name}: {r.secs:.2f} s, {status}; cpu: {top}"
+                     + (f"; {r.detail}" if r.detail else ""))
     return "\n".join(lines)
 
 
@@ -302,6 +510,8 @@ def main() -> int:
     ap.add_argument("--workdir", type=Path, help="where datasets and copies go (default: a new temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--results", type=Path, help="append the table (markdown) to this file")
+    ap.add_argument("--ferry-bin", type=Path, help="the ferry binary for the Ferry rows (default: FERRY_BIN, else "
+                    "target/release/ferry, else target/debug/ferry); build: cargo build --release -p ferry-cli")
     args = ap.parse_args()
     big_mb = args.big_mb or (256 if args.quick else 2048)
     small_files = args.small_files or (2000 if args.quick else 10000)
@@ -337,7 +547,7 @@ def main() -> int:
         with kit.Sites(["hub", "a", "b", "client"], rate=args.rate, rates={"client": None}) as sites:
             start_servers(sites, base, src)
             variants = tool_variants(sites, base, sets)
-            ferry = FerryRow(sites, base, src, dst)
+            ferry = FerryRow(sites, base, src, dst, ferry_binary(args.ferry_bin))
             try:
                 ferry.check()
                 ferry.start()
@@ -376,4 +586,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["_ferry_login"]:  # FerryRow's login, run inside the client site
+        sys.exit(ferry_login_main(sys.argv[2:]))
     sys.exit(main())

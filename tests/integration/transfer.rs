@@ -640,6 +640,85 @@ async fn delete_tasks_remove_recursively_with_globs_and_ignore_missing() {
     assert_eq!(t["status"], "SUCCEEDED", "{t}");
 }
 
+/// A delete task stopped after it removed a path but before it recorded so (a server killed mid-way) counts the
+/// path as deleted when it resumes: the attempt was recorded before it started, so a path gone at the next
+/// attempt is this task's own work, not FILE_NOT_FOUND.
+#[tokio::test]
+async fn a_resumed_delete_counts_a_path_its_earlier_attempt_removed() {
+    use ferry_store::tasks::{ItemOutcome, ItemState, TaskCounters};
+    let w = world().await;
+    std::fs::write(w.root.join("x"), "x").unwrap();
+    // A real submission gives the stored form of a delete's options.
+    let (_, r) = w
+        .submit(json!({"DATA_TYPE": "delete", "endpoint": w.coll,
+                       "DATA": [{"DATA_TYPE": "delete_item", "path": "/x"}]}))
+        .await;
+    let done = w.wait(r["task_id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    let store = w.s.running.auth.store().clone();
+    let model = store
+        .get_task(Uuid::parse_str(r["task_id"].as_str().unwrap()).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let items = |attempted: bool| {
+        let store = store.clone();
+        let mut row = model.clone();
+        row.id = Uuid::new_v4();
+        row.submission_id = Uuid::new_v4().to_string();
+        row.status = ferry_store::tasks::TaskStatus::Active;
+        row.completion_time = None;
+        row.counters = TaskCounters::default();
+        // Not claimed until the clock is moved past it.
+        row.run_after = ferry_core::Clock::now(&*w.s.clock) + 600;
+        async move {
+            let item = ferry_store::tasks::NewItem {
+                kind: ferry_store::tasks::ItemKind::Path,
+                src: "/gone-already".into(),
+                dst: None,
+                recursive: false,
+                size: None,
+                mtime: None,
+                checksum_algorithm: None,
+                external_checksum: None,
+                done_checksum: None,
+            };
+            store.create_task(&row, &[item]).await.unwrap();
+            if attempted {
+                let seq = store
+                    .pending_items(row.id, &[ferry_store::tasks::ItemKind::Path], -1, 10)
+                    .await
+                    .unwrap()[0]
+                    .seq;
+                let started = ItemOutcome {
+                    seq,
+                    state: ItemState::Pending,
+                    attempts: 1,
+                    checksum_algorithm: None,
+                    checksum: None,
+                    error_code: None,
+                    error: None,
+                    error_time: None,
+                    progress: None,
+                };
+                store
+                    .finish_items(row.id, &[started], &TaskCounters::default())
+                    .await
+                    .unwrap();
+            }
+            row.id.to_string()
+        }
+    };
+    let resumed = items(true).await;
+    let fresh = items(false).await;
+    w.s.advance(700);
+    let t = w.wait(&resumed).await;
+    assert_eq!(t["status"], "SUCCEEDED", "{t}");
+    let t = w.wait(&fresh).await;
+    assert_eq!(t["status"], "FAILED", "{t}");
+    assert_eq!(t["fatal_error"]["code"], "FILE_NOT_FOUND", "{t}");
+}
+
 #[tokio::test]
 async fn cancel_stops_a_task_and_update_changes_label_and_deadline() {
     let w = world().await;
