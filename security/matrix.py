@@ -116,6 +116,21 @@ def rows() -> list[Row]:
           lambda c: {"public_url": "https://evil.example.org", "display_name": "taken over",
                      "collections": [{"id": c["guest"], "display_name": "x", "collection_type": "guest"}]},
           owner_check=False),
+        # An endpoint's reports of the tasks the hub gave it, and the credential for a task's source: the endpoint
+        # itself only (client credentials), never a person's token.
+        R("PUT", "/v2/ferry/endpoints/{id}/tasks", "auth", "deny", "alice",
+          lambda c: f"/v2/ferry/endpoints/{c['site']}/tasks",
+          lambda c: {"tasks": []}, owner_check=False),
+        R("POST", "/v2/ferry/endpoints/{id}/tasks/{task}/credential", "auth", "deny", "alice",
+          lambda c: f"/v2/ferry/endpoints/{c['site']}/tasks/{uuid.uuid4()}/credential", owner_check=False),
+        # The pull API (under /site at an endpoint; not served by a single-host server): a task credential only.
+        R("GET", "/pull/{collection}/stat", "transfer", "deny", "alice",
+          lambda c: f"/site/pull/{c['guest']}/stat?path=/", owner_check=False),
+        R("GET", "/pull/{collection}/list", "transfer", "deny", "alice",
+          lambda c: f"/site/pull/{c['guest']}/list?path=/", owner_check=False),
+        R("POST", "/pull/{collection}/files", "transfer", "deny", "alice",
+          lambda c: f"/site/pull/{c['guest']}/files", lambda c: {"dir": "/", "names": ["a"], "max": 10},
+          owner_check=False),
         R("GET", "/.well-known/openid-configuration", "none", "public", "admin",
           lambda c: "/.well-known/openid-configuration"),
         R("GET", "/jwk.json", "none", "public", "admin", lambda c: "/jwk.json"),

@@ -941,3 +941,138 @@ async fn only_the_endpoint_running_a_task_gets_its_credential_and_only_while_it_
     assert_eq!(st, 200);
     assert!(!b.data_dir().join("storage/secret.txt").exists());
 }
+
+/// The pull API at an endpoint, as an attacker holding a task credential (or something else) would try it:
+/// only the credential's collection and paths, only names in a folder, nothing through a symbolic link.
+#[tokio::test]
+async fn the_pull_api_gives_only_what_the_task_credential_covers() {
+    let s = sites().await;
+    let st = s.storage();
+    std::fs::create_dir_all(st.join("runs/42")).unwrap();
+    std::fs::create_dir_all(st.join("runs/43")).unwrap();
+    std::fs::write(st.join("runs/42/a.h5"), b"run 42").unwrap();
+    std::fs::write(st.join("runs/43/b.h5"), b"run 43").unwrap();
+    std::os::unix::fs::symlink(st.join("runs/43/b.h5"), st.join("runs/42/link.h5")).unwrap();
+    let auth = &s.hub.running.auth;
+    let me = auth
+        .store()
+        .get_identity(Uuid::parse_str(&s.owner.id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let cred = auth
+        .task_credential(
+            s.endpoint_id,
+            &me,
+            &[],
+            Uuid::new_v4(),
+            s.coll,
+            vec!["/runs/42".into()],
+        )
+        .unwrap();
+    let pull = |method: M, what: &str, query: &str, body: Option<Value>, header: String| {
+        let mut r =
+            s.ep.http
+                .request(
+                    method,
+                    format!("{}/site/pull/{}/{what}?{query}", s.ep.url, s.coll),
+                )
+                .header("authorization", header);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        async move {
+            let r = r.send().await.unwrap();
+            (r.status().as_u16(), r.bytes().await.unwrap())
+        }
+    };
+    let (code, body) = pull(M::GET, "stat", "path=/runs/42/a.h5", None, cred.clone()).await;
+    assert_eq!(code, 200, "{body:?}");
+    assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["size"], 6);
+    // Outside the credential's paths, also by `..`; the bearer token of the owner is no credential here.
+    for q in [
+        "path=/runs/43/b.h5",
+        "path=/runs/42/../43/b.h5",
+        "path=/",
+        "path=/runs",
+    ] {
+        let (code, _) = pull(M::GET, "stat", q, None, cred.clone()).await;
+        assert_eq!(code / 100, 4, "{q}");
+        let (code, _) = pull(M::GET, "list", q, None, cred.clone()).await;
+        assert_eq!(code / 100, 4, "{q}");
+    }
+    let https = token_for(&s.tokens, &s.coll.to_string());
+    let (code, _) = pull(
+        M::GET,
+        "stat",
+        "path=/runs/42/a.h5",
+        None,
+        format!("Bearer {https}"),
+    )
+    .await;
+    assert_eq!(code, 401);
+    // The folder's listing ends with its `end` line; the link is listed as a link, never followed.
+    let (code, body) = pull(M::GET, "list", "path=/runs/42", None, cred.clone()).await;
+    assert_eq!(code, 200);
+    let lines: Vec<Value> = body
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    assert_eq!(lines.last().unwrap()["end"], true);
+    let kinds: std::collections::BTreeMap<String, String> = lines
+        .iter()
+        .flat_map(|l| l["entries"].as_array().cloned().unwrap_or_default())
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap().to_string(),
+                e["type"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(kinds["a.h5"], "file");
+    assert_eq!(kinds["link.h5"], "symlink");
+    // Whole files: names only (no `/`, `.` or `..`), a name through a link gives nothing of its target.
+    for bad in ["../43/b.h5", "..", "", "x/y"] {
+        let (code, _) = pull(
+            M::POST,
+            "files",
+            "",
+            Some(json!({"dir": "/runs/42", "names": [bad], "max": 1024})),
+            cred.clone(),
+        )
+        .await;
+        assert_eq!(code, 400, "{bad:?}");
+    }
+    let (code, body) = pull(
+        M::POST,
+        "files",
+        "",
+        Some(json!({"dir": "/runs/42", "names": ["a.h5", "link.h5"], "max": 1024})),
+        cred.clone(),
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert!(
+        body.windows(6).any(|w| w == b"run 42"),
+        "the covered file comes whole"
+    );
+    assert!(
+        !body.windows(6).any(|w| w == b"run 43"),
+        "nothing of what the link leads to"
+    );
+    // A folder above the credential's paths: each name is refused on its own, with its path.
+    let (code, body) = pull(
+        M::POST,
+        "files",
+        "",
+        Some(json!({"dir": "/runs/43", "names": ["b.h5"], "max": 1024})),
+        cred.clone(),
+    )
+    .await;
+    assert_eq!(code, 200);
+    let head: Value = serde_json::from_slice(&body[4..]).unwrap();
+    assert_eq!(head["failure"]["kind"], "refused", "{head}");
+    assert_eq!(head["failure"]["path"], "/runs/43/b.h5", "{head}");
+    assert!(!body.windows(6).any(|w| w == b"run 43"));
+}

@@ -58,9 +58,12 @@ fn pulled(e: Entry) -> PulledEntry {
 }
 
 fn refused(path: &str) -> PullError {
-    PullError::from(AuthError::Forbidden(format!(
-        "{path} is not among the paths of this task"
-    )))
+    PullError::at(
+        ferry_endpoint::EndpointError::AccessDenied(format!(
+            "{path} is not among the paths of this task"
+        )),
+        path,
+    )
 }
 
 /// The task owner and the credential, for reading `collection` here.
