@@ -11,8 +11,7 @@ a delete task on B. On B: a guest collection made with `globus collection create
 B's manager API is and creates it there), shared at the hub with a second person, who reads a file of it over
 HTTPS from B with `ferry get`, and nothing outside what was shared.
 
-The tests marked xfail(strict) are Ferry bugs found here: each passes once the bug is fixed, and then fails
-until its marker is removed."""
+"""
 
 from __future__ import annotations
 
@@ -211,9 +210,6 @@ def test_the_hub_finds_both_endpoints_collections(
         assert shown["https_url"] == f"{server.base_url}/data/{doc['id']}", shown
 
 
-@pytest.mark.xfail(strict=True, reason="Ferry bug: the hub's search (and `globus endpoint show ENDPOINT_ID`) gives "
-                   "each endpoint the name its own manager API has ('Ferry endpoint'), not the --display-name of "
-                   "`ferry endpoint setup` ('the endpoint's name at the hub'), which endpoint.json holds")
 def test_the_hub_names_each_endpoint_as_set_up(
     hub: FerryServer, endpoint: FerryServer, endpoint_b: FerryServer, home: Path
 ) -> None:
@@ -340,9 +336,6 @@ def test_transfer_between_the_two_endpoints(
         "SUCCEEDED", len(x.sizes), sum(x.sizes.values())), mine
 
 
-@pytest.mark.xfail(strict=True, reason="Ferry bug: the task document B serves (and the hub forwards) names only "
-                   "B's own collection; source_endpoint_display_name is null (`globus task show`: 'Source "
-                   "Endpoint: None')")
 def test_the_task_names_the_source_collection_on_the_other_endpoint(
     hub: FerryServer, home: Path, pki: tuple[Path, Path, Path], cross_transfer: CrossTransfer
 ) -> None:
@@ -351,9 +344,6 @@ def test_the_task_names_the_source_collection_on_the_other_endpoint(
     assert task["source_endpoint_display_name"] == cross_transfer.source["display_name"], task
 
 
-@pytest.mark.xfail(strict=True, reason="Ferry bug: the hub's record of a task run by an endpoint (`globus task "
-                   "list`) keeps its submission-time subtask counts (1 total, 0 succeeded, for a SUCCEEDED task) "
-                   "and names neither collection")
 def test_the_hubs_task_list_agrees_with_the_task(
     hub: FerryServer, home: Path, pki: tuple[Path, Path, Path], cross_transfer: CrossTransfer
 ) -> None:

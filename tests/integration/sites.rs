@@ -754,14 +754,39 @@ async fn a_transfer_between_two_endpoints_goes_from_one_to_the_other_and_the_hub
         .call(M::GET, "/v0.10/task_list", &s.transfer, None)
         .await;
     assert_eq!(st, 200, "{list}");
-    assert!(
-        list["DATA"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|t| t["task_id"] == id),
-        "{list}"
-    );
+    let listed = list["DATA"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["task_id"] == id)
+        .unwrap_or_else(|| panic!("{list}"))
+        .clone();
+    // The record and the running endpoint's document agree, names of both collections included.
+    for k in [
+        "status",
+        "files",
+        "bytes_transferred",
+        "subtasks_total",
+        "subtasks_succeeded",
+        "source_endpoint_display_name",
+        "destination_endpoint_display_name",
+    ] {
+        assert_eq!(listed[k], doc[k], "{k}: {listed} / {doc}");
+    }
+    assert!(doc["source_endpoint_display_name"].is_string(), "{doc}");
+    assert_eq!(doc["subtasks_succeeded"], doc["subtasks_total"], "{doc}");
+    // Each endpoint is known by the name it was set up with.
+    let (st, ep) = s
+        .hub
+        .call(
+            M::GET,
+            &format!("/v0.10/endpoint/{b_id}"),
+            &s.transfer,
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{ep}");
+    assert_eq!(ep["display_name"], "Campus", "{ep}");
     // Per-file results and events come from the endpoint that ran it.
     let (st, files) = s
         .hub

@@ -172,7 +172,7 @@ impl Auth {
                 "only the endpoint's owner or the endpoint itself may remove it".into(),
             ));
         }
-        self.store.delete_site(id).await?;
+        self.store.delete_site(id, self.now()).await?;
         self.store.delete_identity(id).await?;
         tracing::info!(endpoint = %id, "endpoint removed");
         Ok(())
@@ -281,10 +281,17 @@ impl Auth {
             .collect();
         let credential =
             self.task_credential(source.id, &owner, &groups, task, t.source_collection, paths)?;
+        let source_display_name = self
+            .store
+            .site_collection(t.source_collection)
+            .await?
+            .map(|c| c.display_name)
+            .unwrap_or_default();
         Ok(TaskCredential {
             data_type: TASK_CREDENTIAL_TYPE.into(),
             credential,
             source_url: source.public_url,
+            source_display_name,
             expires_at: self.now() + TASK_CREDENTIAL_SECS,
         })
     }

@@ -286,6 +286,11 @@ impl Endpoint {
         })
     }
 
+    /// The name of another endpoint's collection that a task here reads (see [`crate::RemoteCollections`]).
+    pub fn remote_collection_name(&self, id: Uuid) -> Option<String> {
+        self.settings.remote.as_ref()?.display_name(id)
+    }
+
     /// A collection's display name (for task documents); None when it no longer exists.
     pub async fn collection_name(&self, id: Uuid) -> Result<Option<String>> {
         Ok(self.store.get_collection(id).await?.map(|c| c.display_name))

@@ -47,6 +47,9 @@ pub use index::{SearchPage, SearchQuery};
 pub use info::Defaults;
 pub use permissions::MAX_RULES;
 
+/// The name of an endpoint nobody named.
+pub const DEFAULT_NAME: &str = "Ferry endpoint";
+
 /// Collections of other endpoints that this one reads for the tasks its hub gives it.
 #[async_trait::async_trait]
 pub trait RemoteCollections: Send + Sync {
@@ -57,6 +60,8 @@ pub trait RemoteCollections: Send + Sync {
         task: Uuid,
         collection: Uuid,
     ) -> Result<Arc<dyn ferry_storage::Connector>>;
+    /// The name of another endpoint's collection that a task here has read (None when none has).
+    fn display_name(&self, collection: Uuid) -> Option<String>;
 }
 
 /// Where an endpoint learns of identities it has not met yet (its hub); a single-host server has all of them in
@@ -81,6 +86,8 @@ pub struct Settings {
     pub directory: Option<Arc<dyn IdentityDirectory>>,
     /// Other endpoints' collections, read for tasks (an endpoint's hub finds them).
     pub remote: Option<Arc<dyn RemoteCollections>>,
+    /// The endpoint's name when its document is first made (an endpoint of a hub: the name given at setup).
+    pub display_name: String,
 }
 
 impl Settings {
@@ -92,6 +99,7 @@ impl Settings {
             clock: ferry_core::clock::system(),
             directory: None,
             remote: None,
+            display_name: DEFAULT_NAME.into(),
         }
     }
 }
@@ -163,7 +171,7 @@ impl Endpoint {
         };
         if ep.store.meta_get(ENDPOINT_DOC_KEY).await?.is_none() {
             let doc: EndpointDoc = serde_json::from_value(serde_json::json!({
-                "display_name": "Ferry endpoint",
+                "display_name": ep.settings.display_name,
             }))
             .map_err(|e| EndpointError::Internal(e.to_string()))?;
             ep.store

@@ -134,6 +134,20 @@ pub struct ReportedTask {
     pub bytes_checksummed: i64,
     pub faults: i64,
     pub active_secs: f64,
+    /// Its files and folders by state (the task document's `subtasks_*`).
+    pub items: ReportedItems,
+}
+
+/// A task's files and folders by state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReportedItems {
+    pub total: i64,
+    pub pending: i64,
+    /// Pending after at least one fault.
+    pub retrying: i64,
+    pub done: i64,
+    pub skipped: i64,
+    pub failed: i64,
 }
 
 /// `PUT /v2/ferry/endpoints/{id}/tasks`, with the endpoint's client credentials: the tasks it runs for the hub.
@@ -165,6 +179,8 @@ pub struct TaskCredential {
     pub credential: String,
     /// Where the source endpoint serves (`https://dtn.example.org:8443`).
     pub source_url: String,
+    /// The source collection's name, for the task's documents.
+    pub source_display_name: String,
     pub expires_at: i64,
 }
 

@@ -193,6 +193,10 @@ pub async fn start_with_hooks(cfg: Config, hooks: TestHooks) -> Result<Running, 
                         as Arc<dyn ferry_endpoint::RemoteCollections>),
                     None => None,
                 },
+                display_name: site.as_ref().map_or_else(
+                    || ferry_endpoint::DEFAULT_NAME.into(),
+                    |link| link.file().display_name.clone(),
+                ),
                 ..EndpointSettings::new(&base_url)
             },
         )

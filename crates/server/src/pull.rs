@@ -39,8 +39,13 @@ pub struct Peers {
     /// Task credentials by task, shared by the views a task makes of its source (it makes one anew whenever
     /// it reads its access again), so that the hub is asked once per credential lifetime.
     credentials: Credentials,
+    /// The names of the source collections read so far (for task documents), as the hub gave them.
+    names: Names,
 }
 
+type Names = Arc<std::sync::Mutex<std::collections::HashMap<Uuid, String>>>;
+
+/// Task credentials by task.
 type Credentials = Arc<std::sync::Mutex<std::collections::HashMap<Uuid, TaskCredential>>>;
 
 impl Peers {
@@ -69,12 +74,18 @@ impl Peers {
             http: b.build().map_err(|e| e.to_string())?,
             clock,
             credentials: Default::default(),
+            names: Default::default(),
         })
     }
 }
 
 #[async_trait::async_trait]
 impl RemoteCollections for Peers {
+    fn display_name(&self, collection: Uuid) -> Option<String> {
+        let names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        names.get(&collection).cloned()
+    }
+
     async fn task_source(
         &self,
         task: Uuid,
@@ -87,6 +98,7 @@ impl RemoteCollections for Peers {
             task,
             collection,
             credentials: self.credentials.clone(),
+            names: self.names.clone(),
         };
         // The first credential now: a task whose source the hub does not know fails at once, with the reason.
         source.credential().await.map_err(|e| match e {
@@ -116,6 +128,7 @@ struct Source {
     task: Uuid,
     collection: Uuid,
     credentials: Credentials,
+    names: Names,
 }
 
 fn unreachable(url: &str, e: impl std::fmt::Display) -> StorageError {
@@ -185,6 +198,10 @@ impl Source {
                 e => StorageError::Io(At::nowhere(e.to_string())),
             })?;
         let out = (c.credential.clone(), c.source_url.clone());
+        self.names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(self.collection, c.source_display_name.clone());
         let mut held = self.held();
         held.retain(|_, c| c.expires_at > now);
         held.insert(self.task, c);

@@ -13,10 +13,11 @@ use ferry_core::{Identity, IdentityKind, SharedClock};
 use ferry_endpoint::Requester;
 use ferry_proto::sites::{
     ASSERTION_SCHEME, HubAssertion, PURPOSE_TASK_READ, PURPOSE_TRANSFER, ReportAccepted,
-    ReportedCollection, ReportedTask, SiteReport, TaskCredential, TaskReport, TaskReportAccepted,
+    ReportedCollection, ReportedItems, ReportedTask, SiteReport, TaskCredential, TaskReport,
+    TaskReportAccepted,
 };
 use ferry_store::Store;
-use ferry_store::tasks::TaskRow;
+use ferry_store::tasks::{ItemCounts, TaskRow};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
@@ -488,11 +489,14 @@ impl HubLink {
     }
 
     /// Tells the hub where the tasks it gave this endpoint stand; returns the hub's answer.
-    async fn report_tasks(&self, tasks: &[TaskRow]) -> Result<TaskReportAccepted, AuthError> {
+    async fn report_tasks(
+        &self,
+        tasks: &[(TaskRow, ItemCounts)],
+    ) -> Result<TaskReportAccepted, AuthError> {
         let report = TaskReport {
             tasks: tasks
                 .iter()
-                .map(|t| {
+                .map(|(t, i)| {
                     let c = &t.counters;
                     ReportedTask {
                         id: t.id,
@@ -512,6 +516,14 @@ impl HubLink {
                         bytes_checksummed: c.bytes_checksummed,
                         faults: c.faults,
                         active_secs: c.active_secs,
+                        items: ReportedItems {
+                            total: i.total,
+                            pending: i.pending,
+                            retrying: i.retrying,
+                            done: i.done,
+                            skipped: i.skipped,
+                            failed: i.failed,
+                        },
                     }
                 })
                 .collect(),
@@ -547,7 +559,12 @@ impl HubLink {
                         continue;
                     }
                 };
-                let answer = match self.report_tasks(&due).await {
+                let mut counted = Vec::with_capacity(due.len());
+                for t in due {
+                    let items = store.count_items(t.id).await.unwrap_or_default();
+                    counted.push((t, items));
+                }
+                let answer = match self.report_tasks(&counted).await {
                     Ok(a) => a,
                     Err(e) => {
                         tracing::debug!(error = %e, "task report not delivered; trying again");

@@ -95,27 +95,69 @@ async fn site_tasks(store: &dyn Store) {
     );
     let mut report = record.clone();
     report.counters.files_transferred = 7;
+    let counts = ItemCounts {
+        total: 9,
+        done: 7,
+        pending: 2,
+        ..Default::default()
+    };
     report.nice_status = Some("OK".into());
     assert!(
         !store
-            .record_task_report(Uuid::new_v4(), &report)
+            .record_task_report(Uuid::new_v4(), &report, &counts)
             .await
             .unwrap(),
         "another endpoint's report"
     );
-    assert!(store.record_task_report(runner, &report).await.unwrap());
+    assert!(
+        store
+            .record_task_report(runner, &report, &counts)
+            .await
+            .unwrap()
+    );
     let got = store.get_task(record.id).await.unwrap().unwrap();
     assert_eq!(got.counters.files_transferred, 7);
+    assert_eq!(
+        store.reported_items(record.id).await.unwrap(),
+        Some(counts.clone())
+    );
     report.status = TaskStatus::Succeeded;
     report.completion_time = Some(300);
-    assert!(store.record_task_report(runner, &report).await.unwrap());
+    assert!(
+        store
+            .record_task_report(runner, &report, &counts)
+            .await
+            .unwrap()
+    );
     report.status = TaskStatus::Failed;
     assert!(
-        !store.record_task_report(runner, &report).await.unwrap(),
+        !store
+            .record_task_report(runner, &report, &counts)
+            .await
+            .unwrap(),
         "an ended record stays as it ended"
     );
     store.delete_task(record.id).await.unwrap();
     assert!(store.get_task(record.id).await.unwrap().is_none());
+    // An endpoint that leaves ends the records of the tasks it was running.
+    let site = crate::Site {
+        id: runner,
+        owner: Uuid::new_v4(),
+        public_url: "https://gone.example.org".into(),
+        display_name: "Gone".into(),
+        version: 0,
+        reported_at: None,
+        created: 1,
+    };
+    store.create_site(&site).await.unwrap();
+    let running = row(Some(runner), false);
+    store.create_task(&running, &[]).await.unwrap();
+    store.delete_site(runner, 900).await.unwrap();
+    let ended = store.get_task(running.id).await.unwrap().unwrap();
+    assert_eq!(ended.status, TaskStatus::Failed);
+    assert_eq!(ended.completion_time, Some(900));
+    assert_eq!(ended.fatal_error.unwrap()["code"], "ENDPOINT_NOT_FOUND");
+    store.delete_task(running.id).await.unwrap();
 
     // The endpoint's side.
     let from_hub = row(None, true);
@@ -234,11 +276,11 @@ async fn sites(store: &dyn Store) {
             .await,
         Err(StoreError::NotFound)
     ));
-    store.delete_site(a.id).await.unwrap();
+    store.delete_site(a.id, 500).await.unwrap();
     assert_eq!(store.get_site(a.id).await.unwrap(), None);
     assert_eq!(store.site_of(c2.id).await.unwrap(), None);
     assert!(matches!(
-        store.delete_site(a.id).await,
+        store.delete_site(a.id, 500).await,
         Err(StoreError::NotFound)
     ));
 

@@ -38,8 +38,9 @@ pub trait SiteStore: Send + Sync {
     async fn create_site(&self, site: &Site) -> Result<()>;
     async fn get_site(&self, id: Uuid) -> Result<Option<Site>>;
     async fn list_sites(&self) -> Result<Vec<Site>>;
-    /// Removes the site and every collection it reported.
-    async fn delete_site(&self, id: Uuid) -> Result<()>;
+    /// Removes the site and every collection it reported; the hub's records of tasks it was running end FAILED
+    /// at `now` (nothing will report them again).
+    async fn delete_site(&self, id: Uuid, now: i64) -> Result<()>;
     /// Replaces what the site reported, in one step, and returns the new report version. A collection id
     /// another site holds is a Conflict (nothing changes).
     async fn report_site(
@@ -51,6 +52,8 @@ pub trait SiteStore: Send + Sync {
         now: i64,
     ) -> Result<i64>;
     async fn site_collections(&self, site: Uuid) -> Result<Vec<SiteCollection>>;
+    /// A collection some endpoint reported.
+    async fn site_collection(&self, id: Uuid) -> Result<Option<SiteCollection>>;
     /// The site that holds a collection (or is the endpoint `id`), if a site does.
     async fn site_of(&self, id: Uuid) -> Result<Option<Site>>;
     /// Stores or refreshes an identity the hub vouched for (an endpoint keeps them for names, mapping and

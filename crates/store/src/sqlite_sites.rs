@@ -71,13 +71,37 @@ impl SiteStore for SqliteStore {
             .collect()
     }
 
-    async fn delete_site(&self, id: Uuid) -> Result<()> {
-        self.delete_with_dependents(
-            "DELETE FROM site_collections WHERE site = ?",
-            "DELETE FROM sites WHERE id = ?",
-            id,
+    async fn delete_site(&self, id: Uuid, now: i64) -> Result<()> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        sqlx::query(
+            "UPDATE tasks SET status = 'FAILED', nice_status = NULL, completion_time = ?, fatal_error = ? \
+             WHERE runner = ? AND status IN ('ACTIVE', 'INACTIVE')",
         )
+        .bind(now)
+        .bind(
+            serde_json::json!({"code": "ENDPOINT_NOT_FOUND",
+                "description": "The endpoint running the task left the hub"})
+            .to_string(),
+        )
+        .bind(id.to_string())
+        .execute(&mut *tx)
         .await
+        .map_err(backend)?;
+        sqlx::query("DELETE FROM site_collections WHERE site = ?")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let n = sqlx::query("DELETE FROM sites WHERE id = ?")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+        if n == 0 {
+            return Err(crate::StoreError::NotFound);
+        }
+        tx.commit().await.map_err(backend)
     }
 
     async fn report_site(
@@ -136,6 +160,16 @@ impl SiteStore for SqliteStore {
             .iter()
             .map(collection_from)
             .collect()
+    }
+
+    async fn site_collection(&self, id: Uuid) -> Result<Option<SiteCollection>> {
+        sqlx::query("SELECT * FROM site_collections WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .map(|r| collection_from(&r))
+            .transpose()
     }
 
     async fn site_of(&self, id: Uuid) -> Result<Option<Site>> {

@@ -459,13 +459,18 @@ impl TaskStore for SqliteStore {
         tx.commit().await.map_err(backend)
     }
 
-    async fn record_task_report(&self, runner: Uuid, t: &TaskRow) -> Result<bool> {
+    async fn record_task_report(
+        &self,
+        runner: Uuid,
+        t: &TaskRow,
+        items: &ItemCounts,
+    ) -> Result<bool> {
         let c = &t.counters;
         let r = sqlx::query(
             "UPDATE tasks SET status = ?, nice_status = ?, nice_status_details = ?, fatal_error = ?,
              completion_time = ?, label = ?, deadline = ?, files = ?, directories = ?, symlinks = ?,
              files_skipped = ?, files_transferred = ?, bytes_transferred = ?, bytes_checksummed = ?, faults = ?,
-             active_secs = ? WHERE id = ? AND runner = ? AND status IN ('ACTIVE', 'INACTIVE')",
+             active_secs = ?, reported_items = ? WHERE id = ? AND runner = ? AND status IN ('ACTIVE', 'INACTIVE')",
         )
         .bind(t.status.as_str())
         .bind(&t.nice_status)
@@ -483,12 +488,25 @@ impl TaskStore for SqliteStore {
         .bind(c.bytes_checksummed)
         .bind(c.faults)
         .bind(c.active_secs)
+        .bind(serde_json::to_string(items).map_err(|e| StoreError::Backend(e.to_string()))?)
         .bind(t.id.to_string())
         .bind(runner.to_string())
         .execute(&self.writer)
         .await
         .map_err(backend)?;
         Ok(r.rows_affected() == 1)
+    }
+
+    async fn reported_items(&self, task: Uuid) -> Result<Option<ItemCounts>> {
+        let raw: Option<Option<String>> =
+            sqlx::query_scalar("SELECT reported_items FROM tasks WHERE id = ?")
+                .bind(task.to_string())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend)?;
+        raw.flatten()
+            .map(|r| serde_json::from_str(&r).map_err(|_| bad("reported_items", &r)))
+            .transpose()
     }
 
     async fn tasks_to_report(&self, limit: i64) -> Result<Vec<TaskRow>> {

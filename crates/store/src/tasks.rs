@@ -226,7 +226,7 @@ pub struct ItemOutcome {
 }
 
 /// How many items are in each condition: the task document's `subtasks_*`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ItemCounts {
     pub total: i64,
     pub pending: i64,
@@ -339,9 +339,16 @@ pub trait TaskStore: Send + Sync {
     /// Removes a task with its items and events (a hub's record of a submission its endpoint refused).
     async fn delete_task(&self, id: Uuid) -> Result<()>;
 
-    /// On a hub: takes endpoint `runner`'s report of a task it runs (status, counters, label, deadline); false
-    /// when no task of that endpoint has the id, or the record already ended.
-    async fn record_task_report(&self, runner: Uuid, report: &TaskRow) -> Result<bool>;
+    /// On a hub: takes endpoint `runner`'s report of a task it runs (status, counters, label, deadline, and the
+    /// per-file counts); false when no task of that endpoint has the id, or the record already ended.
+    async fn record_task_report(
+        &self,
+        runner: Uuid,
+        report: &TaskRow,
+        items: &ItemCounts,
+    ) -> Result<bool>;
+    /// On a hub: the per-file counts an endpoint last reported for a task it runs.
+    async fn reported_items(&self, task: Uuid) -> Result<Option<ItemCounts>>;
     /// On an endpoint: tasks from the hub whose progress (or end) the hub has yet to hear of, oldest first.
     async fn tasks_to_report(&self, limit: i64) -> Result<Vec<TaskRow>>;
     /// On an endpoint: the hub heard of the end of these tasks (running ones stay to report).

@@ -11,8 +11,8 @@ use ferry_endpoint::{Endpoint, EndpointError, Requester};
 use ferry_proto::sites::{TASK_REPORT_ACCEPTED_TYPE, TaskReport, TaskReportAccepted};
 use ferry_store::Store;
 use ferry_store::tasks::{
-    ItemKind, ItemState, NewItem, StatusChange, TaskCounters, TaskEvent, TaskFilter, TaskKind,
-    TaskRow, TaskStatus,
+    ItemCounts, ItemKind, ItemState, NewItem, StatusChange, TaskCounters, TaskEvent, TaskFilter,
+    TaskKind, TaskRow, TaskStatus,
 };
 use serde_json::Value;
 use tokio::sync::{Notify, Semaphore};
@@ -265,7 +265,16 @@ impl Engine {
                 faults: r.faults,
                 active_secs: r.active_secs,
             };
-            if store.record_task_report(runner, &row).await? {
+            let i = &r.items;
+            let items = ItemCounts {
+                total: i.total,
+                pending: i.pending,
+                retrying: i.retrying,
+                done: i.done,
+                skipped: i.skipped,
+                failed: i.failed,
+            };
+            if store.record_task_report(runner, &row, &items).await? {
                 recorded.push(r.id);
                 if row.status.is_done() {
                     self.inner.notifier.task_finished(&self.inner, &row).await;
@@ -609,12 +618,25 @@ impl Engine {
     }
 
     /// The task document's `subtasks_*` come from the items.
-    pub async fn item_counts(&self, id: Uuid) -> Result<ferry_store::tasks::ItemCounts> {
-        Ok(self.inner.store.count_items(id).await?)
+    /// A task's files and folders by state: counted here, or as the endpoint running it last reported them.
+    pub async fn item_counts(&self, id: Uuid) -> Result<ItemCounts> {
+        let store = &self.inner.store;
+        match store.reported_items(id).await? {
+            Some(reported) => Ok(reported),
+            None => Ok(store.count_items(id).await?),
+        }
     }
 
+    /// A collection's name: this server's, a joined endpoint's (on a hub), or another endpoint's that a task
+    /// reads (on an endpoint).
     pub async fn collection_name(&self, id: Uuid) -> Option<String> {
-        self.inner.endpoint.collection_name(id).await.ok().flatten()
+        if let Ok(Some(name)) = self.inner.endpoint.collection_name(id).await {
+            return Some(name);
+        }
+        match self.inner.store.site_collection(id).await {
+            Ok(Some(c)) => Some(c.display_name),
+            _ => self.inner.endpoint.remote_collection_name(id),
+        }
     }
 
     pub async fn username(&self, id: Uuid) -> Option<String> {

@@ -4,4 +4,6 @@
 -- the task's end, NULL for a task of its own.
 ALTER TABLE tasks ADD COLUMN runner TEXT;
 ALTER TABLE tasks ADD COLUMN hub_report INTEGER;
+-- On a hub: the per-file counts of a task an endpoint runs, as it last reported them (JSON).
+ALTER TABLE tasks ADD COLUMN reported_items TEXT;
 CREATE INDEX tasks_hub_report ON tasks(hub_report) WHERE hub_report = 1;
