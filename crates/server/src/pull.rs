@@ -131,9 +131,17 @@ struct Source {
     names: Names,
 }
 
-fn unreachable(url: &str, e: impl std::fmt::Display) -> StorageError {
+fn unreachable(url: &str, e: impl std::error::Error) -> StorageError {
+    // The causes too: "error sending request" alone hides an untrusted certificate or a refused connection.
+    let mut why = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        why.push_str(": ");
+        why.push_str(&c.to_string());
+        cause = c.source();
+    }
     StorageError::Io(At::nowhere(format!(
-        "the source endpoint ({url}) cannot be reached: {e}"
+        "the source endpoint ({url}) cannot be reached: {why}"
     )))
 }
 
