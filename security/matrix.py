@@ -123,6 +123,10 @@ def rows() -> list[Row]:
           lambda c: {"tasks": []}, owner_check=False),
         R("POST", "/v2/ferry/endpoints/{id}/tasks/{task}/credential", "auth", "deny", "alice",
           lambda c: f"/v2/ferry/endpoints/{c['site']}/tasks/{uuid.uuid4()}/credential", owner_check=False),
+        R("GET", "/v2/ferry/endpoints/{id}/tasks/{task}/owner", "auth", "deny", "alice",
+          lambda c: f"/v2/ferry/endpoints/{c['site']}/tasks/{uuid.uuid4()}/owner", owner_check=False),
+        R("GET", "/v2/ferry/endpoints/{id}/groups/{group}", "auth", "deny", "alice",
+          lambda c: f"/v2/ferry/endpoints/{c['site']}/groups/{c['group']}", owner_check=False),
         # The pull API (under /site at an endpoint; not served by a single-host server): a task credential only.
         R("GET", "/pull/{collection}/stat", "transfer", "deny", "alice",
           lambda c: f"/site/pull/{c['guest']}/stat?path=/", owner_check=False),

@@ -1101,3 +1101,133 @@ async fn the_pull_api_gives_only_what_the_task_credential_covers() {
     assert_eq!(head["failure"]["path"], "/runs/43/b.h5", "{head}");
     assert!(!body.windows(6).any(|w| w == b"run 43"));
 }
+
+/// A collaborator moves data from a guest collection on A (shared with them) into one on B that is shared with
+/// a group they belong to: memberships are the hub's, and B's checks for the task see them.
+#[tokio::test]
+async fn a_group_permission_at_the_destination_reaches_the_task() {
+    const GROUPS: &str = "urn:globus:auth:scope:groups.api.globus.org:all";
+    let s = sites().await;
+    let (b, b_id, b_coll) = s.second("Campus").await;
+    std::fs::create_dir_all(s.storage().join("runs")).unwrap();
+    std::fs::write(s.storage().join("runs/r.dat"), b"run data").unwrap();
+    std::fs::create_dir_all(b.data_dir().join("storage/incoming")).unwrap();
+    let share = |host: Uuid, path: &'static str| {
+        let (hub, transfer) = (&s.hub, s.transfer.clone());
+        async move {
+            let (st, made) = hub
+                .call(
+                    M::POST,
+                    "/v0.10/shared_endpoint",
+                    &transfer,
+                    Some(
+                        &json!({"DATA_TYPE": "shared_endpoint", "host_endpoint": host,
+                                 "host_path": path, "display_name": format!("share {path}")}),
+                    ),
+                )
+                .await;
+            assert_eq!(st, 200, "{made}");
+            made["id"].as_str().unwrap().to_string()
+        }
+    };
+    let (from, into) = (
+        share(s.coll, "/runs").await,
+        share(b_coll, "/incoming").await,
+    );
+    // Both endpoints have reported their guest collections.
+    reported(&s.hub, &s.auth, s.endpoint_id, 2).await;
+    reported(&s.hub, &s.auth, b_id, 2).await;
+    let bob = s.hub.person("bob").await;
+    let groups = token_for(
+        &s.hub
+            .login(&s.app, &s.owner, &format!("openid {GROUPS}"))
+            .await,
+        "groups.api.globus.org",
+    );
+    let (st, g) = s
+        .hub
+        .call(
+            M::POST,
+            "/v2/groups",
+            &groups,
+            Some(&json!({"name": "Beam team"})),
+        )
+        .await;
+    assert_eq!(st, 200, "{g}");
+    let gid = g["id"].as_str().unwrap().to_string();
+    let (st, added) = s
+        .hub
+        .call(
+            M::POST,
+            &format!("/v2/groups/{gid}"),
+            &groups,
+            Some(&json!({"add": [{"identity_id": bob.id, "role": "member"}]})),
+        )
+        .await;
+    assert_eq!(st, 200, "{added}");
+    let permit =
+        |coll: String, principal_type: &'static str, principal: String, perms: &'static str| {
+            let (hub, transfer) = (&s.hub, s.transfer.clone());
+            async move {
+                let (st, rule) = hub
+                    .call(
+                        M::POST,
+                        &format!("/v0.10/endpoint/{coll}/access"),
+                        &transfer,
+                        Some(
+                            &json!({"DATA_TYPE": "access", "principal_type": principal_type,
+                                 "principal": principal, "path": "/", "permissions": perms}),
+                        ),
+                    )
+                    .await;
+                assert_eq!(st, 200, "{rule}");
+            }
+        };
+    permit(from.clone(), "identity", bob.id.clone(), "r").await;
+    permit(into.clone(), "group", gid, "rw").await;
+    let bobs = token_for(
+        &s.hub
+            .login(&s.app, &bob, &format!("openid {TRANSFER}"))
+            .await,
+        "transfer.api.globus.org",
+    );
+    let (st, sub) = s
+        .hub
+        .call(M::GET, "/v0.10/submission_id", &bobs, None)
+        .await;
+    assert_eq!(st, 200, "{sub}");
+    let (st, done) = s
+        .hub
+        .call(
+            M::POST,
+            "/v0.10/transfer",
+            &bobs,
+            Some(
+                &json!({"DATA_TYPE": "transfer", "submission_id": sub["value"],
+                         "source_endpoint": from, "destination_endpoint": into,
+                         "DATA": [{"DATA_TYPE": "transfer_item", "source_path": "/r.dat",
+                                   "destination_path": "/r.dat"}]}),
+            ),
+        )
+        .await;
+    assert_eq!(st, 202, "{done}");
+    let id = done["task_id"].as_str().unwrap().to_string();
+    let mut last = Value::Null;
+    for _ in 0..600 {
+        let (st, doc) = s
+            .hub
+            .call(M::GET, &format!("/v0.10/task/{id}"), &bobs, None)
+            .await;
+        assert_eq!(st, 200, "{doc}");
+        last = doc;
+        if last["status"] != "ACTIVE" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(last["status"], "SUCCEEDED", "{last}");
+    assert_eq!(
+        std::fs::read(b.data_dir().join("storage/incoming/r.dat")).unwrap(),
+        b"run data"
+    );
+}

@@ -6,9 +6,10 @@ use ferry_core::{ClientKind, Identity};
 use ferry_proto::sites::{
     ASSERTION_SCHEME, EndpointRegistration, HubAssertion, PURPOSE_TASK_READ, PURPOSE_TRANSFER,
     REGISTRATION_TYPE, REPORT_ACCEPTED_TYPE, RegisteredEndpoint, ReportAccepted,
-    ReportedCollection, SITE_TYPE, SiteDoc, SiteReport, TASK_CREDENTIAL_TYPE, TaskCredential,
+    ReportedCollection, SITE_TYPE, SiteDoc, SiteReport, TASK_CREDENTIAL_TYPE, TASK_OWNER_TYPE,
+    TaskCredential, TaskOwner,
 };
-use ferry_store::tasks::{ItemKind, ItemState};
+use ferry_store::tasks::{ItemKind, ItemState, TaskRow};
 use ferry_store::{Site, SiteCollection};
 use uuid::Uuid;
 
@@ -241,15 +242,7 @@ impl Auth {
         id: Uuid,
         task: Uuid,
     ) -> Result<TaskCredential> {
-        self.endpoint_itself(creds, peer, id).await?;
-        let not_yours = || AuthError::NotFound(format!("no task {task} runs at endpoint {id}"));
-        let t = self.store.get_task(task).await?.ok_or_else(not_yours)?;
-        if t.runner != Some(id) {
-            return Err(not_yours());
-        }
-        if t.status.is_done() {
-            return Err(AuthError::Forbidden(format!("task {task} has ended")));
-        }
+        let (t, owner, groups) = self.running_at(creds, peer, id, task).await?;
         let source = self
             .store
             .site_of(t.source_collection)
@@ -260,18 +253,6 @@ impl Auth {
                     t.source_collection
                 ))
             })?;
-        let owner = self
-            .store
-            .get_identity(t.owner)
-            .await?
-            .ok_or_else(|| AuthError::Forbidden(format!("the owner of task {task} is gone")))?;
-        let groups: Vec<Uuid> = self
-            .store
-            .groups_of(owner.id)
-            .await?
-            .into_iter()
-            .map(|g| g.id)
-            .collect();
         let paths = self
             .store
             .list_items(task, ItemState::Pending, Some(ItemKind::Path), 0, i64::MAX)
@@ -294,6 +275,72 @@ impl Auth {
             source_display_name,
             expires_at: self.now() + TASK_CREDENTIAL_SECS,
         })
+    }
+
+    /// `GET /v2/ferry/endpoints/{id}/tasks/{task}/owner`, with the endpoint's client credentials: the groups of
+    /// the owner of a task the endpoint runs, as they are now (its access checks on its own side need them).
+    pub async fn owner_of_task(
+        &self,
+        creds: Option<&ClientCredentials>,
+        peer: &str,
+        id: Uuid,
+        task: Uuid,
+    ) -> Result<TaskOwner> {
+        let (_, owner, groups) = self.running_at(creds, peer, id, task).await?;
+        Ok(TaskOwner {
+            data_type: TASK_OWNER_TYPE.into(),
+            id: owner.id,
+            groups,
+        })
+    }
+
+    /// `GET /v2/ferry/endpoints/{id}/groups/{group}`, with the endpoint's client credentials: whether a group
+    /// exists (a permission or role at the endpoint may name it). Says nothing else of the group.
+    pub async fn group_for_site(
+        &self,
+        creds: Option<&ClientCredentials>,
+        peer: &str,
+        id: Uuid,
+        group: Uuid,
+    ) -> Result<()> {
+        self.endpoint_itself(creds, peer, id).await?;
+        match self.store.get_group(group).await? {
+            Some(_) => Ok(()),
+            None => Err(AuthError::NotFound(format!("no group {group}"))),
+        }
+    }
+
+    /// Task `task` as endpoint `id` (calling with its credentials) runs it, with its owner and the owner's
+    /// groups now: refused for a task of another endpoint, or one that ended.
+    async fn running_at(
+        &self,
+        creds: Option<&ClientCredentials>,
+        peer: &str,
+        id: Uuid,
+        task: Uuid,
+    ) -> Result<(TaskRow, Identity, Vec<Uuid>)> {
+        self.endpoint_itself(creds, peer, id).await?;
+        let not_yours = || AuthError::NotFound(format!("no task {task} runs at endpoint {id}"));
+        let t = self.store.get_task(task).await?.ok_or_else(not_yours)?;
+        if t.runner != Some(id) {
+            return Err(not_yours());
+        }
+        if t.status.is_done() {
+            return Err(AuthError::Forbidden(format!("task {task} has ended")));
+        }
+        let owner = self
+            .store
+            .get_identity(t.owner)
+            .await?
+            .ok_or_else(|| AuthError::Forbidden(format!("the owner of task {task} is gone")))?;
+        let groups = self
+            .store
+            .groups_of(owner.id)
+            .await?
+            .into_iter()
+            .map(|g| g.id)
+            .collect();
+        Ok((t, owner, groups))
     }
 
     /// The endpoint `id` calling with its own client credentials.

@@ -286,6 +286,22 @@ impl Endpoint {
         })
     }
 
+    /// The owner of task `task` from the hub, with the groups the hub knows now (see
+    /// [`crate::RemoteCollections::owner_groups`]); the local answer where there is no hub.
+    pub async fn task_owner(
+        &self,
+        identity: ferry_core::Identity,
+        task: Uuid,
+    ) -> Result<Requester> {
+        match &self.settings.remote {
+            Some(remote) => Ok(Requester {
+                groups: remote.owner_groups(task).await?,
+                identity,
+            }),
+            None => self.requester(identity).await,
+        }
+    }
+
     /// The name of another endpoint's collection that a task here reads (see [`crate::RemoteCollections`]).
     pub fn remote_collection_name(&self, id: Uuid) -> Option<String> {
         self.settings.remote.as_ref()?.display_name(id)

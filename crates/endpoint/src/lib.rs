@@ -62,6 +62,9 @@ pub trait RemoteCollections: Send + Sync {
     ) -> Result<Arc<dyn ferry_storage::Connector>>;
     /// The name of another endpoint's collection that a task here has read (None when none has).
     fn display_name(&self, collection: Uuid) -> Option<String>;
+    /// The groups, now, of the owner of task `task` (which the hub gave this endpoint): memberships are the
+    /// hub's, and a permission given to a group must reach the task's access checks here.
+    async fn owner_groups(&self, task: Uuid) -> Result<Vec<Uuid>>;
 }
 
 /// Where an endpoint learns of identities it has not met yet (its hub); a single-host server has all of them in
@@ -69,6 +72,8 @@ pub trait RemoteCollections: Send + Sync {
 #[async_trait::async_trait]
 pub trait IdentityDirectory: Send + Sync {
     async fn identity(&self, id: Uuid) -> Result<Option<Identity>>;
+    /// Whether a group exists (groups are the hub's: a permission or role may name one).
+    async fn group_exists(&self, id: Uuid) -> Result<bool>;
 }
 
 /// Where the endpoint is reached and how it reaches people.
@@ -209,6 +214,17 @@ impl Endpoint {
             self.store.mirror_identity(i).await?;
         }
         Ok(found)
+    }
+
+    /// Whether a group exists: in the store, else in the directory (an endpoint's hub).
+    pub(crate) async fn group_known(&self, id: Uuid) -> Result<bool> {
+        if self.store.get_group(id).await?.is_some() {
+            return Ok(true);
+        }
+        match &self.settings.directory {
+            Some(dir) => dir.group_exists(id).await,
+            None => Ok(false),
+        }
     }
 
     /// Whether `id` is this endpoint or one of its collections.

@@ -273,7 +273,7 @@ impl Endpoint {
                 let known = if kind == "identity" {
                     self.identity(id).await?.is_some()
                 } else {
-                    self.store.get_group(id).await?.is_some()
+                    self.group_known(id).await?
                 };
                 if !known {
                     return Err(bad(format!("principal: no {kind} {id}")));

@@ -101,7 +101,7 @@ impl Endpoint {
                 }
             }
             Some(RolePrincipal::Group(id)) => {
-                if self.store.get_group(id).await?.is_none() {
+                if !self.group_known(id).await? {
                     return Err(EndpointError::BadRequest(format!(
                         "principal: no group {id}"
                     )));

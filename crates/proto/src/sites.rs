@@ -184,6 +184,16 @@ pub struct TaskCredential {
     pub expires_at: i64,
 }
 
+/// `GET /v2/ferry/endpoints/{id}/tasks/{task}/owner`, with the endpoint's client credentials: the owner of a task
+/// the endpoint runs, and the owner's groups now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskOwner {
+    #[serde(rename = "DATA_TYPE")]
+    pub data_type: String,
+    pub id: Uuid,
+    pub groups: Vec<Uuid>,
+}
+
 /// A file or folder as the source endpoint tells the endpoint that reads it for a task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PulledEntry {
@@ -268,6 +278,7 @@ pub const REPORT_ACCEPTED_TYPE: &str = "ferry_endpoint_report";
 pub const SITE_TYPE: &str = "ferry_endpoint";
 pub const TASK_REPORT_ACCEPTED_TYPE: &str = "ferry_task_report";
 pub const TASK_CREDENTIAL_TYPE: &str = "ferry_task_credential";
+pub const TASK_OWNER_TYPE: &str = "ferry_task_owner";
 /// The `Authorization` scheme of a hub's statement.
 pub const ASSERTION_SCHEME: &str = "Ferry-Hub";
 

@@ -81,6 +81,16 @@ impl Peers {
 
 #[async_trait::async_trait]
 impl RemoteCollections for Peers {
+    async fn owner_groups(&self, task: Uuid) -> ferry_endpoint::Result<Vec<Uuid>> {
+        match self.link.task_owner(task).await {
+            Ok(owner) => Ok(owner.groups),
+            Err(ferry_auth::AuthError::NotFound(m) | ferry_auth::AuthError::Forbidden(m)) => {
+                Err(EndpointError::AccessDenied(m))
+            }
+            Err(e) => Err(EndpointError::Unavailable(e.to_string())),
+        }
+    }
+
     fn display_name(&self, collection: Uuid) -> Option<String> {
         let names = self.names.lock().unwrap_or_else(|p| p.into_inner());
         names.get(&collection).cloned()

@@ -13,8 +13,8 @@ use ferry_core::{Identity, IdentityKind, SharedClock};
 use ferry_endpoint::Requester;
 use ferry_proto::sites::{
     ASSERTION_SCHEME, HubAssertion, PURPOSE_TASK_READ, PURPOSE_TRANSFER, ReportAccepted,
-    ReportedCollection, ReportedItems, ReportedTask, SiteReport, TaskCredential, TaskReport,
-    TaskReportAccepted,
+    ReportedCollection, ReportedItems, ReportedTask, SiteReport, TaskCredential, TaskOwner,
+    TaskReport, TaskReportAccepted,
 };
 use ferry_store::Store;
 use ferry_store::tasks::{ItemCounts, TaskRow};
@@ -458,16 +458,34 @@ const TASK_REPORT_BATCH: i64 = 500;
 impl HubLink {
     /// The credential with which this endpoint reads the source of task `task` at the endpoint holding it.
     pub async fn task_credential(&self, task: Uuid) -> Result<TaskCredential, AuthError> {
+        self.about_task(reqwest::Method::POST, task, "credential")
+            .await
+    }
+
+    /// The owner of task `task` and the owner's groups now.
+    pub async fn task_owner(&self, task: Uuid) -> Result<TaskOwner, AuthError> {
+        self.about_task(reqwest::Method::GET, task, "owner").await
+    }
+
+    /// Asks the hub `what` about a task this endpoint runs: the hub's refusal keeps its meaning (no such task
+    /// here: NotFound; ended: Forbidden), anything else is the hub being unreachable.
+    async fn about_task<T: serde::de::DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        task: Uuid,
+        what: &str,
+    ) -> Result<T, AuthError> {
+        let path = format!(
+            "/v2/ferry/endpoints/{}/tasks/{task}/{what}",
+            self.file.endpoint_id
+        );
         let answer = self
             .http
-            .post(self.hub(&format!(
-                "/v2/ferry/endpoints/{}/tasks/{task}/credential",
-                self.file.endpoint_id
-            )))
+            .request(method, self.hub(&path))
             .basic_auth(self.file.endpoint_id, Some(&self.file.client_secret))
             .send()
             .await
-            .map_err(|e| unreachable("task credential", e))?;
+            .map_err(|e| unreachable(what, e))?;
         let status = answer.status();
         if !status.is_success() {
             let body: Value = answer.json().await.unwrap_or_default();
@@ -479,13 +497,10 @@ impl HubLink {
             return Err(match status.as_u16() {
                 404 => AuthError::NotFound(message),
                 403 => AuthError::Forbidden(message),
-                _ => unreachable("task credential", format!("{status}: {message}")),
+                _ => unreachable(what, format!("{status}: {message}")),
             });
         }
-        answer
-            .json()
-            .await
-            .map_err(|e| unreachable("task credential", e))
+        answer.json().await.map_err(|e| unreachable(what, e))
     }
 
     /// Tells the hub where the tasks it gave this endpoint stand; returns the hub's answer.
@@ -619,6 +634,25 @@ impl HubLink {
 
 #[async_trait::async_trait]
 impl ferry_endpoint::IdentityDirectory for HubLink {
+    async fn group_exists(&self, id: Uuid) -> ferry_endpoint::Result<bool> {
+        let path = format!("/v2/ferry/endpoints/{}/groups/{id}", self.file.endpoint_id);
+        let unavailable = |e: String| {
+            ferry_endpoint::EndpointError::Unavailable(unreachable("group lookup", e).to_string())
+        };
+        let answer = self
+            .http
+            .get(self.hub(&path))
+            .basic_auth(self.file.endpoint_id, Some(&self.file.client_secret))
+            .send()
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        match answer.status().as_u16() {
+            200 => Ok(true),
+            404 => Ok(false),
+            s => Err(unavailable(format!("status {s}"))),
+        }
+    }
+
     async fn identity(&self, id: Uuid) -> ferry_endpoint::Result<Option<Identity>> {
         let lookup = async {
             let token = self.service_token().await?;

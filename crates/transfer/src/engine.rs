@@ -829,6 +829,9 @@ pub(crate) async fn owner_of(
         inner.store.get_identity(task.owner).await?.ok_or_else(|| {
             EndpointError::AccessDenied("the task's owner no longer exists".into())
         })?;
+    if task.reports_to_hub {
+        return inner.endpoint.task_owner(identity, task.id).await;
+    }
     inner.endpoint.requester(identity).await
 }
 

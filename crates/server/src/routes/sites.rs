@@ -27,6 +27,11 @@ pub fn router() -> Router<AppState> {
             "/v2/ferry/endpoints/{id}/tasks/{task}/credential",
             axum::routing::post(task_credential),
         )
+        .route(
+            "/v2/ferry/endpoints/{id}/tasks/{task}/owner",
+            get(task_owner),
+        )
+        .route("/v2/ferry/endpoints/{id}/groups/{group}", get(group))
 }
 
 type Answer = Result<Response, AuthApiError>;
@@ -133,4 +138,33 @@ async fn task_credential(
             .await?,
     )
     .into_response())
+}
+
+async fn task_owner(
+    State(s): State<AppState>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    Path((id, task)): Path<(String, String)>,
+) -> Answer {
+    let id = endpoint_id(&id)?;
+    let task =
+        Uuid::parse_str(&task).map_err(|_| AuthError::NotFound(format!("no task {task:?}")))?;
+    let creds = basic(&headers)?.ok_or(AuthError::InvalidClient)?;
+    Ok(Json(s.auth.owner_of_task(Some(&creds), &peer, id, task).await?).into_response())
+}
+
+async fn group(
+    State(s): State<AppState>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    Path((id, group)): Path<(String, String)>,
+) -> Answer {
+    let id = endpoint_id(&id)?;
+    let group =
+        Uuid::parse_str(&group).map_err(|_| AuthError::NotFound(format!("no group {group:?}")))?;
+    let creds = basic(&headers)?.ok_or(AuthError::InvalidClient)?;
+    s.auth
+        .group_for_site(Some(&creds), &peer, id, group)
+        .await?;
+    Ok(Json(serde_json::json!({"id": group})).into_response())
 }
