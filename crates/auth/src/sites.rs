@@ -182,12 +182,10 @@ impl Auth {
     /// `PUT /v2/ferry/endpoints/{id}/report`, with the endpoint's client credentials.
     pub async fn report_site(
         &self,
-        creds: Option<&ClientCredentials>,
-        peer: &str,
-        id: Uuid,
+        caller: &SiteCaller,
         report: SiteReport,
     ) -> Result<ReportAccepted> {
-        self.endpoint_itself(creds, peer, id).await?;
+        let id = caller.id;
         let display_name = check_name(&report.display_name)?;
         let public_url = check_public_url(&report.public_url)?;
         if report.collections.len() > MAX_REPORTED {
@@ -237,12 +235,10 @@ impl Auth {
     /// owner's groups as they are now.
     pub async fn credential_for_task(
         &self,
-        creds: Option<&ClientCredentials>,
-        peer: &str,
-        id: Uuid,
+        caller: &SiteCaller,
         task: Uuid,
     ) -> Result<TaskCredential> {
-        let (t, owner, groups) = self.running_at(creds, peer, id, task).await?;
+        let (t, owner, groups) = self.running_at(caller, task).await?;
         let source = self
             .store
             .site_of(t.source_collection)
@@ -279,14 +275,8 @@ impl Auth {
 
     /// `GET /v2/ferry/endpoints/{id}/tasks/{task}/owner`, with the endpoint's client credentials: the groups of
     /// the owner of a task the endpoint runs, as they are now (its access checks on its own side need them).
-    pub async fn owner_of_task(
-        &self,
-        creds: Option<&ClientCredentials>,
-        peer: &str,
-        id: Uuid,
-        task: Uuid,
-    ) -> Result<TaskOwner> {
-        let (_, owner, groups) = self.running_at(creds, peer, id, task).await?;
+    pub async fn owner_of_task(&self, caller: &SiteCaller, task: Uuid) -> Result<TaskOwner> {
+        let (_, owner, groups) = self.running_at(caller, task).await?;
         Ok(TaskOwner {
             data_type: TASK_OWNER_TYPE.into(),
             id: owner.id,
@@ -296,14 +286,7 @@ impl Auth {
 
     /// `GET /v2/ferry/endpoints/{id}/groups/{group}`, with the endpoint's client credentials: whether a group
     /// exists (a permission or role at the endpoint may name it). Says nothing else of the group.
-    pub async fn group_for_site(
-        &self,
-        creds: Option<&ClientCredentials>,
-        peer: &str,
-        id: Uuid,
-        group: Uuid,
-    ) -> Result<()> {
-        self.endpoint_itself(creds, peer, id).await?;
+    pub async fn group_for_site(&self, _caller: &SiteCaller, group: Uuid) -> Result<()> {
         match self.store.get_group(group).await? {
             Some(_) => Ok(()),
             None => Err(AuthError::NotFound(format!("no group {group}"))),
@@ -314,12 +297,10 @@ impl Auth {
     /// groups now: refused for a task of another endpoint, or one that ended.
     async fn running_at(
         &self,
-        creds: Option<&ClientCredentials>,
-        peer: &str,
-        id: Uuid,
+        caller: &SiteCaller,
         task: Uuid,
     ) -> Result<(TaskRow, Identity, Vec<Uuid>)> {
-        self.endpoint_itself(creds, peer, id).await?;
+        let id = caller.id;
         let not_yours = || AuthError::NotFound(format!("no task {task} runs at endpoint {id}"));
         let t = self.store.get_task(task).await?.ok_or_else(not_yours)?;
         if t.runner != Some(id) {
@@ -343,13 +324,14 @@ impl Auth {
         Ok((t, owner, groups))
     }
 
-    /// The endpoint `id` calling with its own client credentials.
-    pub async fn endpoint_itself(
+    /// The endpoint `id` of a request, calling with its own client credentials: what the calls only an endpoint
+    /// makes (reports, task credentials, lookups) take.
+    pub async fn authenticate_site(
         &self,
         creds: Option<&ClientCredentials>,
         peer: &str,
         id: Uuid,
-    ) -> Result<()> {
+    ) -> Result<SiteCaller> {
         let caller = self.authenticate_client(creds, peer).await?;
         if caller.id != id {
             return Err(AuthError::Forbidden(
@@ -357,7 +339,7 @@ impl Auth {
             ));
         }
         self.site(id).await?;
-        Ok(())
+        Ok(SiteCaller { id })
     }
 
     /// The joined endpoint that holds a collection (or is the endpoint `id`), if any.
@@ -455,6 +437,17 @@ impl Auth {
             "{ASSERTION_SCHEME} {}",
             self.sign_document(&value)?
         ))
+    }
+}
+
+/// A joined endpoint that proved who it is (see [`Auth::authenticate_site`]); only this module makes one.
+pub struct SiteCaller {
+    id: Uuid,
+}
+
+impl SiteCaller {
+    pub fn id(&self) -> Uuid {
+        self.id
     }
 }
 

@@ -541,29 +541,51 @@ impl Connector for RemoteSource {
     ) -> Vec<Result<WholeRead>> {
         let mut out = Vec::with_capacity(names.len());
         for part in names.chunks(PULL_FILES_MAX) {
-            match self.pull_files(dir, part.to_vec(), max).await {
-                Ok(files) => out.extend(files.into_iter().map(|(head, data)| {
-                    if let Some(f) = head.failure {
-                        return Err(failed(f));
-                    }
-                    let entry = head
-                        .entry
-                        .map(entry_of)
-                        .ok_or_else(|| StorageError::Io(At::new(dir, "no entry")))?;
-                    let data = head.len.map(|_| data);
-                    // Hashed here, as the bytes arrive: what is written is compared with these bytes.
-                    let digest = data.as_ref().zip(digest.as_ref()).map(|(d, f)| f(d));
-                    Ok(WholeRead {
-                        entry,
-                        data,
-                        digest,
-                    })
-                })),
-                Err(e) => out.extend(part.iter().map(|_| Err(e.clone()))),
+            let files = match self.pull_files(dir, part.to_vec(), max).await {
+                Ok(files) => files,
+                Err(e) => {
+                    out.extend(part.iter().map(|_| Err(e.clone())));
+                    continue;
+                }
+            };
+            let (dir, digest) = (dir.to_string(), digest.clone());
+            // Hashed here, as the bytes arrive (what is written is compared with these bytes), on the blocking
+            // pool: a batch is megabytes.
+            let read = tokio::task::spawn_blocking(move || {
+                files
+                    .into_iter()
+                    .map(|(head, data)| whole(&dir, head, data, digest.as_ref()))
+                    .collect::<Vec<_>>()
+            })
+            .await;
+            match read {
+                Ok(read) => out.extend(read),
+                Err(e) => out.extend(
+                    part.iter()
+                        .map(|_| Err(StorageError::Io(At::nowhere(e.to_string())))),
+                ),
             }
         }
         out
     }
+}
+
+/// A file of a [`PullFiles`] answer as [`Connector::read_files`] gives it, its bytes hashed with `digest`.
+fn whole(dir: &str, head: PulledFile, data: Bytes, digest: Option<&Digest>) -> Result<WholeRead> {
+    if let Some(f) = head.failure {
+        return Err(failed(f));
+    }
+    let entry = head
+        .entry
+        .map(entry_of)
+        .ok_or_else(|| StorageError::Io(At::new(dir, "no entry")))?;
+    let data = head.len.map(|_| data);
+    let digest = data.as_ref().zip(digest).map(|(d, f)| f(d));
+    Ok(WholeRead {
+        entry,
+        data,
+        digest,
+    })
 }
 
 /// A large file of the source, read in ranges (several at once, each its own request).

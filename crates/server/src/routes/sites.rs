@@ -9,6 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
+use ferry_auth::sites::SiteCaller;
 use ferry_auth::{AuthError, ClientCredentials};
 use ferry_core::scope::AUTH_RS;
 use ferry_proto::sites::{EndpointRegistration, SiteReport, TaskReport};
@@ -85,6 +86,18 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// The endpoint `{id}` of the path, calling with its own client credentials (HTTP Basic).
+async fn site_caller(
+    s: &AppState,
+    peer: &str,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<SiteCaller, AuthError> {
+    let id = endpoint_id(id)?;
+    let creds = basic(headers)?.ok_or(AuthError::InvalidClient)?;
+    s.auth.authenticate_site(Some(&creds), peer, id).await
+}
+
 async fn report(
     State(s): State<AppState>,
     Peer(peer): Peer,
@@ -92,10 +105,9 @@ async fn report(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Answer {
-    let id = endpoint_id(&id)?;
-    let creds = basic(&headers)?.ok_or(AuthError::InvalidClient)?;
+    let caller = site_caller(&s, &peer, &headers, &id).await?;
     let report: SiteReport = parse_json(&body)?;
-    Ok(Json(s.auth.report_site(Some(&creds), &peer, id, report).await?).into_response())
+    Ok(Json(s.auth.report_site(&caller, report).await?).into_response())
 }
 
 async fn report_tasks(
@@ -105,13 +117,11 @@ async fn report_tasks(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Answer {
-    let id = endpoint_id(&id)?;
-    let creds = basic(&headers)?.ok_or(AuthError::InvalidClient)?;
+    let caller = site_caller(&s, &peer, &headers, &id).await?;
     let report: TaskReport = parse_json(&body)?;
-    s.auth.endpoint_itself(Some(&creds), &peer, id).await?;
     let accepted = s
         .transfer
-        .take_reports(id, report)
+        .take_reports(caller.id(), report)
         .await
         .map_err(|e| match e {
             ferry_transfer::TransferError::BadRequest { message, .. } => {
@@ -122,22 +132,19 @@ async fn report_tasks(
     Ok(Json(accepted).into_response())
 }
 
+/// A task's id from the path.
+fn task_id(raw: &str) -> Result<Uuid, AuthError> {
+    Uuid::parse_str(raw).map_err(|_| AuthError::NotFound(format!("no task {raw:?}")))
+}
+
 async fn task_credential(
     State(s): State<AppState>,
     Peer(peer): Peer,
     headers: HeaderMap,
     Path((id, task)): Path<(String, String)>,
 ) -> Answer {
-    let id = endpoint_id(&id)?;
-    let task =
-        Uuid::parse_str(&task).map_err(|_| AuthError::NotFound(format!("no task {task:?}")))?;
-    let creds = basic(&headers)?.ok_or(AuthError::InvalidClient)?;
-    Ok(Json(
-        s.auth
-            .credential_for_task(Some(&creds), &peer, id, task)
-            .await?,
-    )
-    .into_response())
+    let caller = site_caller(&s, &peer, &headers, &id).await?;
+    Ok(Json(s.auth.credential_for_task(&caller, task_id(&task)?).await?).into_response())
 }
 
 async fn task_owner(
@@ -146,11 +153,8 @@ async fn task_owner(
     headers: HeaderMap,
     Path((id, task)): Path<(String, String)>,
 ) -> Answer {
-    let id = endpoint_id(&id)?;
-    let task =
-        Uuid::parse_str(&task).map_err(|_| AuthError::NotFound(format!("no task {task:?}")))?;
-    let creds = basic(&headers)?.ok_or(AuthError::InvalidClient)?;
-    Ok(Json(s.auth.owner_of_task(Some(&creds), &peer, id, task).await?).into_response())
+    let caller = site_caller(&s, &peer, &headers, &id).await?;
+    Ok(Json(s.auth.owner_of_task(&caller, task_id(&task)?).await?).into_response())
 }
 
 async fn group(
@@ -159,12 +163,9 @@ async fn group(
     headers: HeaderMap,
     Path((id, group)): Path<(String, String)>,
 ) -> Answer {
-    let id = endpoint_id(&id)?;
+    let caller = site_caller(&s, &peer, &headers, &id).await?;
     let group =
         Uuid::parse_str(&group).map_err(|_| AuthError::NotFound(format!("no group {group:?}")))?;
-    let creds = basic(&headers)?.ok_or(AuthError::InvalidClient)?;
-    s.auth
-        .group_for_site(Some(&creds), &peer, id, group)
-        .await?;
+    s.auth.group_for_site(&caller, group).await?;
     Ok(Json(serde_json::json!({"id": group})).into_response())
 }
