@@ -791,8 +791,9 @@ impl Inner {
 
 /// Writes a whole file's bytes, reads them back and compares when asked, and sets its modification time.
 fn fill(file: &std::fs::File, f: &WholeWrite, path: &str) -> Result<()> {
+    // No writeback started here (as cp and GridFTP start none): a batch of small files is far below what the
+    // kernel buffers, and starting it per file made each copy wait for the disk's queue.
     write_at_sliced(file, &f.data, 0).map_err(|e| os_err(path, e))?;
-    start_writeback(file, 0, f.data.len());
     if f.verify {
         // Nothing else can write an unnamed file, and its size is ours: reading its length back is enough.
         check_at(file, 0, &f.data, path)?;
