@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import json
 import os
 import re
@@ -143,6 +142,35 @@ def compare(want: dict[str, str], got: dict[str, str]) -> str:
     if not (missing or extra or wrong):
         return ""
     return f"{len(missing)} missing, {len(extra)} extra, {len(wrong)} corrupted"
+
+
+def journal_less_ext4(path: Path) -> str | None:
+    """The device when `path` is on ext4 without a journal, else None. There, making a file soon after many
+    were deleted is slow (ext4's find_inode_bit() skips every inode deleted in the last 60 s, 360 s while its
+    inode table block is dirty, re-reading each, for every new inode: quadratic; with a journal it does not
+    look), so a small-file copy's time would depend on what the copies before it deleted. Measured here:
+    10,000 files made in 0.6 s normally, 3.7-6.5 s in the minutes after 10,000-20,000 were deleted; perf put
+    ~65% of the destination's CPU in recently_deleted(). run.py therefore keeps the small-file copies until
+    the end and puts its work directory on /dev/shm by default."""
+    st = path.stat()
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        f = line.split()
+        sep = f.index("-")
+        if f[2] == f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}" and f[sep + 1] == "ext4":
+            dev = Path(f[sep + 2]).name
+            task = Path(f"/sys/fs/ext4/{dev}/journal_task")
+            if task.exists() and task.read_text().strip() == "<none>":
+                return dev
+    return None
+
+
+def default_workdir(need_bytes: int) -> Path:
+    """A new folder under /dev/shm (tmpfs: no disk, and none of the ext4 effect above) when it has room for
+    the datasets and one big copy, else under the temp dir."""
+    shm = Path("/dev/shm")
+    if shm.is_dir() and shutil.disk_usage(shm).free > need_bytes:
+        return Path(tempfile.mkdtemp(prefix="ferry-sites-bench.", dir=shm))
+    return Path(tempfile.mkdtemp(prefix="ferry-sites-bench."))
 
 
 # -- servers ---------------------------------------------------------------------------------------
@@ -311,6 +339,19 @@ class FerryRow:
                       self.login_env(), f"ferry endpoint setup ({site})")
             self._serve(site, "endpoint", "--storage-root", storage)
 
+    def restart(self) -> None:
+        """Stops and starts the three servers (same data directories), after a change of delay: the delay
+        applies to new connections only, and the servers keep theirs open (the endpoints report to the hub
+        every 0.5 s, the hub keeps connections to the endpoints) — without this the delayed rows would use
+        undelayed connections."""
+        for site in ("hub", "a", "b"):
+            self.procs[site].stop()
+        self._serve("hub", "hub")
+        for site in ("a", "b"):
+            self._serve(site, "endpoint")
+        self._run("client", [self.binary, "ls", f"{self.ids['a']}:/", "--url", self.hub_url],
+                  self.login_env(), "ferry ls A:/ after the restart")
+
     def collections(self) -> None:
         """The mapped collection ids of A and B: each endpoint prints its own when it starts ("mapped
         collection id <uuid>"); the hub must list both, and the person must see A's datasets there."""
@@ -341,24 +382,15 @@ class FerryRow:
 
 
 def task_detail(out: str) -> str:
-    """What the task document (`ferry --format json transfer --wait` prints it at the end) says of the task's own
-    time, as against the command's."""
+    """What the task document says (`ferry --format json transfer --wait` prints it at the end); its times have
+    a resolution of one second."""
     start = out.rfind("\n{")
     try:
         doc = json.loads(out[start + 1:] if start >= 0 else out)
     except ValueError:
         return ""
-    parts = []
-    for k in ("request_time", "completion_time", "files_transferred", "bytes_checksummed", "faults"):
-        if k in doc:
-            parts.append(f"{k} {doc[k]}")
-    try:
-        t0 = datetime.datetime.fromisoformat(doc["request_time"])
-        t1 = datetime.datetime.fromisoformat(doc["completion_time"])
-        parts.insert(0, f"task {(t1 - t0).total_seconds():.2f} s by its own times")
-    except (KeyError, TypeError, ValueError):
-        pass
-    return "; ".join(parts)
+    keys = ("request_time", "completion_time", "files_transferred", "bytes_checksummed", "faults")
+    return "task: " + ", ".join(f"{k} {doc[k]}" for k in keys if k in doc)
 
 
 # -- running ----------------------------------------------------------------------------------------
@@ -378,34 +410,40 @@ class CpuWatch:
         self.rows: list[str] = []
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.site_of: dict[str, str] = {}
 
     def _snapshot(self) -> dict[int, tuple[str, float]]:
+        """Every process whose network namespace is a site's (what `ip netns pids` does, without a process)."""
+        if not self.site_of:
+            self.site_of = {f"net:[{os.stat(f'/run/netns/{self.sites.ns(s)}').st_ino}]": s for s in self.names}
         snap: dict[int, tuple[str, float]] = {}
-        for site in self.names:
-            out = subprocess.run(["ip", "netns", "pids", self.sites.ns(site)], capture_output=True, text=True,
-                                 timeout=10).stdout
-            for pid in map(int, out.split()):
-                try:
-                    stat = Path(f"/proc/{pid}/stat").read_text()
-                except OSError:
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                site = self.site_of.get(os.readlink(f"/proc/{name}/ns/net"))
+                if site is None:
                     continue
-                comm = stat[stat.index("(") + 1:stat.rindex(")")]
-                fields = stat[stat.rindex(")") + 2:].split()
-                snap[pid] = (f"{site}/{comm}", (int(fields[11]) + int(fields[12])) / self.tick)
+                stat = Path(f"/proc/{name}/stat").read_text()
+            except OSError:
+                continue
+            comm = stat[stat.index("(") + 1:stat.rindex(")")]
+            fields = stat[stat.rindex(")") + 2:].split()
+            snap[int(name)] = (f"{site}/{comm}", (int(fields[11]) + int(fields[12])) / self.tick)
         return snap
 
     def _loop(self) -> None:
-        t0 = time.monotonic()
+        t0 = t_prev = time.monotonic()
         prev = self.first
         while not self.stopped.wait(self.every):
-            now = self._snapshot()
+            now, t_now = self._snapshot(), time.monotonic()
             by: dict[str, float] = {}
             for pid, (key, secs) in now.items():
                 by[key] = by.get(key, 0.0) + secs - prev.get(pid, (key, 0.0))[1]
-            self.rows.append(f"{time.monotonic() - t0:.1f}\t" + "\t".join(
-                f"{k}={v / self.every:.0%}" for k, v in sorted(by.items()) if v > 0))
+            self.rows.append(f"{t_now - t0:.1f}\t" + "\t".join(
+                f"{k}={v / (t_now - t_prev):.0%}" for k, v in sorted(by.items()) if v > 0))
             self.last.update(now)
-            prev = now
+            prev, t_prev = now, t_now
 
     def __enter__(self) -> CpuWatch:
         self.first = self._snapshot()
@@ -443,9 +481,16 @@ def run_variant(sites: kit.Sites, v: Variant, ds: Dataset, dest: Path, timeout: 
     hub1 = sites.counters("hub")
     log.write_text(out)
     log.with_suffix(".cpu.tsv").write_text("\n".join(watch.rows) + "\n")
-    cpu = {f"{v.site}/(the command)": ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime, **watch.totals()}
+    # The command itself by its rusage (exact), not as the watch saw it.
+    own = f"{v.site}/{Path(os.fspath(v.argv(dest)[0])).name[:15]}"
+    cpu = {f"{v.site}/(the command)": ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime,
+           **{k: secs for k, secs in watch.totals().items() if k != own}}
     note = f"exit {rc}: {out.strip()[-300:]}" if rc != 0 else compare(ds.manifest, manifest(dest))
-    shutil.rmtree(dest, ignore_errors=True)
+    if ds.files > 1:
+        # Deleted at the end of the benchmark, not now: see journal_less_ext4().
+        dest.rename(dest.parent / f".done-{dest.name}-{time.monotonic_ns()}")
+    else:
+        shutil.rmtree(dest, ignore_errors=True)
     hub_bytes = hub1["rx_bytes"] + hub1["tx_bytes"] - hub0["rx_bytes"] - hub0["tx_bytes"]
     detail = v.detail(out) if v.detail and rc == 0 else ""
     return Result(0.0, ds.name, v.name, not note, secs, hub_bytes, note, cpu, detail)
@@ -491,7 +536,7 @@ def table(results: list[Result], sets: dict[str, Dataset], rate: str, skipped: d
     for r in results:
         top = ", ".join(f"{k} {v:.1f}" for k, v in sorted(r.cpu.items(), key=lambda kv: -kv[1]) if v >= 0.1)
         status = "verified" if r.ok else f"FAILED: {r.note}"
-        lines.append(f"- {r.delay:g} ms {r.dataset}/{r.name}: {r.secs:.2f} s, {status}; cpu: {top}"
+        lines.append(f"- {r.delay:g} ms {r.dataset}/{r.name}: {r.secs:.2f} s, {status}; cpu: {top or '-'}"
                      + (f"; {r.detail}" if r.detail else ""))
     return "\n".join(lines)
 
@@ -507,7 +552,7 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--only", default="", help="regex on 'dataset/tool'")
     ap.add_argument("--timeout", type=float, default=900, help="seconds for one copy")
-    ap.add_argument("--workdir", type=Path, help="where datasets and copies go (default: a new temp dir)")
+    ap.add_argument("--workdir", type=Path, help="where datasets and copies go (default: a new folder under /dev/shm when it has room, else in the temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--results", type=Path, help="append the table (markdown) to this file")
     ap.add_argument("--ferry-bin", type=Path, help="the ferry binary for the Ferry rows (default: FERRY_BIN, else "
@@ -527,9 +572,14 @@ def main() -> int:
         print(f"bench/sites: missing tools; apt-get install {' '.join(missing)}", file=sys.stderr)
         return 2
 
-    base = args.workdir or Path(tempfile.mkdtemp(prefix="ferry-sites-bench."))
+    small_bytes = small_files * (args.small_kb << 10)
+    base = args.workdir or default_workdir(2 * (big_mb << 20) + small_bytes * (2 + 4 * len(delays) * args.repeats)
+                                           + (1 << 30))
     base.mkdir(parents=True, exist_ok=True)
     base.chmod(0o755)
+    fs_note = f"work directory {base} ({shutil.disk_usage(base).total >> 30} GiB, " + (
+        f"ext4 WITHOUT a journal on {dev}: small-file times depend on recent deletions, see journal_less_ext4())"
+        if (dev := journal_less_ext4(base)) else "no journal-less ext4") + ")"
     src, dst, logs = base / "a", base / "b", base / "logs"
     dst.mkdir(exist_ok=True)
     logs.mkdir(exist_ok=True)
@@ -543,7 +593,7 @@ def main() -> int:
     skipped: dict[str, str] = {}
     try:
         sets = make_datasets(src, big_mb, small_files, args.small_kb)
-        say(f"datasets: {big_mb} MiB, {small_files:,} x {args.small_kb} KiB; work {base}")
+        say(f"datasets: {big_mb} MiB, {small_files:,} x {args.small_kb} KiB; {fs_note}")
         with kit.Sites(["hub", "a", "b", "client"], rate=args.rate, rates={"client": None}) as sites:
             start_servers(sites, base, src)
             variants = tool_variants(sites, base, sets)
@@ -557,9 +607,16 @@ def main() -> int:
                 skipped["ferry"] = str(err)
                 say(f"ferry rows skipped: {err}")
             say(f"sites up: {sites.addrs}; links {args.rate} (client unshaped)")
-            for delay in delays:
+            for i, delay in enumerate(delays):
                 for site in ("hub", "a", "b"):
                     sites.delay(site, delay)
+                if i > 0 and "ferry" not in skipped and any(
+                        not args.only or re.search(args.only, f"{v.dataset}/{v.name}") for v in ferry.variants()):
+                    try:
+                        ferry.restart()  # the new delay must apply to the servers' connections too
+                    except SkipRow as err:
+                        skipped["ferry"] = f"from delay {delay:g} ms on: {err}"
+                        variants = [v for v in variants if v.name != ferry.name]
                 for r in range(args.repeats):
                     for v in variants:
                         key = f"{v.dataset}/{v.name}"
@@ -580,7 +637,8 @@ def main() -> int:
     if args.results:
         with open(args.results, "a") as f:
             f.write(f"\n## {time.strftime('%Y-%m-%d %H:%M')} rate {args.rate}, big {big_mb} MiB, "
-                    f"{small_files:,} x {args.small_kb} KiB, delays {args.delays} ms, repeats {args.repeats}\n\n"
+                    f"{small_files:,} x {args.small_kb} KiB, delays {args.delays} ms, repeats {args.repeats}, "
+                    f"ferry {ferry_binary(args.ferry_bin)}; {fs_note}\n\n"
                     f"{text}\n")
     return 0 if all(r.ok for r in results) else 1
 
