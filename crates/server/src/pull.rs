@@ -512,6 +512,7 @@ impl Connector for RemoteSource {
             source: self.0.clone(),
             entry,
             path: path.to_string(),
+            open: Default::default(),
         }))
     }
 
@@ -588,11 +589,48 @@ fn whole(dir: &str, head: PulledFile, data: Bytes, digest: Option<&Digest>) -> R
     })
 }
 
-/// A large file of the source, read in ranges (several at once, each its own request).
+/// A large file of the source, read in ranges (several at once). Each range is read in chunks; one request
+/// covers a whole window of it, and the chunks are taken from its answer as they arrive, so that a chunk does not
+/// cost a round trip (at 20 ms, a request per 2 MiB chunk left each stream idle one round trip in every chunk).
 struct RemoteReader {
     source: Arc<Source>,
     entry: Entry,
     path: String,
+    /// Answers still streaming, each with the offset its next bytes are at.
+    open: std::sync::Mutex<Vec<Window>>,
+}
+
+/// What one request asks for at most: the engine's range size, so that a range is one request.
+const WINDOW: u64 = 32 << 20;
+/// Answers kept open at once (the engine reads a few ranges of a file at a time).
+const OPEN_WINDOWS: usize = 16;
+
+type Body = std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
+/// An answer to a ranged request, read up to `next`; it ends at `end`.
+struct Window {
+    next: u64,
+    end: u64,
+    body: Body,
+    /// Bytes received past `next`.
+    held: BytesMut,
+    url: String,
+}
+
+impl RemoteReader {
+    fn take_window(&self, offset: u64) -> Option<Window> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let i = open.iter().position(|w| w.next == offset)?;
+        Some(open.swap_remove(i))
+    }
+
+    fn keep_window(&self, w: Window) {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if open.len() >= OPEN_WINDOWS {
+            open.remove(0);
+        }
+        open.push(w);
+    }
 }
 
 #[async_trait::async_trait]
@@ -602,15 +640,47 @@ impl FileReader for RemoteReader {
     }
 
     async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes> {
-        if len == 0 || offset >= self.entry.size {
+        let size = self.entry.size;
+        if len == 0 || offset >= size {
             return Ok(Bytes::new());
         }
-        let answer = self
-            .source
-            .range(&self.path, offset, Some(len as u64))
-            .await?;
-        let base = answer.url().to_string();
-        answer.bytes().await.map_err(|e| unreachable(&base, e))
+        let mut w = match self.take_window(offset) {
+            Some(w) => w,
+            None => {
+                let end = size.min(offset + WINDOW.max(len as u64));
+                let answer = self
+                    .source
+                    .range(&self.path, offset, Some(end - offset))
+                    .await?;
+                let url = answer.url().to_string();
+                Window {
+                    next: offset,
+                    end,
+                    body: Box::pin(answer.bytes_stream()),
+                    held: BytesMut::new(),
+                    url,
+                }
+            }
+        };
+        let want = (len as u64).min(w.end - w.next) as usize;
+        while w.held.len() < want {
+            match w.body.next().await {
+                Some(Ok(b)) => w.held.extend_from_slice(&b),
+                Some(Err(e)) => return Err(unreachable(&w.url, e)),
+                None => {
+                    return Err(StorageError::Io(At::new(
+                        &self.path,
+                        "the source endpoint's answer was cut short",
+                    )));
+                }
+            }
+        }
+        let out = w.held.split_to(want).freeze();
+        w.next += want as u64;
+        if w.next < w.end {
+            self.keep_window(w);
+        }
+        Ok(out)
     }
 
     /// The source's size or modification time differ from when the file was opened.
