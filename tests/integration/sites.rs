@@ -625,10 +625,15 @@ async fn a_task_credential_reads_only_its_paths_of_its_collection_until_it_expir
 
 /// Polls the hub (bounded) until task `id` ends; its document.
 async fn ended(s: &Sites, id: &str) -> Value {
+    ended_for(s, id, &s.transfer).await
+}
+
+/// [`ended`], asked with `token` (the task owner's Transfer token).
+async fn ended_for(s: &Sites, id: &str, token: &str) -> Value {
     for _ in 0..1200 {
         let (st, doc) = s
             .hub
-            .call(M::GET, &format!("/v0.10/task/{id}"), &s.transfer, None)
+            .call(M::GET, &format!("/v0.10/task/{id}"), token, None)
             .await;
         assert_eq!(st, 200, "{doc}");
         let record = s
@@ -1212,19 +1217,7 @@ async fn a_group_permission_at_the_destination_reaches_the_task() {
         .await;
     assert_eq!(st, 202, "{done}");
     let id = done["task_id"].as_str().unwrap().to_string();
-    let mut last = Value::Null;
-    for _ in 0..600 {
-        let (st, doc) = s
-            .hub
-            .call(M::GET, &format!("/v0.10/task/{id}"), &bobs, None)
-            .await;
-        assert_eq!(st, 200, "{doc}");
-        last = doc;
-        if last["status"] != "ACTIVE" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let last = ended_for(&s, &id, &bobs).await;
     assert_eq!(last["status"], "SUCCEEDED", "{last}");
     assert_eq!(
         std::fs::read(b.data_dir().join("storage/incoming/r.dat")).unwrap(),

@@ -98,12 +98,10 @@ pub async fn to_site(State(s): State<AppState>, req: Request, next: Next) -> Res
         } else {
             (req, None)
         };
-        return match pass_on(&s, &site, req).await {
-            Ok(r) => r,
-            Err(AuthError::Unavailable(_)) if again.is_some() => {
-                next.run(again.unwrap_or_default()).await
-            }
-            Err(e) => fail(e),
+        return match (pass_on(&s, &site, req).await, again) {
+            (Ok(r), _) => r,
+            (Err(AuthError::Unavailable(_)), Some(again)) => next.run(again).await,
+            (Err(e), _) => fail(e),
         };
     }
     let (req, id) = if path == "/v0.10/shared_endpoint" {
