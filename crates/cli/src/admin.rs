@@ -27,7 +27,7 @@ pub enum IdentityCmd {
         email: Option<String>,
         /// The password (visible to other local users in the process list; prefer --password-stdin).
         /// Without either, a password is generated and printed once.
-        #[arg(long, conflicts_with = "password_stdin")]
+        #[arg(long, conflicts_with = "password_stdin", allow_hyphen_values = true)]
         password: Option<String>,
         /// Read the password from the first line of standard input.
         #[arg(long)]

@@ -33,7 +33,13 @@ pub struct Connection {
     /// Act as this application (client credentials) instead of the stored login.
     #[arg(long, env = "FERRY_CLIENT_ID", requires = "client_secret")]
     pub client_id: Option<String>,
-    #[arg(long, env = "FERRY_CLIENT_SECRET", hide_env_values = true)]
+    /// Its secret (base64url: it may begin with '-', which is taken as the value, not an option).
+    #[arg(
+        long,
+        env = "FERRY_CLIENT_SECRET",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
     pub client_secret: Option<String>,
     /// A CA certificate to trust (a server with a self-signed certificate, e.g. the <data dir>/tls/ca.pem that
     /// `ferry serve --tls` prints) [default: GLOBUS_SDK_VERIFY_SSL when it names a file, the login's CA, or

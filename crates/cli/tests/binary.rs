@@ -64,3 +64,38 @@ fn completion_scripts_for_each_shell() {
         assert!(text.contains("create-guest"), "{shell}");
     }
 }
+
+/// Generated client secrets are base64url and about one in 32 begins with '-'; such a secret is a value.
+#[test]
+fn a_secret_beginning_with_a_hyphen_is_taken_as_the_value() {
+    let dir = tempfile::tempdir().unwrap();
+    // Port 9 on loopback: nothing listens, so the command gets as far as connecting and fails there.
+    let out = ferry()
+        .args(["whoami", "--url", "http://127.0.0.1:9", "--client-id"])
+        .args([
+            "2e6d96c8-ed6d-4886-8f31-94012b0fc611",
+            "--client-secret",
+            "-Biswy0gevugfdmofH4i6Lp",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(!stderr.contains("unexpected argument"), "{stderr}");
+    let out = ferry()
+        .args([
+            "identity",
+            "create",
+            "someone",
+            "--password",
+            "-starts-with-hyphen-1A",
+            "--data-dir",
+        ])
+        .arg(dir.path().join("none"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("unexpected argument"), "{stderr}");
+}
