@@ -649,9 +649,16 @@ def ferry_login(
     return CommandResult(argv, proc.returncode or 0, out.decode(), err.decode(errors="replace"))
 
 
-def globus_login(server: FerryServer, home: Path, user: dict[str, str], *extra: str) -> CommandResult:
+def globus_login(
+    server: FerryServer,
+    home: Path,
+    user: dict[str, str],
+    *extra: str,
+    browse: t.Callable[[str], LoginResult] | None = None,
+) -> CommandResult:
     """`globus login --no-local-server`, answering its prompt with the code shown on
-    Ferry's auth-code page after logging in and consenting as `user`."""
+    Ferry's auth-code page after logging in and consenting as `user` (or as `browse(url)` does: signing
+    in through an upstream provider)."""
     argv = [globus_executable(), "login", "--no-local-server", *extra]
     proc = subprocess.Popen(
         argv,
@@ -698,7 +705,10 @@ def globus_login(server: FerryServer, home: Path, user: dict[str, str], *extra: 
         )
         assert url.startswith(f"{server.base_url}/v2/oauth2/authorize?"), url
 
-        login = browser_login(url, user["username"], user["password"])
+        if browse is not None:
+            login = browse(url)
+        else:
+            login = browser_login(url, user["username"], user["password"])
         assert login.displayed_code == login.code, login
         proc.stdin.write(login.displayed_code.encode() + b"\n")
         proc.stdin.close()

@@ -89,7 +89,7 @@ def test_the_administration_walkthrough_runs_as_written(server: FerryServer, tmp
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     (cwd / "ferry-data").symlink_to(server.data_dir)
-    (cwd / "pw.txt").write_text("bob-secret-password\n")
+    (cwd / "pw.txt").write_text("tern-lantern-8841\n")
     (cwd / "restrict.json").write_text(inline_json(admin, "restrict.json"))
     (cwd / "map.json").write_text(inline_json(admin, "map.json"))
     imaging = tmp_path / "imaging"

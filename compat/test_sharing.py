@@ -10,6 +10,7 @@ e-mail invitation redeemed through the browser pages."""
 from __future__ import annotations
 
 import email
+import html
 import os
 import re
 import time
@@ -329,7 +330,15 @@ def test_email_invitation(server: FerryServer, sink: Sink) -> None:
     dana = new_person(server, "dana")
     s = requests.Session()
     link = f"{server.base_url}/invitation?code={code.group(1)}"
+    # Before anything is asked, the link says what is shared, by whom, and offers to sign in.
     page = s.get(link)
+    assert page.status_code == 200, page.text
+    for shown in ("Invited", "/for-dana/", "dana@example.net", "read"):
+        assert shown in page.text, (shown, page.text)
+    assert 'name="password"' not in page.text
+    sign_in = re.search(r'id="sign-in" href="([^"]+)"', page.text)
+    assert sign_in, page.text
+    page = s.get(server.base_url + html.unescape(sign_in.group(1)))
     assert "/v2/web/login" in page.url, page.url
     # the login form's anti-forgery token, bound to the pre-login cookie the session now holds
     login_csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
@@ -344,3 +353,6 @@ def test_email_invitation(server: FerryServer, sink: Sink) -> None:
     assert (bound["principal_type"], bound["principal"]) == ("identity", dana["id"])
     again = s.post(f"{server.base_url}/invitation", data={"code": code.group(1), "csrf": csrf})
     assert "already been redeemed" in again.text
+    # The link itself now says so, to anyone, before asking anything.
+    used = requests.get(link)
+    assert used.status_code == 410 and "already been accepted" in used.text, used.text

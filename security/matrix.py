@@ -335,7 +335,8 @@ def rows() -> list[Row]:
 
 
 PAGES = {"/v2/oauth2/authorize", "/v2/web/login", "/invitation", "/v2/web/consent", "/v2/web/auth-code",
-         "/v2/web/logout"}
+         "/v2/web/logout", "/v2/web/password", "/v2/web/login/upstream", "/v2/web/login/callback",
+         "/v2/web/identities", "/v2/web/identities/link", "/v2/web/identities/unlink"}
 
 
 def _json(text: str) -> t.Any:

@@ -42,12 +42,12 @@ def test_a_download_from_an_endpoint_does_not_pass_through_the_hub(tmp_path: Pat
         hub = s.spawn("hub", [FERRY, "serve", "--role", "hub", "--data-dir", tmp_path / "hub", "--listen",
                               f"{s.addr('hub')}:8400"], env=env, log=tmp_path / "hub.log")
         s.wait_tcp("client", "hub", 8400, proc=hub)
-        made = subprocess.run([FERRY, "identity", "create", "olive", "--password", "olive-password-1",
+        made = subprocess.run([FERRY, "identity", "create", "olive", "--password", "harbour-light-5520",
                                "--data-dir", tmp_path / "hub"], env=env, capture_output=True, text=True)
         assert made.returncode == 0, made.stderr
         home = tmp_path / "olive"
         s.run("client", [PYTHON, DRIVER, "join", hub_url, public, tmp_path / "a", home, "olive@ferry.local",
-                         "olive-password-1"], env=driver_env)
+                         "harbour-light-5520"], env=driver_env)
         site = json.loads((tmp_path / "a" / "endpoint.json").read_text())
         ep = s.spawn("a", [FERRY, "serve", "--role", "endpoint", "--data-dir", tmp_path / "a", "--listen",
                            f"{s.addr('a')}:8500"], env=env, log=tmp_path / "a.log")
@@ -66,7 +66,7 @@ def test_a_download_from_an_endpoint_does_not_pass_through_the_hub(tmp_path: Pat
 
         before = s.counters("hub")
         got = s.run("client", [PYTHON, DRIVER, "get", hub_url, collection, "/scan.bin", tmp_path / "scan.bin",
-                               home, "olive@ferry.local", "olive-password-1"], env=driver_env, check=False)
+                               home, "olive@ferry.local", "harbour-light-5520"], env=driver_env, check=False)
         after = s.counters("hub")
         assert got.returncode == 0, got.stdout + got.stderr + (tmp_path / "a.log").read_text()[-3000:]
         assert hashlib.sha256((tmp_path / "scan.bin").read_bytes()).digest() == hashlib.sha256(data).digest()
@@ -82,7 +82,7 @@ def test_a_download_from_an_endpoint_does_not_pass_through_the_hub(tmp_path: Pat
 #: The issue's sizes with FERRY_SITES_FULL=1 (10,000 small files, 200 medium, one of 1 GiB); CI's by default.
 FULL = os.environ.get("FERRY_SITES_FULL") == "1"
 SMALL_FILES, MEDIUM_FILES, BIG_MB = (10_000, 200, 1024) if FULL else (2_000, 24, 192)
-PASSWORD = "olive-password-1"
+PASSWORD = "harbour-light-5520"
 #: Endpoints retry quickly, so that a fault costs the test seconds, not minutes.
 ENDPOINT_CONFIG = "[transfer]\nretry_base_ms = 200\ninactive_retry_secs = 2\ninactive_after_faults = 4\n"
 

@@ -88,6 +88,7 @@ fn access_check(c: &mut Criterion) {
         identity: Some(caller),
         username: Some("bench@uni.edu"),
         groups: &groups,
+        linked: &[],
     };
     // Allowed through the caller's own rule, four levels down.
     let mine = "/run25/job775/output/part-0001.h5";

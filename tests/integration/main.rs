@@ -1,5 +1,6 @@
 //! The one integration-test binary: every test starts a real Ferry server on 127.0.0.1:0 and talks HTTP to it.
 
+mod accounts;
 mod auth_checklist;
 mod auth_hardening;
 mod authorize;
@@ -9,6 +10,7 @@ mod data_access;
 mod data_hardening;
 mod endpoint_hardening;
 mod groups;
+mod invitations;
 mod manager;
 mod server;
 mod sharing;

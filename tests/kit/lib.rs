@@ -16,6 +16,7 @@ pub use ferry_server;
 
 pub mod data;
 pub mod endpoint;
+pub mod mail;
 
 pub struct TestServer {
     pub running: Running,

@@ -291,6 +291,12 @@ impl Auth {
 
     /// Checks a person's username and password and opens a browser session; returns the session secret.
     pub async fn login(&self, username: &str, password: &str, peer: &str) -> Result<String> {
+        if !self.cfg.local_accounts {
+            return Err(AuthError::Forbidden(
+                "Accounts of this server are switched off; sign in through your organization."
+                    .into(),
+            ));
+        }
         let key = Self::limiter_key("login", &username.to_ascii_lowercase(), peer);
         if let Some(retry_after) = self.limiter.blocked(&key, peer) {
             return Err(AuthError::SlowDown { retry_after });
@@ -312,6 +318,11 @@ impl Auth {
                 return Err(AuthError::LoginFailed);
             }
         };
+        self.open_session(&identity).await
+    }
+
+    /// Opens a browser session for an identity that just proved who it is; returns the session secret.
+    pub async fn open_session(&self, identity: &Identity) -> Result<String> {
         let token = secrets::random_secret("fss_")?;
         let now = self.now();
         self.store

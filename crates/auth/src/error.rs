@@ -37,6 +37,9 @@ pub enum AuthError {
     /// A service this one relies on (an endpoint's hub) cannot answer now; trying again later may work.
     #[error("{0}")]
     Unavailable(String),
+    /// An upstream identity provider cannot be reached, or answered what cannot be used.
+    #[error("{0}")]
+    Upstream(String),
 }
 
 impl From<StoreError> for AuthError {

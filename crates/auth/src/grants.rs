@@ -493,14 +493,15 @@ impl Auth {
         let include = form.get("include").map(String::as_str).unwrap_or("");
         let included = |what: &str| include.split(',').any(|i| i.trim() == what);
         if included("identity_set") {
-            out["identity_set"] = json!([identity.id]);
+            let set = self.identity_set(&identity).await?;
+            out["identity_set"] = json!(set.iter().map(|i| i.id).collect::<Vec<_>>());
         }
         if included("session_info") {
             out["session_info"] = json!(self.session_info(&rec));
         }
         // Ferry's own: the groups an endpoint checks permissions against, told only to joined endpoints.
         if included("ferry_groups") && self.store.get_site(caller.id).await?.is_some() {
-            out["ferry_groups"] = json!(self.store.active_group_ids(identity.id).await?);
+            out["ferry_groups"] = json!(self.group_ids_of_set(&identity).await?);
         }
         Ok(out)
     }

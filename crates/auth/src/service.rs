@@ -33,6 +33,10 @@ pub struct AuthConfig {
     pub refresh_absolute_lifetime: i64,
     pub code_lifetime: i64,
     pub session_lifetime: i64,
+    /// Upstream OpenID Connect providers people may sign in through.
+    pub providers: Vec<crate::federation::ProviderConfig>,
+    /// Whether Ferry's own username-and-password accounts may sign in on the login page.
+    pub local_accounts: bool,
     /// Where expiry, issue and login times come from.
     pub clock: SharedClock,
 }
@@ -47,6 +51,8 @@ impl AuthConfig {
             refresh_absolute_lifetime: 365 * 86400,
             code_lifetime: 600,
             session_lifetime: 8 * 3600,
+            providers: Vec::new(),
+            local_accounts: true,
             clock: ferry_core::clock::system(),
         }
     }
@@ -84,6 +90,7 @@ pub struct Auth {
     pub(crate) limiter: FailureLimiter,
     /// The id of Ferry's own identity provider (local accounts), stable per installation.
     pub(crate) idp_id: Uuid,
+    pub(crate) upstream: crate::federation::Upstream,
     /// Argon2 checks running at once; more wait here, off the runtime's threads.
     pub(crate) hashing: tokio::sync::Semaphore,
 }
@@ -159,6 +166,7 @@ impl Auth {
             signer: Signer::from_stored(&signing)?,
             limiter: FailureLimiter::new(10, 60, cfg.clock.clone()),
             idp_id: Uuid::parse_str(&idp).map_err(|e| AuthError::Internal(e.to_string()))?,
+            upstream: crate::federation::Upstream::new(cfg.providers.clone())?,
             hashing: tokio::sync::Semaphore::new(CONCURRENT_PASSWORD_CHECKS),
             cfg,
         })
@@ -166,7 +174,7 @@ impl Auth {
 
     /// Runs Argon2 work on a blocking thread, at most [`CONCURRENT_PASSWORD_CHECKS`] at once: a flood of
     /// logins queues here instead of occupying the threads every other request needs.
-    async fn password_work<T: Send + 'static>(
+    pub(crate) async fn password_work<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T> {
@@ -264,12 +272,8 @@ impl Auth {
     ) -> Result<CreatedIdentity> {
         let username = Identity::person_username(username, &self.cfg.domain)
             .map_err(AuthError::InvalidRequest)?;
-        if let Some(p) = password
-            && p.chars().count() < 8
-        {
-            return Err(AuthError::InvalidRequest(
-                "the password must be at least 8 characters long".into(),
-            ));
+        if let Some(p) = password {
+            crate::accounts::check_strength(p, &username).map_err(AuthError::InvalidRequest)?;
         }
         let generated = match password {
             Some(_) => None,
@@ -292,6 +296,7 @@ impl Auth {
             organization: None,
             kind: IdentityKind::Person,
             created: self.now(),
+            identity_provider: None,
         };
         self.store.create_identity(&identity, Some(&hash)).await?;
         Ok(CreatedIdentity {
@@ -362,6 +367,7 @@ impl Auth {
             organization: None,
             kind: IdentityKind::Client,
             created: client.created,
+            identity_provider: None,
         };
         let secret = match new.kind {
             ClientKind::Confidential => Some(secrets::random_secret("")?),
@@ -629,7 +635,7 @@ impl Auth {
             id: i.id,
             username: i.username.clone(),
             status: "used".into(),
-            identity_provider: self.idp_id,
+            identity_provider: i.identity_provider.unwrap_or(self.idp_id),
             identity_type: "login".into(),
             name: Some(i.name.clone()),
             email: i.email.clone(),
@@ -686,29 +692,71 @@ impl Auth {
         Ok(out)
     }
 
-    fn identity_set_entry(&self, i: &Identity) -> Value {
-        json!({
-            "sub": i.id, "username": i.username, "name": i.name, "email": i.email,
-            "organization": i.organization, "identity_provider": self.idp_id,
-            "identity_provider_display_name": "Ferry", "status": "used",
-            "last_authentication": Value::Null,
-        })
+    /// The provider an identity signs in through, and what to call it.
+    pub fn provider_of<'a>(&'a self, i: &'a Identity) -> (Uuid, &'a str) {
+        match i.identity_provider {
+            // Site accounts' provider: their organization is the display name given at `ferry oidc create`.
+            Some(p) => (
+                p,
+                self.upstream
+                    .display_name(p)
+                    .or(i.organization.as_deref())
+                    .unwrap_or("Ferry"),
+            ),
+            None => (self.idp_id, "Ferry"),
+        }
+    }
+
+    /// The identities linked with `i` (the identity itself first when it is alone), as Globus lists them in
+    /// `identity_set`.
+    pub async fn identity_set(&self, i: &Identity) -> Result<Vec<Identity>> {
+        let set = self.store.identity_set(i.id).await?;
+        Ok(if set.is_empty() { vec![i.clone()] } else { set })
+    }
+
+    fn identity_set_entries(&self, set: &[Identity]) -> Value {
+        set.iter()
+            .map(|i| {
+                let (idp, idp_name) = self.provider_of(i);
+                json!({
+                    "sub": i.id, "username": i.username, "name": i.name, "email": i.email,
+                    "organization": i.organization, "identity_provider": idp,
+                    "identity_provider_display_name": idp_name, "status": "used",
+                    "last_authentication": Value::Null,
+                })
+            })
+            .collect()
     }
 
     /// OIDC userinfo, Globus flavour (with `identity_set`). Needs a token with `openid`.
-    pub fn userinfo(&self, p: &Principal) -> Result<Value> {
+    pub async fn userinfo(&self, p: &Principal) -> Result<Value> {
         if !p.scopes.iter().any(|s| s == "openid") {
             return Err(AuthError::Forbidden(
                 "userinfo needs a token with the openid scope".into(),
             ));
         }
         let i = &p.identity;
+        let (idp, idp_name) = self.provider_of(i);
+        let set = self.identity_set(i).await?;
         Ok(json!({
             "sub": i.id, "preferred_username": i.username, "name": i.name, "email": i.email,
-            "organization": i.organization, "identity_provider": self.idp_id,
-            "identity_provider_display_name": "Ferry",
-            "identity_set": [self.identity_set_entry(i)],
+            "organization": i.organization, "identity_provider": idp,
+            "identity_provider_display_name": idp_name,
+            "identity_set": self.identity_set_entries(&set),
         }))
+    }
+
+    /// Ids of the groups any identity of `i`'s set is an active member of: memberships count for the person.
+    pub async fn group_ids_of_set(&self, i: &Identity) -> Result<Vec<Uuid>> {
+        let mut out = Vec::new();
+        for member in self.identity_set(i).await? {
+            for g in self.store.active_group_ids(member.id).await? {
+                if !out.contains(&g) {
+                    out.push(g);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// `GET /v2/api/identities/{id}/consents`: only an identity's own consents are visible to it.
@@ -910,7 +958,10 @@ impl Auth {
                 .session
                 .and_then(|s| s["auth_time"].as_i64())
                 .unwrap_or(now);
-            Some(self.id_token(req.identity, req.client.id, req.nonce, now, auth_time)?)
+            Some(
+                self.id_token(req.identity, req.client.id, req.nonce, now, auth_time)
+                    .await?,
+            )
         } else {
             None
         };
@@ -926,7 +977,7 @@ impl Auth {
         })
     }
 
-    fn id_token(
+    async fn id_token(
         &self,
         i: &Identity,
         client_id: Uuid,
@@ -934,13 +985,15 @@ impl Auth {
         now: i64,
         auth_time: i64,
     ) -> Result<String> {
+        let (idp, idp_name) = self.provider_of(i);
+        let set = self.identity_set(i).await?;
         let mut claims = json!({
             "iss": self.cfg.issuer, "sub": i.id, "aud": client_id.to_string(), "azp": client_id.to_string(),
             "iat": now, "exp": now + self.cfg.access_token_lifetime, "auth_time": auth_time,
             "preferred_username": i.username, "name": i.name, "email": i.email,
-            "organization": i.organization, "identity_provider": self.idp_id,
-            "identity_provider_display_name": "Ferry",
-            "identity_set": [self.identity_set_entry(i)],
+            "organization": i.organization, "identity_provider": idp,
+            "identity_provider_display_name": idp_name,
+            "identity_set": self.identity_set_entries(&set),
         });
         if let Some(n) = nonce {
             claims["nonce"] = json!(n);

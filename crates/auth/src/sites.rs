@@ -314,13 +314,8 @@ impl Auth {
             .get_identity(t.owner)
             .await?
             .ok_or_else(|| AuthError::Forbidden(format!("the owner of task {task} is gone")))?;
-        let groups = self
-            .store
-            .groups_of(owner.id)
-            .await?
-            .into_iter()
-            .map(|g| g.id)
-            .collect();
+        // Active memberships only (an invitation not yet accepted gives nothing), of the owner's whole set.
+        let groups = self.group_ids_of_set(&owner).await?;
         Ok((t, owner, groups))
     }
 

@@ -39,6 +39,25 @@ pub enum IdentityCmd {
     Show { who: String },
     /// Delete an identity with its tokens and memberships.
     Delete { who: String },
+    /// Reset a local account's password (by id or username). Its sessions and tokens are revoked: it must log
+    /// in again everywhere. Without --password-stdin, a password is generated and printed once.
+    SetPassword {
+        who: String,
+        /// Read the new password from the first line of standard input (at least 12 characters, not the
+        /// username, not a common password).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+/// The first line of standard input, without its line ending.
+fn password_from_stdin() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password")?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
 #[derive(Subcommand)]
@@ -140,12 +159,7 @@ pub async fn identity(g: &Global, cmd: IdentityCmd) -> anyhow::Result<()> {
             password_stdin,
         } => {
             let password = if password_stdin {
-                let mut line = String::new();
-                std::io::stdin()
-                    .lock()
-                    .read_line(&mut line)
-                    .context("cannot read the password")?;
-                Some(line.trim_end_matches(['\r', '\n']).to_string())
+                Some(password_from_stdin()?)
             } else {
                 password
             };
@@ -191,6 +205,33 @@ pub async fn identity(g: &Global, cmd: IdentityCmd) -> anyhow::Result<()> {
             } else {
                 println!("Deleted {} ({})", i.username, i.id);
             }
+        }
+        IdentityCmd::SetPassword {
+            who,
+            password_stdin,
+        } => {
+            let i = find(&auth, &who).await?;
+            let chosen = if password_stdin {
+                Some(password_from_stdin()?)
+            } else {
+                None
+            };
+            let generated = auth
+                .set_password(i.id, chosen.as_deref())
+                .await
+                .map_err(explain)?;
+            let mut v =
+                json!({"id": i.id, "username": i.username, "sessions_and_tokens": "revoked"});
+            let mut fields = vec![
+                ("ID", "id"),
+                ("Username", "username"),
+                ("Sessions and tokens", "sessions_and_tokens"),
+            ];
+            if let Some(p) = &generated {
+                v["password"] = json!(p);
+                fields.push(("Password (shown once)", "password"));
+            }
+            print_record(g.format, &v, &fields);
         }
     }
     Ok(())

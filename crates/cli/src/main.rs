@@ -6,6 +6,7 @@ mod files;
 mod local;
 mod login;
 mod manage;
+mod oidc;
 mod output;
 mod serve;
 mod session;
@@ -61,6 +62,10 @@ enum Command {
     /// Manage OAuth2 clients (applications). Runs on the server host, against the data directory.
     #[command(subcommand)]
     Client(admin::ClientCmd),
+    /// Site accounts: the host's Unix/LDAP accounts sign in with their password, checked through PAM, as an
+    /// identity domain of their own. Runs on the server host, against the data directory.
+    #[command(subcommand)]
+    Oidc(oidc::OidcCmd),
     /// Manage groups through the Groups API, as a client (the administrator's by default).
     #[command(subcommand)]
     Group(api::GroupCmd),
@@ -208,6 +213,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(&cli.global, args).await,
             Command::Identity(cmd) => admin::identity(&cli.global, cmd).await,
             Command::Client(cmd) => admin::client(&cli.global, cmd).await,
+            Command::Oidc(cmd) => oidc::oidc(&cli.global, cmd).await,
             Command::Group(cmd) => api::group(&cli.global, cmd).await,
             Command::Login(a) => login::login(&cli.global, a).await,
             Command::Logout => login::logout(&cli.global).await,

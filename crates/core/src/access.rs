@@ -34,6 +34,8 @@ pub struct Caller<'a> {
     /// `name@domain`: authentication policies admit callers by domain.
     pub username: Option<&'a str>,
     pub groups: &'a [Uuid],
+    /// The other identities linked with this one: rules and roles naming any of them apply.
+    pub linked: &'a [crate::Identity],
 }
 
 impl Caller<'_> {
@@ -41,7 +43,13 @@ impl Caller<'_> {
         identity: None,
         username: None,
         groups: &[],
+        linked: &[],
     };
+
+    /// Whether `id` is the caller or one of its linked identities.
+    pub fn is_identity(&self, id: Uuid) -> bool {
+        self.identity == Some(id) || self.linked.iter().any(|i| i.id == id)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -575,6 +583,10 @@ impl GuestLayers {
         caller.identity.is_some_and(|id| {
             self.manager_ids.contains(&id)
                 || caller
+                    .linked
+                    .iter()
+                    .any(|i| self.manager_ids.contains(&i.id))
+                || caller
                     .groups
                     .iter()
                     .any(|g| self.manager_groups.contains(g))
@@ -593,6 +605,7 @@ impl GuestLayers {
         }
         if let Some(p) = &self.auth_policy
             && !p.admits(caller.username)
+            && !caller.linked.iter().any(|i| p.admits(Some(&i.username)))
         {
             return (Access::None, PermissionSource::PolicyRefused(p.id));
         }
@@ -639,7 +652,7 @@ fn applies(p: &AclPrincipal, caller: &Caller<'_>) -> bool {
     match p {
         AclPrincipal::Anonymous => true,
         AclPrincipal::AllAuthenticatedUsers => caller.identity.is_some(),
-        AclPrincipal::Identity(id) => caller.identity == Some(*id),
+        AclPrincipal::Identity(id) => caller.is_identity(*id),
         AclPrincipal::Group(g) => caller.identity.is_some() && caller.groups.contains(g),
         AclPrincipal::Invitation(_) => false,
     }
@@ -725,6 +738,7 @@ mod tests {
             identity: Some(Uuid::new_v4()),
             username: None,
             groups: &[],
+            linked: &[],
         };
         assert_eq!(
             p.check(&me, "/ana/x", Action::Write, 0),
@@ -783,6 +797,7 @@ mod tests {
             identity: Some(id),
             username: None,
             groups,
+            linked: &[],
         };
         let o = who(owner, &[]);
         // The owner has rw on /, bounded by the sharing restrictions and the gateway.
@@ -920,6 +935,7 @@ mod tests {
                     identity: Some(id),
                     username: None,
                     groups,
+                    linked: &[],
                 },
                 "/f",
                 Action::Write,
@@ -969,6 +985,7 @@ mod tests {
             identity: Some(id),
             username: Some(username),
             groups: &[],
+            linked: &[],
         };
         assert!(
             p.check(
@@ -992,6 +1009,42 @@ mod tests {
             p.check(&caller(owner, "o@corp.com"), "/f", Action::Write, 0)
                 .is_ok()
         );
+        // Eve signed in at corp.com with an identity at uni.edu linked: the policy admits her set.
+        let uni = [crate::Identity {
+            id: Uuid::new_v4(),
+            username: "eve@uni.edu".into(),
+            name: "Eve".into(),
+            email: None,
+            organization: None,
+            kind: crate::IdentityKind::Person,
+            created: 0,
+            identity_provider: None,
+        }];
+        let linked = Caller {
+            linked: &uni,
+            ..who
+        };
+        assert!(p.check(&linked, "/f", Action::Read, 0).is_ok());
+        // A rule naming the linked identity applies to the caller too.
+        let named = CollectionPolicy::build(&PolicyInputs {
+            collection: &c,
+            mapped: Some(&m),
+            gateway: &g,
+            account: ANA,
+            sharing_policies: &[],
+            acl_rules: &[rule(
+                &c,
+                AclPrincipal::Identity(uni[0].id),
+                "/",
+                false,
+                None,
+            )],
+            roles: &[],
+            guest_auth_policy: None,
+        })
+        .unwrap();
+        assert!(named.check(&linked, "/f", Action::Read, 0).is_ok());
+        assert!(named.check(&who, "/f", Action::Read, 0).is_err());
     }
 
     #[test]

@@ -39,6 +39,10 @@ pub struct Identity {
     pub organization: Option<String>,
     pub kind: IdentityKind,
     pub created: Timestamp,
+    /// The upstream provider (or site-account domain) the identity signs in through; None for Ferry's own
+    /// local accounts and applications.
+    #[serde(default)]
+    pub identity_provider: Option<Uuid>,
 }
 
 impl Identity {

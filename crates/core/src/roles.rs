@@ -25,12 +25,18 @@ use crate::endpoint::{CollectionDoc, RoleDoc, RoleName, RolePrincipal};
 pub struct Who<'a> {
     pub identity: Uuid,
     pub groups: &'a [Uuid],
+    /// The other identities linked with this one: roles naming any of them are the caller's.
+    pub linked: &'a [crate::Identity],
 }
 
 impl Who<'_> {
+    pub fn is_identity(&self, id: Uuid) -> bool {
+        id == self.identity || self.linked.iter().any(|i| i.id == id)
+    }
+
     pub fn is(&self, principal: &str) -> bool {
         match RolePrincipal::parse(principal) {
-            Some(RolePrincipal::Identity(id)) => id == self.identity,
+            Some(RolePrincipal::Identity(id)) => self.is_identity(id),
             Some(RolePrincipal::Group(g)) => self.groups.contains(&g),
             None => false,
         }
@@ -56,7 +62,7 @@ pub fn endpoint_roles(who: Who, owner: Option<Uuid>, rows: &[RoleDoc]) -> Roles 
         .filter(|row| row.collection.is_none() && who.is(&row.principal))
         .map(|row| row.role)
         .collect();
-    if owner == Some(who.identity) {
+    if owner.is_some_and(|o| who.is_identity(o)) {
         r.insert(RoleName::Owner);
     }
     implied(r)
@@ -74,7 +80,7 @@ pub fn collection_roles(
         .filter(|row| row.collection == Some(collection.id) && who.is(&row.principal))
         .map(|row| row.role)
         .collect();
-    if collection.identity_id == Some(who.identity) {
+    if collection.identity_id.is_some_and(|o| who.is_identity(o)) {
         r.insert(RoleName::Administrator);
     }
     for inherited in [
@@ -144,10 +150,12 @@ mod tests {
         let ana_w = Who {
             identity: ana,
             groups: &[],
+            linked: &[],
         };
         let bob_w = Who {
             identity: bob,
             groups: &groups,
+            linked: &[],
         };
         let c = coll(ana);
         let rows = vec![
@@ -181,6 +189,7 @@ mod tests {
         let s = Who {
             identity: Uuid::new_v4(),
             groups: &[],
+            linked: &[],
         };
         let ep_s = endpoint_roles(s, Some(ana), &rows);
         let c_s = collection_roles(s, &ep_s, &c, &rows);
@@ -189,6 +198,32 @@ mod tests {
                 && !sees_collection(&ep_s, &c_s, false)
                 && sees_collection(&ep_s, &c_s, true)
         );
+        // Signed in as another identity linked with Bob's: Bob's roles are the caller's; so is ownership.
+        let bobs = [crate::Identity {
+            id: bob,
+            username: "bob@uni.example".into(),
+            name: "Bob".into(),
+            email: None,
+            organization: None,
+            kind: crate::IdentityKind::Person,
+            created: 0,
+            identity_provider: None,
+        }];
+        let linked = Who {
+            identity: Uuid::new_v4(),
+            groups: &[],
+            linked: &bobs,
+        };
+        let c_linked = collection_roles(linked, &Roles::new(), &c, &rows);
+        assert!(manages_permissions(&c_linked));
+        let mut owned = c.clone();
+        owned.identity_id = Some(bob);
+        assert!(manages_collection_roles(&collection_roles(
+            linked,
+            &Roles::new(),
+            &owned,
+            &rows
+        )));
         // Endpoint administrators administer every collection.
         let admin = Uuid::new_v4();
         let rows2 = vec![row(
@@ -199,6 +234,7 @@ mod tests {
         let a = Who {
             identity: admin,
             groups: &[],
+            linked: &[],
         };
         let ep_a = endpoint_roles(a, Some(ana), &rows2);
         assert!(manages_endpoint_roles(&ep_a));

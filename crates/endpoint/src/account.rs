@@ -206,6 +206,7 @@ mod tests {
             organization: None,
             kind: IdentityKind::Person,
             created: 0,
+            identity_provider: None,
         }
     }
 

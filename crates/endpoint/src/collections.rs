@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use ferry_core::access::{Account, Action, Caller, CollectionPolicy, PolicyInputs};
+use ferry_core::access::{Account, Action, CollectionPolicy, PolicyInputs};
 use ferry_core::endpoint::{CollectionDoc, CollectionType, UserCredentialDoc};
 use ferry_core::path;
 use ferry_core::restrictions::{Home, PathRestrictions};
@@ -346,11 +346,7 @@ impl Endpoint {
             roles: &[],
             guest_auth_policy: None,
         })?;
-        let caller = Caller {
-            identity: Some(who.identity.id),
-            username: Some(&who.identity.username),
-            groups: &who.groups,
-        };
+        let caller = who.caller();
         // The creator names the folder in the mapped collection's paths: so do the messages.
         let connector: Arc<dyn Connector> =
             Arc::new(Scoped::new(storage, policy.mapped_root().unwrap_or("/")));

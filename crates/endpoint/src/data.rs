@@ -165,11 +165,7 @@ impl CollectionAccess {
                 gateway,
                 ..
             } => {
-                let caller = Caller {
-                    identity: Some(self.who.identity.id),
-                    username: Some(self.who.identity.username.as_str()),
-                    groups: &self.who.groups,
-                };
+                let caller = self.who.caller();
                 policy
                     .check(&caller, path, action, self.clock.now())
                     .map_err(|r| {
@@ -298,9 +294,11 @@ impl Endpoint {
         task: Uuid,
     ) -> Result<Requester> {
         match &self.settings.remote {
+            // The hub tells the groups of the owner's whole identity set, not its linked identities yet.
             Some(remote) => Ok(Requester {
                 groups: remote.owner_groups(task).await?,
                 identity,
+                linked: Vec::new(),
             }),
             None => self.requester(identity).await,
         }
@@ -379,12 +377,7 @@ impl Endpoint {
                 gateway,
                 ..
             } => {
-                let groups: &[Uuid] = who.map(|w| w.groups.as_slice()).unwrap_or(&[]);
-                let caller = Caller {
-                    identity,
-                    username: who.map(|w| w.identity.username.as_str()),
-                    groups,
-                };
+                let caller = who.map(Requester::caller).unwrap_or(Caller::ANONYMOUS);
                 self.check_on(policy, connector, *gateway, &caller, &path, action, last)
                     .await
             }

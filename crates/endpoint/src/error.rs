@@ -24,6 +24,9 @@ pub enum EndpointError {
     AccessDenied(String),
     #[error("{0}")]
     Conflict(String),
+    /// The thing existed and is no more (an invitation used, expired or withdrawn); the message says which.
+    #[error("{0}")]
+    Gone(String),
     /// The storage answered with an error (missing file, existing name, full disk, ...).
     #[error(transparent)]
     Storage(#[from] StorageError),

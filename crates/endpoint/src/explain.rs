@@ -91,12 +91,10 @@ impl Endpoint {
                 ..
             } => (policy, connector, account),
         };
-        let groups = who.as_ref().map(|w| w.groups.clone()).unwrap_or_default();
-        let caller = Caller {
-            identity: who.as_ref().map(|w| w.identity.id),
-            username: who.as_ref().map(|w| w.identity.username.as_str()),
-            groups: &groups,
-        };
+        let caller = who
+            .as_ref()
+            .map(|w| w.caller())
+            .unwrap_or(Caller::ANONYMOUS);
         let now = self.now();
         let report = |p: &str, e: Explanation| AccessReport {
             account: Some(account.clone()),

@@ -21,6 +21,7 @@ mod explain;
 mod gateways;
 pub mod index;
 mod info;
+mod invitation;
 pub mod listing;
 mod permissions;
 mod policy;
@@ -45,6 +46,7 @@ pub use error::{EndpointError, Result};
 pub use explain::AccessReport;
 pub use index::{SearchPage, SearchQuery};
 pub use info::Defaults;
+pub use invitation::{InvitationPreview, Inviter};
 pub use permissions::MAX_RULES;
 
 /// The name of an endpoint nobody named.
@@ -114,7 +116,10 @@ impl Settings {
 #[derive(Debug, Clone)]
 pub struct Requester {
     pub identity: Identity,
+    /// Groups any identity of the caller's set is an active member of.
     pub groups: Vec<Uuid>,
+    /// The other identities linked with this one: what names them names the caller.
+    pub linked: Vec<Identity>,
 }
 
 impl Requester {
@@ -122,7 +127,7 @@ impl Requester {
     pub(crate) fn named_by(&self, p: &ferry_core::acl::AclPrincipal) -> bool {
         use ferry_core::acl::AclPrincipal as P;
         match p {
-            P::Identity(id) => *id == self.identity.id,
+            P::Identity(id) => self.who().is_identity(*id),
             P::Group(g) => self.groups.contains(g),
             P::AllAuthenticatedUsers | P::Anonymous => true,
             P::Invitation(_) => false,
@@ -133,6 +138,17 @@ impl Requester {
         Who {
             identity: self.identity.id,
             groups: &self.groups,
+            linked: &self.linked,
+        }
+    }
+
+    /// The caller as the access check sees it.
+    pub fn caller(&self) -> ferry_core::access::Caller<'_> {
+        ferry_core::access::Caller {
+            identity: Some(self.identity.id),
+            username: Some(&self.identity.username),
+            groups: &self.groups,
+            linked: &self.linked,
         }
     }
 }
@@ -196,8 +212,21 @@ impl Endpoint {
 
     /// The caller with its current groups.
     pub async fn requester(&self, identity: Identity) -> Result<Requester> {
-        let groups = self.store.active_group_ids(identity.id).await?;
-        Ok(Requester { identity, groups })
+        let set = self.store.identity_set(identity.id).await?;
+        let mut groups = Vec::new();
+        for member in set.iter().map(|i| i.id).chain([identity.id]) {
+            for g in self.store.active_group_ids(member).await? {
+                if !groups.contains(&g) {
+                    groups.push(g);
+                }
+            }
+        }
+        let linked = set.into_iter().filter(|i| i.id != identity.id).collect();
+        Ok(Requester {
+            identity,
+            groups,
+            linked,
+        })
     }
 
     /// An identity named in a request (a permission's or role's principal, an owner): from the store, else

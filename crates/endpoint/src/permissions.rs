@@ -120,7 +120,7 @@ fn new_code() -> (String, String) {
     (code, hash)
 }
 
-fn hash_code(code: &str) -> String {
+pub(crate) fn hash_code(code: &str) -> String {
     blake3::hash(code.trim().as_bytes()).to_hex().to_string()
 }
 

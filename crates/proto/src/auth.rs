@@ -145,3 +145,21 @@ pub struct SessionAuthentication {
     pub amr: Option<Vec<String>>,
     pub custom_claims: serde_json::Value,
 }
+
+/// The host's own accounts (Unix, or LDAP through the host) as an identity domain: `ferry oidc show`. The
+/// counterpart of a Globus Connect Server's OIDC server; passwords are checked through PAM.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SiteAccountsDoc {
+    #[serde(rename = "DATA_TYPE")]
+    pub data_type: String,
+    /// The identity provider id of these identities.
+    pub id: Uuid,
+    /// Identities are `<account>@<domain>`.
+    pub domain: String,
+    /// What the login page calls these accounts ("Example Lab accounts").
+    pub display_name: String,
+    /// The PAM service that checks passwords (`/etc/pam.d/<service>`).
+    pub pam_service: String,
+}
+
+pub const SITE_ACCOUNTS_TYPE: &str = "site_accounts#1.0.0";

@@ -43,6 +43,8 @@ pub struct Config {
     pub sharing: SharingSection,
     pub transfer: TransferSection,
     pub site: SiteSection,
+    /// Upstream OpenID Connect providers people sign in through (`[[identity_providers]]`; see the README).
+    pub identity_providers: Vec<ferry_auth::ProviderConfig>,
 }
 
 /// The parts of Ferry one process serves.
@@ -222,6 +224,9 @@ pub struct AuthSection {
     pub refresh_absolute_lifetime_secs: i64,
     pub code_lifetime_secs: i64,
     pub session_lifetime_secs: i64,
+    /// Whether the login page offers Ferry's own username-and-password accounts (with providers configured,
+    /// a site may switch them off).
+    pub local_accounts: bool,
 }
 
 impl Default for Config {
@@ -239,6 +244,7 @@ impl Default for Config {
             sharing: SharingSection::default(),
             transfer: TransferSection::default(),
             site: SiteSection::default(),
+            identity_providers: Vec::new(),
             role: Role::All,
         }
     }
@@ -254,6 +260,7 @@ impl Default for AuthSection {
             refresh_absolute_lifetime_secs: d.refresh_absolute_lifetime,
             code_lifetime_secs: d.code_lifetime,
             session_lifetime_secs: d.session_lifetime,
+            local_accounts: true,
         }
     }
 }
@@ -390,6 +397,14 @@ impl Config {
                 )));
             }
         }
+        ferry_auth::federation::validate_providers(&self.identity_providers, &[&a.domain])
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        if !a.local_accounts && self.identity_providers.is_empty() {
+            return Err(ConfigError::Invalid(
+                "auth.local_accounts is false and no identity_providers are configured: nobody could sign in"
+                    .into(),
+            ));
+        }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(ConfigError::Invalid(
                 "tls_cert and tls_key go together".into(),
@@ -406,6 +421,8 @@ impl Config {
         c.refresh_absolute_lifetime = a.refresh_absolute_lifetime_secs;
         c.code_lifetime = a.code_lifetime_secs;
         c.session_lifetime = a.session_lifetime_secs;
+        c.providers = self.identity_providers.clone();
+        c.local_accounts = a.local_accounts;
         c
     }
 }

@@ -23,6 +23,7 @@ fn status_of(e: &AuthError) -> StatusCode {
         AuthError::Conflict(_) => StatusCode::CONFLICT,
         AuthError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         AuthError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        AuthError::Upstream(_) => StatusCode::BAD_GATEWAY,
         AuthError::InvalidRequest(_)
         | AuthError::InvalidGrant(_)
         | AuthError::UnauthorizedClient(_)
@@ -73,7 +74,7 @@ impl IntoResponse for OAuthError {
             AuthError::InvalidScope(_) => "invalid_scope",
             AuthError::SlowDown { .. } => "slow_down",
             AuthError::Internal(_) => "server_error",
-            AuthError::Unavailable(_) => "temporarily_unavailable",
+            AuthError::Unavailable(_) | AuthError::Upstream(_) => "temporarily_unavailable",
             AuthError::Forbidden(_) => "access_denied",
             _ => "invalid_request",
         };
@@ -115,6 +116,7 @@ impl IntoResponse for AuthApiError {
             AuthError::SlowDown { .. } => ("TOO_MANY_REQUESTS", "Too Many Requests"),
             AuthError::Internal(_) => ("INTERNAL_ERROR", "Internal Server Error"),
             AuthError::Unavailable(_) => ("SERVICE_UNAVAILABLE", "Service Unavailable"),
+            AuthError::Upstream(_) => ("BAD_GATEWAY", "Bad Gateway"),
             _ => ("BAD_REQUEST", "Bad Request"),
         };
         let detail = public_message(e);
@@ -188,6 +190,7 @@ pub fn endpoint_status(e: &EndpointError) -> StatusCode {
             StatusCode::FORBIDDEN
         }
         EndpointError::Conflict(_) => StatusCode::CONFLICT,
+        EndpointError::Gone(_) => StatusCode::GONE,
         EndpointError::Storage(s) => match s {
             StorageError::NotFound(_) => StatusCode::NOT_FOUND,
             StorageError::Exists(_) | StorageError::DirectoryNotEmpty(_) => StatusCode::CONFLICT,

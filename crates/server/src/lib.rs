@@ -337,7 +337,10 @@ pub fn router(state: AppState) -> Router {
                     routes::transfer::forward::to_site,
                 )),
             )
-            .merge(routes::web::router());
+            .merge(routes::web::router())
+            .merge(routes::account::router())
+            .merge(routes::invitation::router())
+            .merge(routes::upstream::router());
     }
     if role.serves_endpoint() {
         app = app

@@ -90,6 +90,7 @@ impl SiteFile {
             organization: None,
             kind: IdentityKind::Person,
             created: now,
+            identity_provider: None,
         }
     }
 }
@@ -116,6 +117,8 @@ pub fn hub_http(ca_file: Option<&Path>) -> Result<reqwest::Client, String> {
 struct Vouched {
     identity: Identity,
     groups: Vec<Uuid>,
+    /// The other identities of the caller's set (ids only: rules and roles name identities by id).
+    linked: Vec<Uuid>,
     /// The resource servers the token is good for.
     audiences: Vec<String>,
 }
@@ -200,9 +203,24 @@ impl HubLink {
             .filter(|v| v.audiences.iter().any(|a| a == resource_server))
             .ok_or(AuthError::Unauthenticated)?;
         store.mirror_identity(&vouched.identity).await?;
+        let linked = vouched
+            .linked
+            .iter()
+            .map(|id| Identity {
+                id: *id,
+                username: String::new(),
+                name: String::new(),
+                email: None,
+                organization: None,
+                kind: IdentityKind::Person,
+                created: 0,
+                identity_provider: None,
+            })
+            .collect();
         Ok(Requester {
             identity: vouched.identity,
             groups: vouched.groups,
+            linked,
         })
     }
 
@@ -349,11 +367,13 @@ impl HubLink {
             organization: a.organization,
             kind: IdentityKind::parse(&a.identity_type).unwrap_or(IdentityKind::Person),
             created: self.clock.now(),
+            identity_provider: None,
         };
         store.mirror_identity(&identity).await?;
         Ok(Requester {
             identity,
             groups: a.groups,
+            linked: Vec::new(),
         })
     }
 
@@ -689,6 +709,7 @@ impl ferry_endpoint::IdentityDirectory for HubLink {
                 IdentityKind::Person
             },
             created: self.clock.now(),
+            identity_provider: None,
         }))
     }
 }
@@ -713,7 +734,17 @@ fn vouched(reply: &Value, now: i64) -> Option<Vouched> {
                 .collect()
         })
         .unwrap_or_default();
+    let linked = reply["identity_set"]
+        .as_array()
+        .map(|set| {
+            set.iter()
+                .filter_map(|v| v.as_str().and_then(|s| Uuid::parse_str(s).ok()))
+                .filter(|other| *other != id)
+                .collect()
+        })
+        .unwrap_or_default();
     Some(Vouched {
+        linked,
         identity: Identity {
             id,
             username: reply["username"].as_str()?.to_string(),
@@ -726,6 +757,7 @@ fn vouched(reply: &Value, now: i64) -> Option<Vouched> {
                 IdentityKind::Person
             },
             created: now,
+            identity_provider: None,
         },
         groups,
         audiences,

@@ -22,6 +22,7 @@ fn person(name: &str) -> Identity {
         organization: None,
         kind: IdentityKind::Person,
         created: 1,
+        identity_provider: None,
     }
 }
 
@@ -46,6 +47,7 @@ fn secret(hash: &str, grant: Uuid, identity: Uuid) -> SecretRecord {
 pub async fn run(store: &dyn Store) {
     meta(store).await;
     identities(store).await;
+    passwords(store).await;
     secrets(store).await;
     groups(store).await;
     endpoint(store).await;
@@ -57,10 +59,131 @@ pub async fn run(store: &dyn Store) {
     policy_inputs(store).await;
     sites(store).await;
     site_tasks(store).await;
+    federation(store).await;
 }
 
 /// Tasks between endpoints: the hub's record of a task an endpoint runs is never claimed here and takes only
 /// that endpoint's reports, until it ends; the endpoint reports its hub tasks until the end is acknowledged.
+/// Sign-ins through providers, linked sets, and sign-ins waiting for a provider.
+async fn federation(store: &dyn Store) {
+    let provider = Uuid::new_v4();
+    let mut fresh = person("fed-ana");
+    fresh.email = Some("ana@uni.example".into());
+    let first = store
+        .sign_in_external(provider, "sub-1", &fresh)
+        .await
+        .unwrap();
+    assert!(first.created);
+    assert_eq!(first.identity.identity_provider, Some(provider));
+    assert_eq!(
+        store
+            .get_identity(fresh.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .identity_provider,
+        Some(provider)
+    );
+    // Again: found by subject, whatever the new fields say; the username stays.
+    let mut renamed = person("fed-someone-else");
+    renamed.name = "Ana B.".into();
+    let again = store
+        .sign_in_external(provider, "sub-1", &renamed)
+        .await
+        .unwrap();
+    assert!(!again.created);
+    assert_eq!(again.identity.id, fresh.id);
+    assert_eq!(again.identity.username, fresh.username);
+    assert_eq!(again.identity.name, "Ana B.");
+    assert_eq!(
+        store.external_subject(fresh.id).await.unwrap(),
+        Some((provider, "sub-1".to_string()))
+    );
+    // Another subject claiming a taken username makes nothing.
+    let mut squatter = person("fed-ana");
+    squatter.id = Uuid::new_v4();
+    assert!(matches!(
+        store.sign_in_external(provider, "sub-2", &squatter).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(store.get_identity(squatter.id).await.unwrap().is_none());
+    // The same subject at another provider is someone else.
+    let other = store
+        .sign_in_external(Uuid::new_v4(), "sub-1", &person("fed-ana2"))
+        .await
+        .unwrap();
+    assert!(other.created);
+
+    // Linked sets.
+    let (a, b, c) = (person("link-a"), person("link-b"), person("link-c"));
+    for i in [&a, &b, &c] {
+        store.create_identity(i, None).await.unwrap();
+    }
+    let ids = |set: Vec<Identity>| set.into_iter().map(|i| i.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.identity_set(a.id).await.unwrap()), vec![a.id]);
+    assert!(store.identity_set(Uuid::new_v4()).await.unwrap().is_empty());
+    store.link_identity(a.id, b.id, 10).await.unwrap();
+    assert_eq!(
+        ids(store.identity_set(b.id).await.unwrap()),
+        vec![a.id, b.id]
+    );
+    // Linking again, or from the other side, changes nothing.
+    store.link_identity(b.id, a.id, 11).await.unwrap();
+    assert_eq!(
+        ids(store.identity_set(a.id).await.unwrap()),
+        vec![a.id, b.id]
+    );
+    // c with a set of its own joins a's set with its members.
+    let d = person("link-d");
+    store.create_identity(&d, None).await.unwrap();
+    store.link_identity(c.id, d.id, 12).await.unwrap();
+    store.link_identity(b.id, d.id, 13).await.unwrap();
+    assert_eq!(
+        ids(store.identity_set(d.id).await.unwrap()),
+        vec![a.id, b.id, c.id, d.id]
+    );
+    assert!(store.link_identity(a.id, a.id, 14).await.is_err());
+    // The primary leaves: the longest-linked member takes over.
+    store.unlink_identity(a.id).await.unwrap();
+    assert_eq!(ids(store.identity_set(a.id).await.unwrap()), vec![a.id]);
+    let rest = ids(store.identity_set(c.id).await.unwrap());
+    assert_eq!(rest.len(), 3);
+    assert!(!rest.contains(&a.id));
+    // Down to one: no set is left.
+    store.unlink_identity(rest[1]).await.unwrap();
+    store.unlink_identity(rest[2]).await.unwrap();
+    assert_eq!(
+        ids(store.identity_set(rest[0]).await.unwrap()),
+        vec![rest[0]]
+    );
+    // Deleting a member takes it out of its set.
+    store.link_identity(b.id, c.id, 15).await.unwrap();
+    store.delete_identity(c.id).await.unwrap();
+    assert_eq!(ids(store.identity_set(b.id).await.unwrap()), vec![b.id]);
+
+    // Waiting sign-ins: taken once, never after expiry.
+    store
+        .insert_upstream_login("st-1", "uni", "{}", 100)
+        .await
+        .unwrap();
+    store
+        .insert_upstream_login("st-2", "uni", "{\"x\":1}", 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.take_upstream_login("st-1", 50).await.unwrap(),
+        Some(("uni".to_string(), "{}".to_string()))
+    );
+    assert_eq!(store.take_upstream_login("st-1", 50).await.unwrap(), None);
+    assert_eq!(store.take_upstream_login("st-2", 100).await.unwrap(), None);
+    assert!(
+        store
+            .insert_upstream_login("st-1", "uni", "{}", 100)
+            .await
+            .is_ok()
+    );
+}
+
 async fn site_tasks(store: &dyn Store) {
     use crate::tasks::*;
     let runner = Uuid::new_v4();
@@ -744,6 +867,47 @@ async fn endpoint(store: &dyn Store) {
     // Withdrawing the permission withdraws the invitation.
     store.delete_acl_rule(pending.id).await.unwrap();
     assert_eq!(store.find_invitation("h1").await.unwrap(), None);
+    // What went is kept, to tell a removed code from a wrong one, whether it had been redeemed or not, and
+    // however it went (the collection's deletion below takes the last one).
+    let removed = store.find_removed_invitation("h1").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            removed.id,
+            removed.invited_by,
+            removed.expires_at,
+            removed.redeemed_at
+        ),
+        (invitation.id, invitation.invited_by, 100, Some(50))
+    );
+    assert_eq!(store.find_removed_invitation("h2").await.unwrap(), None);
+    let mut later = Vec::new();
+    for hash in ["h3", "h4"] {
+        let id = Uuid::new_v4();
+        let rule = AclRule {
+            id: Uuid::new_v4(),
+            principal: AclPrincipal::Invitation(id),
+            path: format!("/{hash}"),
+            ..rule.clone()
+        };
+        let inv = crate::Invitation {
+            id,
+            rule_id: rule.id,
+            code_hash: hash.into(),
+            ..invitation.clone()
+        };
+        store.create_invitation(&inv, &rule).await.unwrap();
+        later.push(rule.id);
+    }
+    assert_eq!(store.find_removed_invitation("h3").await.unwrap(), None);
+    store.delete_acl_rule(later[0]).await.unwrap();
+    assert_eq!(
+        store
+            .find_removed_invitation("h3")
+            .await
+            .unwrap()
+            .map(|r| r.redeemed_at),
+        Some(None)
+    );
 
     // Bookmarks: names are unique per owner.
     let owner = Uuid::new_v4();
@@ -796,6 +960,15 @@ async fn endpoint(store: &dyn Store) {
     assert_eq!(store.get_collection(guest.id).await.unwrap(), None);
     assert_eq!(store.get_role(role.id).await.unwrap(), None);
     assert_eq!(store.list_acl_rules(guest.id).await.unwrap(), vec![]);
+    assert_eq!(
+        store
+            .find_removed_invitation("h4")
+            .await
+            .unwrap()
+            .map(|r| r.collection_id),
+        Some(guest.id),
+        "an invitation that went with its collection is kept too"
+    );
     store.delete_gateway(gw.id).await.unwrap();
 }
 
@@ -954,6 +1127,62 @@ async fn identities(store: &dyn Store) {
         store.delete_identity(a.id).await,
         Err(StoreError::NotFound)
     ));
+}
+
+/// A new password replaces the hash and revokes every secret of the person but the session kept; other
+/// people's secrets and applications are untouched.
+async fn passwords(store: &dyn Store) {
+    let paula = person("pwd-paula");
+    let other = person("pwd-otto");
+    store.create_identity(&paula, Some("old")).await.unwrap();
+    store.create_identity(&other, Some("theirs")).await.unwrap();
+    let grant = Uuid::new_v4();
+    let mut session = secret("pw-session", grant, paula.id);
+    session.kind = SecretKind::Session;
+    let mut other_session = secret("pw-other-session", Uuid::new_v4(), paula.id);
+    other_session.kind = SecretKind::Session;
+    let mut access = secret("pw-access", grant, paula.id);
+    access.kind = SecretKind::Access;
+    for s in [
+        &session,
+        &other_session,
+        &access,
+        &secret("pw-refresh", grant, paula.id),
+        &secret("pw-otto", Uuid::new_v4(), other.id),
+    ] {
+        store.insert_secret(s).await.unwrap();
+    }
+    store
+        .set_password_hash(paula.id, "new", Some("pw-session"), 50)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.password_hash(paula.id).await.unwrap().as_deref(),
+        Some("new")
+    );
+    let revoked =
+        |h: &'static str| async move { store.get_secret(h).await.unwrap().unwrap().revoked_at };
+    assert_eq!(revoked("pw-session").await, None, "the session kept");
+    for h in ["pw-other-session", "pw-access", "pw-refresh"] {
+        assert_eq!(revoked(h).await, Some(50), "{h}");
+    }
+    assert_eq!(revoked("pw-otto").await, None, "someone else's");
+    assert_eq!(
+        store.password_hash(other.id).await.unwrap().as_deref(),
+        Some("theirs")
+    );
+    // A reset keeps nothing.
+    store
+        .set_password_hash(paula.id, "newer", None, 60)
+        .await
+        .unwrap();
+    assert_eq!(revoked("pw-session").await, Some(60));
+    assert!(matches!(
+        store.set_password_hash(Uuid::new_v4(), "x", None, 70).await,
+        Err(StoreError::NotFound)
+    ));
+    store.delete_identity(paula.id).await.unwrap();
+    store.delete_identity(other.id).await.unwrap();
 }
 
 async fn secrets(store: &dyn Store) {

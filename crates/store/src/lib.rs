@@ -2,9 +2,11 @@
 //! PostgreSQL next) implements the trait with its own migrations and passes the same conformance tests.
 
 pub mod conformance;
+pub mod federation;
 pub mod sites;
 mod sqlite;
 mod sqlite_auth;
+mod sqlite_federation;
 mod sqlite_sites;
 mod sqlite_tasks;
 pub mod tasks;
@@ -18,6 +20,7 @@ use ferry_core::endpoint::{
 use ferry_core::{Client, Group, Identity, Membership};
 use uuid::Uuid;
 
+pub use federation::{FederationStore, SignedIn};
 pub use sites::{Site, SiteCollection, SiteStore};
 pub use sqlite::SqliteStore;
 pub use tasks::TaskStore;
@@ -201,6 +204,19 @@ pub struct Invitation {
     pub redeemed_at: Option<i64>,
 }
 
+/// What is kept of an invitation whose row was deleted (its permission withdrawn, its collection deleted, or
+/// its rule merged into one the redeemer already held): enough to tell a later visitor why the code no longer
+/// works, instead of "no such invitation".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemovedInvitation {
+    pub id: Uuid,
+    pub collection_id: Uuid,
+    pub invited_by: Uuid,
+    pub expires_at: i64,
+    /// Set when it had been redeemed before it went.
+    pub redeemed_at: Option<i64>,
+}
+
 /// A person's bookmark: a named place in a collection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bookmark {
@@ -214,7 +230,7 @@ pub struct Bookmark {
 }
 
 #[async_trait]
-pub trait Store: TaskStore + SiteStore + Send + Sync + 'static {
+pub trait Store: TaskStore + SiteStore + FederationStore + Send + Sync + 'static {
     /// Returns the stored value of `key`, storing `value` first if the key was absent (first writer wins).
     async fn meta_get_or_insert(&self, key: &str, value: &str) -> Result<String>;
     async fn meta_get(&self, key: &str) -> Result<Option<String>>;
@@ -228,6 +244,16 @@ pub trait Store: TaskStore + SiteStore + Send + Sync + 'static {
     /// Deletes an identity with everything it holds (client registration, tokens, memberships).
     async fn delete_identity(&self, id: Uuid) -> Result<()>;
     async fn password_hash(&self, id: Uuid) -> Result<Option<String>>;
+    /// Replaces a person's password hash and, in the same transaction, revokes every secret issued to them
+    /// (sessions, codes, access and refresh tokens) except the session whose hash is `keep_session`: a new
+    /// password ends every other way in. `NotFound` when no person has this id.
+    async fn set_password_hash(
+        &self,
+        identity_id: Uuid,
+        hash: &str,
+        keep_session: Option<&str>,
+        now: i64,
+    ) -> Result<()>;
 
     /// Creates a client and its identity together.
     async fn create_client(
@@ -323,6 +349,9 @@ pub trait Store: TaskStore + SiteStore + Send + Sync + 'static {
     /// Marks the invitation redeemed by `identity` if it is neither redeemed nor expired at `now`; false
     /// otherwise (a code works once, even when two redeem it at the same moment).
     async fn claim_invitation(&self, id: Uuid, identity: Uuid, now: i64) -> Result<bool>;
+    /// An invitation deleted with its permission or collection, by its code's hash. Every deletion of an
+    /// invitation, however it happens (cascades included), is kept.
+    async fn find_removed_invitation(&self, code_hash: &str) -> Result<Option<RemovedInvitation>>;
 
     async fn create_bookmark(&self, bookmark: &Bookmark) -> Result<()>;
     async fn get_bookmark(&self, id: Uuid) -> Result<Option<Bookmark>>;

@@ -25,7 +25,8 @@ use serde::de::DeserializeOwned;
 
 use crate::{
     AuditFilter, AuditRecord, Bookmark, CollectionFilter, ConsentRecord, GrantRecord, Invitation,
-    IssueOutcome, Result, ScopeRecord, SecretKind, SecretRecord, Store, StoreError,
+    IssueOutcome, RemovedInvitation, Result, ScopeRecord, SecretKind, SecretRecord, Store,
+    StoreError,
 };
 
 /// The database holds signing keys and secret hashes: it is readable by its owner only (SQLite gives its WAL and
@@ -69,35 +70,39 @@ impl SqliteStore {
             .foreign_keys(true);
         let cannot =
             |e: sqlx::Error| StoreError::Backend(format!("cannot open {}: {e}", path.display()));
+        // SQLite gives sqlx no lock to migrate under: openers at once (a server starting while an admin command
+        // runs, two nodes) would each apply the same migration, and one opener's first connection (which sets
+        // WAL mode) can find the database locked by another's migration. A lock file beside the database makes
+        // them take turns from the first connection to the last; the later ones find the migrations applied.
+        let lock_path = path.with_extension("migrate.lock");
+        let lock = tokio::task::spawn_blocking(move || {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)
+                .and_then(|f| f.lock().map(|()| f))
+                .map_err(|e| {
+                    StoreError::Backend(format!("cannot lock {}: {e}", lock_path.display()))
+                })
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("cannot lock the database: {e}")))??;
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(opts.clone())
             .await
             .map_err(cannot)?;
-        // SQLite gives sqlx no lock to migrate under: openers at once (a server starting while an admin command
-        // runs, two nodes) would each apply the same migration. A lock file beside the database makes them
-        // take turns; the later ones find the migrations applied.
-        let lock_path = path.with_extension("migrate.lock");
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .and_then(|f| f.lock().map(|()| f))
-            .map_err(|e| {
-                StoreError::Backend(format!("cannot lock {}: {e}", lock_path.display()))
-            })?;
-        let migrated = sqlx::migrate!("./migrations/sqlite")
+        sqlx::migrate!("./migrations/sqlite")
             .run(&writer)
             .await
-            .map_err(|e| StoreError::Backend(format!("migration failed: {e}")));
-        drop(lock);
-        migrated?;
+            .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(opts)
             .await
             .map_err(cannot)?;
+        drop(lock);
         Ok(Self { pool, writer })
     }
 }
@@ -170,7 +175,7 @@ pub(crate) fn bad(col: &str, v: &str) -> StoreError {
     StoreError::Backend(format!("unexpected value '{v}' in column {col}"))
 }
 
-fn identity_from(row: &SqliteRow) -> Result<Identity> {
+pub(crate) fn identity_from(row: &SqliteRow) -> Result<Identity> {
     let kind: String = row.try_get("kind").map_err(backend)?;
     Ok(Identity {
         id: uuid_col(row, "id")?,
@@ -180,6 +185,7 @@ fn identity_from(row: &SqliteRow) -> Result<Identity> {
         organization: row.try_get("organization").map_err(backend)?,
         kind: IdentityKind::parse(&kind).ok_or_else(|| bad("kind", &kind))?,
         created: row.try_get("created").map_err(backend)?,
+        identity_provider: opt_uuid_col(row, "identity_provider")?,
     })
 }
 
@@ -444,8 +450,8 @@ impl Store for SqliteStore {
 
     async fn create_identity(&self, i: &Identity, password_hash: Option<&str>) -> Result<()> {
         sqlx::query(
-            "INSERT INTO identities(id, username, name, email, organization, kind, password_hash, created) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO identities(id, username, name, email, organization, kind, password_hash, created, \
+             identity_provider) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(i.id.to_string())
         .bind(&i.username)
@@ -455,6 +461,7 @@ impl Store for SqliteStore {
         .bind(i.kind.as_str())
         .bind(password_hash)
         .bind(i.created)
+        .bind(i.identity_provider.map(|p| p.to_string()))
         .execute(&self.writer)
         .await
         .map_err(|e| match backend(e) {
@@ -512,6 +519,17 @@ impl Store for SqliteStore {
         .await
         .map_err(backend)?
         .flatten())
+    }
+
+    async fn set_password_hash(
+        &self,
+        identity_id: Uuid,
+        hash: &str,
+        keep_session: Option<&str>,
+        now: i64,
+    ) -> Result<()> {
+        self.set_password_hash_tx(identity_id, hash, keep_session, now)
+            .await
     }
 
     async fn create_client(
@@ -1211,6 +1229,24 @@ impl Store for SqliteStore {
         .map_err(backend)?
         .rows_affected();
         Ok(n == 1)
+    }
+
+    async fn find_removed_invitation(&self, code_hash: &str) -> Result<Option<RemovedInvitation>> {
+        sqlx::query("SELECT * FROM removed_invitations WHERE code_hash = ?")
+            .bind(code_hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .map(|r| {
+                Ok(RemovedInvitation {
+                    id: uuid_col(&r, "id")?,
+                    collection_id: uuid_col(&r, "collection_id")?,
+                    invited_by: uuid_col(&r, "invited_by")?,
+                    expires_at: r.try_get("expires_at").map_err(backend)?,
+                    redeemed_at: r.try_get("redeemed_at").map_err(backend)?,
+                })
+            })
+            .transpose()
     }
 
     async fn create_bookmark(&self, b: &Bookmark) -> Result<()> {

@@ -267,3 +267,38 @@ impl SqliteStore {
         .collect()
     }
 }
+
+impl SqliteStore {
+    pub(crate) async fn set_password_hash_tx(
+        &self,
+        identity_id: Uuid,
+        hash: &str,
+        keep_session: Option<&str>,
+        now: i64,
+    ) -> Result<()> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let n =
+            sqlx::query("UPDATE identities SET password_hash = ? WHERE id = ? AND kind = 'person'")
+                .bind(hash)
+                .bind(identity_id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?
+                .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        // `IS NOT` is NULL-safe: with no session to keep, every secret of the identity is revoked.
+        sqlx::query(
+            "UPDATE secrets SET revoked_at = ?1 WHERE identity_id = ?2 AND revoked_at IS NULL \
+             AND hash IS NOT ?3",
+        )
+        .bind(now)
+        .bind(identity_id.to_string())
+        .bind(keep_session)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
+}

@@ -115,7 +115,7 @@ async fn revoke(
 
 async fn userinfo(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, AuthApiError> {
     let p = principal(&s, &headers, AUTH_RS).await?;
-    Ok(no_store(Json(s.auth.userinfo(&p)?)))
+    Ok(no_store(Json(s.auth.userinfo(&p).await?)))
 }
 
 async fn identities(

@@ -1,12 +1,15 @@
 //! One module per API. Handlers parse the request, call the domain, and map the outcome; nothing else.
 
+pub mod account;
 pub mod auth;
 pub mod data;
 pub mod groups;
+pub mod invitation;
 pub mod manager;
 pub mod pull;
 pub mod sites;
 pub mod transfer;
+pub mod upstream;
 pub mod web;
 
 use std::collections::HashMap;

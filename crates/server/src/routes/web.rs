@@ -1,6 +1,6 @@
 //! The pages a person sees: login (for an application asking for access, or to open shared data in the
-//! browser), consent, the page that shows an authorization code to paste into a command-line client, and the
-//! page that redeems an e-mail invitation.
+//! browser), consent, and the page that shows an authorization code to paste into a command-line client.
+//! (The invitation pages are in `invitation.rs`.)
 
 use axum::Router;
 use axum::body::Bytes;
@@ -13,7 +13,7 @@ use ferry_auth::{AuthError, AuthorizeRejection, AuthorizeRequest, Session};
 use super::{AppState, Peer, parse_form, parse_params};
 use crate::error::PageError;
 
-const SESSION_COOKIE: &str = "ferry_session";
+pub(crate) const SESSION_COOKIE: &str = "ferry_session";
 /// Set with the login form; its anti-forgery token is bound to it (login CSRF).
 const PRELOGIN_COOKIE: &str = "ferry_login";
 
@@ -21,13 +21,12 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v2/oauth2/authorize", get(authorize))
         .route("/v2/web/login", get(login_form).post(login))
-        .route("/invitation", get(invitation).post(redeem))
         .route("/v2/web/consent", get(consent).post(decide))
         .route("/v2/web/auth-code", get(auth_code))
         .route("/v2/web/logout", get(logout_form).post(logout))
 }
 
-fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -43,7 +42,7 @@ fn escape(s: &str) -> String {
 }
 
 /// Every page forbids framing (clickjacking) and caching.
-fn page(status: StatusCode, title: &str, body: &str) -> Response {
+pub(crate) fn page(status: StatusCode, title: &str, body: &str) -> Response {
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{t} · Ferry</title>\
@@ -80,13 +79,13 @@ pub fn error_page(message: &str) -> Response {
 }
 
 /// What a login leads to: an application's authorization request, or a page of this server.
-enum After<'a> {
+pub(crate) enum After<'a> {
     Authorize(&'a str),
     Next(&'a str),
 }
 
 /// A place on this server to return to after login: a path, never another site (`//host`, `/\\host`).
-fn local_path(next: &str) -> Option<&str> {
+pub(crate) fn local_path(next: &str) -> Option<&str> {
     let ok = next.starts_with('/')
         && !next.starts_with("//")
         && !next.starts_with("/\\")
@@ -96,7 +95,7 @@ fn local_path(next: &str) -> Option<&str> {
 
 /// The login form, with an anti-forgery token bound to the browser's pre-login cookie (set here when the
 /// browser has none): a form posted from another site carries neither, so it cannot log a browser in.
-fn login_page(
+pub(crate) async fn login_page(
     s: &AppState,
     headers: &HeaderMap,
     after: After<'_>,
@@ -114,19 +113,46 @@ fn login_page(
         Some(p) if p.starts_with("fpl_") => (p.to_string(), false),
         _ => (ferry_auth::Auth::new_prelogin()?, true),
     };
+    let organizations = super::upstream::organization_choice(s, field, value);
+    let csrf = s.auth.login_csrf_token(&prelogin);
+    let site = match s.auth.site_accounts().await? {
+        Some(site) => format!(
+            "<h2>Sign in with your {name} account</h2><form method=\"post\" action=\"/v2/web/login\">\
+             <input type=\"hidden\" name=\"{field}\" value=\"{v}\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <input type=\"hidden\" name=\"method\" value=\"site\">\
+             <label for=\"site-username\">{name} username</label>\
+             <input id=\"site-username\" name=\"username\" autocomplete=\"username\" required>\
+             <label for=\"site-password\">Password</label>\
+             <input id=\"site-password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
+             <button type=\"submit\">Sign in</button></form>",
+            name = escape(&site.display_name),
+            v = escape(value),
+        ),
+        None => String::new(),
+    };
+    let local = if s.auth.config().local_accounts {
+        format!(
+            "{heading}<form method=\"post\" action=\"/v2/web/login\">\
+             <input type=\"hidden\" name=\"{field}\" value=\"{v}\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <label for=\"username\">Username</label><input id=\"username\" name=\"username\" autocomplete=\"username\" required>\
+             <label for=\"password\">Password</label><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
+             <button type=\"submit\">Log in</button></form>",
+            heading = if organizations.is_empty() && site.is_empty() {
+                ""
+            } else {
+                "<h2>Or use an account of this server</h2>"
+            },
+            v = escape(value),
+        )
+    } else {
+        String::new()
+    };
     let mut r = page(
         status,
         "Log in to Ferry",
-        &format!(
-            "{err}<form method=\"post\" action=\"/v2/web/login\">\
-             <input type=\"hidden\" name=\"{field}\" value=\"{v}\">\
-             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-             <label for=\"username\">Username</label><input id=\"username\" name=\"username\" autocomplete=\"username\" required autofocus>\
-             <label for=\"password\">Password</label><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
-             <button type=\"submit\">Log in</button></form>",
-            v = escape(value),
-            csrf = s.auth.login_csrf_token(&prelogin),
-        ),
+        &format!("{err}{organizations}{site}{local}"),
     );
     if fresh {
         r.headers_mut().append(
@@ -137,7 +163,7 @@ fn login_page(
     Ok(r)
 }
 
-fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -159,7 +185,7 @@ pub(crate) async fn current_session(
 }
 
 /// Validates the authorization request carried in `raw`; a rejection is either a page or a redirect back.
-async fn checked(s: &AppState, raw: &str) -> Result<AuthorizeRequest, Response> {
+pub(crate) async fn checked(s: &AppState, raw: &str) -> Result<AuthorizeRequest, Response> {
     let q = parse_params(raw).map_err(|e| error_page(&e.to_string()))?;
     s.auth.check_authorize(&q).await.map_err(|r| match r {
         AuthorizeRejection::Page(m) => error_page(&m),
@@ -196,13 +222,7 @@ async fn authorize(
     if !req.prompt_login && session.is_some() {
         return Ok(Redirect::to(&format!("/v2/web/consent?{raw}")).into_response());
     }
-    Ok(login_page(
-        &s,
-        &headers,
-        After::Authorize(&raw),
-        None,
-        StatusCode::OK,
-    )?)
+    Ok(login_page(&s, &headers, After::Authorize(&raw), None, StatusCode::OK).await?)
 }
 
 /// `GET /v2/web/login?next=/path`: log in to open a page of this server (shared data, an invitation).
@@ -214,13 +234,7 @@ async fn login_form(
     let q = parse_params(q.as_deref().unwrap_or(""))?;
     let next = q.get("next").map(String::as_str).unwrap_or("/");
     match local_path(next) {
-        Some(n) => Ok(login_page(
-            &s,
-            &headers,
-            After::Next(n),
-            None,
-            StatusCode::OK,
-        )?),
+        Some(n) => Ok(login_page(&s, &headers, After::Next(n), None, StatusCode::OK).await?),
         None => Ok(error_page(
             "next: only a path of this server can follow a login",
         )),
@@ -228,7 +242,7 @@ async fn login_form(
 }
 
 /// A cookie for this server's pages: HttpOnly, SameSite=Lax, Secure over https.
-fn cookie(
+pub(crate) fn cookie(
     s: &AppState,
     name: &str,
     value: &str,
@@ -283,11 +297,17 @@ async fn login(
                 "This login form has expired or did not come from this server; please log in again.",
             ),
             StatusCode::FORBIDDEN,
-        )?);
+        )
+        .await?);
     }
     let username = form.get("username").map(String::as_str).unwrap_or("");
     let password = form.get("password").map(String::as_str).unwrap_or("");
-    match s.auth.login(username, password, &peer).await {
+    let signed_in = if form.get("method").is_some_and(|m| m == "site") {
+        s.auth.site_login(username, password, &peer).await
+    } else {
+        s.auth.login(username, password, &peer).await
+    };
+    match signed_in {
         Ok(token) => {
             let location = match after {
                 After::Next(n) => n.to_string(),
@@ -307,98 +327,10 @@ async fn login(
             after,
             Some("The username or password is incorrect."),
             StatusCode::UNAUTHORIZED,
-        )?),
+        )
+        .await?),
         Err(e) => Err(e.into()),
     }
-}
-
-/// `GET /invitation?code=…`: after login, asks the person to accept the invitation (a form, so that merely
-/// opening a link changes nothing).
-async fn invitation(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-) -> Result<Response, PageError> {
-    let raw = q.unwrap_or_default();
-    let q = parse_params(&raw)?;
-    let code = q.get("code").map(String::as_str).unwrap_or("");
-    if code.is_empty() {
-        return Ok(error_page("the link has no invitation code"));
-    }
-    let Some(session) = current_session(&s, &headers).await? else {
-        let next = format!("/invitation?{raw}");
-        return Ok(Redirect::to(&format!(
-            "/v2/web/login?next={}",
-            url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
-        ))
-        .into_response());
-    };
-    Ok(page(
-        StatusCode::OK,
-        "Accept the invitation?",
-        &format!(
-            "<p>Logged in as <strong>{user}</strong>. Accepting binds the shared folder to this account.</p>\
-             <form method=\"post\" action=\"/invitation\">\
-             <input type=\"hidden\" name=\"code\" value=\"{code}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-             <button type=\"submit\">Accept</button></form>",
-            user = escape(&session.identity.username),
-            code = escape(code),
-            csrf = s.auth.csrf_token(&session),
-        ),
-    ))
-}
-
-async fn redeem(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, PageError> {
-    let form = parse_form(&headers, &body)?;
-    let Some(session) = current_session(&s, &headers).await? else {
-        return Ok(error_page(
-            "Your session has ended; open the invitation link again.",
-        ));
-    };
-    if !s
-        .auth
-        .csrf_ok(&session, form.get("csrf").map(String::as_str).unwrap_or(""))
-    {
-        return Err(AuthError::Forbidden(
-            "the form has expired; open the invitation link again".into(),
-        )
-        .into());
-    }
-    let who = s
-        .endpoint
-        .requester(session.identity)
-        .await
-        .map_err(internal)?;
-    let code = form.get("code").map(String::as_str).unwrap_or("");
-    match s.endpoint.redeem_invitation(&who, code).await {
-        Ok(done) => Ok(page(
-            StatusCode::OK,
-            "Invitation accepted",
-            &format!(
-                "<p>You now have {mode} access to <code>{path}</code> on <strong>{name}</strong>.</p>\
-                 <p>Collection id: <code>{id}</code>. Use it with <code>ferry ls {id}:{path}</code>, \
-                 <code>globus ls {id}:{path}</code>, or open files at <code>{base}/data/{id}{path}</code>.</p>",
-                mode = if done["permissions"] == "rw" {
-                    "read-write"
-                } else {
-                    "read"
-                },
-                path = escape(done["path"].as_str().unwrap_or("/")),
-                name = escape(done["collection_display_name"].as_str().unwrap_or("")),
-                id = escape(done["collection_id"].as_str().unwrap_or("")),
-                base = escape(&s.auth.config().issuer),
-            ),
-        )),
-        Err(e) => Ok(error_page(&crate::error::endpoint_message(&e))),
-    }
-}
-
-fn internal(e: ferry_endpoint::EndpointError) -> AuthError {
-    AuthError::Internal(e.to_string())
 }
 
 fn scope_list(req: &AuthorizeRequest) -> String {
@@ -441,13 +373,7 @@ async fn consent(
         Err(resp) => return Ok(resp),
     };
     let Some(session) = fresh_session(&s, &headers, &req).await? else {
-        return Ok(login_page(
-            &s,
-            &headers,
-            After::Authorize(&raw),
-            None,
-            StatusCode::OK,
-        )?);
+        return Ok(login_page(&s, &headers, After::Authorize(&raw), None, StatusCode::OK).await?);
     };
     let who = s.auth.present_client(&req).await?;
     let asks = match &who.template_name {
@@ -516,7 +442,8 @@ async fn decide(
             After::Authorize(&raw),
             Some("Your session has ended; log in again."),
             StatusCode::UNAUTHORIZED,
-        )?);
+        )
+        .await?);
     };
     if !s
         .auth
