@@ -229,7 +229,8 @@ fn check_as_nobody(user: &str, password: &str) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout);
     stdout
         .lines()
-        .find_map(|l| l.strip_prefix("OUTCOME "))
+        // libtest may print "test check_as_the_caller ... " on the same line first.
+        .find_map(|l| l.split_once("OUTCOME ").map(|(_, outcome)| outcome.trim_end()))
         .unwrap_or_else(|| {
             panic!(
                 "no outcome from the child: {stdout}{}",

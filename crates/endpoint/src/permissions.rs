@@ -355,10 +355,15 @@ impl Endpoint {
                 }
                 let body = format!(
                     "{inviter} invited you to {mode} access to {path} on \"{name}\", a collection served by Ferry at {base}.\n\n\
-                     To accept, open this link and log in (any account you use with this server):\n\n  {base}/invitation?code={code}\n\n\
+                     To accept, open this link and sign in, with your organization's account (you need no account\n\
+                     here beforehand: the first sign-in makes it) or any account you already use with this server:\n\n  {base}/invitation?code={code}\n\n\
                      or run:  ferry invite redeem {code}\n\n\
                      The code works once and expires on {expires}. If you did not expect this, ignore this message.\n{note}",
-                    inviter = who.identity.username,
+                    inviter = if who.identity.name.is_empty() || who.identity.name == who.identity.username {
+                        who.identity.username.clone()
+                    } else {
+                        format!("{} ({})", who.identity.name, who.identity.username)
+                    },
                     path = rule.wire_path(),
                     name = c.display_name,
                     base = self.settings.base_url,
