@@ -230,7 +230,10 @@ fn check_as_nobody(user: &str, password: &str) -> String {
     stdout
         .lines()
         // libtest may print "test check_as_the_caller ... " on the same line first.
-        .find_map(|l| l.split_once("OUTCOME ").map(|(_, outcome)| outcome.trim_end()))
+        .find_map(|l| {
+            l.split_once("OUTCOME ")
+                .map(|(_, outcome)| outcome.trim_end())
+        })
         .unwrap_or_else(|| {
             panic!(
                 "no outcome from the child: {stdout}{}",

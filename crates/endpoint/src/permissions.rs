@@ -359,7 +359,9 @@ impl Endpoint {
                      here beforehand: the first sign-in makes it) or any account you already use with this server:\n\n  {base}/invitation?code={code}\n\n\
                      or run:  ferry invite redeem {code}\n\n\
                      The code works once and expires on {expires}. If you did not expect this, ignore this message.\n{note}",
-                    inviter = if who.identity.name.is_empty() || who.identity.name == who.identity.username {
+                    inviter = if who.identity.name.is_empty()
+                        || who.identity.name == who.identity.username
+                    {
                         who.identity.username.clone()
                     } else {
                         format!("{} ({})", who.identity.name, who.identity.username)
