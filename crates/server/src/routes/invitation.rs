@@ -12,8 +12,8 @@ use ferry_auth::AuthError;
 use ferry_core::time::rfc3339;
 use ferry_endpoint::{EndpointError, InvitationPreview};
 
-use super::web::{current_session, error_page, escape, page};
-use super::{AppState, parse_form, parse_params};
+use super::web::{SignedForm, current_session, error_page, escape, page, signed_form};
+use super::{AppState, parse_params};
 use crate::error::{PageError, endpoint_message, endpoint_status};
 
 pub fn router() -> Router<AppState> {
@@ -143,21 +143,20 @@ async fn redeem(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, PageError> {
-    let form = parse_form(&headers, &body)?;
-    let Some(session) = current_session(&s, &headers).await? else {
-        return Ok(error_page(
-            "Your session has ended; open the invitation link again.",
-        ));
+    let (session, form) = match signed_form(&s, &headers, &body).await? {
+        SignedForm::Valid(session, form) => (*session, form),
+        SignedForm::NoSession => {
+            return Ok(error_page(
+                "Your session has ended; open the invitation link again.",
+            ));
+        }
+        SignedForm::Forged => {
+            return Err(AuthError::Forbidden(
+                "the form has expired; open the invitation link again".into(),
+            )
+            .into());
+        }
     };
-    if !s
-        .auth
-        .csrf_ok(&session, form.get("csrf").map(String::as_str).unwrap_or(""))
-    {
-        return Err(AuthError::Forbidden(
-            "the form has expired; open the invitation link again".into(),
-        )
-        .into());
-    }
     let who = s
         .endpoint
         .requester(session.identity)

@@ -1,6 +1,8 @@
 //! Signing in through one's organization (an upstream OpenID Connect provider), and one's linked identities:
 //! the choice on the login page, the redirect out, the callback, and the page that links and unlinks.
 
+use std::collections::HashMap;
+
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
@@ -11,10 +13,10 @@ use ferry_auth::federation::CALLBACK_PATH;
 use ferry_auth::{AfterSignIn, ProviderConfig, UpstreamAnswer, UpstreamStart};
 
 use super::web::{
-    SESSION_COOKIE, checked, cookie, cookie_value, current_session, error_page, escape, local_path,
-    page,
+    SESSION_COOKIE, SignedForm, checked, cookie, cookie_value, current_session, error_page, escape,
+    local_path, page, signed_form,
 };
-use super::{AppState, parse_form, parse_params};
+use super::{AppState, parse_params};
 use crate::error::PageError;
 
 /// Binds a sign-in sent to a provider to the browser that started it.
@@ -249,24 +251,31 @@ async fn identities(State(s): State<AppState>, headers: HeaderMap) -> Result<Res
     ))
 }
 
+/// A form of the identities page, from the person signed in, with the page's token; else the page to show.
+async fn identities_form(
+    s: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Result<(ferry_auth::Session, HashMap<String, String>), Response>, PageError> {
+    Ok(match signed_form(s, headers, body).await? {
+        SignedForm::Valid(session, form) => Ok((*session, form)),
+        SignedForm::NoSession => Err(login_first()),
+        SignedForm::Forged => Err(error_page(
+            "This form has expired; open the identities page again.",
+        )),
+    })
+}
+
 /// `POST /v2/web/identities/link`: sign in at a provider, after a recent sign-in here.
 async fn link(
     State(s): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, PageError> {
-    let form = parse_form(&headers, &body)?;
-    let Some(session) = current_session(&s, &headers).await? else {
-        return Ok(login_first());
+    let (session, form) = match identities_form(&s, &headers, &body).await? {
+        Ok(signed) => signed,
+        Err(page) => return Ok(page),
     };
-    if !s
-        .auth
-        .csrf_ok(&session, form.get("csrf").map(String::as_str).unwrap_or(""))
-    {
-        return Ok(error_page(
-            "This form has expired; open the identities page again.",
-        ));
-    }
     if !s.auth.may_link(&session) {
         return Ok(page(
             StatusCode::FORBIDDEN,
@@ -302,18 +311,10 @@ async fn unlink(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, PageError> {
-    let form = parse_form(&headers, &body)?;
-    let Some(session) = current_session(&s, &headers).await? else {
-        return Ok(login_first());
+    let (session, form) = match identities_form(&s, &headers, &body).await? {
+        Ok(signed) => signed,
+        Err(page) => return Ok(page),
     };
-    if !s
-        .auth
-        .csrf_ok(&session, form.get("csrf").map(String::as_str).unwrap_or(""))
-    {
-        return Ok(error_page(
-            "This form has expired; open the identities page again.",
-        ));
-    }
     let Some(other) = form
         .get("identity")
         .and_then(|i| uuid::Uuid::parse_str(i).ok())

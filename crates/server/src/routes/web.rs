@@ -184,6 +184,34 @@ pub(crate) async fn current_session(
     }
 }
 
+/// A form a browser posted to a page that acts for the person signed in.
+pub(crate) enum SignedForm {
+    /// The session, and the form's fields; its anti-forgery token matched the session's.
+    Valid(Box<Session>, std::collections::HashMap<String, String>),
+    /// No (live) session: the person is not signed in (any more).
+    NoSession,
+    /// The token is missing or not this session's: a cross-site post, or a page kept too long.
+    Forged,
+}
+
+/// Parses a posted form and checks it against the browser's session and its anti-forgery token.
+pub(crate) async fn signed_form(
+    s: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<SignedForm, PageError> {
+    let form = parse_form(headers, body)?;
+    let Some(session) = current_session(s, headers).await? else {
+        return Ok(SignedForm::NoSession);
+    };
+    let token = form.get("csrf").map(String::as_str).unwrap_or("");
+    Ok(if s.auth.csrf_ok(&session, token) {
+        SignedForm::Valid(Box::new(session), form)
+    } else {
+        SignedForm::Forged
+    })
+}
+
 /// Validates the authorization request carried in `raw`; a rejection is either a page or a redirect back.
 pub(crate) async fn checked(s: &AppState, raw: &str) -> Result<AuthorizeRequest, Response> {
     let q = parse_params(raw).map_err(|e| error_page(&e.to_string()))?;
