@@ -227,7 +227,7 @@ def tool_variants(sites: kit.Sites, work: Path, sets: dict[str, Dataset]) -> lis
 
 # -- the Ferry rows ---------------------------------------------------------------------------------
 
-FERRY_USER, FERRY_PASSWORD = "bench", "bench-password-1"
+FERRY_USER, FERRY_PASSWORD = "bench", "quay-crane-7193"  # a password that passes the strength rules
 
 
 def ferry_binary(flag: Path | None) -> Path:
