@@ -161,6 +161,11 @@ impl Sites {
 
     /// A guest collection on `host_path` of the endpoint's collection, made through the hub.
     async fn share(&self, host_path: &str, name: &str) -> Uuid {
+        self.share_on(self.coll, host_path, name).await
+    }
+
+    /// A guest collection on `host_path` of mapped collection `host` (either endpoint's), made through the hub.
+    async fn share_on(&self, host: Uuid, host_path: &str, name: &str) -> Uuid {
         let (st, made) = self
             .hub
             .call(
@@ -168,13 +173,61 @@ impl Sites {
                 "/v0.10/shared_endpoint",
                 &self.transfer,
                 Some(
-                    &json!({"DATA_TYPE": "shared_endpoint", "host_endpoint": self.coll,
+                    &json!({"DATA_TYPE": "shared_endpoint", "host_endpoint": host,
                              "host_path": host_path, "display_name": name}),
                 ),
             )
             .await;
         assert_eq!(st, 200, "{made}");
         Uuid::parse_str(made["id"].as_str().unwrap()).unwrap()
+    }
+
+    /// A permission on the whole of guest collection `coll`, given through the hub by its owner.
+    async fn permit(&self, coll: Uuid, principal_type: &str, principal: &str, perms: &str) {
+        let (st, rule) = self
+            .hub
+            .call(
+                M::POST,
+                &format!("/v0.10/endpoint/{coll}/access"),
+                &self.transfer,
+                Some(
+                    &json!({"DATA_TYPE": "access", "principal_type": principal_type,
+                             "principal": principal, "path": "/", "permissions": perms}),
+                ),
+            )
+            .await;
+        assert_eq!(st, 200, "{rule}");
+    }
+
+    /// Submits a one-file transfer through the hub with `token` (not the owner's): the status and answer.
+    async fn try_submit_as(&self, token: &str, from: Uuid, into: Uuid, path: &str) -> (u16, Value) {
+        let (st, sub) = self
+            .hub
+            .call(M::GET, "/v0.10/submission_id", token, None)
+            .await;
+        assert_eq!(st, 200, "{sub}");
+        let (st, done) = self
+            .hub
+            .call(
+                M::POST,
+                "/v0.10/transfer",
+                token,
+                Some(
+                    &json!({"DATA_TYPE": "transfer", "submission_id": sub["value"],
+                             "source_endpoint": from, "destination_endpoint": into,
+                             "DATA": [{"DATA_TYPE": "transfer_item", "source_path": path,
+                                       "destination_path": path}]}),
+                ),
+            )
+            .await;
+        (st, done)
+    }
+
+    /// [`Sites::try_submit_as`], accepted: the task's id.
+    async fn submit_as(&self, token: &str, from: Uuid, into: Uuid, path: &str) -> String {
+        let (st, done) = self.try_submit_as(token, from, into, path).await;
+        assert_eq!(st, 202, "{done}");
+        done["task_id"].as_str().unwrap().to_string()
     }
 
     async fn https_get(&self, path: &str, token: &str) -> (u16, String) {
@@ -371,7 +424,13 @@ async fn the_hubs_statements_are_refused_when_forged_expired_or_for_another_endp
                 .as_u16()
         }
     };
-    let good = s.hub.running.auth.vouch(s.endpoint_id, &me, &[]).unwrap();
+    let good = s
+        .hub
+        .running
+        .auth
+        .vouch(s.endpoint_id, &me, &[])
+        .await
+        .unwrap();
     assert_eq!(ask(good.clone()).await, 200);
     // Tasks and bookmarks are the hub's: an endpoint serves none of them, vouched for or not.
     for path in ["/site/v0.10/task_list", "/site/v0.10/bookmark_list"] {
@@ -385,7 +444,13 @@ async fn the_hubs_statements_are_refused_when_forged_expired_or_for_another_endp
         assert_eq!(r.status().as_u16(), 404, "{path}");
     }
     // For another endpoint.
-    let other = s.hub.running.auth.vouch(Uuid::new_v4(), &me, &[]).unwrap();
+    let other = s
+        .hub
+        .running
+        .auth
+        .vouch(Uuid::new_v4(), &me, &[])
+        .await
+        .unwrap();
     assert_eq!(ask(other).await, 401);
     // Tampered: another identity's claims under the same signature.
     let (head, rest) = good.split_once('.').unwrap();
@@ -558,6 +623,7 @@ async fn a_task_credential_reads_only_its_paths_of_its_collection_until_it_expir
             s.coll,
             vec!["/runs/42".into()],
         )
+        .await
         .unwrap();
     let read = |coll: Uuid, path: &'static str, cred: String| {
         let http = s.ep.http.clone();
@@ -613,10 +679,11 @@ async fn a_task_credential_reads_only_its_paths_of_its_collection_until_it_expir
     // Made for another endpoint.
     let other = auth
         .task_credential(Uuid::new_v4(), &me, &[], task, s.coll, vec!["/".into()])
+        .await
         .unwrap();
     assert_eq!(read(s.coll, "/runs/42/a.h5", other).await.0, 401);
     // A statement for passing Transfer requests on is no task credential.
-    let vouch = auth.vouch(s.endpoint_id, &me, &[]).unwrap();
+    let vouch = auth.vouch(s.endpoint_id, &me, &[]).await.unwrap();
     assert_eq!(read(s.coll, "/runs/42/a.h5", vouch).await.0, 401);
     // Expired.
     s.hub.advance(ferry_auth::sites::TASK_CREDENTIAL_SECS);
@@ -999,6 +1066,7 @@ async fn the_pull_api_gives_only_what_the_task_credential_covers() {
             s.coll,
             vec!["/runs/42".into()],
         )
+        .await
         .unwrap();
     let pull = |method: M, what: &str, query: &str, body: Option<Value>, header: String| {
         let mut r =
@@ -1117,27 +1185,9 @@ async fn a_group_permission_at_the_destination_reaches_the_task() {
     std::fs::create_dir_all(s.storage().join("runs")).unwrap();
     std::fs::write(s.storage().join("runs/r.dat"), b"run data").unwrap();
     std::fs::create_dir_all(b.data_dir().join("storage/incoming")).unwrap();
-    let share = |host: Uuid, path: &'static str| {
-        let (hub, transfer) = (&s.hub, s.transfer.clone());
-        async move {
-            let (st, made) = hub
-                .call(
-                    M::POST,
-                    "/v0.10/shared_endpoint",
-                    &transfer,
-                    Some(
-                        &json!({"DATA_TYPE": "shared_endpoint", "host_endpoint": host,
-                                 "host_path": path, "display_name": format!("share {path}")}),
-                    ),
-                )
-                .await;
-            assert_eq!(st, 200, "{made}");
-            made["id"].as_str().unwrap().to_string()
-        }
-    };
     let (from, into) = (
-        share(s.coll, "/runs").await,
-        share(b_coll, "/incoming").await,
+        s.share_on(s.coll, "/runs", "share /runs").await,
+        s.share_on(b_coll, "/incoming", "share /incoming").await,
     );
     // Both endpoints have reported their guest collections.
     reported(&s.hub, &s.auth, s.endpoint_id, 2).await;
@@ -1170,57 +1220,86 @@ async fn a_group_permission_at_the_destination_reaches_the_task() {
         )
         .await;
     assert_eq!(st, 200, "{added}");
-    let permit =
-        |coll: String, principal_type: &'static str, principal: String, perms: &'static str| {
-            let (hub, transfer) = (&s.hub, s.transfer.clone());
-            async move {
-                let (st, rule) = hub
-                    .call(
-                        M::POST,
-                        &format!("/v0.10/endpoint/{coll}/access"),
-                        &transfer,
-                        Some(
-                            &json!({"DATA_TYPE": "access", "principal_type": principal_type,
-                                 "principal": principal, "path": "/", "permissions": perms}),
-                        ),
-                    )
-                    .await;
-                assert_eq!(st, 200, "{rule}");
-            }
-        };
-    permit(from.clone(), "identity", bob.id.clone(), "r").await;
-    permit(into.clone(), "group", gid, "rw").await;
+    s.permit(from, "identity", &bob.id, "r").await;
+    s.permit(into, "group", &gid, "rw").await;
     let bobs = token_for(
         &s.hub
             .login(&s.app, &bob, &format!("openid {TRANSFER}"))
             .await,
         "transfer.api.globus.org",
     );
-    let (st, sub) = s
-        .hub
-        .call(M::GET, "/v0.10/submission_id", &bobs, None)
-        .await;
-    assert_eq!(st, 200, "{sub}");
-    let (st, done) = s
-        .hub
-        .call(
-            M::POST,
-            "/v0.10/transfer",
-            &bobs,
-            Some(
-                &json!({"DATA_TYPE": "transfer", "submission_id": sub["value"],
-                         "source_endpoint": from, "destination_endpoint": into,
-                         "DATA": [{"DATA_TYPE": "transfer_item", "source_path": "/r.dat",
-                                   "destination_path": "/r.dat"}]}),
-            ),
-        )
-        .await;
-    assert_eq!(st, 202, "{done}");
-    let id = done["task_id"].as_str().unwrap().to_string();
+    let id = s.submit_as(&bobs, from, into, "/r.dat").await;
     let last = ended_for(&s, &id, &bobs).await;
     assert_eq!(last["status"], "SUCCEEDED", "{last}");
     assert_eq!(
         std::fs::read(b.data_dir().join("storage/incoming/r.dat")).unwrap(),
         b"run data"
     );
+}
+
+/// A permission at the destination given to an identity linked with the task owner's reaches the task run
+/// there, and the owner's token reads what a rule names the linked identity for, at the endpoint that holds it.
+#[tokio::test]
+async fn a_linked_identitys_permission_counts_for_the_owner_at_the_endpoints() {
+    let s = sites().await;
+    let (b, b_id, b_coll) = s.second("Campus").await;
+    std::fs::create_dir_all(s.storage().join("runs")).unwrap();
+    std::fs::write(s.storage().join("runs/r.dat"), b"run data").unwrap();
+    std::fs::create_dir_all(b.data_dir().join("storage/incoming")).unwrap();
+    let from = s.share_on(s.coll, "/runs", "runs").await;
+    let into = s.share_on(b_coll, "/incoming", "incoming").await;
+    reported(&s.hub, &s.auth, s.endpoint_id, 2).await;
+    reported(&s.hub, &s.auth, b_id, 2).await;
+    // Bob at his university, and the same Bob's other identity; the rules name only the other one.
+    let bob = s.hub.person("bob").await;
+    let other = s.hub.person("bob-orcid").await;
+    s.permit(from, "identity", &other.id, "r").await;
+    s.permit(into, "identity", &other.id, "rw").await;
+    let bobs = token_for(
+        &s.hub
+            .login(&s.app, &bob, &format!("openid {TRANSFER}"))
+            .await,
+        "transfer.api.globus.org",
+    );
+    // Not linked yet: the hub refuses the submission (the destination's permission is not Bob's).
+    let (st, refused) = s.try_submit_as(&bobs, from, into, "/r.dat").await;
+    assert_eq!(st, 403, "{refused}");
+    s.hub
+        .running
+        .auth
+        .store()
+        .link_identity(
+            Uuid::parse_str(&bob.id).unwrap(),
+            Uuid::parse_str(&other.id).unwrap(),
+            s.hub.now(),
+        )
+        .await
+        .unwrap();
+    let id = s.submit_as(&bobs, from, into, "/r.dat").await;
+    let last = ended_for(&s, &id, &bobs).await;
+    assert_eq!(last["status"], "SUCCEEDED", "{last}");
+    assert_eq!(
+        std::fs::read(b.data_dir().join("storage/incoming/r.dat")).unwrap(),
+        b"run data"
+    );
+    // Bob's own token at B's HTTPS door: B learns his set from the hub's introspection.
+    let https = token_for(
+        &s.hub
+            .login(
+                &s.app,
+                &bob,
+                &format!("https://auth.globus.org/scopes/{into}/https"),
+            )
+            .await,
+        &into.to_string(),
+    );
+    let r = b
+        .http
+        .get(format!("{}/data/{into}/r.dat", b.url))
+        .bearer_auth(&https)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap().as_ref(), b"run data");
 }

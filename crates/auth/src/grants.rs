@@ -497,7 +497,7 @@ impl Auth {
             out["identity_set"] = json!(set.iter().map(|i| i.id).collect::<Vec<_>>());
         }
         if included("session_info") {
-            out["session_info"] = json!(self.session_info(&rec));
+            out["session_info"] = json!(self.session_info(&rec, &identity));
         }
         // Ferry's own: the groups an endpoint checks permissions against, told only to joined endpoints.
         if included("ferry_groups") && self.store.get_site(caller.id).await?.is_some() {
@@ -508,7 +508,7 @@ impl Auth {
 
     /// The login session a token descends from, in Globus's `session_info` shape; an application's own tokens
     /// have none.
-    fn session_info(&self, rec: &SecretRecord) -> SessionInfo {
+    fn session_info(&self, rec: &SecretRecord, identity: &ferry_core::Identity) -> SessionInfo {
         let session = &rec.extra["session"];
         let mut authentications = std::collections::BTreeMap::new();
         if let Some(auth_time) = session["auth_time"].as_i64() {
@@ -516,9 +516,14 @@ impl Auth {
                 rec.identity_id,
                 SessionAuthentication {
                     auth_time,
-                    idp: self.idp_id,
+                    // The provider the person signed in through (the password was checked there, not here).
+                    idp: self.provider_of(identity).0,
                     acr: None,
-                    amr: Some(vec!["pwd".into()]),
+                    // A password checked here (local or site accounts); an upstream provider's method is its own.
+                    amr: identity
+                        .identity_provider
+                        .is_none_or(|p| self.upstream.display_name(p).is_none())
+                        .then(|| vec!["pwd".into()]),
                     custom_claims: json!({}),
                 },
             );

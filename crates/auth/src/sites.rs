@@ -256,8 +256,9 @@ impl Auth {
             .into_iter()
             .map(|i| i.src)
             .collect();
-        let credential =
-            self.task_credential(source.id, &owner, &groups, task, t.source_collection, paths)?;
+        let credential = self
+            .task_credential(source.id, &owner, &groups, task, t.source_collection, paths)
+            .await?;
         let source_display_name = self
             .store
             .site_collection(t.source_collection)
@@ -277,10 +278,18 @@ impl Auth {
     /// the owner of a task the endpoint runs, as they are now (its access checks on its own side need them).
     pub async fn owner_of_task(&self, caller: &SiteCaller, task: Uuid) -> Result<TaskOwner> {
         let (_, owner, groups) = self.running_at(caller, task).await?;
+        let linked = self
+            .identity_set(&owner)
+            .await?
+            .into_iter()
+            .map(|i| i.id)
+            .filter(|id| *id != owner.id)
+            .collect();
         Ok(TaskOwner {
             data_type: TASK_OWNER_TYPE.into(),
             id: owner.id,
             groups,
+            linked,
         })
     }
 
@@ -343,7 +352,7 @@ impl Auth {
     }
 
     /// The `Authorization` header value with which the hub passes a caller's request on to endpoint `site`.
-    pub fn vouch(&self, site: Uuid, identity: &Identity, groups: &[Uuid]) -> Result<String> {
+    pub async fn vouch(&self, site: Uuid, identity: &Identity, groups: &[Uuid]) -> Result<String> {
         self.statement(
             site,
             identity,
@@ -352,11 +361,12 @@ impl Auth {
             ASSERTION_SECS,
             Reading::Nothing,
         )
+        .await
     }
 
     /// [`Self::vouch`] for a task submission the hub passes on: the endpoint creates the task under `task`, the
     /// id of the hub's record of it.
-    pub fn vouch_for_task(
+    pub async fn vouch_for_task(
         &self,
         site: Uuid,
         identity: &Identity,
@@ -371,11 +381,12 @@ impl Auth {
             ASSERTION_SECS,
             Reading::Task(task),
         )
+        .await
     }
 
     /// The credential with which one endpoint reads, for `task` and its owner, the files of `collection` under
     /// `paths` at endpoint `site`: good there only, for those paths only, for [`TASK_CREDENTIAL_SECS`].
-    pub fn task_credential(
+    pub async fn task_credential(
         &self,
         site: Uuid,
         owner: &Identity,
@@ -392,9 +403,10 @@ impl Auth {
             TASK_CREDENTIAL_SECS,
             Reading::Paths(task, collection, paths),
         )
+        .await
     }
 
-    fn statement(
+    async fn statement(
         &self,
         site: Uuid,
         identity: &Identity,
@@ -404,6 +416,14 @@ impl Auth {
         reading: Reading,
     ) -> Result<String> {
         let now = self.now();
+        // The caller's linked identities go with it: rules at the endpoint may name any of them.
+        let linked = self
+            .identity_set(identity)
+            .await?
+            .into_iter()
+            .map(|i| i.id)
+            .filter(|id| *id != identity.id)
+            .collect();
         let (task, collection, paths) = match reading {
             Reading::Paths(t, c, p) => (Some(t), Some(c), Some(p)),
             Reading::Task(t) => (Some(t), None, None),
@@ -420,6 +440,7 @@ impl Auth {
             organization: identity.organization.clone(),
             identity_type: identity.kind.as_str().into(),
             groups: groups.to_vec(),
+            linked,
             iat: now,
             exp: now + lifetime,
             task,

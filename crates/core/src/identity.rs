@@ -46,6 +46,21 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// An identity known here only by its id (another identity's linked one, as a hub named it): enough for
+    /// rules and roles, which name identities by id.
+    pub fn known_by_id(id: Uuid) -> Self {
+        Self {
+            id,
+            username: String::new(),
+            name: String::new(),
+            email: None,
+            organization: None,
+            kind: IdentityKind::Person,
+            created: 0,
+            identity_provider: None,
+        }
+    }
+
     /// The username of a client's identity: `<client id>@clients.<auth domain>`.
     pub fn client_username(client_id: Uuid, domain: &str) -> String {
         format!("{client_id}@clients.{domain}")

@@ -287,19 +287,25 @@ impl Endpoint {
     }
 
     /// The owner of task `task` from the hub, with the groups the hub knows now (see
-    /// [`crate::RemoteCollections::owner_groups`]); the local answer where there is no hub.
+    /// [`crate::RemoteCollections::owner_now`]); the local answer where there is no hub.
     pub async fn task_owner(
         &self,
         identity: ferry_core::Identity,
         task: Uuid,
     ) -> Result<Requester> {
         match &self.settings.remote {
-            // The hub tells the groups of the owner's whole identity set, not its linked identities yet.
-            Some(remote) => Ok(Requester {
-                groups: remote.owner_groups(task).await?,
-                identity,
-                linked: Vec::new(),
-            }),
+            Some(remote) => {
+                let now = remote.owner_now(task).await?;
+                Ok(Requester {
+                    groups: now.groups,
+                    identity,
+                    linked: now
+                        .linked
+                        .into_iter()
+                        .map(ferry_core::Identity::known_by_id)
+                        .collect(),
+                })
+            }
             None => self.requester(identity).await,
         }
     }

@@ -64,9 +64,17 @@ pub trait RemoteCollections: Send + Sync {
     ) -> Result<Arc<dyn ferry_storage::Connector>>;
     /// The name of another endpoint's collection that a task here has read (None when none has).
     fn display_name(&self, collection: Uuid) -> Option<String>;
-    /// The groups, now, of the owner of task `task` (which the hub gave this endpoint): memberships are the
-    /// hub's, and a permission given to a group must reach the task's access checks here.
-    async fn owner_groups(&self, task: Uuid) -> Result<Vec<Uuid>>;
+    /// The owner of task `task` (which the hub gave this endpoint) as the hub knows them now: memberships and
+    /// linked identities are the hub's, and a permission given to a group or a linked identity must reach the
+    /// task's access checks here.
+    async fn owner_now(&self, task: Uuid) -> Result<OwnerNow>;
+}
+
+/// A task owner's groups and linked identities, from the hub.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OwnerNow {
+    pub groups: Vec<Uuid>,
+    pub linked: Vec<Uuid>,
 }
 
 /// Where an endpoint learns of identities it has not met yet (its hub); a single-host server has all of them in

@@ -90,6 +90,9 @@ pub struct HubAssertion {
     pub identity_type: String,
     /// The groups the caller is an active member of.
     pub groups: Vec<Uuid>,
+    /// The other identities linked with the caller's.
+    #[serde(default)]
+    pub linked: Vec<Uuid>,
     pub iat: i64,
     pub exp: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -191,7 +194,11 @@ pub struct TaskOwner {
     #[serde(rename = "DATA_TYPE")]
     pub data_type: String,
     pub id: Uuid,
+    /// The groups any identity of the owner's set is an active member of.
     pub groups: Vec<Uuid>,
+    /// The other identities linked with the owner's: rules and roles naming them are the owner's too.
+    #[serde(default)]
+    pub linked: Vec<Uuid>,
 }
 
 /// A file or folder as the source endpoint tells the endpoint that reads it for a task.
@@ -298,6 +305,7 @@ mod tests {
             organization: None,
             identity_type: "person".into(),
             groups: vec![],
+            linked: vec![],
             iat: 0,
             exp: 0,
             task: None,

@@ -81,9 +81,12 @@ impl Peers {
 
 #[async_trait::async_trait]
 impl RemoteCollections for Peers {
-    async fn owner_groups(&self, task: Uuid) -> ferry_endpoint::Result<Vec<Uuid>> {
+    async fn owner_now(&self, task: Uuid) -> ferry_endpoint::Result<ferry_endpoint::OwnerNow> {
         match self.link.task_owner(task).await {
-            Ok(owner) => Ok(owner.groups),
+            Ok(owner) => Ok(ferry_endpoint::OwnerNow {
+                groups: owner.groups,
+                linked: owner.linked,
+            }),
             Err(ferry_auth::AuthError::NotFound(m) | ferry_auth::AuthError::Forbidden(m)) => {
                 Err(EndpointError::AccessDenied(m))
             }

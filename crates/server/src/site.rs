@@ -206,16 +206,8 @@ impl HubLink {
         let linked = vouched
             .linked
             .iter()
-            .map(|id| Identity {
-                id: *id,
-                username: String::new(),
-                name: String::new(),
-                email: None,
-                organization: None,
-                kind: IdentityKind::Person,
-                created: 0,
-                identity_provider: None,
-            })
+            .copied()
+            .map(Identity::known_by_id)
             .collect();
         Ok(Requester {
             identity: vouched.identity,
@@ -373,7 +365,7 @@ impl HubLink {
         Ok(Requester {
             identity,
             groups: a.groups,
-            linked: Vec::new(),
+            linked: a.linked.into_iter().map(Identity::known_by_id).collect(),
         })
     }
 

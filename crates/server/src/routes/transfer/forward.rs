@@ -205,7 +205,8 @@ async fn submit_at(
     };
     let vouch = s
         .auth
-        .vouch_for_task(site.id, &who.identity, &who.groups, recorded.task_id)?;
+        .vouch_for_task(site.id, &who.identity, &who.groups, recorded.task_id)
+        .await?;
     let answer = send(s, site, parts, body, vouch).await;
     let keep = matches!(&answer, Ok(r) if r.status().is_success());
     if !keep
@@ -236,7 +237,7 @@ fn unreachable(site: &Site, e: impl std::fmt::Display) -> AuthError {
 
 async fn pass_on(s: &AppState, site: &Site, req: Request) -> Result<Response, AuthError> {
     let who = caller(s, req.headers()).await?;
-    let vouch = s.auth.vouch(site.id, &who.identity, &who.groups)?;
+    let vouch = s.auth.vouch(site.id, &who.identity, &who.groups).await?;
     let (parts, body) = req.into_parts();
     let body = to_bytes(body, MAX_BODY).await.map_err(|_| {
         AuthError::InvalidRequest(format!("the body is larger than {MAX_BODY} bytes"))
@@ -328,7 +329,7 @@ async fn search_one(
             ])
             .collect();
         let page = async {
-            let vouch = s.auth.vouch(site.id, &who.identity, &who.groups)?;
+            let vouch = s.auth.vouch(site.id, &who.identity, &who.groups).await?;
             let answer = s
                 .sites_http
                 .get(format!("{}/site/v0.10/endpoint_search", site.public_url))
