@@ -89,6 +89,7 @@ fn access_check(c: &mut Criterion) {
         username: Some("bench@uni.edu"),
         groups: &groups,
         linked: &[],
+        signed_in: ferry_core::access::SignedIn::NoSession,
     };
     // Allowed through the caller's own rule, four levels down.
     let mine = "/run25/job775/output/part-0001.h5";

@@ -1036,8 +1036,12 @@ async fn auth_policies_are_managed_by_their_creator_and_named_by_collections() {
             "high_assurance",
         ),
         (
-            json!({"policy": {"display_name": "x", "authentication_assurance_timeout": 60}}),
+            json!({"policy": {"display_name": "x", "authentication_assurance_timeout": 5}}),
             "authentication_assurance_timeout",
+        ),
+        (
+            json!({"policy": {"display_name": "x", "required_mfa": true}}),
+            "required_mfa",
         ),
         (
             json!({"policy": {"display_name": "x", "colour": 1}}),

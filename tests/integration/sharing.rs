@@ -33,6 +33,7 @@ struct World<'a> {
     s: &'a TestServer,
     admin: Who,
     manager_api: Api<'a>,
+    mapped: Uuid,
     guest: Uuid,
     root: std::path::PathBuf,
     _dir: tempfile::TempDir,
@@ -87,6 +88,7 @@ async fn world(s: &TestServer) -> World<'_> {
             transfer: admin_transfer,
         },
         manager_api,
+        mapped: m,
         guest,
         root,
         _dir: dir,
@@ -886,4 +888,107 @@ async fn the_collection_index_search_roles_and_bookmarks() {
     assert_eq!((st, b["code"].as_str()), (200, Some("Deleted")), "{b}");
     let (st, _) = w.ls(&reader, "/data/").await;
     assert_eq!(st, 404);
+}
+
+/// A guest authentication policy that asks for a sign-in within 10 minutes: a person's token counts while the
+/// sign-in behind it is that recent, then not until they sign in again; an application's own token (no sign-in)
+/// never; a task submitted in time runs to its end.
+#[tokio::test]
+async fn a_high_assurance_policy_asks_for_a_recent_sign_in() {
+    let s = TestServer::start().await;
+    let w = world(&s).await;
+    let auth = s.access_token(&w.admin.app, "openid").await;
+    let (st, p) = s
+        .call(
+            M::POST,
+            "/v2/api/policies",
+            &auth,
+            Some(
+                &json!({"policy": {"display_name": "recent sign-in", "high_assurance": true,
+                                    "authentication_assurance_timeout": 600}}),
+            ),
+        )
+        .await;
+    assert_eq!(st, 200, "{p}");
+    w.manager_api
+        .ok(
+            M::PATCH,
+            &format!("/api/collections/{}", w.mapped),
+            Some(json!({"guest_auth_policy_id": p["policy"]["id"]})),
+        )
+        .await;
+    let ana = s.person("ana").await;
+    let app = s.app(ClientKind::Confidential).await;
+    let application = Who::new(&s).await;
+    for id in [ana.id.as_str(), application.id()] {
+        let (st, b) = w
+            .rule(
+                &w.admin,
+                json!({"DATA_TYPE": "access", "principal_type": "identity", "principal": id,
+                       "path": "/data/", "permissions": "rw"}),
+            )
+            .await;
+        assert_eq!(st, 200, "{b}");
+    }
+    let sign_in = || async {
+        let t = s.login(&app, &ana, TRANSFER).await;
+        t["access_token"].as_str().unwrap().to_string()
+    };
+    let first = sign_in().await;
+    assert_eq!(ls(&s, &first, w.guest, "/data/").await.0, 200);
+    // An application's token has no sign-in behind it.
+    let (st, b) = w.ls(&application, "/data/").await;
+    assert_eq!(st, 403, "{b}");
+    assert!(
+        b["message"].as_str().unwrap().contains("sign in again"),
+        "{b}"
+    );
+    s.advance(601);
+    let (st, b) = ls(&s, &first, w.guest, "/data/").await;
+    assert_eq!(st, 403, "{b}");
+    assert!(
+        b["message"]
+            .as_str()
+            .unwrap()
+            .contains("within the last 10 minutes"),
+        "{b}"
+    );
+    // Signed in again: the new token counts, and a task submitted with it runs on past the timeout.
+    let again = sign_in().await;
+    assert_eq!(ls(&s, &again, w.guest, "/data/").await.0, 200);
+    let (st, sub) = s.call(M::GET, "/v0.10/submission_id", &again, None).await;
+    assert_eq!(st, 200, "{sub}");
+    let (st, done) = s
+        .call(
+            M::POST,
+            "/v0.10/transfer",
+            &again,
+            Some(
+                &json!({"DATA_TYPE": "transfer", "submission_id": sub["value"],
+                         "source_endpoint": w.guest, "destination_endpoint": w.guest,
+                         "DATA": [{"DATA_TYPE": "transfer_item", "source_path": "/data/results.csv",
+                                   "destination_path": "/data/copy.csv"}]}),
+            ),
+        )
+        .await;
+    assert_eq!(st, 202, "{done}");
+    s.advance(601);
+    let id = done["task_id"].as_str().unwrap();
+    let mut last = Value::Null;
+    for _ in 0..600 {
+        let (_, t) = s
+            .call(M::GET, &format!("/v0.10/task/{id}"), &again, None)
+            .await;
+        last = t.clone();
+        if t["status"] == "SUCCEEDED" {
+            assert_eq!(
+                std::fs::read(w.root.join("shared/data/copy.csv")).unwrap(),
+                b"a,b\n1,2\n"
+            );
+            return;
+        }
+        assert_ne!(t["status"], "FAILED", "{t}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the task did not end: {last}");
 }

@@ -428,7 +428,7 @@ async fn the_hubs_statements_are_refused_when_forged_expired_or_for_another_endp
         .hub
         .running
         .auth
-        .vouch(s.endpoint_id, &me, &[])
+        .vouch(s.endpoint_id, &me, &[], None)
         .await
         .unwrap();
     assert_eq!(ask(good.clone()).await, 200);
@@ -448,7 +448,7 @@ async fn the_hubs_statements_are_refused_when_forged_expired_or_for_another_endp
         .hub
         .running
         .auth
-        .vouch(Uuid::new_v4(), &me, &[])
+        .vouch(Uuid::new_v4(), &me, &[], None)
         .await
         .unwrap();
     assert_eq!(ask(other).await, 401);
@@ -683,7 +683,7 @@ async fn a_task_credential_reads_only_its_paths_of_its_collection_until_it_expir
         .unwrap();
     assert_eq!(read(s.coll, "/runs/42/a.h5", other).await.0, 401);
     // A statement for passing Transfer requests on is no task credential.
-    let vouch = auth.vouch(s.endpoint_id, &me, &[]).await.unwrap();
+    let vouch = auth.vouch(s.endpoint_id, &me, &[], None).await.unwrap();
     assert_eq!(read(s.coll, "/runs/42/a.h5", vouch).await.0, 401);
     // Expired.
     s.hub.advance(ferry_auth::sites::TASK_CREDENTIAL_SECS);

@@ -21,6 +21,8 @@ use crate::{Auth, AuthError, Result};
 
 /// How long a sign-in may stay at the provider before it comes back.
 const PENDING_LIFETIME: i64 = 600;
+/// Sign-ins waiting for providers at once: a flood of started sign-ins fills no disk.
+const PENDING_LIMIT: i64 = 10_000;
 /// How far the provider's clock may be from ours for `exp` and `iat`.
 pub const CLOCK_SKEW: i64 = 60;
 /// Discovery documents are fetched again after this long; keys also whenever a token names an unknown one.
@@ -439,14 +441,23 @@ impl Auth {
         }
         let doc =
             serde_json::to_string(&pending).map_err(|e| AuthError::Internal(e.to_string()))?;
-        self.store
+        let kept = self
+            .store
             .insert_upstream_login(
                 &self.hasher.hash(&state),
                 &p.id,
                 &doc,
                 now + PENDING_LIFETIME,
+                now,
+                PENDING_LIMIT,
             )
             .await?;
+        if !kept {
+            return Err(AuthError::Unavailable(
+                "Too many sign-ins are waiting for their organizations right now; try again in a few minutes."
+                    .into(),
+            ));
+        }
         Ok(UpstreamStart {
             location: location.into(),
             browser_secret,

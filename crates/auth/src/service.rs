@@ -65,6 +65,8 @@ pub struct Principal {
     /// The client the token was issued to.
     pub client_id: Option<Uuid>,
     pub scopes: Vec<String>,
+    /// When the person signed in, for a token that descends from a browser sign-in (None: an application's).
+    pub auth_time: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -625,6 +627,7 @@ impl Auth {
             identity,
             client_id: rec.client_id,
             scopes: rec.scopes.split_whitespace().map(str::to_string).collect(),
+            auth_time: rec.extra["session"]["auth_time"].as_i64(),
         })
     }
 

@@ -352,16 +352,15 @@ impl Auth {
     }
 
     /// The `Authorization` header value with which the hub passes a caller's request on to endpoint `site`.
-    pub async fn vouch(&self, site: Uuid, identity: &Identity, groups: &[Uuid]) -> Result<String> {
-        self.statement(
-            site,
-            identity,
-            groups,
-            PURPOSE_TRANSFER,
-            ASSERTION_SECS,
-            Reading::Nothing,
-        )
-        .await
+    pub async fn vouch(
+        &self,
+        site: Uuid,
+        identity: &Identity,
+        groups: &[Uuid],
+        auth_time: Option<i64>,
+    ) -> Result<String> {
+        self.statement(site, identity, groups, auth_time, Reading::Nothing)
+            .await
     }
 
     /// [`Self::vouch`] for a task submission the hub passes on: the endpoint creates the task under `task`, the
@@ -371,17 +370,11 @@ impl Auth {
         site: Uuid,
         identity: &Identity,
         groups: &[Uuid],
+        auth_time: Option<i64>,
         task: Uuid,
     ) -> Result<String> {
-        self.statement(
-            site,
-            identity,
-            groups,
-            PURPOSE_TRANSFER,
-            ASSERTION_SECS,
-            Reading::Task(task),
-        )
-        .await
+        self.statement(site, identity, groups, auth_time, Reading::Task(task))
+            .await
     }
 
     /// The credential with which one endpoint reads, for `task` and its owner, the files of `collection` under
@@ -399,8 +392,7 @@ impl Auth {
             site,
             owner,
             groups,
-            PURPOSE_TASK_READ,
-            TASK_CREDENTIAL_SECS,
+            None,
             Reading::Paths(task, collection, paths),
         )
         .await
@@ -411,10 +403,14 @@ impl Auth {
         site: Uuid,
         identity: &Identity,
         groups: &[Uuid],
-        purpose: &str,
-        lifetime: i64,
+        auth_time: Option<i64>,
         reading: Reading,
     ) -> Result<String> {
+        // A passed-on request lives seconds; a task's reading credential as long as the task needs renewing it.
+        let (purpose, lifetime) = match reading {
+            Reading::Paths(..) => (PURPOSE_TASK_READ, TASK_CREDENTIAL_SECS),
+            Reading::Task(_) | Reading::Nothing => (PURPOSE_TRANSFER, ASSERTION_SECS),
+        };
         let now = self.now();
         // The caller's linked identities go with it: rules at the endpoint may name any of them.
         let linked = self
@@ -441,6 +437,7 @@ impl Auth {
             identity_type: identity.kind.as_str().into(),
             groups: groups.to_vec(),
             linked,
+            auth_time,
             iat: now,
             exp: now + lifetime,
             task,

@@ -36,6 +36,38 @@ pub struct Caller<'a> {
     pub groups: &'a [Uuid],
     /// The other identities linked with this one: rules and roles naming any of them apply.
     pub linked: &'a [crate::Identity],
+    /// When the person behind the request signed in, for policies that ask for a recent sign-in.
+    pub signed_in: SignedIn,
+}
+
+/// When the caller signed in, as far as the request shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignedIn {
+    /// The sign-in (the browser session, or the one the token descends from) happened then.
+    At(Timestamp),
+    /// No sign-in stands behind the request: anonymous, or an application's own token.
+    NoSession,
+    /// A task running for its owner: the owner's sign-in was checked when the task was submitted.
+    TaskOfOwner,
+}
+
+impl SignedIn {
+    /// The sign-in's time, when the request shows one.
+    pub fn time(self) -> Option<Timestamp> {
+        match self {
+            SignedIn::At(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// Whether the sign-in counts for a policy asking for one within `limit` seconds of `now`.
+    pub fn within(self, now: Timestamp, limit: i64) -> bool {
+        match self {
+            SignedIn::At(t) => now - t <= limit,
+            SignedIn::NoSession => false,
+            SignedIn::TaskOfOwner => true,
+        }
+    }
 }
 
 impl Caller<'_> {
@@ -44,6 +76,7 @@ impl Caller<'_> {
         username: None,
         groups: &[],
         linked: &[],
+        signed_in: SignedIn::NoSession,
     };
 
     /// Whether `id` is the caller or one of its linked identities.
@@ -86,6 +119,8 @@ pub enum Layer {
     Sharing,
     /// The guest collection's permissions and roles.
     Permissions,
+    /// The guest authentication policy asks for a sign-in within this many seconds, and the caller's is older.
+    SignIn { within_secs: i64 },
 }
 
 impl Layer {
@@ -95,6 +130,7 @@ impl Layer {
             Layer::GuestsDisallowed => "mapped collection allow_guest_collections",
             Layer::Sharing => "mapped collection sharing restrictions",
             Layer::Permissions => "guest collection permissions",
+            Layer::SignIn { .. } => "guest authentication policy's sign-in timeout",
         }
     }
 }
@@ -112,6 +148,12 @@ impl fmt::Display for Refusal {
         match self.layer {
             Layer::GuestsDisallowed => f.write_str(
                 "the mapped collection of this guest collection no longer allows guest collections",
+            ),
+            Layer::SignIn { within_secs } => write!(
+                f,
+                "this collection's authentication policy asks for a sign-in within the last {} minutes; \
+                 sign in again (`globus login --force`, `ferry login`, or the login page) and retry",
+                (within_secs + 59) / 60
             ),
             layer => write!(
                 f,
@@ -412,9 +454,13 @@ impl CollectionPolicy {
                 return Err(refuse(Layer::Sharing, a));
             }
             have = have.min(a);
-            let a = guest.permission(caller, path, now).0;
+            let (a, why) = guest.permission(caller, path, now);
             if a < need {
-                return Err(refuse(Layer::Permissions, a));
+                let layer = match why {
+                    PermissionSource::SignInTooOld(_, within_secs) => Layer::SignIn { within_secs },
+                    _ => Layer::Permissions,
+                };
+                return Err(refuse(layer, a));
             }
             have = have.min(a);
         }
@@ -488,6 +534,8 @@ enum PermissionSource {
     Rule(Uuid, AclPrincipal, String),
     /// The guest authentication policy does not admit the caller's domain.
     PolicyRefused(Uuid),
+    /// The guest authentication policy asks for a sign-in within this many seconds; the caller's is older.
+    SignInTooOld(Uuid, i64),
     Nothing,
 }
 
@@ -511,6 +559,10 @@ impl PermissionSource {
             }
             PermissionSource::PolicyRefused(id) => format!(
                 "the mapped collection's authentication policy {id} does not admit the caller's identity domain"
+            ),
+            PermissionSource::SignInTooOld(id, limit) => format!(
+                "the mapped collection's authentication policy {id} asks for a sign-in within {limit} seconds, \
+                 and the caller's is older (or there is none)"
             ),
             PermissionSource::Nothing => {
                 "no permission of the guest collection covers this path for the caller".into()
@@ -608,6 +660,12 @@ impl GuestLayers {
             && !caller.linked.iter().any(|i| p.admits(Some(&i.username)))
         {
             return (Access::None, PermissionSource::PolicyRefused(p.id));
+        }
+        if let Some(p) = &self.auth_policy
+            && let Some(limit) = p.assurance_timeout()
+            && !caller.signed_in.within(now, limit)
+        {
+            return (Access::None, PermissionSource::SignInTooOld(p.id, limit));
         }
         let mut best: (Access, Option<(&AclEntry, &str)>) = (Access::None, None);
         for at in path::ancestors(path) {
@@ -739,6 +797,7 @@ mod tests {
             username: None,
             groups: &[],
             linked: &[],
+            signed_in: SignedIn::NoSession,
         };
         assert_eq!(
             p.check(&me, "/ana/x", Action::Write, 0),
@@ -798,6 +857,7 @@ mod tests {
             username: None,
             groups,
             linked: &[],
+            signed_in: SignedIn::NoSession,
         };
         let o = who(owner, &[]);
         // The owner has rw on /, bounded by the sharing restrictions and the gateway.
@@ -936,6 +996,7 @@ mod tests {
                     username: None,
                     groups,
                     linked: &[],
+                    signed_in: SignedIn::NoSession,
                 },
                 "/f",
                 Action::Write,
@@ -986,6 +1047,7 @@ mod tests {
             username: Some(username),
             groups: &[],
             linked: &[],
+            signed_in: SignedIn::NoSession,
         };
         assert!(
             p.check(
@@ -1045,6 +1107,62 @@ mod tests {
         .unwrap();
         assert!(named.check(&linked, "/f", Action::Read, 0).is_ok());
         assert!(named.check(&who, "/f", Action::Read, 0).is_err());
+    }
+
+    #[test]
+    fn a_high_assurance_policy_asks_for_a_recent_sign_in() {
+        let owner = Uuid::new_v4();
+        let g = gateway(serde_json::Value::Null);
+        let m = mapped(serde_json::Value::Null);
+        let c = guest(&m, "/", owner);
+        let rules = vec![rule(
+            &c,
+            AclPrincipal::AllAuthenticatedUsers,
+            "/",
+            false,
+            None,
+        )];
+        let policy: AuthPolicy = serde_json::from_value(json!({
+            "display_name": "ha", "high_assurance": true, "authentication_assurance_timeout": 600
+        }))
+        .unwrap();
+        assert!(policy.validate().is_ok());
+        let p = CollectionPolicy::build(&PolicyInputs {
+            collection: &c,
+            mapped: Some(&m),
+            gateway: &g,
+            account: ANA,
+            sharing_policies: &[],
+            acl_rules: &rules,
+            roles: &[],
+            guest_auth_policy: Some(&policy),
+        })
+        .unwrap();
+        let now = 10_000;
+        let at = |signed_in| Caller {
+            identity: Some(Uuid::from_u128(7)),
+            username: Some("ana@uni.edu"),
+            groups: &[],
+            linked: &[],
+            signed_in,
+        };
+        assert!(
+            p.check(&at(SignedIn::At(now - 600)), "/f", Action::Read, now)
+                .is_ok()
+        );
+        assert!(
+            p.check(&at(SignedIn::TaskOfOwner), "/f", Action::Read, now)
+                .is_ok()
+        );
+        for old in [SignedIn::At(now - 601), SignedIn::NoSession] {
+            let r = p.check(&at(old), "/f", Action::Read, now).unwrap_err();
+            assert_eq!(r.layer, Layer::SignIn { within_secs: 600 });
+            assert!(r.to_string().contains("within the last 10 minutes"), "{r}");
+        }
+        // The owner's role is not a permission: no sign-in timeout applies to it.
+        let mut owner_call = at(SignedIn::NoSession);
+        owner_call.identity = Some(owner);
+        assert!(p.check(&owner_call, "/f", Action::Write, now).is_ok());
     }
 
     #[test]

@@ -32,21 +32,44 @@ pub struct AuthPolicy {
     pub domain_constraints_exclude: Option<Vec<String>>,
 }
 
+/// Re-sign-in timeouts Ferry accepts: a minute to a year.
+pub const MIN_ASSURANCE_TIMEOUT: i64 = 60;
+pub const MAX_ASSURANCE_TIMEOUT: i64 = 365 * 86400;
+
 impl AuthPolicy {
+    /// How recent a sign-in must be for the policy's permissions to count (seconds), if it says.
+    pub fn assurance_timeout(&self) -> Option<i64> {
+        self.authentication_assurance_timeout
+    }
+
     /// What Ferry cannot enforce is refused rather than stored as a promise it would not keep.
     pub fn validate(&self) -> Result<(), String> {
         let n = self.display_name.chars().count();
         if n == 0 || n > 128 || self.display_name.contains('\n') {
             return Err("display_name: must be 1 to 128 characters on one line".into());
         }
-        if self.high_assurance || self.required_mfa {
-            return Err("high_assurance: high-assurance and MFA policies are not supported".into());
-        }
-        if self.authentication_assurance_timeout.is_some() {
+        if self.required_mfa {
             return Err(
-                "authentication_assurance_timeout: re-authentication timeouts are not supported yet"
+                "required_mfa: Ferry does not check a second factor; a provider that requires one for its \
+                 people does"
                     .into(),
             );
+        }
+        match self.authentication_assurance_timeout {
+            Some(t) if !(MIN_ASSURANCE_TIMEOUT..=MAX_ASSURANCE_TIMEOUT).contains(&t) => {
+                return Err(format!(
+                    "authentication_assurance_timeout: {t} seconds; it must be {MIN_ASSURANCE_TIMEOUT} to \
+                     {MAX_ASSURANCE_TIMEOUT}"
+                ));
+            }
+            None if self.high_assurance => {
+                return Err(
+                    "high_assurance: a high-assurance policy needs authentication_assurance_timeout (seconds \
+                     within which a person must have signed in)"
+                        .into(),
+                );
+            }
+            _ => {}
         }
         for (field, list) in [
             (

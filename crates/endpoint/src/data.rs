@@ -12,7 +12,9 @@
 
 use std::sync::Arc;
 
-use ferry_core::access::{Account, Action, Caller, CollectionPolicy, interpolate_base_path};
+use ferry_core::access::{
+    Account, Action, Caller, CollectionPolicy, SignedIn, interpolate_base_path,
+};
 use ferry_core::endpoint::CollectionDoc;
 use ferry_core::path;
 use ferry_core::restrictions::Home;
@@ -304,9 +306,13 @@ impl Endpoint {
                         .into_iter()
                         .map(ferry_core::Identity::known_by_id)
                         .collect(),
+                    signed_in: SignedIn::TaskOfOwner,
                 })
             }
-            None => self.requester(identity).await,
+            None => Ok(Requester {
+                signed_in: SignedIn::TaskOfOwner,
+                ..self.requester(identity).await?
+            }),
         }
     }
 

@@ -128,6 +128,8 @@ pub struct Requester {
     pub groups: Vec<Uuid>,
     /// The other identities linked with this one: what names them names the caller.
     pub linked: Vec<Identity>,
+    /// When the person signed in (for policies that ask for a recent sign-in).
+    pub signed_in: ferry_core::access::SignedIn,
 }
 
 impl Requester {
@@ -157,7 +159,17 @@ impl Requester {
             username: Some(&self.identity.username),
             groups: &self.groups,
             linked: &self.linked,
+            signed_in: self.signed_in,
         }
+    }
+
+    /// The same caller, signed in at `at` (the session its token or browser descends from), if known.
+    pub fn signed_in_at(mut self, at: Option<i64>) -> Self {
+        self.signed_in = match at {
+            Some(t) => ferry_core::access::SignedIn::At(t),
+            None => ferry_core::access::SignedIn::NoSession,
+        };
+        self
     }
 }
 
@@ -234,6 +246,7 @@ impl Endpoint {
             identity,
             groups,
             linked,
+            signed_in: ferry_core::access::SignedIn::NoSession,
         })
     }
 

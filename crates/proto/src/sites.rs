@@ -93,6 +93,9 @@ pub struct HubAssertion {
     /// The other identities linked with the caller's.
     #[serde(default)]
     pub linked: Vec<Uuid>,
+    /// When the caller signed in (the session its token descends from), for policies asking for a recent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
     pub iat: i64,
     pub exp: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -306,6 +309,7 @@ mod tests {
             identity_type: "person".into(),
             groups: vec![],
             linked: vec![],
+            auth_time: None,
             iat: 0,
             exp: 0,
             task: None,

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ferry_auth::AuthError;
+use ferry_core::access::SignedIn;
 use ferry_core::{Identity, IdentityKind, SharedClock};
 use ferry_endpoint::Requester;
 use ferry_proto::sites::{
@@ -119,6 +120,8 @@ struct Vouched {
     groups: Vec<Uuid>,
     /// The other identities of the caller's set (ids only: rules and roles name identities by id).
     linked: Vec<Uuid>,
+    /// When the caller signed in (the latest authentication of the token's session).
+    auth_time: Option<i64>,
     /// The resource servers the token is good for.
     audiences: Vec<String>,
 }
@@ -213,7 +216,9 @@ impl HubLink {
             identity: vouched.identity,
             groups: vouched.groups,
             linked,
-        })
+            signed_in: SignedIn::NoSession,
+        }
+        .signed_in_at(vouched.auth_time))
     }
 
     async fn introspect(&self, token: &str) -> Result<Option<Vouched>, AuthError> {
@@ -226,7 +231,10 @@ impl HubLink {
             .http
             .post(self.hub("/v2/oauth2/token/introspect"))
             .basic_auth(self.file.endpoint_id, Some(&self.file.client_secret))
-            .form(&[("token", token), ("include", "identity_set,ferry_groups")])
+            .form(&[
+                ("token", token),
+                ("include", "identity_set,session_info,ferry_groups"),
+            ])
             .ask("introspection")
             .await?;
         let answer = vouched(&reply, now);
@@ -362,10 +370,17 @@ impl HubLink {
             identity_provider: None,
         };
         store.mirror_identity(&identity).await?;
+        // A task's reading is the owner's, checked at submission; a passed-on request is the caller's now.
+        let signed_in = match (a.purpose.as_str(), a.auth_time) {
+            (PURPOSE_TASK_READ, _) => SignedIn::TaskOfOwner,
+            (_, Some(t)) => SignedIn::At(t),
+            (_, None) => SignedIn::NoSession,
+        };
         Ok(Requester {
             identity,
             groups: a.groups,
             linked: a.linked.into_iter().map(Identity::known_by_id).collect(),
+            signed_in,
         })
     }
 
@@ -735,8 +750,12 @@ fn vouched(reply: &Value, now: i64) -> Option<Vouched> {
                 .collect()
         })
         .unwrap_or_default();
+    let auth_time = reply["session_info"]["authentications"]
+        .as_object()
+        .and_then(|a| a.values().filter_map(|v| v["auth_time"].as_i64()).max());
     Some(Vouched {
         linked,
+        auth_time,
         identity: Identity {
             id,
             username: reply["username"].as_str()?.to_string(),

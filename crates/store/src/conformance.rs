@@ -161,27 +161,26 @@ async fn federation(store: &dyn Store) {
     store.delete_identity(c.id).await.unwrap();
     assert_eq!(ids(store.identity_set(b.id).await.unwrap()), vec![b.id]);
 
-    // Waiting sign-ins: taken once, never after expiry.
-    store
-        .insert_upstream_login("st-1", "uni", "{}", 100)
-        .await
-        .unwrap();
-    store
-        .insert_upstream_login("st-2", "uni", "{\"x\":1}", 100)
-        .await
-        .unwrap();
+    // Waiting sign-ins: taken once, never after expiry, and no more than the limit at once.
+    let keep = |hash: &'static str, expires: i64, now: i64| async move {
+        store
+            .insert_upstream_login(hash, "uni", "{}", expires, now, 2)
+            .await
+            .unwrap()
+    };
+    assert!(keep("st-1", 100, 0).await);
+    assert!(keep("st-2", 100, 0).await);
+    assert!(!keep("st-3", 100, 0).await, "over the limit");
+    assert_eq!(store.take_upstream_login("st-3", 50).await.unwrap(), None);
     assert_eq!(
         store.take_upstream_login("st-1", 50).await.unwrap(),
         Some(("uni".to_string(), "{}".to_string()))
     );
     assert_eq!(store.take_upstream_login("st-1", 50).await.unwrap(), None);
     assert_eq!(store.take_upstream_login("st-2", 100).await.unwrap(), None);
-    assert!(
-        store
-            .insert_upstream_login("st-1", "uni", "{}", 100)
-            .await
-            .is_ok()
-    );
+    // Expired ones make room.
+    assert!(keep("st-4", 300, 200).await);
+    assert!(keep("st-5", 300, 200).await);
 }
 
 async fn site_tasks(store: &dyn Store) {

@@ -36,14 +36,17 @@ pub trait FederationStore: Send + Sync {
     /// Takes `identity` out of its set; when it was the primary, the longest-linked member becomes primary.
     async fn unlink_identity(&self, identity: Uuid) -> Result<()>;
 
-    /// Keeps a sign-in sent to a provider until it comes back (or `expires_at`).
+    /// Keeps a sign-in sent to a provider until it comes back (or `expires_at`), unless `limit` of them are
+    /// already waiting at `now` (false: nothing kept). Expired ones are dropped first.
     async fn insert_upstream_login(
         &self,
         state_hash: &str,
         provider: &str,
         document: &str,
         expires_at: i64,
-    ) -> Result<()>;
+        now: i64,
+        limit: i64,
+    ) -> Result<bool>;
     /// Takes a waiting sign-in (at most once) if it has not expired; returns its provider and document.
     async fn take_upstream_login(
         &self,

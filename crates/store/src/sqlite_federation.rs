@@ -185,18 +185,31 @@ impl FederationStore for SqliteStore {
         provider: &str,
         document: &str,
         expires_at: i64,
-    ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO upstream_logins(state_hash, provider, document, expires_at) VALUES (?, ?, ?, ?)",
+        now: i64,
+        limit: i64,
+    ) -> Result<bool> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        sqlx::query("DELETE FROM upstream_logins WHERE expires_at <= ?")
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let kept = sqlx::query(
+            "INSERT INTO upstream_logins(state_hash, provider, document, expires_at) \
+             SELECT ?, ?, ?, ? WHERE (SELECT COUNT(*) FROM upstream_logins) < ?",
         )
         .bind(state_hash)
         .bind(provider)
         .bind(document)
         .bind(expires_at)
-        .execute(&self.writer)
+        .bind(limit)
+        .execute(&mut *tx)
         .await
-        .map_err(backend)?;
-        Ok(())
+        .map_err(backend)?
+        .rows_affected()
+            == 1;
+        tx.commit().await.map_err(backend)?;
+        Ok(kept)
     }
 
     async fn take_upstream_login(
@@ -204,12 +217,6 @@ impl FederationStore for SqliteStore {
         state_hash: &str,
         now: i64,
     ) -> Result<Option<(String, String)>> {
-        // Abandoned sign-ins go with the next one that comes back.
-        sqlx::query("DELETE FROM upstream_logins WHERE expires_at <= ?")
-            .bind(now)
-            .execute(&self.writer)
-            .await
-            .map_err(backend)?;
         sqlx::query(
             "DELETE FROM upstream_logins WHERE state_hash = ? AND expires_at > ? RETURNING provider, document",
         )

@@ -832,7 +832,11 @@ pub(crate) async fn owner_of(
     if task.reports_to_hub {
         return inner.endpoint.task_owner(identity, task.id).await;
     }
-    inner.endpoint.requester(identity).await
+    // The owner's sign-in was checked when the task was submitted; it runs on after that.
+    Ok(Requester {
+        signed_in: ferry_core::access::SignedIn::TaskOfOwner,
+        ..inner.endpoint.requester(identity).await?
+    })
 }
 
 /// Tasks in one endpoint's report.

@@ -80,7 +80,12 @@ async fn caller(
         && s.hub.is_none()
         && let Some(session) = super::web::current_session(s, headers).await?
     {
-        return Ok(Some(s.endpoint.requester(session.identity).await?));
+        return Ok(Some(
+            s.endpoint
+                .requester(session.identity)
+                .await?
+                .signed_in_at(Some(session.auth_time)),
+        ));
     }
     Ok(None)
 }

@@ -139,6 +139,7 @@ pub async fn requester(
         .endpoint
         .requester(p.identity)
         .await
+        .map(|r| r.signed_in_at(p.auth_time))
         .map_err(|e| AuthError::Internal(e.to_string()))
 }
 

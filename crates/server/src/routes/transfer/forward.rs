@@ -205,7 +205,13 @@ async fn submit_at(
     };
     let vouch = s
         .auth
-        .vouch_for_task(site.id, &who.identity, &who.groups, recorded.task_id)
+        .vouch_for_task(
+            site.id,
+            &who.identity,
+            &who.groups,
+            who.signed_in.time(),
+            recorded.task_id,
+        )
         .await?;
     let answer = send(s, site, parts, body, vouch).await;
     let keep = matches!(&answer, Ok(r) if r.status().is_success());
@@ -237,7 +243,10 @@ fn unreachable(site: &Site, e: impl std::fmt::Display) -> AuthError {
 
 async fn pass_on(s: &AppState, site: &Site, req: Request) -> Result<Response, AuthError> {
     let who = caller(s, req.headers()).await?;
-    let vouch = s.auth.vouch(site.id, &who.identity, &who.groups).await?;
+    let vouch = s
+        .auth
+        .vouch(site.id, &who.identity, &who.groups, who.signed_in.time())
+        .await?;
     let (parts, body) = req.into_parts();
     let body = to_bytes(body, MAX_BODY).await.map_err(|_| {
         AuthError::InvalidRequest(format!("the body is larger than {MAX_BODY} bytes"))
@@ -329,7 +338,10 @@ async fn search_one(
             ])
             .collect();
         let page = async {
-            let vouch = s.auth.vouch(site.id, &who.identity, &who.groups).await?;
+            let vouch = s
+                .auth
+                .vouch(site.id, &who.identity, &who.groups, who.signed_in.time())
+                .await?;
             let answer = s
                 .sites_http
                 .get(format!("{}/site/v0.10/endpoint_search", site.public_url))

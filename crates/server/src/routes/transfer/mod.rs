@@ -91,6 +91,7 @@ impl Op {
         s.endpoint
             .requester(p.identity)
             .await
+            .map(|r| r.signed_in_at(p.auth_time))
             .map_err(self.endpoint())
     }
 
