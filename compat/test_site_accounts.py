@@ -136,6 +136,15 @@ def test_wrong_password_locked_and_expired_accounts_are_refused(ferry: FerryServ
         assert expired.status_code == 403 and "cannot sign in now" in expired.text, expired.text
     finally:
         subprocess.run(["chage", "-E", "-1", account.name], check=True)
+    # A system account (uid below 1000, as root's) never signs in, even with its right password.
+    system = "ferrysys" + secrets.token_hex(2)
+    subprocess.run(["useradd", "-r", "-M", "-s", "/usr/sbin/nologin", system], check=True)
+    try:
+        subprocess.run(["chpasswd"], input=f"{system}:{account.password}\n", text=True, check=True)
+        refused = sign_in(ferry, system, account.password)
+        assert refused.status_code == 403 and "system accounts cannot sign in" in refused.text, refused.text
+    finally:
+        subprocess.run(["userdel", system], check=False, capture_output=True)
     after = [i["username"] for i in cli(ferry, "identity", "list")]
     assert sorted(after) == sorted(before)
 

@@ -12,6 +12,9 @@ use crate::pam::{self, PamRefusal};
 use crate::{Auth, AuthError, Result};
 
 const KEY: &str = "auth.site_accounts";
+/// Accounts below this uid are the system's (root, daemons): they never sign in, whatever PAM says, so that no
+/// gateway can be reached as them through a site account (Debian's UID_MIN).
+const FIRST_PERSON_UID: u32 = 1000;
 /// What the meta row holds once the domain is deleted.
 const NONE: &str = "null";
 
@@ -152,6 +155,20 @@ impl Auth {
                 ));
             }
         }
+        let name = account.to_string();
+        let uid = tokio::task::spawn_blocking(move || account_uid(&name))
+            .await
+            .map_err(|e| AuthError::Internal(e.to_string()))?;
+        if uid.is_none_or(|u| u < FIRST_PERSON_UID) {
+            tracing::warn!(
+                account,
+                ?uid,
+                "a system account's password was right; it may not sign in"
+            );
+            return Err(AuthError::Forbidden(
+                "system accounts cannot sign in here; use your personal account".into(),
+            ));
+        }
         let fresh = Identity {
             id: Uuid::new_v4(),
             username: Identity::person_username(account, &site.domain)
@@ -175,5 +192,33 @@ impl Auth {
                 e => e.into(),
             })?;
         self.open_session(&signed.identity).await
+    }
+}
+
+/// The uid of a host account (through NSS: files, LDAP…), if it exists.
+fn account_uid(name: &str) -> Option<u32> {
+    let c = std::ffi::CString::new(name).ok()?;
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call; `buf` outlives `pwd`'s borrowed strings, which are not used.
+    let rc = unsafe {
+        libc::getpwnam_r(
+            c.as_ptr(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut found,
+        )
+    };
+    (rc == 0 && !found.is_null()).then_some(pwd.pw_uid)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn system_accounts_have_low_uids() {
+        assert_eq!(super::account_uid("root"), Some(0));
+        assert!(super::account_uid("no-such-account-here").is_none());
     }
 }
