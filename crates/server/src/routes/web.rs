@@ -50,7 +50,7 @@ pub(crate) fn page(status: StatusCode, title: &str, body: &str) -> Response {
          h1{{font-size:1.4rem}}label{{display:block;margin:.8rem 0 .2rem}}input{{width:100%;padding:.5rem;font-size:1rem}}\
          button{{margin-top:1rem;padding:.5rem 1.2rem;font-size:1rem}}.err{{color:#a00}}code{{font-size:1.1rem;\
          word-break:break-all;background:#eef;padding:.3rem}}li{{margin:.2rem 0}}</style></head>\
-         <body><h1>{t}</h1>{body}</body></html>",
+         <body><main><h1>{t}</h1>{body}</main></body></html>",
         t = escape(title)
     );
     let mut r = (status, Html(html)).into_response();
