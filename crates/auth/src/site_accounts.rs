@@ -156,9 +156,10 @@ impl Auth {
             }
         }
         let name = account.to_string();
-        let uid = tokio::task::spawn_blocking(move || account_uid(&name))
-            .await
-            .map_err(|e| AuthError::Internal(e.to_string()))?;
+        let uid =
+            tokio::task::spawn_blocking(move || ferry_storage::host_account(&name).map(|a| a.uid))
+                .await
+                .map_err(|e| AuthError::Internal(e.to_string()))?;
         if uid.is_none_or(|u| u < FIRST_PERSON_UID) {
             tracing::warn!(
                 account,
@@ -195,30 +196,12 @@ impl Auth {
     }
 }
 
-/// The uid of a host account (through NSS: files, LDAP…), if it exists.
-fn account_uid(name: &str) -> Option<u32> {
-    let c = std::ffi::CString::new(name).ok()?;
-    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut buf = vec![0 as libc::c_char; 16 * 1024];
-    let mut found: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: every pointer is valid for the call; `buf` outlives `pwd`'s borrowed strings, which are not used.
-    let rc = unsafe {
-        libc::getpwnam_r(
-            c.as_ptr(),
-            &mut pwd,
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut found,
-        )
-    };
-    (rc == 0 && !found.is_null()).then_some(pwd.pw_uid)
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
     fn system_accounts_have_low_uids() {
-        assert_eq!(super::account_uid("root"), Some(0));
-        assert!(super::account_uid("no-such-account-here").is_none());
+        let uid = |n: &str| ferry_storage::host_account(n).map(|a| a.uid);
+        assert_eq!(uid("root"), Some(0));
+        assert!(uid("no-such-account-here").is_none());
     }
 }

@@ -1014,34 +1014,38 @@ mod tests {
         assert!(!check(am, &[]), "without the group, no role");
     }
 
-    #[test]
-    fn a_guest_auth_policy_filters_permissions_by_domain() {
-        let owner = Uuid::new_v4();
+    /// A guest collection on `/` of a plain mapped collection, owned by `owner`, whose one rule gives
+    /// `principal` read on `/`, under the authentication policy `policy` (a policy document) if any.
+    fn one_rule_guest(
+        owner: Uuid,
+        principal: AclPrincipal,
+        policy: Option<serde_json::Value>,
+    ) -> CollectionPolicy {
         let g = gateway(serde_json::Value::Null);
         let m = mapped(serde_json::Value::Null);
         let c = guest(&m, "/", owner);
-        let rules = vec![rule(
-            &c,
-            AclPrincipal::AllAuthenticatedUsers,
-            "/",
-            false,
-            None,
-        )];
-        let policy: AuthPolicy = serde_json::from_value(json!({
-            "display_name": "edu", "domain_constraints_include": ["*.edu"]
-        }))
-        .unwrap();
-        let p = CollectionPolicy::build(&PolicyInputs {
+        let policy: Option<AuthPolicy> = policy.map(|p| serde_json::from_value(p).unwrap());
+        CollectionPolicy::build(&PolicyInputs {
             collection: &c,
             mapped: Some(&m),
             gateway: &g,
             account: ANA,
             sharing_policies: &[],
-            acl_rules: &rules,
+            acl_rules: &[rule(&c, principal, "/", false, None)],
             roles: &[],
-            guest_auth_policy: Some(&policy),
+            guest_auth_policy: policy.as_ref(),
         })
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn a_guest_auth_policy_filters_permissions_by_domain() {
+        let owner = Uuid::new_v4();
+        let p = one_rule_guest(
+            owner,
+            AclPrincipal::AllAuthenticatedUsers,
+            Some(json!({"display_name": "edu", "domain_constraints_include": ["*.edu"]})),
+        );
         let caller = |id: Uuid, username: &'static str| Caller {
             identity: Some(id),
             username: Some(username),
@@ -1088,23 +1092,7 @@ mod tests {
         };
         assert!(p.check(&linked, "/f", Action::Read, 0).is_ok());
         // A rule naming the linked identity applies to the caller too.
-        let named = CollectionPolicy::build(&PolicyInputs {
-            collection: &c,
-            mapped: Some(&m),
-            gateway: &g,
-            account: ANA,
-            sharing_policies: &[],
-            acl_rules: &[rule(
-                &c,
-                AclPrincipal::Identity(uni[0].id),
-                "/",
-                false,
-                None,
-            )],
-            roles: &[],
-            guest_auth_policy: None,
-        })
-        .unwrap();
+        let named = one_rule_guest(owner, AclPrincipal::Identity(uni[0].id), None);
         assert!(named.check(&linked, "/f", Action::Read, 0).is_ok());
         assert!(named.check(&who, "/f", Action::Read, 0).is_err());
     }
@@ -1112,32 +1100,10 @@ mod tests {
     #[test]
     fn a_high_assurance_policy_asks_for_a_recent_sign_in() {
         let owner = Uuid::new_v4();
-        let g = gateway(serde_json::Value::Null);
-        let m = mapped(serde_json::Value::Null);
-        let c = guest(&m, "/", owner);
-        let rules = vec![rule(
-            &c,
-            AclPrincipal::AllAuthenticatedUsers,
-            "/",
-            false,
-            None,
-        )];
-        let policy: AuthPolicy = serde_json::from_value(json!({
-            "display_name": "ha", "high_assurance": true, "authentication_assurance_timeout": 600
-        }))
-        .unwrap();
+        let doc = json!({"display_name": "ha", "high_assurance": true, "authentication_assurance_timeout": 600});
+        let policy: AuthPolicy = serde_json::from_value(doc.clone()).unwrap();
         assert!(policy.validate().is_ok());
-        let p = CollectionPolicy::build(&PolicyInputs {
-            collection: &c,
-            mapped: Some(&m),
-            gateway: &g,
-            account: ANA,
-            sharing_policies: &[],
-            acl_rules: &rules,
-            roles: &[],
-            guest_auth_policy: Some(&policy),
-        })
-        .unwrap();
+        let p = one_rule_guest(owner, AclPrincipal::AllAuthenticatedUsers, Some(doc));
         let now = 10_000;
         let at = |signed_in| Caller {
             identity: Some(Uuid::from_u128(7)),

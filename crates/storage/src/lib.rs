@@ -13,7 +13,7 @@ use std::pin::Pin;
 
 use bytes::Bytes;
 
-pub use posix::{PosixConnector, part_name, posix_groups};
+pub use posix::{HostAccount, PosixConnector, host_account, part_name, posix_groups};
 pub use scoped::Scoped;
 
 use names::child;

@@ -378,7 +378,21 @@ fn sync_dir(dir: &Dir) -> io::Result<()> {
     f.sync_all()
 }
 
-fn passwd_field(name: Option<&CStr>, uid: Option<u32>) -> Option<(String, String)> {
+/// A host account as the C library's passwd database (files, LDAP through NSS…) describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostAccount {
+    pub name: String,
+    pub home: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// The host account named `name`, if there is one. Blocking (NSS may ask a directory server).
+pub fn host_account(name: &str) -> Option<HostAccount> {
+    passwd_entry(Some(&CString::new(name).ok()?), None)
+}
+
+fn passwd_entry(name: Option<&CStr>, uid: Option<u32>) -> Option<HostAccount> {
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
     let mut buf = vec![0 as libc::c_char; 16 * 1024];
     let mut result: *mut libc::passwd = std::ptr::null_mut();
@@ -403,10 +417,12 @@ fn passwd_field(name: Option<&CStr>, uid: Option<u32>) -> Option<(String, String
     }
     // SAFETY: on success the fields point into buf as NUL-terminated strings.
     let (n, d) = unsafe { (CStr::from_ptr(pwd.pw_name), CStr::from_ptr(pwd.pw_dir)) };
-    Some((
-        n.to_string_lossy().into_owned(),
-        d.to_string_lossy().into_owned(),
-    ))
+    Some(HostAccount {
+        name: n.to_string_lossy().into_owned(),
+        home: d.to_string_lossy().into_owned(),
+        uid: pwd.pw_uid,
+        gid: pwd.pw_gid,
+    })
 }
 
 /// Account look-ups (the C library's `getpwnam_r`, `getgrouplist`: NSS, which may ask a directory server over
@@ -430,29 +446,13 @@ pub async fn posix_groups(username: &str) -> Option<Vec<String>> {
 
 fn posix_groups_of(username: &str) -> Option<Vec<String>> {
     let c = CString::new(username).ok()?;
-    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut buf = vec![0 as libc::c_char; 16 * 1024];
-    let mut result: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: as for passwd_field; only pw_gid is read from the result.
-    let rc = unsafe {
-        libc::getpwnam_r(
-            c.as_ptr(),
-            &mut pwd,
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut result,
-        )
-    };
-    if rc != 0 || result.is_null() {
-        return None;
-    }
+    let primary = passwd_entry(Some(&c), None)?.gid;
     let mut n: libc::c_int = 64;
     let mut gids: Vec<libc::gid_t> = vec![0; n as usize];
     loop {
         let mut count = n;
         // SAFETY: gids has room for `count` entries; getgrouplist writes at most that many and the needed count.
-        let rc =
-            unsafe { libc::getgrouplist(c.as_ptr(), pwd.pw_gid, gids.as_mut_ptr(), &mut count) };
+        let rc = unsafe { libc::getgrouplist(c.as_ptr(), primary, gids.as_mut_ptr(), &mut count) };
         if rc >= 0 {
             gids.truncate(count.max(0) as usize);
             break;
@@ -472,7 +472,7 @@ fn posix_groups_of(username: &str) -> Option<Vec<String>> {
 }
 
 fn user_name(uid: u32) -> Option<String> {
-    passwd_field(None, Some(uid)).map(|(n, _)| n)
+    passwd_entry(None, Some(uid)).map(|a| a.name)
 }
 
 fn group_name(gid: u32) -> Option<String> {
@@ -1439,7 +1439,7 @@ impl Connector for PosixConnector {
 
     async fn home_of(&self, username: &str) -> Option<String> {
         let c = CString::new(username).ok()?;
-        let (_, home) = lookup(move || passwd_field(Some(&c), None)).await??;
+        let home = lookup(move || passwd_entry(Some(&c), None)).await??.home;
         let rel = Path::new(&home).strip_prefix(&self.inner.root).ok()?;
         let mut out = String::new();
         for part in rel.components() {
