@@ -307,20 +307,7 @@ async fn expired_withdrawn_and_used_codes_say_so_and_unknown_ones_reveal_nothing
         )
         .await;
     assert_eq!(st, 200, "{b}");
-    let who = s
-        .running
-        .endpoint
-        .requester(
-            s.running
-                .auth
-                .store()
-                .get_identity(Uuid::parse_str(&gus.id).unwrap())
-                .await
-                .unwrap()
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let who = requester_of(s, &gus).await;
     s.running
         .endpoint
         .redeem_invitation(&who, &merged)
@@ -377,20 +364,7 @@ async fn expired_withdrawn_and_used_codes_say_so_and_unknown_ones_reveal_nothing
 
     // Redeeming what the page refuses is refused too (nothing is bound).
     let erin = s.person("erin").await;
-    let who = s
-        .running
-        .endpoint
-        .requester(
-            s.running
-                .auth
-                .store()
-                .get_identity(Uuid::parse_str(&erin.id).unwrap())
-                .await
-                .unwrap()
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let who = requester_of(s, &erin).await;
     assert!(
         s.running
             .endpoint
@@ -409,4 +383,17 @@ async fn expired_withdrawn_and_used_codes_say_so_and_unknown_ones_reveal_nothing
 
 fn url_encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// The endpoint's requester for a person of the test server (as the pages build it from a session).
+async fn requester_of(s: &TestServer, who: &Person) -> ferry_endpoint::Requester {
+    let identity = s
+        .running
+        .auth
+        .store()
+        .get_identity(Uuid::parse_str(&who.id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    s.running.endpoint.requester(identity).await.unwrap()
 }

@@ -1175,23 +1175,38 @@ async fn the_pull_api_gives_only_what_the_task_credential_covers() {
     assert!(!body.windows(6).any(|w| w == b"run 43"));
 }
 
-/// A collaborator moves data from a guest collection on A (shared with them) into one on B that is shared with
-/// a group they belong to: memberships are the hub's, and B's checks for the task see them.
-#[tokio::test]
-async fn a_group_permission_at_the_destination_reaches_the_task() {
-    const GROUPS: &str = "urn:globus:auth:scope:groups.api.globus.org:all";
+/// Two endpoints: a guest collection on A's `/runs` (holding `r.dat`) and one on a second endpoint B's
+/// `/incoming`, both reported to the hub; B's server and the two collections.
+async fn runs_to_incoming() -> (Sites, TestServer, Uuid, Uuid) {
     let s = sites().await;
     let (b, b_id, b_coll) = s.second("Campus").await;
     std::fs::create_dir_all(s.storage().join("runs")).unwrap();
     std::fs::write(s.storage().join("runs/r.dat"), b"run data").unwrap();
     std::fs::create_dir_all(b.data_dir().join("storage/incoming")).unwrap();
-    let (from, into) = (
-        s.share_on(s.coll, "/runs", "share /runs").await,
-        s.share_on(b_coll, "/incoming", "share /incoming").await,
-    );
-    // Both endpoints have reported their guest collections.
+    let from = s.share_on(s.coll, "/runs", "runs").await;
+    let into = s.share_on(b_coll, "/incoming", "incoming").await;
     reported(&s.hub, &s.auth, s.endpoint_id, 2).await;
     reported(&s.hub, &s.auth, b_id, 2).await;
+    (s, b, from, into)
+}
+
+/// `r.dat` copied A -> B by the holder of `token`: the task succeeds and the bytes are at B.
+async fn lands(s: &Sites, b: &TestServer, token: &str, from: Uuid, into: Uuid) {
+    let id = s.submit_as(token, from, into, "/r.dat").await;
+    let last = ended_for(s, &id, token).await;
+    assert_eq!(last["status"], "SUCCEEDED", "{last}");
+    assert_eq!(
+        std::fs::read(b.data_dir().join("storage/incoming/r.dat")).unwrap(),
+        b"run data"
+    );
+}
+
+/// A collaborator moves data from a guest collection on A (shared with them) into one on B that is shared with
+/// a group they belong to: memberships are the hub's, and B's checks for the task see them.
+#[tokio::test]
+async fn a_group_permission_at_the_destination_reaches_the_task() {
+    const GROUPS: &str = "urn:globus:auth:scope:groups.api.globus.org:all";
+    let (s, b, from, into) = runs_to_incoming().await;
     let bob = s.hub.person("bob").await;
     let groups = token_for(
         &s.hub
@@ -1228,28 +1243,14 @@ async fn a_group_permission_at_the_destination_reaches_the_task() {
             .await,
         "transfer.api.globus.org",
     );
-    let id = s.submit_as(&bobs, from, into, "/r.dat").await;
-    let last = ended_for(&s, &id, &bobs).await;
-    assert_eq!(last["status"], "SUCCEEDED", "{last}");
-    assert_eq!(
-        std::fs::read(b.data_dir().join("storage/incoming/r.dat")).unwrap(),
-        b"run data"
-    );
+    lands(&s, &b, &bobs, from, into).await;
 }
 
 /// A permission at the destination given to an identity linked with the task owner's reaches the task run
 /// there, and the owner's token reads what a rule names the linked identity for, at the endpoint that holds it.
 #[tokio::test]
 async fn a_linked_identitys_permission_counts_for_the_owner_at_the_endpoints() {
-    let s = sites().await;
-    let (b, b_id, b_coll) = s.second("Campus").await;
-    std::fs::create_dir_all(s.storage().join("runs")).unwrap();
-    std::fs::write(s.storage().join("runs/r.dat"), b"run data").unwrap();
-    std::fs::create_dir_all(b.data_dir().join("storage/incoming")).unwrap();
-    let from = s.share_on(s.coll, "/runs", "runs").await;
-    let into = s.share_on(b_coll, "/incoming", "incoming").await;
-    reported(&s.hub, &s.auth, s.endpoint_id, 2).await;
-    reported(&s.hub, &s.auth, b_id, 2).await;
+    let (s, b, from, into) = runs_to_incoming().await;
     // Bob at his university, and the same Bob's other identity; the rules name only the other one.
     let bob = s.hub.person("bob").await;
     let other = s.hub.person("bob-orcid").await;
@@ -1275,13 +1276,7 @@ async fn a_linked_identitys_permission_counts_for_the_owner_at_the_endpoints() {
         )
         .await
         .unwrap();
-    let id = s.submit_as(&bobs, from, into, "/r.dat").await;
-    let last = ended_for(&s, &id, &bobs).await;
-    assert_eq!(last["status"], "SUCCEEDED", "{last}");
-    assert_eq!(
-        std::fs::read(b.data_dir().join("storage/incoming/r.dat")).unwrap(),
-        b"run data"
-    );
+    lands(&s, &b, &bobs, from, into).await;
     // Bob's own token at B's HTTPS door: B learns his set from the hub's introspection.
     let https = token_for(
         &s.hub
