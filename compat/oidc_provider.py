@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import shutil
+import signal
 import subprocess
 import time
 import typing as t
@@ -90,31 +91,75 @@ class OidcProvider:
             "accounts": self.accounts,
         }
         self.config_path.write_text(json.dumps(config, indent=2))
+        # It starts in about a second. Once (1 run in ~40 of the whole suite, on CI) a process stalled
+        # after loading without ever listening: a stalled one leaves a Node diagnostic report (its JS stack
+        # and libuv handles) in the log and gives way to a second process.
+        failures = []
+        for _attempt in range(2):
+            failure = self._start_once()
+            if failure is None:
+                return self
+            failures.append(failure)
+        raise OidcProviderError(
+            "the OIDC provider did not start: " + "; ".join(failures)
+            + f"; log {self.log_path}:\n{self.log_tail()}"
+        )
+
+    def _start_once(self) -> str | None:
+        """Starts one process and waits for its 'ready' line: None when it came, else why not."""
         log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
             # stdin stays a pipe we hold: the provider exits when it closes, so no orphan outlives us
             self._proc = subprocess.Popen(
-                [t.cast(str, shutil.which("node")), "provider.mjs", str(self.config_path)],
+                [t.cast(str, shutil.which("node")), "--report-on-signal", "--report-signal=SIGUSR2",
+                 "--report-compact", f"--report-directory={self.workdir}",
+                 "provider.mjs", str(self.config_path)],
                 cwd=OIDC_DIR, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
             )
         started = time.monotonic()
-        deadline = started + STARTUP_TIMEOUT  # the suite's (FERRY_COMPAT_STARTUP_TIMEOUT)
+        deadline = started + min(STARTUP_TIMEOUT, 45.0)
         ready = f"ready {self.issuer}".encode()
         while time.monotonic() < deadline:
             with open(self.log_path, "rb") as log:
                 log.seek(log_start)
                 if ready in log.read().splitlines():
-                    return self
+                    return None
             if self._proc.poll() is not None:
                 break
             time.sleep(0.05)
         code = self._proc.poll()
+        if code is None:
+            self._report_stall()
         self.stop()
         why = f"exit code {code}" if code is not None else "no 'ready' line"
-        raise OidcProviderError(
-            f"the OIDC provider did not start ({why} after {time.monotonic() - started:.1f} s); "
-            f"log {self.log_path}:\n{self.log_tail()}"
-        )
+        return f"{why} after {time.monotonic() - started:.1f} s"
+
+    def _report_stall(self) -> None:
+        """Asks the stalled process for a Node diagnostic report and appends its gist to the log."""
+        assert self._proc is not None
+        before = set(self.workdir.glob("report.*.json"))
+        self._proc.send_signal(signal.SIGUSR2)
+        for _ in range(100):
+            reports = set(self.workdir.glob("report.*.json")) - before
+            if reports:
+                time.sleep(0.2)  # written in one go, but give it time to close
+                try:
+                    report = json.loads(next(iter(reports)).read_text())
+                except (OSError, ValueError) as err:
+                    gist = f"unreadable report: {err}"
+                else:
+                    gist = json.dumps({
+                        "javascriptStack": report.get("javascriptStack"),
+                        "nativeStack": [f.get("symbol") for f in report.get("nativeStack", [])][:15],
+                        "libuv": [(h.get("type"), h.get("is_active"), h.get("localEndpoint"))
+                                  for h in report.get("libuv", [])],
+                    }, indent=1)
+                break
+            time.sleep(0.1)
+        else:
+            gist = "no report within 10 s (its main thread is busy or blocked: reports are written from the event loop)"
+        with open(self.log_path, "a") as log:
+            log.write(f"\n[harness] the provider stalled before listening; diagnostic report:\n{gist}\n")
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None

@@ -36,6 +36,8 @@ if (fs.existsSync(jwksPath)) {
   jwks = { keys: [await newSigningKey()] };
   saveJwks(jwks);
 }
+// stages in the log, so a start that stalls shows where
+console.log(`keys loaded (${jwks.keys.length})`);
 
 const accountBySub = new Map(Object.values(accounts).map((a) => [a.claims.sub, a]));
 
@@ -246,4 +248,9 @@ provider.use(async (ctx, next) => {
 process.stdin.on('end', () => process.exit(0));
 process.stdin.resume();
 
-provider.listen(port, '127.0.0.1', () => console.log(`ready ${issuer}`));
+console.log(`listening on 127.0.0.1:${port}`);
+const server = provider.listen(port, '127.0.0.1', () => console.log(`ready ${issuer}`));
+server.on('error', (err) => {
+  console.log(`cannot listen on 127.0.0.1:${port}: ${err.message}`);
+  process.exit(1);
+});
