@@ -43,10 +43,11 @@ def test_login_screenshot_and_sign_in_give_a_session_cookie(
     assert not any(c["name"] == "ferry_session" for c in browser.cookies())
 
     landed = sign_in(browser, ferry)
-    assert landed["url"] == browser.url() == ferry.base_url + "/"
+    # "/" sends a signed-in person to the file manager
+    assert landed["url"] == browser.url() == ferry.base_url + "/file-manager"
     session = [c for c in browser.cookies() if c["name"] == "ferry_session"]
     assert len(session) == 1 and session[0]["httpOnly"] and session[0]["domain"] == "127.0.0.1", session
-    # "/" answers 404 for now (so does /favicon.ico), which the console logs; no script failed
+    # no script failed (/favicon.ico answers 404, which the console logs)
     assert not [c for c in browser.console() if c["type"] == "pageerror"], browser.console()
 
 
@@ -84,8 +85,11 @@ def test_at_200_percent_zoom_the_login_form_still_works(ferry: FerryServer, tmp_
         assert browser.visible("button[type=submit]")
         png = browser.screenshot(tmp_path / "login-200.png").read_bytes()
         assert int.from_bytes(png[16:20], "big") == 1280  # the same window, twice the pixels per CSS pixel
-        assert sign_in(browser, ferry)["url"] == ferry.base_url + "/"
+        assert sign_in(browser, ferry)["url"] == ferry.base_url + "/file-manager"
         assert any(c["name"] == "ferry_session" for c in browser.cookies())
+        # the app's pages reflow too: no sideways scrolling on the file manager at 200%
+        assert browser.evaluate("document.documentElement.scrollWidth <= innerWidth")
+        browser.screenshot(tmp_path / "file-manager-200.png")
 
 
 def test_errors_carry_playwrights_message_and_the_driver_goes_on(browser: Browser, ferry: FerryServer) -> None:

@@ -336,7 +336,12 @@ def rows() -> list[Row]:
 
 PAGES = {"/v2/oauth2/authorize", "/v2/web/login", "/invitation", "/v2/web/consent", "/v2/web/auth-code",
          "/v2/web/logout", "/v2/web/password", "/v2/web/login/upstream", "/v2/web/login/callback",
-         "/v2/web/identities", "/v2/web/identities/link", "/v2/web/identities/unlink"}
+         "/v2/web/identities", "/v2/web/identities/link", "/v2/web/identities/unlink",
+         # the web app: session pages; compat/test_web_app.py probes them as a stranger
+         "/", "/static/ferry.js", "/static/ferry.css", "/file-manager", "/file-manager/mkdir",
+         "/file-manager/rename", "/file-manager/delete", "/file-manager/upload", "/file-manager/share",
+         "/file-manager/share/guest", "/file-manager/share/add", "/file-manager/share/remove", "/activity",
+         "/activity/{id}", "/activity/{id}/progress", "/activity/{id}/cancel"}
 
 
 def _json(text: str) -> t.Any:

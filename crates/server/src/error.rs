@@ -564,3 +564,98 @@ impl IntoResponse for PullError {
         (self.status, axum::Json(self.failure)).into_response()
     }
 }
+
+/// An error on a page of the web app: shown in the app's frame, saying what happened and what to do.
+#[derive(Debug)]
+pub struct AppError {
+    status: StatusCode,
+    message: String,
+}
+
+impl AppError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// What a person can do about an error of this status.
+    fn advice(&self) -> &'static str {
+        match self.status {
+            StatusCode::FORBIDDEN => {
+                "If you need access, ask the person who shared this folder with you, or the \
+                 collection's administrator."
+            }
+            StatusCode::NOT_FOUND => {
+                "Check the path, or go back to the folder above and look for it there."
+            }
+            StatusCode::CONFLICT => "Choose another name, or remove what is in the way first.",
+            StatusCode::BAD_REQUEST => "Correct what the message names and try again.",
+            StatusCode::UNAUTHORIZED => "Sign in again and retry.",
+            s if s.is_server_error() => {
+                "This is a fault of the server, not of what you did; try again in a minute, and tell \
+                 the administrator if it persists."
+            }
+            _ => "",
+        }
+    }
+}
+
+impl From<EndpointError> for AppError {
+    fn from(e: EndpointError) -> Self {
+        Self::new(endpoint_status(&e), endpoint_message(&e))
+    }
+}
+
+impl From<PageError> for AppError {
+    fn from(e: PageError) -> Self {
+        e.0.into()
+    }
+}
+
+impl From<ferry_store::StoreError> for AppError {
+    fn from(e: ferry_store::StoreError) -> Self {
+        EndpointError::from(e).into()
+    }
+}
+
+impl From<AuthError> for AppError {
+    fn from(e: AuthError) -> Self {
+        Self::new(status_of(&e), public_message(&e))
+    }
+}
+
+impl From<ferry_transfer::TransferError> for AppError {
+    fn from(e: ferry_transfer::TransferError) -> Self {
+        use ferry_transfer::TransferError as T;
+        match e {
+            T::BadRequest { message, .. } => Self::new(StatusCode::BAD_REQUEST, message),
+            T::TaskNotFound(m) => Self::new(StatusCode::NOT_FOUND, m),
+            T::Conflict(m) => Self::new(StatusCode::CONFLICT, m),
+            T::Endpoint(e) => e.into(),
+            T::Internal(m) => {
+                tracing::error!(error = %m, "transfer service error");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")
+            }
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let body = format!(
+            "<p class=\"notice err\" role=\"alert\" id=\"error\">{}</p><p>{}</p>\
+             <p><a href=\"/file-manager\">File Manager</a> · <a href=\"/activity\">Activity</a></p>",
+            crate::routes::web::escape(&self.message),
+            self.advice()
+        );
+        crate::routes::app::shell(
+            self.status,
+            None,
+            crate::routes::app::Section::None,
+            "Cannot do that",
+            &body,
+        )
+    }
+}

@@ -340,7 +340,8 @@ pub fn router(state: AppState) -> Router {
             .merge(routes::web::router())
             .merge(routes::account::router())
             .merge(routes::invitation::router())
-            .merge(routes::upstream::router());
+            .merge(routes::upstream::router())
+            .merge(routes::app::router());
     }
     if role.serves_endpoint() {
         app = app

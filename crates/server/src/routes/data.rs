@@ -90,12 +90,17 @@ async fn caller(
     Ok(None)
 }
 
-/// A refused anonymous browser goes to the login page, which returns it here.
-fn to_login(who: &Option<Requester>, headers: &HeaderMap, uri: &Uri, e: DataError) -> Response {
-    let browser = headers
+/// A browser navigating (rather than a client fetching bytes).
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("text/html"));
+        .is_some_and(|a| a.contains("text/html"))
+}
+
+/// A refused anonymous browser goes to the login page, which returns it here.
+fn to_login(who: &Option<Requester>, headers: &HeaderMap, uri: &Uri, e: DataError) -> Response {
+    let browser = wants_html(headers);
     let refused = matches!(
         e.status(),
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND
@@ -195,6 +200,12 @@ async fn download(
     let who = caller(&s, &headers, coll, &path, true).await?;
     let file = match s.endpoint.open_file(who.as_ref(), coll, &path).await {
         Ok(f) => f,
+        // A folder's URL opened in a browser shows the folder in the file manager (where the pages are).
+        Err(ferry_endpoint::EndpointError::Storage(ferry_storage::StorageError::IsADirectory(
+            _,
+        ))) if s.role.serves_hub() && wants_html(&headers) => {
+            return Ok(Redirect::to(&super::app::folder_url(coll, &path)).into_response());
+        }
         Err(e) => return Ok(to_login(&who, &headers, &uri, e.into())),
     };
     let size = file.entry.size;

@@ -1,6 +1,7 @@
 //! One module per API. Handlers parse the request, call the domain, and map the outcome; nothing else.
 
 pub mod account;
+pub mod app;
 pub mod auth;
 pub mod data;
 pub mod groups;
