@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use ferry_core::ClientKind;
 use ferry_tests::endpoint::{api, gateway, ls, mapped};
-use ferry_tests::{App, Person, TestServer, hidden};
+use ferry_tests::{App, TestServer};
 use reqwest::Method as M;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -446,51 +446,12 @@ async fn a_withdrawn_permission_stops_the_upload() {
     );
 }
 
-/// Signs `who` in through the login page; the `Cookie` header of the session.
-async fn browser_session(s: &TestServer, who: &Person) -> String {
-    let r = s
-        .http
-        .get(format!("{}/v2/web/login?next=/", s.url))
-        .send()
-        .await
-        .unwrap();
-    let prelogin = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let page = r.text().await.unwrap();
-    let r = s
-        .http
-        .post(format!("{}/v2/web/login", s.url))
-        .header("cookie", prelogin)
-        .form(&[
-            ("username", who.username.as_str()),
-            ("password", who.password.as_str()),
-            ("next", "/"),
-            ("csrf", &hidden(&page, "csrf").unwrap()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
-    r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string()
-}
-
 #[tokio::test]
 async fn a_browser_uploads_with_its_anti_forgery_token_only() {
     let m = mapped_collection().await;
     let dana = m.s.person("dana").await;
     let (guest, _) = m.share_with(&dana.id).await;
-    let cookie = browser_session(&m.s, &dana).await;
+    let cookie = m.s.browser_session(&dana).await;
     let value = cookie.split_once('=').unwrap().1;
     let session = m.s.running.auth.session(value).await.unwrap().unwrap();
     let csrf = m.s.running.auth.csrf_token(&session);

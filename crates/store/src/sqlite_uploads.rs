@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::sqlite::{SqliteQueryResult, SqliteRow};
 use uuid::Uuid;
 
 use crate::sqlite::{SqliteStore, backend, uuid_col};
@@ -23,6 +23,11 @@ fn upload_from(row: &SqliteRow) -> Result<UploadRecord> {
         created: row.try_get("created").map_err(backend)?,
         expires: row.try_get("expires").map_err(backend)?,
     })
+}
+
+/// Whether a statement changed the one row it names.
+fn one_row(done: std::result::Result<SqliteQueryResult, sqlx::Error>) -> Result<bool> {
+    Ok(done.map_err(backend)?.rows_affected() == 1)
 }
 
 #[async_trait]
@@ -61,24 +66,13 @@ impl UploadStore for SqliteStore {
     }
 
     async fn touch_upload(&self, id: Uuid, expires: i64) -> Result<bool> {
-        Ok(sqlx::query("UPDATE uploads SET expires = ? WHERE id = ?")
-            .bind(expires)
-            .bind(id.to_string())
-            .execute(&self.writer)
-            .await
-            .map_err(backend)?
-            .rows_affected()
-            == 1)
+        let q = sqlx::query("UPDATE uploads SET expires = ? WHERE id = ?").bind(expires);
+        one_row(q.bind(id.to_string()).execute(&self.writer).await)
     }
 
     async fn delete_upload(&self, id: Uuid) -> Result<bool> {
-        Ok(sqlx::query("DELETE FROM uploads WHERE id = ?")
-            .bind(id.to_string())
-            .execute(&self.writer)
-            .await
-            .map_err(backend)?
-            .rows_affected()
-            == 1)
+        let q = sqlx::query("DELETE FROM uploads WHERE id = ?");
+        one_row(q.bind(id.to_string()).execute(&self.writer).await)
     }
 
     async fn list_expired_uploads(&self, now: i64, limit: i64) -> Result<Vec<UploadRecord>> {

@@ -185,12 +185,17 @@ async fn create(
     Ok(r)
 }
 
-/// The collection and upload named by the URL; an id that is not a UUID names no upload.
-fn upload_id(collection: &str, id: &str) -> Result<(Uuid, Uuid), DataError> {
+/// The collection and upload the URL names (an id that is not a UUID names no upload), and the caller.
+async fn upload_caller(
+    s: &AppState,
+    headers: &HeaderMap,
+    collection: &str,
+    id: &str,
+) -> Result<(Uuid, Uuid, Requester), DataError> {
     let coll = collection_id(collection)?;
     let id = Uuid::parse_str(id)
         .map_err(|_| DataError::new(StatusCode::NOT_FOUND, format!("no upload {id:?}")))?;
-    Ok((coll, id))
+    Ok((coll, id, caller(s, headers, coll).await?))
 }
 
 /// `HEAD /uploads/<collection>/<id>`: how much arrived.
@@ -199,8 +204,7 @@ async fn progress(
     Path((collection, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, DataError> {
-    let (coll, id) = upload_id(&collection, &id)?;
-    let who = caller(&s, &headers, coll).await?;
+    let (coll, id, who) = upload_caller(&s, &headers, &collection, &id).await?;
     let p = s.endpoint.upload_progress(Some(&who), coll, id).await?;
     Ok(with_progress(StatusCode::OK, p, true))
 }
@@ -212,7 +216,6 @@ async fn append(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, DataError> {
-    let (coll, id) = upload_id(&collection, &id)?;
     let media = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -225,7 +228,7 @@ async fn append(
         ));
     }
     let offset = byte_count(&headers, &UPLOAD_OFFSET)?;
-    let who = caller(&s, &headers, coll).await?;
+    let (coll, id, who) = upload_caller(&s, &headers, &collection, &id).await?;
     let p = s
         .endpoint
         .append_upload(Some(&who), coll, id, offset, body.into_data_stream())
@@ -239,8 +242,7 @@ async fn terminate(
     Path((collection, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, DataError> {
-    let (coll, id) = upload_id(&collection, &id)?;
-    let who = caller(&s, &headers, coll).await?;
+    let (coll, id, who) = upload_caller(&s, &headers, &collection, &id).await?;
     s.endpoint.terminate_upload(Some(&who), coll, id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
