@@ -17,4 +17,5 @@ mod sharing;
 mod sites;
 mod tokens;
 mod transfer;
+mod uploads;
 mod wire;

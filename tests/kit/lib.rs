@@ -329,6 +329,31 @@ impl TestServer {
     }
 }
 
+impl TestServer {
+    /// Signs `who` in through the login page, as a browser; the session's cookie (`name=value`).
+    pub async fn browser_session(&self, who: &Person) -> String {
+        let r = self
+            .http
+            .get(format!("{}/v2/web/login?next=/", self.url))
+            .send()
+            .await
+            .unwrap();
+        let prelogin = first_cookie(&r).expect("a pre-login cookie");
+        let page = r.text().await.unwrap();
+        let form = [
+            ("username", who.username.as_str()),
+            ("password", who.password.as_str()),
+            ("next", "/"),
+            ("csrf", &hidden(&page, "csrf").expect("a login form")),
+        ];
+        let url = format!("{}/v2/web/login", self.url);
+        let r = self.http.post(url).header("cookie", prelogin).form(&form);
+        let r = r.send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "signed in");
+        first_cookie(&r).expect("a session cookie")
+    }
+}
+
 /// `name=value` of the first cookie a response sets.
 fn first_cookie(resp: &reqwest::Response) -> Option<String> {
     resp.headers()

@@ -49,7 +49,7 @@ pub struct Authorized {
     /// The collection's root in the gateway's namespace.
     pub root: String,
     /// The storage gateway the data is on.
-    gateway: Uuid,
+    pub(crate) gateway: Uuid,
 }
 
 impl Authorized {

@@ -27,6 +27,7 @@ mod permissions;
 mod policy;
 mod roles;
 mod sharing;
+pub mod uploads;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -48,6 +49,7 @@ pub use index::{SearchPage, SearchQuery};
 pub use info::Defaults;
 pub use invitation::{InvitationPreview, Inviter};
 pub use permissions::MAX_RULES;
+pub use uploads::{UPLOAD_IDLE_SECS, UploadProgress};
 
 /// The name of an endpoint nobody named.
 pub const DEFAULT_NAME: &str = "Ferry endpoint";
@@ -181,6 +183,8 @@ pub struct Endpoint {
     policies: policy::PolicyCache,
     /// One connector per storage gateway, reopened when the gateway's root changes.
     connectors: Mutex<HashMap<Uuid, OpenConnector>>,
+    /// Resumable uploads a request is writing to now.
+    uploads: uploads::Writing,
 }
 
 /// A gateway's connector and the root folder it was opened on.
@@ -209,6 +213,7 @@ impl Endpoint {
             id,
             policies: policy::PolicyCache::default(),
             connectors: Mutex::new(HashMap::new()),
+            uploads: uploads::Writing::default(),
         };
         if ep.store.meta_get(ENDPOINT_DOC_KEY).await?.is_none() {
             let doc: EndpointDoc = serde_json::from_value(serde_json::json!({

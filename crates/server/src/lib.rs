@@ -229,6 +229,10 @@ pub async fn start_with_hooks(cfg: Config, hooks: TestHooks) -> Result<Running, 
         .start()
         .await
         .map_err(|e| ServerError::Config(ConfigError::Invalid(format!("transfer engine: {e}"))))?;
+    let sweeper = cfg
+        .role
+        .serves_endpoint()
+        .then(|| spawn_upload_sweeper(endpoint.clone()));
     let task_reporter = site.as_ref().map(|link| {
         link.clone()
             .spawn_task_reporter(auth.store().clone(), transfer.clone())
@@ -276,6 +280,9 @@ pub async fn start_with_hooks(cfg: Config, hooks: TestHooks) -> Result<Running, 
         serve(listener, app, acceptor, rx, auth_for_serve).await;
         // Tasks in flight keep their leases' state in the database; the next start resumes them.
         workers.abort();
+        if let Some(s) = sweeper {
+            s.abort();
+        }
         if let Some(r) = task_reporter {
             r.abort();
         }
@@ -294,6 +301,22 @@ pub async fn start_with_hooks(cfg: Config, hooks: TestHooks) -> Result<Running, 
         endpoint,
         shutdown,
         task,
+    })
+}
+
+/// Removes abandoned resumable uploads every few minutes (see [`ferry_endpoint::UPLOAD_IDLE_SECS`]): their
+/// temporary files would otherwise fill the storage.
+fn spawn_upload_sweeper(endpoint: Arc<Endpoint>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(300));
+        loop {
+            every.tick().await;
+            match endpoint.sweep_uploads().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(swept = n, "abandoned uploads removed"),
+                Err(e) => tracing::warn!(error = %e, "sweeping abandoned uploads failed"),
+            }
+        }
     })
 }
 
@@ -346,7 +369,8 @@ pub fn router(state: AppState) -> Router {
     if role.serves_endpoint() {
         app = app
             .merge(routes::manager::router())
-            .merge(routes::data::router());
+            .merge(routes::data::router())
+            .merge(routes::uploads::router());
     }
     if role == Role::Endpoint {
         // The hub passes Transfer requests for this endpoint's collections on here, vouching for the caller.

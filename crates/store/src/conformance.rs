@@ -10,7 +10,7 @@ use ferry_core::endpoint::{CollectionDoc, RoleDoc, RoleName, StorageGatewayDoc};
 
 use crate::{
     AuditFilter, AuditRecord, CollectionFilter, ConsentRecord, GrantRecord, IssueOutcome,
-    ScopeRecord, SecretKind, SecretRecord, Store, StoreError,
+    ScopeRecord, SecretKind, SecretRecord, Store, StoreError, UploadRecord,
 };
 
 fn person(name: &str) -> Identity {
@@ -60,6 +60,68 @@ pub async fn run(store: &dyn Store) {
     sites(store).await;
     site_tasks(store).await;
     federation(store).await;
+    uploads(store).await;
+}
+
+/// Uploads in progress: kept whole, their expiry moved, found once expired (oldest first, bounded), deleted once.
+async fn uploads(store: &dyn Store) {
+    let up = |expires: i64| UploadRecord {
+        id: Uuid::new_v4(),
+        owner: Uuid::new_v4(),
+        collection: Uuid::new_v4(),
+        path: "/data/big ü.bin".into(),
+        gateway: Uuid::new_v4(),
+        storage_path: "/srv/data/big ü.bin".into(),
+        // Beyond 32 bits: a 1 TiB file.
+        length: 1 << 40,
+        created: 100,
+        expires,
+    };
+    let (a, b, c) = (up(200), up(300), up(400));
+    for u in [&a, &b, &c] {
+        store.create_upload(u).await.unwrap();
+    }
+    assert!(store.create_upload(&a).await.is_err(), "one record per id");
+    assert_eq!(store.get_upload(a.id).await.unwrap(), Some(a.clone()));
+    assert_eq!(store.get_upload(Uuid::new_v4()).await.unwrap(), None);
+    let expired = |now, limit| async move {
+        store
+            .list_expired_uploads(now, limit)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|u| u.id)
+            .filter(|id| [a.id, b.id, c.id].contains(id))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(expired(199, 10).await, Vec::<Uuid>::new());
+    assert_eq!(
+        expired(300, 10).await,
+        vec![a.id, b.id],
+        "expiry is inclusive"
+    );
+    // Activity moves the expiry.
+    assert!(store.touch_upload(a.id, 500).await.unwrap());
+    assert!(!store.touch_upload(Uuid::new_v4(), 500).await.unwrap());
+    assert_eq!(store.get_upload(a.id).await.unwrap().unwrap().expires, 500);
+    assert_eq!(expired(450, 10).await, vec![b.id, c.id]);
+    assert_eq!(
+        store.list_expired_uploads(i64::MAX, 1).await.unwrap().len(),
+        1,
+        "the limit holds"
+    );
+    assert!(store.delete_upload(b.id).await.unwrap());
+    assert!(!store.delete_upload(b.id).await.unwrap());
+    assert_eq!(store.get_upload(b.id).await.unwrap(), None);
+    assert_eq!(expired(i64::MAX, 10).await, vec![c.id, a.id]);
+    // A length no storage holds is refused, not wrapped.
+    let mut huge = up(1);
+    huge.length = u64::MAX;
+    assert!(store.create_upload(&huge).await.is_err());
+    assert_eq!(store.get_upload(huge.id).await.unwrap(), None);
+    for u in [&a, &c] {
+        store.delete_upload(u.id).await.unwrap();
+    }
 }
 
 /// Tasks between endpoints: the hub's record of a task an endpoint runs is never claimed here and takes only

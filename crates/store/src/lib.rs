@@ -9,7 +9,9 @@ mod sqlite_auth;
 mod sqlite_federation;
 mod sqlite_sites;
 mod sqlite_tasks;
+mod sqlite_uploads;
 pub mod tasks;
+pub mod uploads;
 
 use async_trait::async_trait;
 use ferry_core::acl::AclRule;
@@ -24,6 +26,7 @@ pub use federation::{FederationStore, SignedIn};
 pub use sites::{Site, SiteCollection, SiteStore};
 pub use sqlite::SqliteStore;
 pub use tasks::TaskStore;
+pub use uploads::{UploadRecord, UploadStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -230,7 +233,9 @@ pub struct Bookmark {
 }
 
 #[async_trait]
-pub trait Store: TaskStore + SiteStore + FederationStore + Send + Sync + 'static {
+pub trait Store:
+    TaskStore + SiteStore + FederationStore + UploadStore + Send + Sync + 'static
+{
     /// Returns the stored value of `key`, storing `value` first if the key was absent (first writer wins).
     async fn meta_get_or_insert(&self, key: &str, value: &str) -> Result<String>;
     async fn meta_get(&self, key: &str) -> Result<Option<String>>;

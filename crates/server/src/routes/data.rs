@@ -34,11 +34,15 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-/// `(collection, path)` from the URL; an id that is not a UUID names nothing.
+/// The collection named in a URL; an id that is not a UUID names nothing.
+pub(super) fn collection_id(id: &str) -> Result<Uuid, DataError> {
+    Uuid::parse_str(id)
+        .map_err(|_| DataError::new(StatusCode::NOT_FOUND, format!("no collection {id:?}")))
+}
+
+/// `(collection, path)` from the URL.
 fn target(raw: &std::collections::HashMap<String, String>) -> Result<(Uuid, String), DataError> {
-    let id = raw.get("collection").map(String::as_str).unwrap_or("");
-    let coll = Uuid::parse_str(id)
-        .map_err(|_| DataError::new(StatusCode::NOT_FOUND, format!("no collection {id:?}")))?;
+    let coll = collection_id(raw.get("collection").map(String::as_str).unwrap_or(""))?;
     Ok((
         coll,
         format!("/{}", raw.get("path").map(String::as_str).unwrap_or("")),

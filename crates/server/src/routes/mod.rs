@@ -10,6 +10,7 @@ pub mod manager;
 pub mod pull;
 pub mod sites;
 pub mod transfer;
+pub mod uploads;
 pub mod upstream;
 pub mod web;
 
