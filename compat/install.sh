@@ -27,13 +27,14 @@ sdk, cli = sys.argv[1], sys.argv[2]
 assert md.version("globus-sdk") == sdk
 assert md.version("globus-cli") == cli
 for dist in ("requests", "pyjwt", "cryptography", "certifi", "click",
-             "jmespath", "packaging", "pytest", "aiosmtpd"):
+             "jmespath", "packaging", "pytest", "aiosmtpd", "blake3"):
     md.version(dist)
 import globus_cli.login_manager  # noqa: F401  (imports the whole dependency chain)
 import globus_sdk  # noqa: F401
 import jwt.algorithms  # noqa: F401
 import pytest  # noqa: F401
 import aiosmtpd.controller  # noqa: F401  (the SMTP sink of the sharing tests)
+import blake3  # noqa: F401  (uploads compared by BLAKE3, as the transfer engine hashes)
 PY
 }
 
@@ -58,7 +59,8 @@ pip=("$venv/bin/python" -m pip --disable-pip-version-check --quiet)
     'packaging>=17.0' \
     'typing_extensions>=4.0' \
     pytest \
-    'aiosmtpd>=1.4,<2'
+    'aiosmtpd>=1.4,<2' \
+    'blake3>=1,<2'
 # aiosmtpd is a real SMTP server: the sharing tests' mail sink on 127.0.0.1.
 
 if ! venv_ok; then

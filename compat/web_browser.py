@@ -223,6 +223,11 @@ class Browser:
         """Scrolled to, the element lies within the viewport's width and nothing covers it."""
         return t.cast(bool, self.call("visible", selector=selector, **kw))
 
+    def throttle(self, upload: int | None, **kw: t.Any) -> None:
+        """Limits what the page sends to `upload` bytes per second (Chromium's network emulation); None
+        lifts the limit."""
+        self.call("throttle", upload=upload, **kw)
+
     def cookies(self, **kw: t.Any) -> list[dict[str, t.Any]]:
         """The context's cookies as Playwright gives them: name, value, domain, path, httpOnly, ..."""
         return t.cast(list, self.call("cookies", **kw))

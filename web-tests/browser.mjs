@@ -164,6 +164,17 @@ const commands = {
       return inside && hit !== null && (hit === node || node.contains(hit));
     });
   },
+  async throttle({ upload }) {
+    // Chromium's own network emulation (DevTools protocol): bytes per second up, or none for no limit
+    const cdp = await current().context().newCDPSession(current());
+    await cdp.send("Network.enable");
+    await cdp.send("Network.emulateNetworkConditions", {
+      offline: false,
+      latency: 0,
+      downloadThroughput: -1,
+      uploadThroughput: upload ?? -1,
+    });
+  },
   async cookies() {
     if (context === null) throw new Error("no page: send 'open' first");
     return await context.cookies();

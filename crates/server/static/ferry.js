@@ -76,6 +76,14 @@
       this.show(0, 'waiting');
     }
 
+    // What happened, in order, for whoever watches the page (tests, a curious person in the console).
+    // Kept for the tab's life (sessionStorage), so it outlasts the page's reload at the end.
+    record(event, offset) {
+      const log = JSON.parse(sessionStorage.getItem('ferry-upload-log') || '[]');
+      log.push({ file: this.file.name, event, offset });
+      sessionStorage.setItem('ferry-upload-log', JSON.stringify(log.slice(-200)));
+    }
+
     headers(extra) {
       return { 'Tus-Resumable': '1.0.0', 'X-CSRF-Token': this.csrf, ...extra };
     }
@@ -97,16 +105,25 @@
       const known = localStorage.getItem(this.key);
       if (known) {
         const head = await request('HEAD', known, this.headers({}), null);
-        if (head.status === 200) return { url: known, offset: Number(head.getResponseHeader('Upload-Offset')) };
+        if (head.status === 200) {
+          const offset = Number(head.getResponseHeader('Upload-Offset'));
+          this.record('resumed', offset);
+          return { url: known, offset };
+        }
         localStorage.removeItem(this.key);
       }
       const created = await request('POST', `/uploads/${this.collection}`, this.headers({
         'Upload-Length': String(this.file.size),
         'Upload-Metadata': `path ${b64(this.path)}`,
       }), null);
-      if (created.status !== 201) throw new Error(serverMessage(created));
+      if (created.status !== 201) {
+        // refused (no permission, a bad name): retrying would not help
+        const final = created.status < 500 && created.status !== 409;
+        throw Object.assign(new Error(serverMessage(created)), { final });
+      }
       const url = new URL(created.getResponseHeader('Location'), location.href).pathname;
       localStorage.setItem(this.key, url);
+      this.record('created', 0);
       return { url, offset: 0 };
     }
 
@@ -119,6 +136,7 @@
           if (place.offset >= this.file.size && this.file.size > 0) break;
           const end = Math.min(place.offset + CHUNK, this.file.size);
           const start = place.offset;
+          this.record('patch', start);
           this.show(start, 'uploading');
           const sent = await request('PATCH', place.url, this.headers({
             'Content-Type': 'application/offset+octet-stream',
@@ -143,6 +161,7 @@
             return false;
           }
           tries += 1;
+          this.record('retry', this.bar.value);
           place = null;
           const wait = Math.min(30000, 1000 * 2 ** (tries - 1));
           this.show(this.bar.value, `connection lost (${err.message}); retrying in ${wait / 1000} s`);
@@ -150,6 +169,7 @@
         }
       }
       localStorage.removeItem(this.key);
+      this.record('done', this.file.size);
       this.show(this.file.size, 'done');
       return true;
     }
@@ -171,27 +191,29 @@
     }
   }
 
+  // Each pane has its upload form and its listing to drop files on.
   function enhanceUploads() {
-    const form = document.querySelector('form.upload');
-    if (!form) return;
-    const input = form.querySelector('input[type=file]');
-    form.addEventListener('submit', (e) => {
-      e.preventDefault();
-      if (input.files.length) uploadAll(form, Array.from(input.files));
-    });
-    const table = document.querySelector('[data-drop]');
-    if (!table) return;
-    table.addEventListener('dragover', (e) => {
-      e.preventDefault();
-      table.classList.add('dragover');
-    });
-    table.addEventListener('dragleave', () => table.classList.remove('dragover'));
-    table.addEventListener('drop', (e) => {
-      e.preventDefault();
-      table.classList.remove('dragover');
-      const files = Array.from(e.dataTransfer.files);
-      if (files.length) uploadAll(form, files);
-    });
+    for (const form of document.querySelectorAll('form.upload')) {
+      const input = form.querySelector('input[type=file]');
+      form.addEventListener('submit', (e) => {
+        e.preventDefault();
+        if (input.files.length) uploadAll(form, Array.from(input.files));
+      });
+      const pane = form.closest('section') || document;
+      const table = pane.querySelector('[data-drop]');
+      if (!table) continue;
+      table.addEventListener('dragover', (e) => {
+        e.preventDefault();
+        table.classList.add('dragover');
+      });
+      table.addEventListener('dragleave', () => table.classList.remove('dragover'));
+      table.addEventListener('drop', (e) => {
+        e.preventDefault();
+        table.classList.remove('dragover');
+        const files = Array.from(e.dataTransfer.files);
+        if (files.length) uploadAll(form, files);
+      });
+    }
   }
 
   async function followTask() {

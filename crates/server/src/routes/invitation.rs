@@ -169,8 +169,16 @@ async fn redeem(
             "Invitation accepted",
             &format!(
                 "<p>You now have {mode} access to <code>{path}</code> on <strong>{name}</strong>.</p>\
+                 <p><a id=\"open-shared\" href=\"{open}\">Open the shared folder</a></p>\
                  <p>Collection id: <code>{id}</code>. Use it with <code>ferry ls {id}:{path}</code>, \
                  <code>globus ls {id}:{path}</code>, or open files at <code>{base}/data/{id}{path}</code>.</p>",
+                open = escape(&super::app::link(
+                    "/file-manager",
+                    &[
+                        ("origin_id", done["collection_id"].as_str().unwrap_or("")),
+                        ("origin_path", done["path"].as_str().unwrap_or("/")),
+                    ]
+                )),
                 mode = if done["permissions"] == "rw" {
                     "read-write"
                 } else {
