@@ -416,3 +416,57 @@ def test_a_stranger_and_a_forged_form_change_nothing(
         r = anon.get(base + url, timeout=10, allow_redirects=False)
         assert r.status_code in (302, 303) and "/v2/web/login?next=" in r.headers["Location"], url
     assert sorted(p.name for p in (storage / "private").iterdir()) == ["inside"]
+
+
+def test_bookmarks_are_made_from_a_folder_renamed_and_deleted(
+    browser: Browser, server: FerryServer, storage: Path, mapped: str, tmp_path: Path
+) -> None:
+    (storage / "marked" / "deep").mkdir(parents=True)
+    sign_in(browser, server, f"/file-manager?origin_id={mapped}&origin_path=/marked/deep/",
+            server.admin["username"], server.admin["password"])
+    assert browser.evaluate("document.querySelector('#bookmark').value") == "deep"
+    browser.fill("#bookmark", "Deep data")
+    browser.click("button:has-text('Add bookmark')")
+    assert "Bookmark added." in browser.text("#notice")
+    browser.screenshot(tmp_path / "bookmarks.png")
+    no_serious_violations(browser)
+    browser.click("a:has-text('Deep data')")
+    assert urllib.parse.parse_qs(urllib.parse.urlsplit(browser.url()).query)["origin_path"] == ["/marked/deep/"]
+    browser.goto(server.base_url + "/bookmarks")
+    name_field = browser.evaluate("document.querySelector('input[name=name]').id")
+    browser.fill(f"#{name_field}", "Deep results")
+    browser.click("button:has-text('Rename')")
+    assert "Bookmark renamed." in browser.text("#notice") and "Deep results" in browser.text("table")
+    # the same bookmarks through the Transfer API, as the CLI sees them
+    tc = person_transfer(server, server.admin["username"], server.admin["password"])
+    assert [b["name"] for b in tc.bookmark_list()] == ["Deep results"]
+    browser.click("button[aria-label='Delete the bookmark Deep results']")
+    assert "Bookmark deleted." in browser.text("#notice")
+    assert list(tc.bookmark_list()) == []
+
+
+def test_identities_page_lists_and_revokes_what_applications_may_do(
+    browser: Browser, server: FerryServer, tmp_path: Path
+) -> None:
+    person = new_person(server, "revoker")
+    tc = person_transfer(server, person["username"], person["password"])
+    assert tc.bookmark_list() is not None  # the application's token works
+    sign_in(browser, server, "/v2/web/identities", person["username"], person["password"])
+    assert "web app tests" in browser.text("main")
+    browser.screenshot(tmp_path / "identities.png")
+    no_serious_violations(browser)
+    browser.click("button[aria-label^='Revoke web app tests']")
+    assert "Access withdrawn" in browser.text("#notice")
+    assert "web app tests" not in browser.text("main")
+    with pytest.raises(globus_sdk.TransferAPIError) as refused:
+        tc.bookmark_list()
+    assert refused.value.http_status == 401
+
+
+def test_the_other_pages_pass_axe(browser: Browser, server: FerryServer) -> None:
+    """Pages of the sign-in issue, seen signed in: password, identities, sign out; and an error page."""
+    sign_in(browser, server, "/v2/web/password", server.admin["username"], server.admin["password"])
+    for url in ("/v2/web/password", "/v2/web/identities", "/v2/web/logout", "/activity",
+                "/bookmarks", "/file-manager?origin_id=not-a-collection"):
+        browser.goto(server.base_url + url)
+        no_serious_violations(browser)

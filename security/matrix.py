@@ -341,7 +341,9 @@ PAGES = {"/v2/oauth2/authorize", "/v2/web/login", "/invitation", "/v2/web/consen
          "/", "/static/ferry.js", "/static/ferry.css", "/file-manager", "/file-manager/mkdir",
          "/file-manager/rename", "/file-manager/delete", "/file-manager/upload", "/file-manager/share",
          "/file-manager/share/guest", "/file-manager/share/add", "/file-manager/share/remove", "/activity",
-         "/activity/{id}", "/activity/{id}/progress", "/activity/{id}/cancel"}
+         "/activity/{id}", "/activity/{id}/progress", "/activity/{id}/cancel", "/file-manager/transfer",
+         "/bookmarks", "/bookmarks/new", "/bookmarks/rename", "/bookmarks/delete",
+         "/v2/web/identities/consents/revoke"}
 
 
 def _json(text: str) -> t.Any:

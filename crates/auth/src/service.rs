@@ -769,6 +769,11 @@ impl Auth {
                 "you may only list your own consents".into(),
             ));
         }
+        self.consents_of(identity_id).await
+    }
+
+    /// An identity's consents, as `/v2/api/identities/{id}/consents` shows them (for the person's own pages).
+    pub async fn consents_of(&self, identity_id: Uuid) -> Result<Value> {
         let rows = self.store.list_consents(identity_id).await?;
         let by_id: HashMap<Uuid, &ferry_store::ConsentRecord> =
             rows.iter().map(|c| (c.id, c)).collect();
@@ -809,6 +814,11 @@ impl Auth {
                 "you may only revoke your own consents".into(),
             ));
         }
+        self.withdraw_consent(identity_id, consent_id).await
+    }
+
+    /// Withdraws one of `identity_id`'s consents (see [`Self::revoke_consent`]); for the person's own pages.
+    pub async fn withdraw_consent(&self, identity_id: Uuid, consent_id: Uuid) -> Result<Value> {
         let not_found = || AuthError::NotFound(format!("no consent {consent_id}"));
         let consent = self
             .store

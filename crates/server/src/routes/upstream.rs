@@ -32,6 +32,7 @@ pub fn router() -> Router<AppState> {
         .route(IDENTITIES, get(identities))
         .route("/v2/web/identities/link", post(link))
         .route("/v2/web/identities/unlink", post(unlink))
+        .route("/v2/web/identities/consents/revoke", post(revoke_consent))
 }
 
 /// The login page's "sign in with your organization" part (empty when no provider is configured). `field`
@@ -194,7 +195,19 @@ fn login_first() -> Response {
 }
 
 /// `GET /v2/web/identities`: the identities of the person signed in, with "link another" and "unlink".
-async fn identities(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct IdentitiesPlace {
+    done: String,
+}
+
+/// `GET /v2/web/identities`: the person's linked identities (link, unlink) and the applications they
+/// allowed to act for them (revoke).
+async fn identities(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Query(place): axum::extract::Query<IdentitiesPlace>,
+) -> Result<Response, PageError> {
     let Some(session) = current_session(&s, &headers).await? else {
         return Ok(login_first());
     };
@@ -218,7 +231,7 @@ async fn identities(State(s): State<AppState>, headers: HeaderMap) -> Result<Res
                 )
             };
             format!(
-                "<tr><td>{}{}</td><td>{}</td><td>{action}</td></tr>",
+                "<tr><th scope=\"row\">{}{}</th><td>{}</td><td>{action}</td></tr>",
                 escape(&i.username),
                 if n == 0 && set.len() > 1 {
                     " (primary)"
@@ -241,14 +254,102 @@ async fn identities(State(s): State<AppState>, headers: HeaderMap) -> Result<Res
             provider_inputs(providers)
         )
     };
-    Ok(page(
+    let consents = consents_table(&s, &session, &csrf).await?;
+    let done = match place.done.as_str() {
+        "revoked" => super::app::notice(
+            "ok",
+            "Access withdrawn: the application's tokens no longer work; it must ask you again.",
+        ),
+        _ => String::new(),
+    };
+    Ok(super::app::shell(
         StatusCode::OK,
-        "Your identities",
+        Some(&session.identity.username),
+        super::app::Section::Identities,
+        "Your identities and applications",
         &format!(
-            "<table><thead><tr><th scope=\"col\">Identity</th><th scope=\"col\">Signs in through</th>\
-             <th scope=\"col\"></th></tr></thead><tbody>{rows}</tbody></table>{link}"
+            "{done}<table class=\"listing\"><caption>Identities that are you here</caption><thead><tr>\
+             <th scope=\"col\">Identity</th><th scope=\"col\">Signs in through</th>\
+             <th scope=\"col\"><span class=\"visually-hidden\">Action</span></th></tr></thead>\
+             <tbody>{rows}</tbody></table>{link}\
+             <h2>Applications you allowed</h2>{consents}\
+             <p><a href=\"/v2/web/password\">Change your password</a> (local accounts)</p>"
         ),
     ))
+}
+
+/// The person's consents: which application may do what for them, with a button to withdraw each.
+async fn consents_table(
+    s: &AppState,
+    session: &ferry_auth::Session,
+    csrf: &str,
+) -> Result<String, PageError> {
+    let doc = s.auth.consents_of(session.identity.id).await?;
+    let mut rows = String::new();
+    for c in doc["consents"].as_array().into_iter().flatten() {
+        // a dependent consent goes with the one it depends on
+        if c["dependency_path"].as_array().is_some_and(|p| p.len() > 1) {
+            continue;
+        }
+        let client = c["client"]
+            .as_str()
+            .and_then(|id| uuid::Uuid::parse_str(id).ok());
+        let name = match client {
+            Some(id) => s
+                .auth
+                .store()
+                .get_client(id)
+                .await
+                .ok()
+                .flatten()
+                .map_or_else(|| id.to_string(), |c| c.name),
+            None => String::new(),
+        };
+        let scope = c["scope_name"].as_str().unwrap_or("");
+        rows.push_str(&format!(
+            "<tr><th scope=\"row\">{name}</th><td>{scope}</td><td>{used}</td><td>\
+             <form method=\"post\" action=\"/v2/web/identities/consents/revoke\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <input type=\"hidden\" name=\"consent\" value=\"{id}\">\
+             <button type=\"submit\" aria-label=\"Revoke {name} ({scope})\">Revoke</button></form></td></tr>",
+            name = escape(&name),
+            scope = escape(scope),
+            used = escape(c["last_used"].as_str().unwrap_or("")),
+            id = escape(c["id"].as_str().unwrap_or("")),
+        ));
+    }
+    Ok(if rows.is_empty() {
+        "<p>None: no application acts for you.</p>".into()
+    } else {
+        format!(
+            "<table class=\"listing\"><caption>Applications and what they may do</caption><thead><tr>\
+             <th scope=\"col\">Application</th><th scope=\"col\">Access</th><th scope=\"col\">Last used</th>\
+             <th scope=\"col\"><span class=\"visually-hidden\">Revoke</span></th></tr></thead>\
+             <tbody>{rows}</tbody></table>"
+        )
+    })
+}
+
+/// `POST /v2/web/identities/consents/revoke`: withdraws a consent (and every token it covered).
+async fn revoke_consent(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let (session, form) = match identities_form(&s, &headers, &body).await? {
+        Ok(signed) => signed,
+        Err(page) => return Ok(page),
+    };
+    let Some(consent) = form
+        .get("consent")
+        .and_then(|i| uuid::Uuid::parse_str(i).ok())
+    else {
+        return Ok(error_page("consent: not a consent id"));
+    };
+    s.auth
+        .withdraw_consent(session.identity.id, consent)
+        .await?;
+    Ok(Redirect::to(&format!("{IDENTITIES}?done=revoked")).into_response())
 }
 
 /// A form of the identities page, from the person signed in, with the page's token; else the page to show.

@@ -720,7 +720,7 @@ async fn pane(s: &AppState, v: &Visitor, place: &Place, side: Side) -> Result<St
          <button type=\"submit\">Upload</button>\
          <p class=\"hint\">Or drop files on the list below. Large uploads resume where they stopped if the \
          connection drops.</p><div class=\"uploads\" aria-live=\"polite\"></div></form>\
-         <p><a href=\"{share}\">Share this folder</a></p></div>\
+         <p><a href=\"{share}\">Share this folder</a></p>{bookmark}</div>\
          <form method=\"get\" action=\"{PAGE}\" class=\"bar\" role=\"search\">{keep_filter}\
          <label for=\"{filter_id}\">Filter by name</label><input id=\"{filter_id}\" name=\"{filter_name}\" type=\"search\" value=\"{filter}\">\
          <button type=\"submit\">Filter</button></form>\
@@ -745,6 +745,7 @@ async fn pane(s: &AppState, v: &Visitor, place: &Place, side: Side) -> Result<St
             &[("origin_id", &id_s), ("origin_path", &dir)]
         )),
         filter = escape(p.filter),
+        bookmark = super::bookmarks::bookmark_form(&v.csrf, id, &dir, &e("")),
         h_name = sort_header(place, &p, "name", "Name"),
         h_size = sort_header(place, &p, "size", "Size"),
         h_time = sort_header(place, &p, "last_modified", "Modified"),

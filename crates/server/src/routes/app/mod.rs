@@ -6,6 +6,7 @@
 //! check, as the APIs; every form that changes something carries the session's anti-forgery token.
 
 mod activity;
+mod bookmarks;
 mod files;
 mod share;
 
@@ -33,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .merge(files::router())
         .merge(share::router())
         .merge(activity::router())
+        .merge(bookmarks::router())
 }
 
 /// The person a page acts for: their session, who they are to the access check, and the token their forms
@@ -128,6 +130,7 @@ pub(crate) fn link(path: &str, params: &[(&str, &str)]) -> String {
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Section {
     Files,
+    Bookmarks,
     Activity,
     Identities,
     None,
@@ -143,6 +146,7 @@ pub(crate) fn shell(
 ) -> Response {
     let nav = [
         (Section::Files, "/file-manager", "File Manager"),
+        (Section::Bookmarks, "/bookmarks", "Bookmarks"),
         (Section::Activity, "/activity", "Activity"),
         (Section::Identities, "/v2/web/identities", "Identities"),
     ]
