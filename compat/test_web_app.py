@@ -470,3 +470,27 @@ def test_the_other_pages_pass_axe(browser: Browser, server: FerryServer) -> None
                 "/bookmarks", "/file-manager?origin_id=not-a-collection"):
         browser.goto(server.base_url + url)
         no_serious_violations(browser)
+
+
+def test_at_200_percent_zoom_two_panes_reflow_and_the_keyboard_works(
+    server: FerryServer, storage: Path, mapped: str, tmp_path: Path
+) -> None:
+    (storage / "zoomed").mkdir()
+    (storage / "zoomed" / "a-rather-long-file-name-from-the-instrument-0001.h5").write_text("x")
+    url = (f"/file-manager?origin_id={mapped}&origin_path=/zoomed/"
+           f"&destination_id={mapped}&destination_path=/")
+    with Browser(log_path=tmp_path / "browser.log", zoom=2) as b:
+        sign_in(b, server, url, server.admin["username"], server.admin["password"])
+        b.screenshot(tmp_path / "two-panes-200.png")
+        # nothing scrolls sideways (WCAG 1.4.10): the panes stack, the tables fit
+        assert b.evaluate("document.documentElement.scrollWidth <= innerWidth"), b.evaluate(
+            "[document.documentElement.scrollWidth, innerWidth]")
+        assert b.visible("#listing") and b.visible("#dest-listing")
+        no_serious_violations(b)
+        # the keyboard: the first Tab stop skips to the content; a folder is made with Enter alone
+        b.press("body", "Tab")
+        assert b.evaluate("document.activeElement.className") == "skip"
+        b.fill("#new-folder", "typed")
+        b.press("#new-folder", "Enter")
+        assert "Created the folder typed." in b.text("#notice")
+        assert (storage / "zoomed" / "typed").is_dir()

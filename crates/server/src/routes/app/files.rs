@@ -643,10 +643,15 @@ async fn pane(s: &AppState, v: &Visitor, place: &Place, side: Side) -> Result<St
         .iter()
         .map(|l| row(place, side, id, &dir, l))
         .collect();
-    let shown = if p.filter.trim().is_empty() {
-        format!("{total} items")
+    let items = if total == 1 {
+        "1 item".to_string()
     } else {
-        format!("{total} items match “{}”", escape(p.filter.trim()))
+        format!("{total} items")
+    };
+    let shown = if p.filter.trim().is_empty() {
+        items
+    } else {
+        format!("{items} match “{}”", escape(p.filter.trim()))
     };
     let empty = if entries.is_empty() {
         "<tr><td colspan=\"6\">Nothing here.</td></tr>"
