@@ -8,6 +8,7 @@ added without a row here fails the suite ("uncovered")."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import secrets
@@ -24,6 +25,13 @@ PROJECTS = "urn:globus:auth:scope:auth.globus.org:manage_projects"
 
 ROUTES_DIR = Path(__file__).resolve().parent.parent / "crates" / "server" / "src" / "routes"
 METHOD = re.compile(r"\b(get|post|put|patch|delete)\(")
+
+
+TUS = {"Tus-Resumable": "1.0.0"}
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
 
 
 def mounted_routes() -> set[tuple[str, str]]:
@@ -56,6 +64,8 @@ class Row(t.NamedTuple):
     path: t.Callable[[dict[str, str]], str]
     body: t.Callable[[dict[str, str]], t.Any] | None = None
     owner_check: bool = True
+    # extra request headers (the tus protocol's, for the resumable uploads)
+    headers: t.Callable[[dict[str, str]], dict[str, str]] | None = None
 
 
 def rows() -> list[Row]:
@@ -237,6 +247,15 @@ def rows() -> list[Row]:
           lambda c: b"x", owner_check=False),
         R("DELETE", "/data/{collection}", "guest-https", "deny", "alice", lambda c: f"/data/{c['guest']}",
           owner_check=False),
+        # Resumable uploads (tus): alice's upload in progress is hers alone
+        R("POST", "/uploads/{collection}", "guest-https", "deny", "alice", lambda c: f"/uploads/{c['guest']}",
+          lambda c: b"", headers=lambda c: {**TUS, "Upload-Length": "1",
+                                            "Upload-Metadata": "path " + b64("/matrix-upload.bin")}),
+        R("PATCH", "/uploads/{collection}/{id}", "guest-https", "deny", "alice", lambda c: c["upload"],
+          lambda c: b"x", owner_check=False,
+          headers=lambda c: {**TUS, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"}),
+        R("DELETE", "/uploads/{collection}/{id}", "guest-https", "deny", "alice", lambda c: c["upload"],
+          owner_check=False, headers=lambda c: TUS),
         # Transfer: the index and collections
         R("GET", "/v0.10/endpoint_search", "transfer", "own", "alice",
           lambda c: "/v0.10/endpoint_search?filter_scope=shared-with-me"),
@@ -372,6 +391,11 @@ def run(w: World) -> tuple[str, int, list[str]]:
                            "alice_refresh": alice.get("refresh_token", ""),
                            "alice_access": tok_of["transfer.api.globus.org"]}
     ctx["gateway"] = _json(w.call("GET", "/api/storage_gateways", manage)[1])["data"][0]["id"]
+    made = requests.post(f"{w.url}/uploads/{w.guest}", timeout=60, headers={
+        **TUS, "Authorization": f"Bearer {tok_of[w.guest]}", "Upload-Length": "10",
+        "Upload-Metadata": "path " + b64("/alice-upload.bin")})
+    assert made.status_code == 201, made.text
+    ctx["upload"] = made.headers["Location"]
     rules = _json(w.call("GET", f"/v0.10/endpoint/{w.guest}/access_list", admin_t)[1])["DATA"]
     ctx["rule"] = next(r["id"] for r in rules if r.get("principal") == w.alice.id)
     st, text = w.call("POST", "/api/roles", manage, {"DATA_TYPE": "role#1.0.0", "collection": w.guest,
@@ -452,6 +476,8 @@ def run(w: World) -> tuple[str, int, list[str]]:
             r = requests.post(w.url + path, auth=client, data=body, timeout=60)
             return r.status_code, r.text
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if row.headers:
+            headers.update(row.headers({**ctx, "stranger": who}))
         if isinstance(body, bytes):
             r = requests.request(row.method, w.url + path, headers=headers, data=body, timeout=60,
                                  allow_redirects=False)
