@@ -243,16 +243,11 @@ impl Source {
     }
 
     fn data_url(&self, base: &str, path: &str) -> String {
-        let encoded: String = path
-            .split('/')
-            .map(|seg| {
-                url::form_urlencoded::byte_serialize(seg.as_bytes())
-                    .collect::<String>()
-                    .replace('+', "%20")
-            })
-            .collect::<Vec<_>>()
-            .join("/");
-        format!("{base}/data/{}{encoded}", self.collection)
+        format!(
+            "{base}/data/{}{}",
+            self.collection,
+            crate::routes::data::url_path(path)
+        )
     }
 
     /// Sends a request built by `make` (given the credential and the source's URL) and returns the answer if

@@ -94,6 +94,18 @@ async fn caller(
     Ok(None)
 }
 
+/// A collection path as it goes in a `/data/` URL: each segment percent-encoded, the slashes kept.
+pub(crate) fn url_path(path: &str) -> String {
+    path.split('/')
+        .map(|seg| {
+            url::form_urlencoded::byte_serialize(seg.as_bytes())
+                .collect::<String>()
+                .replace('+', "%20")
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 /// A browser navigating (rather than a client fetching bytes).
 fn wants_html(headers: &HeaderMap) -> bool {
     headers

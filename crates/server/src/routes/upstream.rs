@@ -330,6 +330,11 @@ async fn consents_table(
     })
 }
 
+/// The id a form of the identities page names in `field`.
+fn form_id(form: &HashMap<String, String>, field: &str) -> Option<uuid::Uuid> {
+    form.get(field).and_then(|i| uuid::Uuid::parse_str(i).ok())
+}
+
 /// `POST /v2/web/identities/consents/revoke`: withdraws a consent (and every token it covered).
 async fn revoke_consent(
     State(s): State<AppState>,
@@ -340,10 +345,7 @@ async fn revoke_consent(
         Ok(signed) => signed,
         Err(page) => return Ok(page),
     };
-    let Some(consent) = form
-        .get("consent")
-        .and_then(|i| uuid::Uuid::parse_str(i).ok())
-    else {
+    let Some(consent) = form_id(&form, "consent") else {
         return Ok(error_page("consent: not a consent id"));
     };
     s.auth
@@ -416,10 +418,7 @@ async fn unlink(
         Ok(signed) => signed,
         Err(page) => return Ok(page),
     };
-    let Some(other) = form
-        .get("identity")
-        .and_then(|i| uuid::Uuid::parse_str(i).ok())
-    else {
+    let Some(other) = form_id(&form, "identity") else {
         return Ok(error_page("identity: not an identity id"));
     };
     s.auth.unlink_identity(&session.identity, other).await?;

@@ -54,20 +54,26 @@ pub(crate) fn page(status: StatusCode, title: &str, body: &str) -> Response {
         t = escape(title)
     );
     let mut r = (status, Html(html)).into_response();
+    page_headers(
+        &mut r,
+        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+    );
+    r
+}
+
+/// What every page carries: no framing (clickjacking), no caching, no referrer, and its content policy.
+pub(crate) fn page_headers(r: &mut Response, csp: &'static str) {
     let h = r.headers_mut();
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
-        ),
+        HeaderValue::from_static(csp),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
-    r
 }
 
 pub fn error_page(message: &str) -> Response {

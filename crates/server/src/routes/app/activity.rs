@@ -4,16 +4,15 @@
 
 use axum::Json;
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{OriginalUri, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use ferry_store::tasks::TaskFilter;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{Section, link, notice, posted, shell, size, visitor};
+use super::{Posted, Section, Visitor, link, notice, shell, size};
 use crate::error::AppError;
 use crate::routes::AppState;
 use crate::routes::web::escape;
@@ -106,14 +105,9 @@ fn title_of(doc: &Value) -> String {
 /// `GET /activity`: the person's tasks, newest first.
 async fn list(
     State(s): State<AppState>,
-    headers: HeaderMap,
-    OriginalUri(uri): OriginalUri,
+    v: Visitor,
     Query(place): Query<ListPlace>,
 ) -> Result<Response, AppError> {
-    let v = match visitor(&s, &headers, &uri).await? {
-        Ok(v) => v,
-        Err(login) => return Ok(login),
-    };
     let page = place.page.parse::<i64>().unwrap_or(1).max(1);
     let filter = TaskFilter {
         limit: PER_PAGE,
@@ -203,15 +197,10 @@ fn progress_doc(doc: &Value) -> Value {
 /// `GET /activity/{id}`: overview, progress, cancel, events, per-file results.
 async fn show(
     State(s): State<AppState>,
-    headers: HeaderMap,
-    OriginalUri(uri): OriginalUri,
+    v: Visitor,
     Path(raw): Path<String>,
     Query(place): Query<TaskPlace>,
 ) -> Result<Response, AppError> {
-    let v = match visitor(&s, &headers, &uri).await? {
-        Ok(v) => v,
-        Err(login) => return Ok(login),
-    };
     let id = task_id(&raw)?;
     let task = s.transfer.task(&v.who, id).await?;
     let doc = s.transfer.task_doc(&task).await?;
@@ -328,11 +317,11 @@ async fn show(
 /// `GET /activity/{id}/progress`: the task's numbers for the page's script (same session, same owner check).
 async fn progress(
     State(s): State<AppState>,
-    headers: HeaderMap,
-    OriginalUri(uri): OriginalUri,
+    v: Result<Visitor, Response>,
     Path(raw): Path<String>,
 ) -> Result<Response, AppError> {
-    let v = match visitor(&s, &headers, &uri).await? {
+    // the script asks: it gets a status it understands, not the login page
+    let v = match v {
         Ok(v) => v,
         Err(_) => {
             return Ok((
@@ -355,16 +344,11 @@ async fn progress(
 
 async fn cancel(
     State(s): State<AppState>,
-    headers: HeaderMap,
     Path(raw): Path<String>,
-    body: Bytes,
+    Posted(v, _): Posted,
 ) -> Result<Response, AppError> {
     let id = task_id(&raw)?;
     let back = format!("/activity/{id}");
-    let (v, _) = match posted(&s, &headers, &body, &back).await? {
-        Ok(ok) => ok,
-        Err(login) => return Ok(login),
-    };
     let done = if s.transfer.cancel(&v.who, id).await? {
         "cancel"
     } else {

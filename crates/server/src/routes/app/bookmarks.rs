@@ -2,16 +2,15 @@
 //! CLI and SDK see): made from the file manager, listed, renamed and deleted here.
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{OriginalUri, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::files::folder_url;
-use super::{Section, notice, posted, shell, visitor};
+use super::{Posted, Section, Visitor, notice, shell};
 use crate::error::AppError;
 use crate::routes::AppState;
 use crate::routes::web::escape;
@@ -59,14 +58,9 @@ fn text<'a>(doc: &'a Value, key: &str) -> &'a str {
 
 async fn list(
     State(s): State<AppState>,
-    headers: HeaderMap,
-    OriginalUri(uri): OriginalUri,
+    v: Visitor,
     Query(place): Query<Place>,
 ) -> Result<Response, AppError> {
-    let v = match visitor(&s, &headers, &uri).await? {
-        Ok(v) => v,
-        Err(login) => return Ok(login),
-    };
     let marks = s.endpoint.bookmarks(&v.who).await?;
     let mut rows = String::new();
     for b in &marks {
@@ -132,15 +126,7 @@ fn back(done: &str) -> Response {
     Redirect::to(&format!("{PAGE}?done={done}")).into_response()
 }
 
-async fn create(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, AppError> {
-    let (v, form) = match posted(&s, &headers, &body, PAGE).await? {
-        Ok(ok) => ok,
-        Err(login) => return Ok(login),
-    };
+async fn create(State(s): State<AppState>, Posted(v, form): Posted) -> Result<Response, AppError> {
     let get = |k: &str| form.get(k).map(|x| x.trim()).unwrap_or("");
     s.endpoint
         .create_bookmark(
@@ -151,15 +137,7 @@ async fn create(
     Ok(back("new"))
 }
 
-async fn rename(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, AppError> {
-    let (v, form) = match posted(&s, &headers, &body, PAGE).await? {
-        Ok(ok) => ok,
-        Err(login) => return Ok(login),
-    };
+async fn rename(State(s): State<AppState>, Posted(v, form): Posted) -> Result<Response, AppError> {
     let id = bookmark_id(form.get("id"))?;
     let name = form.get("name").map(|n| n.trim()).unwrap_or("");
     s.endpoint
@@ -168,15 +146,7 @@ async fn rename(
     Ok(back("rename"))
 }
 
-async fn delete(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, AppError> {
-    let (v, form) = match posted(&s, &headers, &body, PAGE).await? {
-        Ok(ok) => ok,
-        Err(login) => return Ok(login),
-    };
+async fn delete(State(s): State<AppState>, Posted(v, form): Posted) -> Result<Response, AppError> {
     s.endpoint
         .delete_bookmark(&v.who, bookmark_id(form.get("id"))?)
         .await?;

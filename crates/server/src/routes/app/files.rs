@@ -4,9 +4,8 @@
 use std::collections::HashMap;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Multipart, OriginalUri, Query, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::extract::{Multipart, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use ferry_endpoint::index::SearchQuery;
@@ -14,7 +13,7 @@ use ferry_endpoint::listing::{ListQuery, Listed};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{Section, Visitor, link, notice, posted, shell, size, visitor};
+use super::{Posted, Section, Visitor, collection_id, link, notice, shell, size};
 use crate::error::AppError;
 use crate::routes::AppState;
 use crate::routes::web::escape;
@@ -147,15 +146,6 @@ impl Pane<'_> {
     }
 }
 
-fn collection_id(raw: &str) -> Result<Uuid, AppError> {
-    Uuid::parse_str(raw.trim()).map_err(|_| {
-        AppError::new(
-            StatusCode::NOT_FOUND,
-            format!("There is no collection {raw:?}: choose one from the File Manager."),
-        )
-    })
-}
-
 impl Place {
     fn pane(&self, side: Side) -> Pane<'_> {
         match side {
@@ -267,14 +257,9 @@ fn done_notice(place: &Place) -> String {
 
 async fn browse(
     State(s): State<AppState>,
-    headers: HeaderMap,
-    OriginalUri(uri): OriginalUri,
+    v: Visitor,
     Query(place): Query<Place>,
 ) -> Result<Response, AppError> {
-    let v = match visitor(&s, &headers, &uri).await? {
-        Ok(v) => v,
-        Err(login) => return Ok(login),
-    };
     if place.origin_id.is_empty() {
         return chooser(&s, &v, &place, Side::Origin).await;
     }
@@ -562,16 +547,7 @@ fn row(place: &Place, side: Side, id: Uuid, dir: &str, l: &Listed) -> String {
 
 /// The HTTPS URL of a file (its collection's data door on this server).
 fn data_url(id: Uuid, path: &str, download: bool) -> String {
-    let encoded: String = path
-        .split('/')
-        .map(|seg| {
-            url::form_urlencoded::byte_serialize(seg.as_bytes())
-                .collect::<String>()
-                .replace('+', "%20")
-        })
-        .collect::<Vec<_>>()
-        .join("/");
-    let base = format!("/data/{id}{encoded}");
+    let base = format!("/data/{id}{}", crate::routes::data::url_path(path));
     if download {
         format!("{base}?download")
     } else {
@@ -802,15 +778,7 @@ fn back_to(
     Redirect::to(&format!("{base}{sep}{}", q.finish())).into_response()
 }
 
-async fn mkdir(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, AppError> {
-    let (v, form) = match posted(&s, &headers, &body, PAGE).await? {
-        Ok(ok) => ok,
-        Err(login) => return Ok(login),
-    };
+async fn mkdir(State(s): State<AppState>, Posted(v, form): Posted) -> Result<Response, AppError> {
     let (id, dir) = target(&form)?;
     let name = new_name(&form, "name")?;
     let dir = with_slash(&dir);
@@ -888,14 +856,9 @@ async fn confirm_page(
 
 async fn rename_form(
     State(s): State<AppState>,
-    headers: HeaderMap,
-    OriginalUri(uri): OriginalUri,
+    v: Visitor,
     Query(entry): Query<EntryRef>,
 ) -> Result<Response, AppError> {
-    let v = match visitor(&s, &headers, &uri).await? {
-        Ok(v) => v,
-        Err(login) => return Ok(login),
-    };
     confirm_page(
         &s,
         &v,
@@ -916,14 +879,9 @@ async fn rename_form(
 
 async fn delete_form(
     State(s): State<AppState>,
-    headers: HeaderMap,
-    OriginalUri(uri): OriginalUri,
+    v: Visitor,
     Query(entry): Query<EntryRef>,
 ) -> Result<Response, AppError> {
-    let v = match visitor(&s, &headers, &uri).await? {
-        Ok(v) => v,
-        Err(login) => return Ok(login),
-    };
     confirm_page(
         &s,
         &v,
@@ -943,15 +901,7 @@ async fn delete_form(
     .await
 }
 
-async fn rename(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, AppError> {
-    let (v, form) = match posted(&s, &headers, &body, PAGE).await? {
-        Ok(ok) => ok,
-        Err(login) => return Ok(login),
-    };
+async fn rename(State(s): State<AppState>, Posted(v, form): Posted) -> Result<Response, AppError> {
     let (id, path) = target(&form)?;
     let (_, dir, old) = entry_of(&id.to_string(), &path)?;
     let name = new_name(&form, "name")?;
@@ -973,15 +923,7 @@ async fn rename(
     ))
 }
 
-async fn delete(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, AppError> {
-    let (v, form) = match posted(&s, &headers, &body, PAGE).await? {
-        Ok(ok) => ok,
-        Err(login) => return Ok(login),
-    };
+async fn delete(State(s): State<AppState>, Posted(v, form): Posted) -> Result<Response, AppError> {
     let (id, path) = target(&form)?;
     let (_, dir, name) = entry_of(&id.to_string(), &path)?;
     s.endpoint
@@ -999,13 +941,8 @@ async fn delete(
 /// options Globus offers; back to the view with a notice that links to the task.
 async fn transfer(
     State(s): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted(v, form): Posted,
 ) -> Result<Response, AppError> {
-    let (v, form) = match posted(&s, &headers, &body, PAGE).await? {
-        Ok(ok) => ok,
-        Err(login) => return Ok(login),
-    };
     let get = |k: &str| form.get(k).map(|v| v.trim()).unwrap_or("");
     let flag = |k: &str| get(k) == "true";
     let source = collection_id(get("source_id"))?;
@@ -1080,14 +1017,13 @@ async fn transfer(
 /// only when whole. (With scripts the page uploads in resumable chunks instead.)
 async fn upload(
     State(s): State<AppState>,
-    headers: HeaderMap,
-    OriginalUri(uri): OriginalUri,
+    v: Visitor,
     mut parts: Multipart,
 ) -> Result<Response, AppError> {
     let bad = |m: String| AppError::new(StatusCode::BAD_REQUEST, m);
     let mut fields: HashMap<String, String> = HashMap::new();
     let mut names = Vec::new();
-    let mut who = None;
+    let mut checked = false;
     while let Some(mut part) = parts
         .next_field()
         .await
@@ -1102,11 +1038,18 @@ async fn upload(
             fields.insert(field, value);
             continue;
         }
-        // The form's other fields come first: the session and place must be known before any byte is kept.
-        if who.is_none() {
-            who = Some(upload_visitor(&s, &headers, &uri, &fields).await?);
+        // The form's other fields come first: its token and place are checked before any byte is kept.
+        if !checked {
+            let token = fields.get("csrf").map(String::as_str).unwrap_or("");
+            if !s.auth.csrf_ok(&v.session, token) {
+                return Err(AppError::new(
+                    StatusCode::FORBIDDEN,
+                    "This upload was not sent from a page of this session. Nothing was stored: reload \
+                     the page and try again.",
+                ));
+            }
+            checked = true;
         }
-        let Some(Ok(v)) = &who else { break };
         let (id, dir) = target(&fields)?;
         let file = part.file_name().unwrap_or("").to_string();
         if file.is_empty() {
@@ -1136,46 +1079,17 @@ async fn upload(
             .map_err(ferry_endpoint::EndpointError::from)?;
         names.push(name);
     }
-    match who {
-        Some(Err(login)) => Ok(login),
-        Some(Ok(_)) if !names.is_empty() => {
-            let (id, dir) = target(&fields)?;
-            let names = names.join(", ");
-            Ok(back_to(
-                &fields,
-                id,
-                &with_slash(&dir),
-                &[("done", "upload"), ("name", &names)],
-            ))
-        }
-        _ => Err(bad("choose at least one file to upload".into())),
+    if names.is_empty() {
+        return Err(bad("choose at least one file to upload".into()));
     }
-}
-
-/// The session behind an upload form, checked against its anti-forgery field.
-async fn upload_visitor(
-    s: &AppState,
-    headers: &HeaderMap,
-    uri: &Uri,
-    fields: &HashMap<String, String>,
-) -> Result<Result<Visitor, Response>, AppError> {
-    let v = match visitor(s, headers, uri).await? {
-        Ok(v) => v,
-        Err(_) => {
-            return Ok(Err(
-                Redirect::to(&link("/v2/web/login", &[("next", PAGE)])).into_response()
-            ));
-        }
-    };
-    let token = fields.get("csrf").map(String::as_str).unwrap_or("");
-    if !s.auth.csrf_ok(&v.session, token) {
-        return Err(AppError::new(
-            StatusCode::FORBIDDEN,
-            "This upload was not sent from a page of this session. Nothing was stored: reload the page \
-             and try again.",
-        ));
-    }
-    Ok(Ok(v))
+    let (id, dir) = target(&fields)?;
+    let names = names.join(", ");
+    Ok(back_to(
+        &fields,
+        id,
+        &with_slash(&dir),
+        &[("done", "upload"), ("name", &names)],
+    ))
 }
 
 #[cfg(test)]

@@ -13,7 +13,8 @@ mod share;
 use std::collections::HashMap;
 
 use axum::Router;
-use axum::extract::{OriginalUri, State};
+use axum::extract::{FromRequest, FromRequestParts, OriginalUri, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -65,7 +66,7 @@ async fn requester(s: &AppState, session: &Session) -> Result<Requester, AppErro
 }
 
 /// The visitor of a page, or (`Err`) the login page when nobody is signed in.
-pub(crate) async fn visitor(
+async fn visitor(
     s: &AppState,
     headers: &HeaderMap,
     uri: &axum::http::Uri,
@@ -78,36 +79,72 @@ pub(crate) async fn visitor(
     Ok(Ok(Visitor { session, who, csrf }))
 }
 
-/// A posted form of the app, checked against the session; `back` is where a person who is not signed in
-/// (any more) returns after signing in.
-pub(crate) async fn posted(
-    s: &AppState,
-    headers: &HeaderMap,
-    body: &[u8],
-    back: &str,
-) -> Result<Result<(Visitor, HashMap<String, String>), Response>, AppError> {
-    match signed_form(s, headers, body).await? {
-        SignedForm::Valid(session, form) => {
-            let who = requester(s, &session).await?;
-            let csrf = s.auth.csrf_token(&session);
-            Ok(Ok((
-                Visitor {
-                    session: *session,
-                    who,
-                    csrf,
-                },
-                form,
-            )))
+/// A page's handler takes a `Visitor`: nobody signed in goes to the login page, which brings them back.
+impl FromRequestParts<AppState> for Visitor {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Response> {
+        let uri = parts
+            .extensions
+            .get::<OriginalUri>()
+            .map_or_else(|| parts.uri.clone(), |u| u.0.clone());
+        match visitor(s, &parts.headers, &uri).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(login)) => Err(login),
+            Err(e) => Err(e.into_response()),
         }
-        SignedForm::NoSession => Ok(Err(
-            Redirect::to(&link("/v2/web/login", &[("next", back)])).into_response()
-        )),
-        SignedForm::Forged => Err(AppError::new(
-            StatusCode::FORBIDDEN,
-            "This form was not sent from a page of this session (it may have been open for too long, \
-             or another site sent it). Nothing was changed: go back, reload the page and try again.",
-        )),
     }
+}
+
+/// A form posted to the app, checked against the session and its anti-forgery token: the visitor and the
+/// form's fields. Without a session the browser goes to the login page (then to the file manager: the form
+/// itself is not replayed); a forged or stale form is refused and changes nothing.
+pub(crate) struct Posted(pub Visitor, pub HashMap<String, String>);
+
+/// Forms are small: names, paths, options (uploads go elsewhere).
+const FORM_LIMIT: usize = 1 << 20;
+
+impl FromRequest<AppState> for Posted {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, s: &AppState) -> Result<Self, Response> {
+        let (parts, body) = req.into_parts();
+        let body = axum::body::to_bytes(body, FORM_LIMIT).await.map_err(|_| {
+            AppError::new(StatusCode::PAYLOAD_TOO_LARGE, "the form is too large").into_response()
+        })?;
+        let refused = |e: AppError| e.into_response();
+        match signed_form(s, &parts.headers, &body)
+            .await
+            .map_err(|e| refused(e.into()))?
+        {
+            SignedForm::Valid(session, form) => {
+                let who = requester(s, &session).await.map_err(refused)?;
+                let csrf = s.auth.csrf_token(&session);
+                let session = *session;
+                Ok(Posted(Visitor { session, who, csrf }, form))
+            }
+            SignedForm::NoSession => Err(Redirect::to(&link(
+                "/v2/web/login",
+                &[("next", "/file-manager")],
+            ))
+            .into_response()),
+            SignedForm::Forged => Err(refused(AppError::new(
+                StatusCode::FORBIDDEN,
+                "This form was not sent from a page of this session (it may have been open for too long, \
+                 or another site sent it). Nothing was changed: go back, reload the page and try again.",
+            ))),
+        }
+    }
+}
+
+/// A collection named in a URL or form; an id that is not a UUID names none.
+pub(crate) fn collection_id(raw: &str) -> Result<uuid::Uuid, AppError> {
+    uuid::Uuid::parse_str(raw.trim()).map_err(|_| {
+        AppError::new(
+            StatusCode::NOT_FOUND,
+            format!("There is no collection {raw:?}: choose one from the File Manager."),
+        )
+    })
 }
 
 /// A URL of this server with query parameters.
@@ -182,19 +219,11 @@ pub(crate) fn shell(
         t = escape(title)
     );
     let mut r = (status, Html(html)).into_response();
-    let h = r.headers_mut();
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
-             img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
-        ),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+    // scripts and styles from this server only: nothing inline, so injected markup cannot run
+    super::web::page_headers(
+        &mut r,
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
+         img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
     );
     r
 }
@@ -209,15 +238,8 @@ pub(crate) fn notice(kind: &str, text: &str) -> String {
 }
 
 /// `/`: the file manager for a signed-in person, the login page (which returns here) for anyone else.
-async fn home(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    OriginalUri(uri): OriginalUri,
-) -> Result<Response, AppError> {
-    Ok(match visitor(&s, &headers, &uri).await? {
-        Ok(_) => Redirect::to("/file-manager").into_response(),
-        Err(login) => login,
-    })
+async fn home(_: Visitor) -> Response {
+    Redirect::to("/file-manager").into_response()
 }
 
 fn asset(kind: &'static str, body: &'static str) -> Response {

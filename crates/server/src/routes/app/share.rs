@@ -6,16 +6,15 @@
 use std::collections::HashMap;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{OriginalUri, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::files::folder_url;
-use super::{Section, Visitor, link, notice, posted, shell, visitor};
+use super::{Posted, Section, Visitor, collection_id, link, notice, shell};
 use crate::error::AppError;
 use crate::routes::AppState;
 use crate::routes::web::escape;
@@ -36,15 +35,6 @@ struct Place {
     origin_id: String,
     origin_path: String,
     done: String,
-}
-
-fn collection_id(raw: &str) -> Result<Uuid, AppError> {
-    Uuid::parse_str(raw.trim()).map_err(|_| {
-        AppError::new(
-            StatusCode::NOT_FOUND,
-            format!("There is no collection {raw:?}: choose one from the File Manager."),
-        )
-    })
 }
 
 /// A folder path as rules name folders: absolute, ending in `/`.
@@ -107,14 +97,9 @@ fn access_words(doc: &Value) -> &'static str {
 
 async fn show(
     State(s): State<AppState>,
-    headers: HeaderMap,
-    OriginalUri(uri): OriginalUri,
+    v: Visitor,
     Query(place): Query<Place>,
 ) -> Result<Response, AppError> {
-    let v = match visitor(&s, &headers, &uri).await? {
-        Ok(v) => v,
-        Err(login) => return Ok(login),
-    };
     let id = collection_id(&place.origin_id)?;
     let folder = folder_of(&place.origin_path);
     let entity = s.endpoint.entity(&v.who, id).await?;
@@ -287,13 +272,8 @@ fn field<'a>(form: &'a HashMap<String, String>, k: &str) -> &'a str {
 
 async fn create_guest(
     State(s): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted(v, form): Posted,
 ) -> Result<Response, AppError> {
-    let (v, form) = match posted(&s, &headers, &body, "/file-manager").await? {
-        Ok(ok) => ok,
-        Err(login) => return Ok(login),
-    };
     let host = collection_id(field(&form, "origin_id"))?;
     let folder = folder_of(field(&form, "origin_path"));
     let guest = s
@@ -366,15 +346,7 @@ async fn rule_of(
     Ok((doc, invite))
 }
 
-async fn add(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, AppError> {
-    let (v, form) = match posted(&s, &headers, &body, "/file-manager").await? {
-        Ok(ok) => ok,
-        Err(login) => return Ok(login),
-    };
+async fn add(State(s): State<AppState>, Posted(v, form): Posted) -> Result<Response, AppError> {
     let id = collection_id(field(&form, "origin_id"))?;
     let folder = folder_of(field(&form, "origin_path"));
     let (doc, invite) = rule_of(&s, &form, &folder).await?;
@@ -383,15 +355,7 @@ async fn add(
     Ok(Redirect::to(&share_url(id, &folder, done)).into_response())
 }
 
-async fn remove(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, AppError> {
-    let (v, form) = match posted(&s, &headers, &body, "/file-manager").await? {
-        Ok(ok) => ok,
-        Err(login) => return Ok(login),
-    };
+async fn remove(State(s): State<AppState>, Posted(v, form): Posted) -> Result<Response, AppError> {
     let id = collection_id(field(&form, "origin_id"))?;
     let folder = folder_of(field(&form, "origin_path"));
     let rule = Uuid::parse_str(field(&form, "rule"))
