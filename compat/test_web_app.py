@@ -494,3 +494,49 @@ def test_at_200_percent_zoom_two_panes_reflow_and_the_keyboard_works(
         b.press("#new-folder", "Enter")
         assert "Created the folder typed." in b.text("#notice")
         assert (storage / "zoomed" / "typed").is_dir()
+
+
+def test_files_dropped_on_the_list_upload_and_a_reloaded_page_resumes(
+    browser: Browser, server: FerryServer, storage: Path, mapped: str, tmp_path: Path
+) -> None:
+    import blake3
+
+    (storage / "dropzone").mkdir()
+    sign_in(browser, server, f"/file-manager?origin_id={mapped}&origin_path=/dropzone/",
+            server.admin["username"], server.admin["password"])
+    # a drop as the browser delivers it: a DataTransfer with a file, on the listing
+    browser.evaluate("""(() => {
+        const dt = new DataTransfer();
+        dt.items.add(new File(['dropped bytes'], 'dropped.txt', {type: 'text/plain'}));
+        const table = document.querySelector('#listing');
+        table.dispatchEvent(new DragEvent('dragover', {dataTransfer: dt, bubbles: true, cancelable: true}));
+        table.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
+    })()""")
+    browser.wait_for_url("**done=upload**")
+    assert "Uploaded dropped.txt." in browser.text("#notice")
+    assert (storage / "dropzone" / "dropped.txt").read_text() == "dropped bytes"
+
+    # a large file, the page reloaded mid-way, the same file chosen again: it goes on from the server's offset
+    big = tmp_path / "reloaded.bin"
+    big.write_bytes(os.urandom(24 << 20))
+    folder = server.base_url + f"/file-manager?origin_id={mapped}&origin_path=/dropzone/"
+    browser.goto(folder)
+    browser.set_input_files("#files", [big])
+    browser.throttle(upload=4 << 20)
+    browser.click("form.upload button[type=submit]")
+    deadline = 600
+    while browser.evaluate("Number(document.querySelector('.uploads progress')?.value || 0)") < (4 << 20):
+        deadline -= 1
+        assert deadline, "the upload did not start"
+        browser.evaluate("new Promise(r => setTimeout(r, 50))")
+    browser.goto(folder)  # the reload: the request in flight is cut
+    assert not (storage / "dropzone" / big.name).exists()
+    browser.throttle(upload=None)
+    browser.set_input_files("#files", [big])
+    browser.click("form.upload button[type=submit]")
+    browser.wait_for_url("**done=upload**", timeout=300)
+    log = browser.evaluate("JSON.parse(sessionStorage.getItem('ferry-upload-log') || '[]')")
+    resumed = [e for e in log if e["file"] == big.name and e["event"] == "resumed"]
+    assert resumed and resumed[-1]["offset"] > 0, log
+    assert blake3.blake3((storage / "dropzone" / big.name).read_bytes()).hexdigest() == \
+        blake3.blake3(big.read_bytes()).hexdigest()
