@@ -341,7 +341,10 @@ PAGES = {"/v2/oauth2/authorize", "/v2/web/login", "/invitation", "/v2/web/consen
          "/", "/static/ferry.js", "/static/ferry.css", "/file-manager", "/file-manager/mkdir",
          "/file-manager/rename", "/file-manager/delete", "/file-manager/upload", "/file-manager/share",
          "/file-manager/share/guest", "/file-manager/share/add", "/file-manager/share/remove", "/activity",
-         "/activity/{id}", "/activity/{id}/progress", "/activity/{id}/cancel"}
+         "/activity/{id}", "/activity/{id}/progress", "/activity/{id}/cancel",
+         # the administrator's console; compat/test_web_console.py probes it as a plain person
+         "/console", "/console/audit", "/console/collections/{id}", "/console/collections/{id}/roles",
+         "/console/collections/{id}/roles/remove"}
 
 
 def _json(text: str) -> t.Any:

@@ -6,6 +6,7 @@
 //! check, as the APIs; every form that changes something carries the session's anti-forgery token.
 
 mod activity;
+mod console;
 mod files;
 mod share;
 
@@ -33,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .merge(files::router())
         .merge(share::router())
         .merge(activity::router())
+        .merge(console::router())
 }
 
 /// The person a page acts for: their session, who they are to the access check, and the token their forms
@@ -130,6 +132,7 @@ pub(crate) enum Section {
     Files,
     Activity,
     Identities,
+    Console,
     None,
 }
 
@@ -145,6 +148,7 @@ pub(crate) fn shell(
         (Section::Files, "/file-manager", "File Manager"),
         (Section::Activity, "/activity", "Activity"),
         (Section::Identities, "/v2/web/identities", "Identities"),
+        (Section::Console, "/console", "Console"),
     ]
     .iter()
     .map(|(s, href, label)| {
