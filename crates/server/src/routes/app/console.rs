@@ -84,6 +84,15 @@ async fn administrator(
     Ok(Ok((v, adm)))
 }
 
+/// The collections the visitor administers, as the manager API lists them (`filter=managed_by_me`).
+async fn administered(s: &AppState, v: &Visitor) -> Result<Vec<Value>, AppError> {
+    let query = CollectionQuery {
+        managed_by_me: true,
+        ..CollectionQuery::default()
+    };
+    Ok(s.endpoint.list_collections(&v.who, &query).await?)
+}
+
 /// A collection id of a console URL; the text of a bad one is not repeated on the page.
 fn collection_id(raw: &str) -> Result<Uuid, AppError> {
     Uuid::parse_str(raw.trim()).map_err(|_| {
@@ -287,12 +296,8 @@ async fn overview(
     } else {
         String::new()
     };
-    let query = CollectionQuery {
-        managed_by_me: true,
-        ..CollectionQuery::default()
-    };
     let mut rows = String::new();
-    for c in s.endpoint.list_collections(&v.who, &query).await? {
+    for c in administered(&s, &v).await? {
         let owner = match Uuid::parse_str(text(&c, "identity_id")) {
             Ok(id) => names.identity(id).await,
             Err(_) => "—".into(),
@@ -484,29 +489,39 @@ fn collection_url(id: Uuid, done: &str) -> String {
     link(&format!("/console/collections/{id}"), &[("done", done)])
 }
 
+/// A posted role form of a collection's page: the collection, the visitor and the fields, or the login page.
+type RoleForm = (Uuid, Visitor, HashMap<String, String>);
+
+async fn role_form(
+    s: &AppState,
+    headers: &HeaderMap,
+    raw: &str,
+    body: &[u8],
+) -> Result<Result<RoleForm, Response>, AppError> {
+    let id = collection_id(raw)?;
+    Ok(posted(s, headers, body, &collection_url(id, ""))
+        .await?
+        .map(|(v, form)| (id, v, form)))
+}
+
 async fn add_role(
     State(s): State<AppState>,
     headers: HeaderMap,
     Path(raw): Path<String>,
     body: Bytes,
 ) -> Result<Response, AppError> {
-    let id = collection_id(&raw)?;
-    let (v, form) = match posted(&s, &headers, &body, &collection_url(id, "")).await? {
+    let (id, v, form) = match role_form(&s, &headers, &raw, &body).await? {
         Ok(ok) => ok,
         Err(login) => return Ok(login),
     };
     let principal = principal_of(&s, field(&form, "principal")).await?;
-    s.endpoint
-        .create_role(
-            &v.who,
-            serde_json::json!({
-                "DATA_TYPE": "role#1.0.0",
-                "collection": id,
-                "principal": principal,
-                "role": field(&form, "role"),
-            }),
-        )
-        .await?;
+    let request = serde_json::json!({
+        "DATA_TYPE": "role#1.0.0",
+        "collection": id,
+        "principal": principal,
+        "role": field(&form, "role"),
+    });
+    s.endpoint.create_role(&v.who, request).await?;
     Ok(Redirect::to(&collection_url(id, "add")).into_response())
 }
 
@@ -516,8 +531,7 @@ async fn remove_role(
     Path(raw): Path<String>,
     body: Bytes,
 ) -> Result<Response, AppError> {
-    let id = collection_id(&raw)?;
-    let (v, form) = match posted(&s, &headers, &body, &collection_url(id, "")).await? {
+    let (id, v, form) = match role_form(&s, &headers, &raw, &body).await? {
         Ok(ok) => ok,
         Err(login) => return Ok(login),
     };
@@ -547,13 +561,7 @@ async fn audit(
         Ok(ok) => ok,
         Err(page) => return Ok(page),
     };
-    let query = CollectionQuery {
-        managed_by_me: true,
-        ..CollectionQuery::default()
-    };
-    let collections: Vec<(Uuid, String)> = s
-        .endpoint
-        .list_collections(&v.who, &query)
+    let collections: Vec<(Uuid, String)> = administered(&s, &v)
         .await?
         .iter()
         .filter_map(|c| {
