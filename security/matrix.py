@@ -362,7 +362,10 @@ PAGES = {"/v2/oauth2/authorize", "/v2/web/login", "/invitation", "/v2/web/consen
          "/file-manager/share/guest", "/file-manager/share/add", "/file-manager/share/remove", "/activity",
          "/activity/{id}", "/activity/{id}/progress", "/activity/{id}/cancel", "/file-manager/transfer",
          "/bookmarks", "/bookmarks/new", "/bookmarks/rename", "/bookmarks/delete",
-         "/v2/web/identities/consents/revoke"}
+         "/v2/web/identities/consents/revoke",
+         # the administrator's console; compat/test_web_console.py probes it as a plain person
+         "/console", "/console/audit", "/console/collections/{id}", "/console/collections/{id}/roles",
+         "/console/collections/{id}/roles/remove"}
 
 
 def _json(text: str) -> t.Any:

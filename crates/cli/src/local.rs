@@ -88,9 +88,7 @@ async fn filter(auth: &Auth, a: &AuditFilterArgs) -> anyhow::Result<AuditFilter>
             .map(|s| time_arg("--until", s))
             .transpose()?,
         allowed: a.outcome.as_deref().map(|o| o == "allowed"),
-        after_seq: None,
-        newest_first: false,
-        limit: None,
+        ..AuditFilter::default()
     })
 }
 

@@ -124,3 +124,65 @@ async fn write(store: &Arc<dyn Store>, batch: &mut Vec<AuditRecord>) {
     }
     batch.clear();
 }
+
+/// What an administrator asks of the log: the newest records first, a page at a time.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    /// One action (`role.create`) or a family of them (`role`).
+    pub action: Option<String>,
+    pub identity: Option<Uuid>,
+    /// One collection's records; without it, the whole log (the endpoint's managers only).
+    pub collection: Option<Uuid>,
+    /// Records older than this one (the `next` of the page before).
+    pub before: Option<i64>,
+    pub limit: i64,
+}
+
+/// A page of the log, newest first; `next` reads the older records after it.
+#[derive(Debug, Clone)]
+pub struct AuditPage {
+    pub records: Vec<AuditRecord>,
+    pub next: Option<i64>,
+}
+
+impl crate::Endpoint {
+    /// The audit log as its readers may see it: the endpoint's owner and administrators all of it, a
+    /// collection's administrators that collection's records.
+    pub async fn read_audit(
+        &self,
+        who: &crate::Requester,
+        q: &AuditQuery,
+    ) -> crate::Result<AuditPage> {
+        match q.collection {
+            None => {
+                self.require_endpoint_manager(who).await?;
+            }
+            Some(id) => {
+                let c = self.collection(id).await?;
+                self.require_modify(who, &c).await?;
+            }
+        }
+        let limit = q.limit.clamp(1, 1000);
+        // One record beyond the page says whether there are older ones.
+        let mut records = self
+            .store
+            .query_audit(&ferry_store::AuditFilter {
+                identity_id: q.identity,
+                collection_id: q.collection,
+                action: q.action.clone().filter(|a| !a.is_empty()),
+                before_seq: q.before,
+                newest_first: true,
+                limit: Some(limit + 1),
+                ..Default::default()
+            })
+            .await?;
+        let more = records.len() as i64 > limit;
+        records.truncate(limit as usize);
+        let next = if more {
+            records.last().map(|r| r.seq)
+        } else {
+            None
+        };
+        Ok(AuditPage { records, next })
+    }
+}

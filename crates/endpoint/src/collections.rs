@@ -509,7 +509,7 @@ impl Endpoint {
         self.view_of(&c, private).await
     }
 
-    async fn require_modify(&self, who: &Requester, c: &CollectionDoc) -> Result<()> {
+    pub(crate) async fn require_modify(&self, who: &Requester, c: &CollectionDoc) -> Result<()> {
         let (ep, coll) = self.roles_for(who, c).await?;
         if roles::modifies_collection(&ep, &coll) {
             return Ok(());

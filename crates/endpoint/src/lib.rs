@@ -40,7 +40,7 @@ use ferry_storage::{Connector, PosixConnector};
 use ferry_store::Store;
 use uuid::Uuid;
 
-pub use audit::AuditLog;
+pub use audit::{AuditLog, AuditPage, AuditQuery};
 pub use collections::CollectionQuery;
 pub use data::CollectionAccess;
 pub use error::{EndpointError, Result};
@@ -49,6 +49,7 @@ pub use index::{SearchPage, SearchQuery};
 pub use info::Defaults;
 pub use invitation::{InvitationPreview, Inviter};
 pub use permissions::MAX_RULES;
+pub use roles::Administers;
 pub use uploads::{UPLOAD_IDLE_SECS, UploadProgress};
 
 /// The name of an endpoint nobody named.

@@ -9,7 +9,37 @@ use uuid::Uuid;
 
 use crate::{Endpoint, EndpointError, Requester, Result, docs};
 
+/// What a caller administers: the endpoint (its owner or an administrator), and the collections they may
+/// change (all of them for the endpoint's managers).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Administers {
+    pub endpoint: bool,
+    pub collections: Vec<Uuid>,
+}
+
+impl Administers {
+    /// Whether the caller administers anything at all.
+    pub fn anything(&self) -> bool {
+        self.endpoint || !self.collections.is_empty()
+    }
+}
+
 impl Endpoint {
+    pub async fn administers(&self, who: &Requester) -> Result<Administers> {
+        let ep = self.my_endpoint_roles(who).await?;
+        let mut collections = Vec::new();
+        for c in self.store.list_collections(&Default::default()).await? {
+            let coll = self.my_collection_roles(who, &ep, &c).await?;
+            if roles::modifies_collection(&ep, &coll) {
+                collections.push(c.id);
+            }
+        }
+        Ok(Administers {
+            endpoint: roles::manages_endpoint(&ep),
+            collections,
+        })
+    }
+
     fn implicit_id(&self, what: &str, collection: Option<Uuid>, identity: Uuid) -> Uuid {
         let c = collection.map(|c| c.to_string()).unwrap_or_default();
         Uuid::new_v5(&self.id, format!("{what}:{c}:{identity}").as_bytes())

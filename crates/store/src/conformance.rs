@@ -1035,20 +1035,26 @@ async fn endpoint(store: &dyn Store) {
 
 async fn audit(store: &dyn Store) {
     let who = Uuid::new_v4();
-    let records: Vec<AuditRecord> = ["/a", "/a/b", "/ab", "/c"]
-        .iter()
-        .enumerate()
-        .map(|(i, path)| AuditRecord {
-            seq: 0,
-            time: 100 + i as i64,
-            identity_id: Some(who),
-            action: "read".into(),
-            collection_id: None,
-            path: Some(path.to_string()),
-            allowed: i % 2 == 0,
-            detail: String::new(),
-        })
-        .collect();
+    // The actions: one, another of its family, one whose name merely starts alike, the family's bare name.
+    let records: Vec<AuditRecord> = [
+        ("/a", "role.create"),
+        ("/a/b", "role.delete"),
+        ("/ab", "roles.create"),
+        ("/c", "role"),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, (path, action))| AuditRecord {
+        seq: 0,
+        time: 100 + i as i64,
+        identity_id: Some(who),
+        action: action.to_string(),
+        collection_id: None,
+        path: Some(path.to_string()),
+        allowed: i % 2 == 0,
+        detail: String::new(),
+    })
+    .collect();
     store.append_audit(&records[..1]).await.unwrap();
     store.append_audit(&records[1..]).await.unwrap();
     let seqs: Vec<i64> = store
@@ -1120,6 +1126,25 @@ async fn audit(store: &dyn Store) {
         .await,
         Vec::<String>::new()
     );
+    let action = |a: &str| AuditFilter {
+        identity_id: Some(who),
+        action: Some(a.into()),
+        ..Default::default()
+    };
+    assert_eq!(paths(action("role.create")).await, ["/a"]);
+    assert_eq!(paths(action("role")).await, ["/a", "/a/b", "/c"]);
+    assert_eq!(paths(action("rol")).await, Vec::<String>::new());
+    // Reading newest first in pages: before a record, at most `limit`.
+    let older = store
+        .query_audit(&AuditFilter {
+            before_seq: Some(seqs[2]),
+            newest_first: true,
+            limit: Some(1),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(older.iter().map(|r| r.seq).collect::<Vec<_>>(), [seqs[1]]);
 }
 
 async fn auth_policies(store: &dyn Store) {

@@ -184,8 +184,12 @@ pub struct AuditFilter {
     pub since: Option<i64>,
     pub until: Option<i64>,
     pub allowed: Option<bool>,
+    /// One action (`role.create`), or a family of them without the dot (`role`: `role.create`, `role.delete`).
+    pub action: Option<String>,
     /// Only records after this one (for reading the log in pages).
     pub after_seq: Option<i64>,
+    /// Only records before this one (for reading the log in pages, newest first).
+    pub before_seq: Option<i64>,
     /// The newest first (with `limit`: the latest records).
     pub newest_first: bool,
     pub limit: Option<i64>,

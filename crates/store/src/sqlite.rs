@@ -1387,7 +1387,9 @@ impl Store for SqliteStore {
             "SELECT * FROM audit WHERE (?1 IS NULL OR identity_id = ?1) AND (?2 IS NULL OR collection_id = ?2) \
              AND (?3 IS NULL OR path = ?3 OR substr(path, 1, length(?4)) = ?4) \
              AND (?5 IS NULL OR time >= ?5) AND (?6 IS NULL OR time < ?6) AND (?7 IS NULL OR allowed = ?7) \
-             AND (?9 IS NULL OR seq > ?9) ORDER BY CASE WHEN ?10 THEN -seq ELSE seq END LIMIT ?8",
+             AND (?9 IS NULL OR seq > ?9) AND (?12 IS NULL OR seq < ?12) \
+             AND (?11 IS NULL OR action = ?11 OR substr(action, 1, length(?11) + 1) = ?11 || '.') \
+             ORDER BY CASE WHEN ?10 THEN -seq ELSE seq END LIMIT ?8",
         )
         .bind(f.identity_id.map(|i| i.to_string()))
         .bind(f.collection_id.map(|c| c.to_string()))
@@ -1399,6 +1401,8 @@ impl Store for SqliteStore {
         .bind(f.limit.unwrap_or(i64::MAX))
         .bind(f.after_seq)
         .bind(f.newest_first)
+        .bind(&f.action)
+        .bind(f.before_seq)
         .fetch_all(&self.pool)
         .await
         .map_err(backend)?

@@ -39,7 +39,7 @@ struct TaskPlace {
     done: String,
 }
 
-fn text<'a>(doc: &'a Value, key: &str) -> &'a str {
+pub(super) fn text<'a>(doc: &'a Value, key: &str) -> &'a str {
     doc.get(key).and_then(Value::as_str).unwrap_or("")
 }
 

@@ -7,6 +7,7 @@
 
 mod activity;
 mod bookmarks;
+mod console;
 mod files;
 mod share;
 
@@ -36,6 +37,7 @@ pub fn router() -> Router<AppState> {
         .merge(share::router())
         .merge(activity::router())
         .merge(bookmarks::router())
+        .merge(console::router())
 }
 
 /// The person a page acts for: their session, who they are to the access check, and the token their forms
@@ -170,6 +172,7 @@ pub(crate) enum Section {
     Bookmarks,
     Activity,
     Identities,
+    Console,
     None,
 }
 
@@ -186,6 +189,7 @@ pub(crate) fn shell(
         (Section::Bookmarks, "/bookmarks", "Bookmarks"),
         (Section::Activity, "/activity", "Activity"),
         (Section::Identities, "/v2/web/identities", "Identities"),
+        (Section::Console, "/console", "Console"),
     ]
     .iter()
     .map(|(s, href, label)| {
