@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import typing as t
 
 import pytest
 
 from ferry_harness import (
     RUNNING_SERVERS,
-    SERVICE_NAMES,
     FerryServer,
     new_person,
+    sdk_pointed_at,
     start_server,
     stop_server,
 )
@@ -33,25 +32,10 @@ def ferry(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[FerryServer]:
     """The shared Ferry server (default configuration). While it runs, the process
     environment points the in-process Globus SDK at it, exactly as a user would."""
     server = start_server(tmp_path_factory.mktemp("ferry-main"))
-    saved = {k: v for k, v in os.environ.items() if k.startswith("GLOBUS_")}
-    for key in saved:
-        del os.environ[key]
-    os.environ["GLOBUS_SDK_ENVIRONMENT"] = "ferry"
-    os.environ["GLOBUS_SDK_HTTP_TIMEOUT"] = "30"
-    for name in SERVICE_NAMES:
-        os.environ[f"GLOBUS_SDK_SERVICE_URL_{name}"] = server.base_url + "/"
-    no_proxy = os.environ.get("NO_PROXY")
-    os.environ["NO_PROXY"] = "127.0.0.1,localhost"
     try:
-        yield server
+        with sdk_pointed_at(server.base_url):
+            yield server
     finally:
-        for key in [k for k in os.environ if k.startswith("GLOBUS_")]:
-            del os.environ[key]
-        os.environ.update(saved)
-        if no_proxy is None:
-            os.environ.pop("NO_PROXY", None)
-        else:
-            os.environ["NO_PROXY"] = no_proxy
         stop_server(server)
 
 

@@ -3,6 +3,7 @@ run the real Globus CLI against it and click through its browser login pages."""
 
 from __future__ import annotations
 
+import contextlib
 import html.parser
 import json
 import os
@@ -92,6 +93,68 @@ def globus_env(
     if client_secret is not None:
         env["GLOBUS_CLI_CLIENT_SECRET"] = client_secret
     return env
+
+
+@contextlib.contextmanager
+def sdk_pointed_at(base_url: str, **extra: str) -> t.Iterator[None]:
+    """While the block runs, the process environment points the in-process Globus SDK at `base_url`, as a
+    user's would (plus `extra` variables); afterwards it is as it was."""
+    touched = [k for k in os.environ if k.startswith("GLOBUS_")] + list(extra) + ["NO_PROXY"]
+    saved = {k: os.environ[k] for k in touched if k in os.environ}
+    for k in touched:
+        os.environ.pop(k, None)
+    os.environ["GLOBUS_SDK_ENVIRONMENT"] = "ferry"
+    os.environ["GLOBUS_SDK_HTTP_TIMEOUT"] = "30"
+    for name in SERVICE_NAMES:
+        os.environ[f"GLOBUS_SDK_SERVICE_URL_{name}"] = base_url.rstrip("/") + "/"
+    os.environ["NO_PROXY"] = "127.0.0.1,localhost"
+    os.environ.update(extra)
+    try:
+        yield
+    finally:
+        for k in [k for k in os.environ if k.startswith("GLOBUS_")] + list(extra) + ["NO_PROXY"]:
+            os.environ.pop(k, None)
+        os.environ.update(saved)
+
+
+class Sink:
+    """A real SMTP server on loopback (aiosmtpd) that keeps every message it receives."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.messages: list[tuple[list[str], str]] = []
+
+    async def handle_DATA(self, server: t.Any, session: t.Any, envelope: t.Any) -> str:
+        self.messages.append((list(envelope.rcpt_tos), envelope.content.decode("utf-8", "replace")))
+        return "250 OK"
+
+    def wait_for(self, to: str, timeout: float = 30, containing: str = "") -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for rcpts, body in self.messages:
+                if to in rcpts and containing in body:
+                    return body
+            time.sleep(0.1)
+        raise AssertionError(f"no message to {to}; got {self.messages}")
+
+    def config(self) -> str:
+        """The `[smtp]` section of a server configuration that sends its mail here."""
+        return (f'[smtp]\nhost = "127.0.0.1"\nport = {self.port}\nsecurity = "none"\n'
+                'from = "Ferry <ferry@example.org>"\n')
+
+
+@contextlib.contextmanager
+def mail_sink() -> t.Iterator[Sink]:
+    """A `Sink` listening on a free loopback port while the block runs."""
+    from aiosmtpd.controller import Controller
+
+    sink = Sink(free_port())
+    controller = Controller(sink, hostname="127.0.0.1", port=sink.port)
+    controller.start()
+    try:
+        yield sink
+    finally:
+        controller.stop()
 
 
 def globus_executable() -> str:

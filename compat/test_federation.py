@@ -8,7 +8,6 @@ to create no identity."""
 from __future__ import annotations
 
 import email
-import os
 import re
 import typing as t
 import urllib.parse
@@ -18,13 +17,14 @@ import pytest
 import requests
 
 from ferry_harness import (
-    SERVICE_NAMES,
     TRANSFER_SCOPE,
     FerryServer,
     LoginResult,
     free_port,
     globus_login,
+    mail_sink,
     parse_page,
+    sdk_pointed_at,
     start_server,
     stop_server,
 )
@@ -65,26 +65,13 @@ class Sites(t.NamedTuple):
 
 @pytest.fixture(scope="module")
 def sites(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[Sites]:
-    from aiosmtpd.controller import Controller
-
-    from test_sharing import Sink
-
     work = tmp_path_factory.mktemp("federation")
     port = free_port()
     callback = f"http://127.0.0.1:{port}/v2/web/login/callback"
     client = {"client_id": "ferry-hub", "client_secret": "hub-secret-1", "redirect_uris": [callback]}
     uni = OidcProvider(work / "uni", clients=[client], accounts=UNI_ACCOUNTS).start()
     orcid = OidcProvider(work / "orcid", clients=[client], accounts=ORCID_ACCOUNTS).start()
-    sink = Sink(free_port())
-    controller = Controller(sink, hostname="127.0.0.1", port=sink.port)
-    controller.start()
     config = f"""
-[smtp]
-host = "127.0.0.1"
-port = {sink.port}
-security = "none"
-from = "Ferry <ferry@example.org>"
-
 [[identity_providers]]
 id = "uni"
 display_name = "Example University"
@@ -110,20 +97,16 @@ client_id = "ferry-hub"
 client_secret = "hub-secret-1"
 domain = "orcid.example"
 """
-    ferry = start_server(work / "ferry", config=config, port=port)
-    # The in-process SDK points at this server, as a user's environment would.
-    saved = {k: v for k, v in os.environ.items() if k.startswith("GLOBUS_")}
-    os.environ["GLOBUS_SDK_ENVIRONMENT"] = "ferry"
-    for name in SERVICE_NAMES:
-        os.environ[f"GLOBUS_SDK_SERVICE_URL_{name}"] = ferry.base_url + "/"
     try:
-        yield Sites(ferry, uni, orcid, sink)
+        with mail_sink() as sink:
+            ferry = start_server(work / "ferry", config=sink.config() + config, port=port)
+            try:
+                # The in-process SDK points at this server, as a user's environment would.
+                with sdk_pointed_at(ferry.base_url):
+                    yield Sites(ferry, uni, orcid, sink)
+            finally:
+                stop_server(ferry)
     finally:
-        for k in [k for k in os.environ if k.startswith("GLOBUS_")]:
-            del os.environ[k]
-        os.environ.update(saved)
-        stop_server(ferry)
-        controller.stop()
         uni.stop()
         orcid.stop()
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import email
 import html
-import os
 import re
 import time
 import typing as t
@@ -20,80 +19,36 @@ from pathlib import Path
 import globus_sdk
 import pytest
 import requests
-from aiosmtpd.controller import Controller
 
 from ferry_harness import (
-    SERVICE_NAMES,
     TRANSFER_SCOPE,
     CommandResult,
     FerryServer,
     browser_login,
-    free_port,
+    Sink,
     globus_executable,
+    mail_sink,
     new_person,
     run,
+    sdk_pointed_at,
     start_server,
     stop_server,
 )
 
 
-class Sink:
-    """Keeps every message the SMTP server receives."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.messages: list[tuple[list[str], str]] = []
-
-    async def handle_DATA(self, server: t.Any, session: t.Any, envelope: t.Any) -> str:
-        self.messages.append((list(envelope.rcpt_tos), envelope.content.decode("utf-8", "replace")))
-        return "250 OK"
-
-    def wait_for(self, to: str, timeout: float = 30, containing: str = "") -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for rcpts, body in self.messages:
-                if to in rcpts and containing in body:
-                    return body
-            time.sleep(0.1)
-        raise AssertionError(f"no message to {to}; got {self.messages}")
-
-
 @pytest.fixture(scope="module")
 def sink() -> t.Iterator[Sink]:
-    handler = Sink(free_port())
-    controller = Controller(handler, hostname="127.0.0.1", port=handler.port)
-    controller.start()
-    try:
+    with mail_sink() as handler:
         yield handler
-    finally:
-        controller.stop()
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, sink: Sink) -> t.Iterator[FerryServer]:
-    s = start_server(
-        tmp_path_factory.mktemp("ferry-sharing"),
-        tls=True,
-        config=(
-            "[smtp]\n"
-            'host = "127.0.0.1"\n'
-            f"port = {sink.port}\n"
-            'security = "none"\n'
-            'from = "Ferry <ferry@example.org>"\n'
-        ),
-    )
-    saved = {k: v for k, v in os.environ.items() if k.startswith("GLOBUS_") or k == "REQUESTS_CA_BUNDLE"}
-    for name in SERVICE_NAMES:
-        os.environ[f"GLOBUS_SDK_SERVICE_URL_{name}"] = s.base_url + "/"
-    os.environ["GLOBUS_SDK_ENVIRONMENT"] = "ferry"
-    os.environ["GLOBUS_SDK_VERIFY_SSL"] = str(s.ca_path)
-    os.environ["REQUESTS_CA_BUNDLE"] = str(s.ca_path)
+    s = start_server(tmp_path_factory.mktemp("ferry-sharing"), tls=True, config=sink.config())
     try:
-        yield s
+        with sdk_pointed_at(s.base_url, GLOBUS_SDK_VERIFY_SSL=str(s.ca_path), REQUESTS_CA_BUNDLE=str(s.ca_path)):
+            yield s
     finally:
-        for k in [k for k in os.environ if k.startswith("GLOBUS_") or k == "REQUESTS_CA_BUNDLE"]:
-            del os.environ[k]
-        os.environ.update(saved)
         stop_server(s)
 
 

@@ -17,10 +17,10 @@ import pytest
 import requests
 
 from ferry_harness import (
-    SERVICE_NAMES,
     FerryServer,
     browser_login,
     new_person,
+    sdk_pointed_at,
     start_server,
     stop_server,
 )
@@ -33,16 +33,10 @@ pytestmark = pytest.mark.skipif(_unavailable is not None, reason=f"no browser: {
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[FerryServer]:
     s = start_server(tmp_path_factory.mktemp("ferry-webapp"))
-    saved = {k: v for k, v in os.environ.items() if k.startswith("GLOBUS_")}
-    os.environ["GLOBUS_SDK_ENVIRONMENT"] = "ferry"
-    for name in SERVICE_NAMES:
-        os.environ[f"GLOBUS_SDK_SERVICE_URL_{name}"] = s.base_url + "/"
     try:
-        yield s
+        with sdk_pointed_at(s.base_url):
+            yield s
     finally:
-        for k in [k for k in os.environ if k.startswith("GLOBUS_")]:
-            del os.environ[k]
-        os.environ.update(saved)
         stop_server(s)
 
 

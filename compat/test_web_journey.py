@@ -29,7 +29,7 @@ from pathlib import Path
 import blake3
 import pytest
 
-from ferry_harness import SERVICE_NAMES, FerryServer, free_port, start_server, stop_server
+from ferry_harness import FerryServer, free_port, mail_sink, sdk_pointed_at, start_server, stop_server
 from oidc_provider import OidcProvider, oidc_available
 from web_browser import Browser, browser_available, format_violations
 
@@ -50,26 +50,15 @@ class World(t.NamedTuple):
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[World]:
-    from aiosmtpd.controller import Controller
-
-    from test_sharing import Sink
-
     work = tmp_path_factory.mktemp("journey")
     port = free_port()
     callback = f"http://127.0.0.1:{port}/v2/web/login/callback"
     uni = OidcProvider(work / "uni", accounts={"carla": {"password": CARLA_PASSWORD, "claims": CARLA}},
                        clients=[{"client_id": "ferry", "client_secret": "uni-secret-1",
                                  "redirect_uris": [callback]}]).start()
-    sink = Sink(free_port())
-    controller = Controller(sink, hostname="127.0.0.1", port=sink.port)
-    controller.start()
-    ferry = start_server(work / "ferry", port=port, config=f"""
-[smtp]
-host = "127.0.0.1"
-port = {sink.port}
-security = "none"
-from = "Ferry <ferry@example.org>"
-
+    try:
+        with mail_sink() as sink:
+            ferry = start_server(work / "ferry", port=port, config=sink.config() + f"""
 [[identity_providers]]
 id = "uni"
 display_name = "Example University"
@@ -78,20 +67,13 @@ client_id = "ferry"
 client_secret = "uni-secret-1"
 domain = "uni.example"
 """)
-    saved = {k: v for k, v in os.environ.items() if k.startswith("GLOBUS_")}
-    os.environ["GLOBUS_SDK_ENVIRONMENT"] = "ferry"
-    for name in SERVICE_NAMES:
-        os.environ[f"GLOBUS_SDK_SERVICE_URL_{name}"] = ferry.base_url + "/"
-    try:
-        yield World(ferry, uni, sink)
+            try:
+                with sdk_pointed_at(ferry.base_url):
+                    yield World(ferry, uni, sink)
+            finally:
+                stop_server(ferry)
     finally:
-        for k in [k for k in os.environ if k.startswith("GLOBUS_")]:
-            del os.environ[k]
-        os.environ.update(saved)
-        stop_server(ferry)
-        controller.stop()
         uni.stop()
-
 
 class Person:
     """One person's browser, with a numbered screenshot of every step and axe on every page."""
