@@ -378,6 +378,9 @@ def test_a_stranger_and_a_forged_form_change_nothing(
         r = s.get(base + url, timeout=10, allow_redirects=False)
         assert r.status_code in (403, 404), (url, r.status_code, r.text[:500])
         assert "/private" not in r.text and str(storage) not in r.text, r.text
+        # the refusal is drawn for the person signed in, not as if nobody were
+        assert f"Signed in as <strong>{stranger['username']}</strong>" in r.text, r.text
+        assert ">Sign in</a>" not in r.text, r.text
     token = csrf_of(s.get(base + "/v2/web/password", timeout=10).text)  # the session's one token
     posts = {
         "/file-manager/mkdir": {"origin_id": guest, "origin_path": "/", "name": "x"},

@@ -642,8 +642,9 @@ impl From<ferry_transfer::TransferError> for AppError {
     }
 }
 
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
+impl AppError {
+    /// The error's page, in the app's frame, naming `user` as signed in when known.
+    pub(crate) fn page(&self, user: Option<&str>) -> Response {
         let body = format!(
             "<p class=\"notice err\" role=\"alert\" id=\"error\">{}</p><p>{}</p>\
              <p><a href=\"/file-manager\">File Manager</a> · <a href=\"/activity\">Activity</a></p>",
@@ -652,10 +653,20 @@ impl IntoResponse for AppError {
         );
         crate::routes::app::shell(
             self.status,
-            None,
+            user,
             crate::routes::app::Section::None,
             "Cannot do that",
             &body,
         )
+    }
+}
+
+impl IntoResponse for AppError {
+    /// Drawn without the session, which is not at hand where errors are made; the page is kept in the
+    /// response so that `app::errors_name_the_visitor` can draw it again for a person who is signed in.
+    fn into_response(self) -> Response {
+        let mut r = self.page(None);
+        r.extensions_mut().insert(std::sync::Arc::new(self));
+        r
     }
 }

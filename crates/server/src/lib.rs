@@ -364,7 +364,12 @@ pub fn router(state: AppState) -> Router {
             .merge(routes::account::router())
             .merge(routes::invitation::router())
             .merge(routes::upstream::router())
-            .merge(routes::app::router());
+            .merge(
+                routes::app::router().layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    routes::app::errors_name_the_visitor,
+                )),
+            );
     }
     if role.serves_endpoint() {
         app = app

@@ -12,11 +12,13 @@ mod files;
 mod share;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{FromRequest, FromRequestParts, OriginalUri, Request};
+use axum::extract::{FromRequest, FromRequestParts, OriginalUri, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use ferry_auth::Session;
@@ -288,6 +290,30 @@ pub(crate) fn size(n: u64) -> String {
         format!("{n} B")
     } else {
         format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// An error page says who is signed in, as every other page does: errors are made where the session is not at
+/// hand, so the page is drawn again here, once, when the browser has a live session (the lookup happens only for
+/// error pages).
+pub(crate) async fn errors_name_the_visitor(
+    State(s): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let cookies: HeaderMap = req
+        .headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .map(|v| (header::COOKIE, v.clone()))
+        .collect();
+    let r = next.run(req).await;
+    let Some(error) = r.extensions().get::<Arc<AppError>>().cloned() else {
+        return r;
+    };
+    match current_session(&s, &cookies).await {
+        Ok(Some(session)) => error.page(Some(&session.identity.username)),
+        _ => r,
     }
 }
 
