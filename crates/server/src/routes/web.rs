@@ -47,7 +47,7 @@ pub(crate) fn page(status: StatusCode, title: &str, body: &str) -> Response {
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{t} · Ferry</title>\
          <style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#1b2733}}\
-         h1{{font-size:1.4rem}}label{{display:block;margin:.8rem 0 .2rem}}input{{width:100%;padding:.5rem;font-size:1rem}}\
+         h1{{font-size:1.4rem}}h2{{font-size:1.15rem}}label{{display:block;margin:.8rem 0 .2rem}}input{{width:100%;padding:.5rem;font-size:1rem}}\
          button{{margin-top:1rem;padding:.5rem 1.2rem;font-size:1rem}}.err{{color:#a00}}code{{font-size:1.1rem;\
          word-break:break-all;background:#eef;padding:.3rem}}li{{margin:.2rem 0}}</style></head>\
          <body><main><h1>{t}</h1>{body}</main></body></html>",
