@@ -18,6 +18,12 @@ async fn call(
     s.call(method, path, token, body.as_ref()).await
 }
 
+/// `GET /v2/groups/{id}?include=memberships` as `token`.
+async fn with_members(s: &TestServer, gid: &str, token: &str) -> (u16, Value) {
+    let path = format!("/v2/groups/{gid}?include=memberships");
+    call(s, reqwest::Method::GET, &path, token, None).await
+}
+
 #[tokio::test]
 async fn group_lifecycle_and_roles() {
     let s = TestServer::start().await;
@@ -60,14 +66,7 @@ async fn group_lifecycle_and_roles() {
     assert_eq!(mine[0]["my_memberships"][0]["role"], "member");
 
     // Members see the group but not the member list (managers only), and cannot add people.
-    let (st, g) = call(
-        &s,
-        M::GET,
-        &format!("/v2/groups/{gid}?include=memberships"),
-        &member,
-        None,
-    )
-    .await;
+    let (st, g) = with_members(&s, &gid, &member).await;
     assert_eq!(st, 200);
     assert!(g.get("memberships").is_none());
     let (_, b) = call(
@@ -79,14 +78,7 @@ async fn group_lifecycle_and_roles() {
     )
     .await;
     assert_eq!(b["errors"]["add"][0]["code"], "FORBIDDEN");
-    let (_, g) = call(
-        &s,
-        M::GET,
-        &format!("/v2/groups/{gid}?include=memberships"),
-        &owner,
-        None,
-    )
-    .await;
+    let (_, g) = with_members(&s, &gid, &owner).await;
     assert_eq!(g["memberships"].as_array().unwrap().len(), 2);
 
     // Roles change; the last admin cannot leave.
@@ -326,14 +318,7 @@ async fn invitations_are_accepted_or_declined_by_the_invitee_only() {
         st, 404,
         "a declined invitation shows the private group no more"
     );
-    let (_, g) = call(
-        &s,
-        M::GET,
-        &format!("/v2/groups/{gid}?include=memberships"),
-        &owner,
-        None,
-    )
-    .await;
+    let (_, g) = with_members(&s, &gid, &owner).await;
     let status_of = |id: &str| {
         g["memberships"]
             .as_array()
