@@ -246,6 +246,15 @@ def test_a_member_sees_no_manager_forms_and_forged_forms_change_nothing(
     no_serious_violations(browser)
     assert "declined" in members()
 
+    # the member leaves; the last admin cannot
+    person_in(browser, server, f"/groups/{gid}", member)
+    browser.click("button:has-text('Leave this group')")
+    assert browser.text("#notice") == "You left the group."
+    assert "Lab" not in browser.text("main")
+    assert member["username"] not in members()
+    r = post(own, server, f"/groups/{gid}/membership", {"action": "leave", "identity": owner["id"]})
+    assert r.status_code == 409 and "at least one admin" in r.text, r.text[:500]
+
 
 def test_at_200_percent_zoom_the_group_pages_do_not_scroll_sideways(
     server: FerryServer, tmp_path: Path
