@@ -46,10 +46,11 @@ fn refusal(e: AuthError) -> AppError {
             "The group or the membership may be gone, or the group is not one you belong to. \
              Go back to Groups and reload it.",
         ),
-        AuthError::Conflict(_) => {
-            Some("Reload the group's page to see its members as they are now, then try again.")
-        }
-        AuthError::InvalidRequest(_) => Some("Correct what the message names and try again."),
+        AuthError::Conflict(_) => Some(
+            "Reload the group's page to see its members as they are now. A group keeps at least one admin: \
+             make another member admin before the last one leaves or steps down.",
+        ),
+        // the status's own advice fits the rest (a bad form: correct what the message names)
         _ => None,
     };
     let e = AppError::from(e);
