@@ -1,5 +1,6 @@
 """globus-sdk 4.9.0 against Ferry's Auth API: client credentials, identities,
-native-app (PKCE) login with refresh-token rotation, introspection and revocation."""
+native-app (PKCE) login with refresh-token rotation, introspection and revocation;
+and the Groups API's invitations (BatchMembershipActions) for people who logged in."""
 
 from __future__ import annotations
 
@@ -465,3 +466,59 @@ def test_scope_api_and_a_dependent_token_chain(ferry: FerryServer, person: dict[
         "a dependent token for a scope the portal's scope does not declare",
         error="invalid_scope",
     )
+
+
+# -- 5. group invitations (BatchMembershipActions) -------------------------------
+
+GROUPS_SCOPE = "urn:globus:auth:scope:groups.api.globus.org:all"
+
+
+def groups_client_of(native_client: dict[str, t.Any], who: dict[str, str]) -> globus_sdk.GroupsClient:
+    """A GroupsClient as `who`, after a native-app login in a browser."""
+    nc = globus_sdk.NativeAppAuthClient(native_client["client_id"])
+    nc.oauth2_start_flow(requested_scopes=GROUPS_SCOPE)
+    code = browser_login(nc.oauth2_get_authorize_url(), who["username"], who["password"]).code
+    token = nc.oauth2_exchange_code_for_tokens(code).by_resource_server["groups.api.globus.org"]
+    return globus_sdk.GroupsClient(authorizer=globus_sdk.AccessTokenAuthorizer(token["access_token"]))
+
+
+def test_group_invitations_are_accepted_or_declined_by_the_invitee(
+    ferry: FerryServer, native_client: dict[str, t.Any]
+) -> None:
+    """invite_members, accept_invites and decline_invites as the SDK sends them: a manager invites, only the
+    invitee answers, and an invitation is no membership until it is accepted."""
+    owner, alice, bob = (new_person(ferry, n) for n in ("gowner", "galice", "gbob"))
+    gc_owner, gc_alice, gc_bob = (groups_client_of(native_client, p) for p in (owner, alice, bob))
+    gid = gc_owner.create_group({"name": "compat invitations"})["id"]
+
+    invited = gc_owner.batch_membership_action(gid, globus_sdk.BatchMembershipActions()
+                                               .invite_members([alice["id"]])
+                                               .invite_members([bob["id"]], role="manager"))
+    assert [(m["identity_id"], m["role"], m["status"]) for m in invited["invite"]] == [
+        (alice["id"], "member", "invited"), (bob["id"], "manager", "invited")], invited.data
+    assert "errors" not in invited.data, invited.data
+    # the invitee sees the invitation only under its status; an invited manager manages nothing yet
+    assert list(gc_alice.get_my_groups()) == []
+    assert [g["id"] for g in gc_alice.get_my_groups(statuses="invited")] == [gid]
+    r = gc_bob.batch_membership_action(gid, globus_sdk.BatchMembershipActions().invite_members([owner["id"]]))
+    assert r["errors"]["invite"][0]["code"] == "FORBIDDEN", r.data
+
+    # nobody answers for another: not the group's admin, not another invitee
+    for gc in (gc_owner, gc_bob):
+        r = gc.batch_membership_action(gid, globus_sdk.BatchMembershipActions().accept_invites([alice["id"]]))
+        assert r["accept"] == [] and r["errors"]["accept"][0]["code"] == "FORBIDDEN", r.data
+
+    r = gc_alice.batch_membership_action(gid, globus_sdk.BatchMembershipActions().accept_invites([alice["id"]]))
+    assert r["accept"][0]["status"] == "active", r.data
+    assert [g["id"] for g in gc_alice.get_my_groups()] == [gid]
+    r = gc_alice.batch_membership_action(gid, globus_sdk.BatchMembershipActions().invite_members([owner["id"]]))
+    assert r["errors"]["invite"][0]["code"] == "FORBIDDEN", "a member is no manager"
+
+    r = gc_bob.batch_membership_action(gid, globus_sdk.BatchMembershipActions().decline_invites([bob["id"]]))
+    assert r["decline"][0]["status"] == "declined", r.data
+    with pytest.raises(globus_sdk.GroupsAPIError) as err:
+        gc_bob.get_group(gid)
+    assert err.value.http_status == 404
+    members = {m["identity_id"]: m["status"]
+               for m in gc_owner.get_group(gid, include=["memberships"])["memberships"]}
+    assert members == {owner["id"]: "active", alice["id"]: "active", bob["id"]: "declined"}, members

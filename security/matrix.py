@@ -365,7 +365,9 @@ PAGES = {"/v2/oauth2/authorize", "/v2/web/login", "/invitation", "/v2/web/consen
          "/v2/web/identities/consents/revoke",
          # the administrator's console; compat/test_web_console.py probes it as a plain person
          "/console", "/console/audit", "/console/collections/{id}", "/console/collections/{id}/roles",
-         "/console/collections/{id}/roles/remove"}
+         "/console/collections/{id}/roles/remove",
+         # groups; compat/test_web_groups.py probes them as a plain member and with forged forms
+         "/groups", "/groups/new", "/groups/{id}", "/groups/{id}/membership", "/groups/{id}/delete"}
 
 
 def _json(text: str) -> t.Any:

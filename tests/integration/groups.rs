@@ -18,6 +18,12 @@ async fn call(
     s.call(method, path, token, body.as_ref()).await
 }
 
+/// `GET /v2/groups/{id}?include=memberships` as `token`.
+async fn with_members(s: &TestServer, gid: &str, token: &str) -> (u16, Value) {
+    let path = format!("/v2/groups/{gid}?include=memberships");
+    call(s, reqwest::Method::GET, &path, token, None).await
+}
+
 #[tokio::test]
 async fn group_lifecycle_and_roles() {
     let s = TestServer::start().await;
@@ -60,14 +66,7 @@ async fn group_lifecycle_and_roles() {
     assert_eq!(mine[0]["my_memberships"][0]["role"], "member");
 
     // Members see the group but not the member list (managers only), and cannot add people.
-    let (st, g) = call(
-        &s,
-        M::GET,
-        &format!("/v2/groups/{gid}?include=memberships"),
-        &member,
-        None,
-    )
-    .await;
+    let (st, g) = with_members(&s, &gid, &member).await;
     assert_eq!(st, 200);
     assert!(g.get("memberships").is_none());
     let (_, b) = call(
@@ -79,14 +78,7 @@ async fn group_lifecycle_and_roles() {
     )
     .await;
     assert_eq!(b["errors"]["add"][0]["code"], "FORBIDDEN");
-    let (_, g) = call(
-        &s,
-        M::GET,
-        &format!("/v2/groups/{gid}?include=memberships"),
-        &owner,
-        None,
-    )
-    .await;
+    let (_, g) = with_members(&s, &gid, &owner).await;
     assert_eq!(g["memberships"].as_array().unwrap().len(), 2);
 
     // Roles change; the last admin cannot leave.
@@ -211,4 +203,133 @@ async fn bad_group_requests_change_nothing() {
     )
     .await;
     assert_eq!(st, 400);
+}
+
+/// The batch's invite/accept/decline as globus-sdk's BatchMembershipActions sends them: managers invite, only
+/// the invitee answers, and an invitation gives no access until it is accepted.
+#[tokio::test]
+async fn invitations_are_accepted_or_declined_by_the_invitee_only() {
+    let s = TestServer::start().await;
+    let [owner_app, alice_app, bob_app, mallory_app] = [
+        s.app(ClientKind::Confidential).await,
+        s.app(ClientKind::Confidential).await,
+        s.app(ClientKind::Confidential).await,
+        s.app(ClientKind::Confidential).await,
+    ];
+    let owner = token(&s, &owner_app).await;
+    let alice = token(&s, &alice_app).await;
+    let bob = token(&s, &bob_app).await;
+    let mallory = token(&s, &mallory_app).await;
+    use reqwest::Method as M;
+    let (_, g) = call(
+        &s,
+        M::POST,
+        "/v2/groups",
+        &owner,
+        Some(json!({"name": "Invited"})),
+    )
+    .await;
+    let gid = g["id"].as_str().unwrap().to_string();
+    let batch = |t: &str, body: Value| {
+        let (path, t) = (format!("/v2/groups/{gid}"), t.to_string());
+        let s = &s;
+        async move { call(s, M::POST, &path, &t, Some(body)).await }
+    };
+    let alice_id: uuid::Uuid = alice_app.id.parse().unwrap();
+    let group: uuid::Uuid = gid.parse().unwrap();
+    let active_of = |id: uuid::Uuid| {
+        let auth = s.running.auth.clone();
+        async move {
+            (
+                auth.active_group_ids(id).await.unwrap(),
+                auth.store().active_group_ids(id).await.unwrap(),
+            )
+        }
+    };
+
+    let (st, b) = batch(
+        &owner,
+        json!({"invite": [{"identity_id": alice_app.id, "role": "member"},
+                          {"identity_id": bob_app.id, "role": "manager"}]}),
+    )
+    .await;
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(b["invite"][0]["status"], "invited");
+    assert_eq!(b["invite"][1]["role"], "manager");
+    let (_, b) = batch(&owner, json!({"invite": [{"identity_id": alice_app.id}]})).await;
+    assert_eq!(
+        b["errors"]["invite"][0]["code"], "CONFLICT",
+        "invited twice"
+    );
+
+    // Invited is not a member: no group in the ACL's view, no manager rights, the group is in my_groups only
+    // under its status.
+    assert_eq!(
+        active_of(alice_id).await,
+        (vec![], vec![]),
+        "invited is not active"
+    );
+    let (_, b) = batch(&bob, json!({"invite": [{"identity_id": mallory_app.id}]})).await;
+    assert_eq!(
+        b["errors"]["invite"][0]["code"], "FORBIDDEN",
+        "an invited manager cannot invite"
+    );
+    let (_, mine) = call(&s, M::GET, "/v2/groups/my_groups", &alice, None).await;
+    assert_eq!(mine, json!([]));
+    let (_, mine) = call(
+        &s,
+        M::GET,
+        "/v2/groups/my_groups?statuses=invited",
+        &alice,
+        None,
+    )
+    .await;
+    assert_eq!(mine[0]["my_memberships"][0]["status"], "invited");
+
+    // Nobody answers for someone else: not the owner, not another invitee, not a stranger.
+    for (t, code) in [(&owner, "FORBIDDEN"), (&bob, "FORBIDDEN")] {
+        let (_, b) = batch(t, json!({"accept": [{"identity_id": alice_app.id}]})).await;
+        assert_eq!(b["errors"]["accept"][0]["code"], code, "{b}");
+    }
+    let (st, _) = batch(&mallory, json!({"accept": [{"identity_id": alice_app.id}]})).await;
+    assert_eq!(st, 404, "a stranger does not see the private group");
+    // A non-manager member cannot invite.
+    let (_, b) = batch(&alice, json!({"invite": [{"identity_id": mallory_app.id}]})).await;
+    assert_eq!(b["errors"]["invite"][0]["code"], "FORBIDDEN");
+
+    let (_, b) = batch(&alice, json!({"accept": [{"identity_id": alice_app.id}]})).await;
+    assert_eq!(b["accept"][0]["status"], "active", "{b}");
+    assert_eq!(active_of(alice_id).await, (vec![group], vec![group]));
+    let (_, b) = batch(&alice, json!({"accept": [{"identity_id": alice_app.id}]})).await;
+    assert_eq!(
+        b["errors"]["accept"][0]["code"], "NOT_FOUND",
+        "no invitation is left"
+    );
+    let (_, b) = batch(&alice, json!({"invite": [{"identity_id": mallory_app.id}]})).await;
+    assert_eq!(
+        b["errors"]["invite"][0]["code"], "FORBIDDEN",
+        "a member is no manager"
+    );
+
+    let (_, b) = batch(&bob, json!({"decline": [{"identity_id": bob_app.id}]})).await;
+    assert_eq!(b["decline"][0]["status"], "declined", "{b}");
+    let (st, _) = call(&s, M::GET, &format!("/v2/groups/{gid}"), &bob, None).await;
+    assert_eq!(
+        st, 404,
+        "a declined invitation shows the private group no more"
+    );
+    let (_, g) = with_members(&s, &gid, &owner).await;
+    let status_of = |id: &str| {
+        g["memberships"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["identity_id"] == id)
+            .map(|m| m["status"].clone())
+    };
+    assert_eq!(status_of(&alice_app.id), Some(json!("active")));
+    assert_eq!(status_of(&bob_app.id), Some(json!("declined")));
+    // A declined invitation may be renewed; only then can it be accepted.
+    let (_, b) = batch(&owner, json!({"invite": [{"identity_id": bob_app.id}]})).await;
+    assert_eq!(b["invite"][0]["status"], "invited", "{b}");
 }

@@ -1,5 +1,8 @@
 //! Groups: create, read, update, delete, and batch membership changes, with the member/manager/admin roles.
 //! A group that a caller may not see is reported as not found, so group ids do not leak.
+//!
+//! Invitations: a manager invites an identity (status `invited`); only the invitee accepts (`active`) or
+//! declines (`declined`). Only active memberships count anywhere else (roles, ACLs, member lists' rights).
 
 use ferry_core::{Group, GroupRole, Identity, Membership, MembershipStatus};
 use ferry_proto::groups::{
@@ -50,6 +53,55 @@ fn check_name(name: &str) -> Result<String> {
     Ok(name.to_string())
 }
 
+/// One change to one membership, as the Groups API's batch (`POST /v2/groups/{id}`) names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberAction {
+    Add,
+    Invite,
+    Accept,
+    Decline,
+    ChangeRole,
+    Remove,
+    Leave,
+}
+
+impl MemberAction {
+    const ALL: [MemberAction; 7] = [
+        MemberAction::Add,
+        MemberAction::Invite,
+        MemberAction::Accept,
+        MemberAction::Decline,
+        MemberAction::ChangeRole,
+        MemberAction::Remove,
+        MemberAction::Leave,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberAction::Add => "add",
+            MemberAction::Invite => "invite",
+            MemberAction::Accept => "accept",
+            MemberAction::Decline => "decline",
+            MemberAction::ChangeRole => "change_role",
+            MemberAction::Remove => "remove",
+            MemberAction::Leave => "leave",
+        }
+    }
+
+    pub fn parse(name: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.as_str() == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Self::ALL.iter().map(|a| a.as_str()).collect();
+                AuthError::InvalidRequest(format!(
+                    "membership action '{name}' is not supported; use one of {}",
+                    known.join(", ")
+                ))
+            })
+    }
+}
+
 /// What a caller may do to a group, from their membership in it.
 struct Access {
     group: Group,
@@ -79,7 +131,14 @@ impl Auth {
         let not_found = || AuthError::NotFound(format!("no group {id}"));
         let group = self.store.get_group(id).await?.ok_or_else(not_found)?;
         let mine = self.store.membership(id, caller.id).await?;
-        if mine.is_none() && group.visibility != "authenticated" {
+        // a private group shows itself to its members and to those invited into it
+        let inside = mine.as_ref().is_some_and(|m| {
+            matches!(
+                m.status,
+                MembershipStatus::Active | MembershipStatus::Invited
+            )
+        });
+        if !inside && group.visibility != "authenticated" {
             return Err(not_found());
         }
         Ok(Access { group, mine })
@@ -261,16 +320,12 @@ impl Auth {
             .ok_or_else(|| AuthError::InvalidRequest("the body must be a JSON object".into()))?;
         let mut done = serde_json::Map::new();
         let mut errors = serde_json::Map::new();
-        for (action, items) in obj {
-            if !matches!(action.as_str(), "add" | "remove" | "change_role" | "leave") {
-                return Err(AuthError::InvalidRequest(format!(
-                    "membership action '{action}' is not supported; use add, remove, change_role or leave"
-                )));
-            }
+        for (name, items) in obj {
+            let action = MemberAction::parse(name)?;
             let items: Vec<MembershipAction> =
                 serde_json::from_value(items.clone()).map_err(|e| {
                     AuthError::InvalidRequest(format!(
-                        "'{action}' must be a list of {{identity_id, role}}: {e}"
+                        "'{name}' must be a list of {{identity_id, role}}: {e}"
                     ))
                 })?;
             let mut ok = Vec::new();
@@ -285,9 +340,9 @@ impl Auth {
                     })),
                 }
             }
-            done.insert(action.clone(), Value::Array(ok));
+            done.insert(name.clone(), Value::Array(ok));
             if !bad.is_empty() {
-                errors.insert(action.clone(), Value::Array(bad));
+                errors.insert(name.clone(), Value::Array(bad));
             }
         }
         let mut out = Value::Object(done);
@@ -297,11 +352,30 @@ impl Auth {
         Ok(out)
     }
 
+    /// One membership change (a web page's form): `action` as the batch names it, checked as one item of
+    /// the batch is. `role` is for add, invite and change_role (default member).
+    pub async fn change_membership(
+        &self,
+        caller: &Identity,
+        group: Uuid,
+        action: &str,
+        identity: Uuid,
+        role: Option<&str>,
+    ) -> Result<Membership> {
+        let action = MemberAction::parse(action)?;
+        let a = self.group_access(caller, group).await?;
+        let item = MembershipAction {
+            identity_id: identity,
+            role: role.map(str::to_string),
+        };
+        self.membership_action(&a, caller, action, &item).await
+    }
+
     async fn membership_action(
         &self,
         a: &Access,
         caller: &Identity,
-        action: &str,
+        action: MemberAction,
         item: &MembershipAction,
     ) -> Result<Membership> {
         let gid = a.group.id;
@@ -314,18 +388,23 @@ impl Auth {
         let existing = self.store.membership(gid, item.identity_id).await?;
         let now = self.now();
         match action {
-            "add" => {
+            MemberAction::Add | MemberAction::Invite => {
                 a.require(GroupRole::Manager)?;
                 if role == GroupRole::Admin {
                     a.require(GroupRole::Admin)?;
                 }
-                if existing
-                    .as_ref()
-                    .is_some_and(|m| m.status == MembershipStatus::Active)
-                {
-                    return Err(AuthError::Conflict(
-                        "the identity is already an active member".into(),
-                    ));
+                match existing.as_ref().map(|m| m.status) {
+                    Some(MembershipStatus::Active) => {
+                        return Err(AuthError::Conflict(
+                            "the identity is already an active member".into(),
+                        ));
+                    }
+                    Some(MembershipStatus::Invited) if action == MemberAction::Invite => {
+                        return Err(AuthError::Conflict(
+                            "the identity is already invited; they accept or decline the invitation".into(),
+                        ));
+                    }
+                    _ => {}
                 }
                 let who = self
                     .store
@@ -339,31 +418,56 @@ impl Auth {
                     identity_id: who.id,
                     username: who.username,
                     role,
-                    status: MembershipStatus::Active,
+                    status: if action == MemberAction::Add {
+                        MembershipStatus::Active
+                    } else {
+                        MembershipStatus::Invited
+                    },
                     updated: now,
                 };
                 self.store.put_membership(&m).await?;
                 Ok(m)
             }
-            "remove" | "leave" => {
-                if action == "leave" && item.identity_id != caller.id {
+            MemberAction::Accept | MemberAction::Decline => {
+                if item.identity_id != caller.id {
+                    return Err(AuthError::Forbidden(
+                        "only the invited person can accept or decline their invitation".into(),
+                    ));
+                }
+                let mut m = existing
+                    .filter(|m| m.status == MembershipStatus::Invited)
+                    .ok_or_else(|| {
+                        AuthError::NotFound("there is no invitation to this group for you".into())
+                    })?;
+                m.status = if action == MemberAction::Accept {
+                    MembershipStatus::Active
+                } else {
+                    MembershipStatus::Declined
+                };
+                m.updated = now;
+                self.store.put_membership(&m).await?;
+                Ok(m)
+            }
+            MemberAction::Remove | MemberAction::Leave => {
+                let leave = action == MemberAction::Leave;
+                if leave && item.identity_id != caller.id {
                     return Err(AuthError::Forbidden(
                         "you can only leave a group yourself".into(),
                     ));
                 }
-                if action == "remove" {
+                if !leave {
                     a.require(GroupRole::Manager)?;
                 }
                 let mut m = existing
                     .ok_or_else(|| AuthError::NotFound("the identity is not a member".into()))?;
                 if m.role == GroupRole::Admin {
-                    if action == "remove" {
+                    if !leave {
                         a.require(GroupRole::Admin)?;
                     }
                     self.keep_an_admin(gid, m.identity_id).await?;
                 }
                 self.store.delete_membership(gid, m.identity_id).await?;
-                m.status = if action == "leave" {
+                m.status = if leave {
                     MembershipStatus::Left
                 } else {
                     MembershipStatus::Removed
@@ -371,7 +475,7 @@ impl Auth {
                 m.updated = now;
                 Ok(m)
             }
-            _ => {
+            MemberAction::ChangeRole => {
                 a.require(GroupRole::Manager)?;
                 let mut m = existing
                     .ok_or_else(|| AuthError::NotFound("the identity is not a member".into()))?;

@@ -53,6 +53,8 @@ impl GroupRole {
 pub enum MembershipStatus {
     Active,
     Invited,
+    /// The invitee turned the invitation down.
+    Declined,
     Left,
     Removed,
 }
@@ -62,6 +64,7 @@ impl MembershipStatus {
         match self {
             MembershipStatus::Active => "active",
             MembershipStatus::Invited => "invited",
+            MembershipStatus::Declined => "declined",
             MembershipStatus::Left => "left",
             MembershipStatus::Removed => "removed",
         }
@@ -70,6 +73,7 @@ impl MembershipStatus {
         match s {
             "active" => Some(MembershipStatus::Active),
             "invited" => Some(MembershipStatus::Invited),
+            "declined" => Some(MembershipStatus::Declined),
             "left" => Some(MembershipStatus::Left),
             "removed" => Some(MembershipStatus::Removed),
             _ => None,

@@ -570,6 +570,8 @@ impl IntoResponse for PullError {
 pub struct AppError {
     status: StatusCode,
     message: String,
+    /// What to do, where the page knows better than the status does.
+    advice: Option<&'static str>,
 }
 
 impl AppError {
@@ -577,11 +579,21 @@ impl AppError {
         Self {
             status,
             message: message.into(),
+            advice: None,
         }
+    }
+
+    /// The same error with the page's own advice in place of the status's.
+    pub fn advising(mut self, advice: &'static str) -> Self {
+        self.advice = Some(advice);
+        self
     }
 
     /// What a person can do about an error of this status.
     fn advice(&self) -> &'static str {
+        if let Some(a) = self.advice {
+            return a;
+        }
         match self.status {
             StatusCode::FORBIDDEN => {
                 "If you need access, ask the person who shared this folder with you, or the \

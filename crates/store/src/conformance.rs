@@ -1523,6 +1523,20 @@ async fn groups(store: &dyn Store) {
         Vec::<Uuid>::new(),
         "only active memberships count"
     );
+    for status in [MembershipStatus::Invited, MembershipStatus::Declined] {
+        let stored = Membership {
+            status,
+            ..m.clone()
+        };
+        store.put_membership(&stored).await.unwrap();
+        assert_eq!(
+            store.membership(g.id, owner.id).await.unwrap(),
+            Some(stored),
+            "the {} status is kept",
+            status.as_str()
+        );
+        assert!(store.active_group_ids(owner.id).await.unwrap().is_empty());
+    }
     store.put_membership(&m).await.unwrap();
     assert_eq!(store.groups_of(owner.id).await.unwrap(), vec![g.clone()]);
     let ghost = Membership {

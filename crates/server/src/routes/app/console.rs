@@ -201,7 +201,7 @@ fn kind_of(doc: &Value) -> &'static str {
 }
 
 /// A table that stacks its cells on narrow screens (200% zoom); each cell names its column for that.
-fn table(caption: &str, columns: &[&str], rows: &str) -> String {
+pub(super) fn table(caption: &str, columns: &[&str], rows: &str) -> String {
     let head: String = columns
         .iter()
         .map(|c| format!("<th scope=\"col\">{c}</th>"))
@@ -212,7 +212,7 @@ fn table(caption: &str, columns: &[&str], rows: &str) -> String {
     )
 }
 
-fn cell(label: &str, html: &str) -> String {
+pub(super) fn cell(label: &str, html: &str) -> String {
     format!("<td data-label=\"{label}\">{html}</td>")
 }
 
@@ -470,7 +470,7 @@ async fn principal_of(s: &AppState, named: &str) -> Result<String, AppError> {
     }
 }
 
-fn field<'a>(form: &'a HashMap<String, String>, k: &str) -> &'a str {
+pub(super) fn field<'a>(form: &'a HashMap<String, String>, k: &str) -> &'a str {
     form.get(k).map(|v| v.trim()).unwrap_or("")
 }
 

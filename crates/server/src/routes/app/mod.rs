@@ -1,6 +1,6 @@
-//! The web app: pages a signed-in person works in (file manager, sharing, activity). Server-rendered HTML and
-//! plain forms, so every action works without scripts; one small script (`/static/ferry.js`) adds what only a
-//! script can do (resumable uploads with progress, live task progress) and says so when it is missing.
+//! The web app: pages a signed-in person works in (file manager, sharing, activity, groups). Server-rendered
+//! HTML and plain forms, so every action works without scripts; one small script (`/static/ferry.js`) adds what
+//! only a script can do (resumable uploads with progress, live task progress) and says so when it is missing.
 //!
 //! Every page acts for the browser's login session through the same domain calls, and so the same access
 //! check, as the APIs; every form that changes something carries the session's anti-forgery token.
@@ -9,6 +9,7 @@ mod activity;
 mod bookmarks;
 mod console;
 mod files;
+mod groups;
 mod share;
 
 use std::collections::HashMap;
@@ -40,6 +41,7 @@ pub fn router() -> Router<AppState> {
         .merge(activity::router())
         .merge(bookmarks::router())
         .merge(console::router())
+        .merge(groups::router())
 }
 
 /// The person a page acts for: their session, who they are to the access check, and the token their forms
@@ -173,6 +175,7 @@ pub(crate) enum Section {
     Files,
     Bookmarks,
     Activity,
+    Groups,
     Identities,
     Console,
     None,
@@ -190,6 +193,7 @@ pub(crate) fn shell(
         (Section::Files, "/file-manager", "File Manager"),
         (Section::Bookmarks, "/bookmarks", "Bookmarks"),
         (Section::Activity, "/activity", "Activity"),
+        (Section::Groups, "/groups", "Groups"),
         (Section::Identities, "/v2/web/identities", "Identities"),
         (Section::Console, "/console", "Console"),
     ]
