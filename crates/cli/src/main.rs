@@ -8,6 +8,7 @@ mod login;
 mod manage;
 mod oidc;
 mod output;
+mod put;
 mod serve;
 mod session;
 mod sharing;
@@ -122,11 +123,13 @@ enum Command {
     /// never leaves a partial file under the real name; --resume continues it. Uses the collection's HTTPS
     /// token (with a login: `ferry login --collection ID`).
     Get(files::GetArgs),
-    /// Upload a file over HTTPS, streamed, with a progress bar.
+    /// Upload a file over HTTPS, in checked chunks, with a progress bar; resumes an interrupted upload.
     ///
-    /// The server stores it under a temporary name and renames it only once the whole file arrived. Uses the
-    /// collection's HTTPS token (with a login: `ferry login --collection ID`).
-    Put(files::PutArgs),
+    /// The server stores it under a temporary name and renames it only once the whole file arrived, each chunk
+    /// checked against its BLAKE3 digest. Run again after an interruption, the same command continues from what
+    /// the server holds (--no-resume starts over). Uses the collection's HTTPS token (with a login:
+    /// `ferry login --collection ID`).
+    Put(put::PutArgs),
     /// Permissions on guest collections: who may read or write which paths.
     #[command(subcommand)]
     Share(sharing::ShareCmd),
@@ -234,7 +237,7 @@ fn main() -> ExitCode {
             Command::Task(cmd) => tasks::task(&cli.global, cmd).await,
             Command::Webhook(cmd) => tasks::webhook(&cli.global, cmd).await,
             Command::Get(a) => files::get(&cli.global, a).await,
-            Command::Put(a) => files::put(&cli.global, a).await,
+            Command::Put(a) => put::put(&cli.global, a).await,
             Command::Share(cmd) => sharing::share(&cli.global, cmd).await,
             Command::Invite(cmd) => sharing::invite(&cli.global, cmd).await,
             Command::Bookmark(cmd) => sharing::bookmark(&cli.global, cmd).await,

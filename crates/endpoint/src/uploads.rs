@@ -151,12 +151,18 @@ impl Endpoint {
     /// Appends `body` to upload `id` at `offset`, which must be what arrived so far (else `Conflict`: the
     /// client must ask again). A body that breaks keeps what arrived. With the last byte, the file takes its
     /// name (replacing a file there) and the upload ends.
+    ///
+    /// With `checksum` (the BLAKE3 digest of the whole body), the body's bytes are kept only if they match it:
+    /// else none of them is (`ChecksumMismatch`), and neither are those of a body that broke, which cannot be
+    /// checked; the upload stays at `offset`, and the file never takes its name with bytes that did not match.
+    #[allow(clippy::too_many_arguments)]
     pub async fn append_upload<S, E>(
         &self,
         who: Option<&Requester>,
         collection: Uuid,
         id: Uuid,
         offset: u64,
+        checksum: Option<[u8; 32]>,
         mut body: S,
     ) -> Result<UploadProgress>
     where
@@ -174,9 +180,13 @@ impl Endpoint {
         }
         let mut written = at;
         let mut buffer = BytesMut::new();
+        let mut hasher = blake3::Hasher::new();
         let broke = loop {
             match body.next().await {
                 Some(Ok(chunk)) => {
+                    if checksum.is_some() {
+                        hasher.update(&chunk);
+                    }
                     let end = written + buffer.len() as u64 + chunk.len() as u64;
                     if end > record.length {
                         break Some(format!(
@@ -195,11 +205,21 @@ impl Endpoint {
                 None => break None,
             }
         };
-        // What arrived is kept, whatever ended the body.
+        // What arrived is kept, whatever ended the body, unless it was to be checked.
         written = write(&*part, written, &mut buffer).await?;
         self.store
             .touch_upload(id, self.now() + UPLOAD_IDLE_SECS)
             .await?;
+        if let Some(expected) = checksum {
+            let matches = broke.is_none() && *hasher.finalize().as_bytes() == expected;
+            if !matches {
+                part.set_len(at).await?;
+                let why = broke.unwrap_or_else(|| "the body does not match its checksum".into());
+                return Err(EndpointError::ChecksumMismatch(format!(
+                    "{why}; none of its bytes are kept: upload {id} stands at {at} bytes"
+                )));
+            }
+        }
         if let Some(why) = broke {
             return Err(EndpointError::BadRequest(format!(
                 "{why}; {written} bytes of upload {id} are kept"
