@@ -144,6 +144,18 @@ impl<'a> Tus<'a> {
         .await
     }
 
+    /// `PATCH` with this `Upload-Checksum`.
+    async fn patch_checked(&self, at: &str, offset: u64, body: &[u8], checksum: &str) -> Said {
+        Self::said(
+            self.request(M::PATCH, at)
+                .header("content-type", OFFSET_STREAM)
+                .header("upload-offset", offset.to_string())
+                .header("upload-checksum", checksum)
+                .body(body.to_vec()),
+        )
+        .await
+    }
+
     async fn delete(&self, at: &str) -> Said {
         Self::said(self.request(M::DELETE, at)).await
     }
@@ -245,7 +257,11 @@ async fn a_file_sent_in_pieces_takes_its_name_only_when_whole() {
     assert_eq!(r.status(), 204);
     assert_eq!(r.headers()["tus-resumable"], "1.0.0");
     assert_eq!(r.headers()["tus-version"], "1.0.0");
-    assert_eq!(r.headers()["tus-extension"], "creation,termination");
+    assert_eq!(
+        r.headers()["tus-extension"],
+        "creation,termination,checksum"
+    );
+    assert_eq!(r.headers()["tus-checksum-algorithm"], "blake3");
     assert!(r.headers().get("tus-max-size").is_none());
 
     let at = tus.begin("/in/big ü.bin", data.len()).await;
@@ -366,6 +382,78 @@ async fn a_broken_connection_keeps_what_arrived() {
         blake3::hash(&data)
     );
     assert_eq!(names(&m.root), vec!["broken.bin"]);
+}
+
+/// `blake3 <base64 digest>`, as `Upload-Checksum` carries it.
+fn blake3_checksum(body: &[u8]) -> String {
+    use base64::Engine;
+    let digest = blake3::hash(body);
+    format!(
+        "blake3 {}",
+        base64::engine::general_purpose::STANDARD.encode(digest.as_bytes())
+    )
+}
+
+#[tokio::test]
+async fn a_checked_body_is_kept_only_when_it_matches() {
+    let m = mapped_collection().await;
+    let tus = m.tus().await;
+    // More than the server's write buffer in each body: a mismatch is found after bytes were written.
+    let data = random(3 * 1024 * 1024 + 9);
+    let half = 3 * 1024 * 1024 / 2;
+    let at = tus.begin("/checked.bin", data.len()).await;
+    let p = tus
+        .patch_checked(&at, 0, &data[..half], &blake3_checksum(&data[..half]))
+        .await;
+    assert_eq!((p.status, p.offset), (204, Some(half as u64)), "{}", p.body);
+
+    // A body that does not match its checksum: 460, and none of it kept.
+    let wrong = blake3_checksum(&data[..half]);
+    let p = tus
+        .patch_checked(&at, half as u64, &data[half..], &wrong)
+        .await;
+    assert_eq!(p.status, 460, "{}", p.body);
+    assert!(
+        p.body["message"].as_str().unwrap().contains("checksum"),
+        "{}",
+        p.body
+    );
+    assert_eq!(tus.head(&at).await.offset, Some(half as u64));
+    assert!(!m.root.join("checked.bin").exists());
+
+    // An algorithm the server does not check, or a malformed digest: refused before any byte is kept.
+    for bad in [
+        "sha1 Kq5sNclPz7QV2+lfQIuc6R7oRu0=".to_string(),
+        "blake3 !!!".to_string(),
+        "blake3 AAAA".to_string(),
+        "blake3".to_string(),
+    ] {
+        let p = tus
+            .patch_checked(&at, half as u64, &data[half..], &bad)
+            .await;
+        assert_eq!(p.status, 400, "{bad}: {}", p.body);
+    }
+    assert_eq!(tus.head(&at).await.offset, Some(half as u64));
+
+    let p = tus
+        .patch_checked(
+            &at,
+            half as u64,
+            &data[half..],
+            &blake3_checksum(&data[half..]),
+        )
+        .await;
+    assert_eq!(
+        (p.status, p.offset),
+        (204, Some(data.len() as u64)),
+        "{}",
+        p.body
+    );
+    assert_eq!(
+        blake3::hash(&std::fs::read(m.root.join("checked.bin")).unwrap()),
+        blake3::hash(&data)
+    );
+    assert_eq!(names(&m.root), vec!["checked.bin"]);
 }
 
 #[tokio::test]

@@ -315,6 +315,24 @@ mod tests {
     }
 
     #[test]
+    fn checksums_are_blake3_digests() {
+        let sum = |v: &str| upload_checksum(&headers(&[("upload-checksum", v)]));
+        let digest = [7u8; 32];
+        let b64 = base64::engine::general_purpose::STANDARD.encode(digest);
+        assert_eq!(sum(&format!("blake3 {b64}")).ok(), Some(Some(digest)));
+        assert_eq!(sum(&format!("BLAKE3 {b64}")).ok(), Some(Some(digest)));
+        assert_eq!(upload_checksum(&HeaderMap::new()).ok(), Some(None));
+        for bad in [
+            format!("sha256 {b64}"),
+            "blake3".into(),
+            "blake3 AAAA".into(),
+            "blake3 !!!".into(),
+        ] {
+            assert!(sum(&bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn metadata_gives_the_path_once() {
         let path = |v: &str| metadata_path(&headers(&[("upload-metadata", v)])).ok();
         // "/d/ü.bin" and "x.bin" in base64.
