@@ -140,6 +140,16 @@ impl Setup {
     /// Starts `ferry put LOCAL DEST` at 1 MiB/s (1 MiB chunks) and kills it once the server holds part of the
     /// file; the upload's URL and the offset the server reports after the kill.
     async fn interrupted_put(&self, local: &Path, dest: &str) -> (String, u64) {
+        self.interrupted_put_by(local, dest, libc::SIGKILL).await.0
+    }
+
+    /// [`Self::interrupted_put`] with this signal; also what the command printed.
+    async fn interrupted_put_by(
+        &self,
+        local: &Path,
+        dest: &str,
+        signal: libc::c_int,
+    ) -> ((String, u64), Output) {
         let local = local.to_str().unwrap();
         let mut child: Child = self
             .command(&["put", local, dest, "--limit-rate", "1M"])
@@ -163,7 +173,9 @@ impl Setup {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
-        child.kill().unwrap();
+        let pid = libc::pid_t::try_from(child.id()).unwrap();
+        // SAFETY: signals our own child, which has not been waited for (its pid is not reused).
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
         let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
             .await
             .unwrap();
@@ -174,7 +186,7 @@ impl Setup {
         );
         let (status, offset) = self.offset(&url).await;
         assert_eq!(status, 200);
-        (url, offset.unwrap())
+        ((url, offset.unwrap()), out)
     }
 }
 
@@ -250,7 +262,14 @@ async fn a_killed_put_resumes_where_the_server_stands() {
     std::fs::write(&local, &data).unwrap();
     let dest = t.dest("/in/big.bin");
 
-    let (url, before) = t.interrupted_put(&local, &dest).await;
+    // Ctrl-C: the command says how to go on, and ends as interrupted commands do (130).
+    let ((url, before), out) = t.interrupted_put_by(&local, &dest, libc::SIGINT).await;
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("run the same command again to resume"),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(before > 0 && before < data.len() as u64, "{before}");
     assert_eq!(before % (1 << 20), 0, "whole checked chunks only: {before}");
     // Nothing under the real name, only the hidden temporary file.
