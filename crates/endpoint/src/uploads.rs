@@ -155,7 +155,6 @@ impl Endpoint {
     /// With `checksum` (the BLAKE3 digest of the whole body), the body's bytes are kept only if they match it:
     /// else none of them is (`ChecksumMismatch`), and neither are those of a body that broke, which cannot be
     /// checked; the upload stays at `offset`, and the file never takes its name with bytes that did not match.
-    #[allow(clippy::too_many_arguments)]
     pub async fn append_upload<S, E>(
         &self,
         who: Option<&Requester>,
