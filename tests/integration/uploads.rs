@@ -3,11 +3,11 @@
 //! the upload), an upload is its owner's alone, browsers need their anti-forgery token, abandoned uploads are
 //! swept, and hostile input is refused without leaving anything behind.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use ferry_core::ClientKind;
 use ferry_tests::endpoint::{api, gateway, ls, mapped};
-use ferry_tests::{App, TestServer};
+use ferry_tests::{App, TestServer, names, random};
 use reqwest::Method as M;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -19,26 +19,10 @@ fn https_scope(coll: Uuid) -> String {
     format!("https://auth.globus.org/scopes/{coll}/https")
 }
 
-fn random(len: usize) -> Vec<u8> {
-    let mut v = vec![0u8; len];
-    aws_lc_rs::rand::fill(&mut v).unwrap();
-    v
-}
-
 /// Standard base64, as tus metadata carries it.
 fn b64(s: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(s)
-}
-
-/// Every name in `dir` (hidden temporary files too).
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
 }
 
 /// A tus client of one collection, with a bearer token or a browser's cookie and anti-forgery token.
@@ -193,6 +177,21 @@ async fn mapped_collection() -> Mapped {
 }
 
 impl Mapped {
+    /// The `PATCH` answered with `p` ended the upload, and `name` (alone in the root) holds `data`.
+    fn assert_whole(&self, p: &Said, name: &str, data: &[u8]) {
+        assert_eq!(
+            (p.status, p.offset),
+            (204, Some(data.len() as u64)),
+            "{}",
+            p.body
+        );
+        assert_eq!(
+            blake3::hash(&std::fs::read(self.root.join(name)).unwrap()),
+            blake3::hash(data)
+        );
+        assert_eq!(names(&self.root), vec![name]);
+    }
+
     async fn tus(&self) -> Tus<'_> {
         Tus::bearer(&self.s, &self.admin, self.coll).await
     }
@@ -371,17 +370,7 @@ async fn a_broken_connection_keeps_what_arrived() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         p = tus.patch(&at, sent as u64, &data[sent..]).await;
     }
-    assert_eq!(
-        (p.status, p.offset),
-        (204, Some(data.len() as u64)),
-        "{}",
-        p.body
-    );
-    assert_eq!(
-        blake3::hash(&std::fs::read(m.root.join("broken.bin")).unwrap()),
-        blake3::hash(&data)
-    );
-    assert_eq!(names(&m.root), vec!["broken.bin"]);
+    m.assert_whole(&p, "broken.bin", &data);
 }
 
 /// `blake3 <base64 digest>`, as `Upload-Checksum` carries it.
@@ -443,17 +432,7 @@ async fn a_checked_body_is_kept_only_when_it_matches() {
             &blake3_checksum(&data[half..]),
         )
         .await;
-    assert_eq!(
-        (p.status, p.offset),
-        (204, Some(data.len() as u64)),
-        "{}",
-        p.body
-    );
-    assert_eq!(
-        blake3::hash(&std::fs::read(m.root.join("checked.bin")).unwrap()),
-        blake3::hash(&data)
-    );
-    assert_eq!(names(&m.root), vec!["checked.bin"]);
+    m.assert_whole(&p, "checked.bin", &data);
 }
 
 #[tokio::test]

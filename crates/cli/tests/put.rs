@@ -8,25 +8,12 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use ferry_tests::endpoint::{api, gateway, mapped};
-use ferry_tests::{App, TestServer};
+use ferry_tests::{App, TestServer, names, random};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 /// The server's idle limit for an upload (`ferry_endpoint::UPLOAD_IDLE_SECS`): moved past on its clock.
 const IDLE: i64 = ferry_endpoint::UPLOAD_IDLE_SECS;
-
-fn random(len: usize) -> Vec<u8> {
-    let mut v = vec![0u8; len];
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ len as u64;
-    for b in v.iter_mut() {
-        // xorshift: varied bytes, cheap, no dependency.
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        *b = x as u8;
-    }
-    v
-}
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -88,6 +75,15 @@ impl Setup {
         tokio::task::spawn_blocking(move || c.output().unwrap())
             .await
             .unwrap()
+    }
+
+    /// A local file of `len` random bytes, and them; the collection's folder `/in` to put it in.
+    fn local_file(&self, name: &str, len: usize) -> (PathBuf, Vec<u8>) {
+        std::fs::create_dir_all(self.root.join("in")).unwrap();
+        let local = self.home.path().join(name);
+        let data = random(len);
+        std::fs::write(&local, &data).unwrap();
+        (local, data)
     }
 
     fn dest(&self, path: &str) -> String {
@@ -190,27 +186,22 @@ impl Setup {
     }
 }
 
-fn hash_of(p: &Path) -> blake3::Hash {
-    blake3::hash(&std::fs::read(p).unwrap())
+/// The put succeeded after saying why it started over (`why`), and sent the whole file anew.
+fn started_over(out: &Output, why: &str) {
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains(why), "{stderr}");
+    assert!(!stdout.contains("resumed"), "{stdout}");
 }
 
-/// Every name in `dir`, hidden temporary files too.
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
+fn hash_of(p: &Path) -> blake3::Hash {
+    blake3::hash(&std::fs::read(p).unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_put_in_chunks_arrives_equal() {
     let t = Setup::new("/").await;
-    std::fs::create_dir(t.root.join("in")).unwrap();
-    let local = t.home.path().join("data.bin");
-    let data = random(3 * 1024 * 1024 + 5);
-    std::fs::write(&local, &data).unwrap();
+    let (local, data) = t.local_file("data.bin", 3 * 1024 * 1024 + 5);
 
     let out = t
         .ferry(&["put", local.to_str().unwrap(), &t.dest("/in/")])
@@ -256,10 +247,7 @@ async fn a_file_put_in_chunks_arrives_equal() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_put_resumes_where_the_server_stands() {
     let t = Setup::new("/").await;
-    std::fs::create_dir(t.root.join("in")).unwrap();
-    let local = t.home.path().join("big.bin");
-    let data = random(5 * 1024 * 1024 + 123);
-    std::fs::write(&local, &data).unwrap();
+    let (local, data) = t.local_file("big.bin", 5 * 1024 * 1024 + 123);
     let dest = t.dest("/in/big.bin");
 
     // Ctrl-C: the command says how to go on, and ends as interrupted commands do (130).
@@ -315,19 +303,7 @@ async fn a_changed_file_a_forgotten_upload_and_no_resume_start_over() {
     let (url, _) = t.interrupted_put(&local, &dest).await;
     let changed = random((3 << 20) + 1);
     std::fs::write(&local, &changed).unwrap();
-    let out = put().await;
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("changed since its upload")
-            && text(&out.stderr).contains("starting over"),
-        "{}",
-        text(&out.stderr)
-    );
-    assert!(
-        !text(&out.stdout).contains("resumed"),
-        "{}",
-        text(&out.stdout)
-    );
+    started_over(&put().await, "changed since its upload");
     assert_eq!(hash_of(&t.root.join("c.bin")), blake3::hash(&changed));
     assert_eq!(t.offset(&url).await.0, 404, "the old upload was cancelled");
 
@@ -335,13 +311,7 @@ async fn a_changed_file_a_forgotten_upload_and_no_resume_start_over() {
     let (_, _) = t.interrupted_put(&local, &dest).await;
     t.s.advance(IDLE + 1);
     assert_eq!(t.s.running.endpoint.sweep_uploads().await.unwrap(), 1);
-    let out = put().await;
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("no longer knows"),
-        "{}",
-        text(&out.stderr)
-    );
+    started_over(&put().await, "no longer knows");
     assert_eq!(hash_of(&t.root.join("c.bin")), blake3::hash(&changed));
 
     // Asked to.
@@ -349,17 +319,7 @@ async fn a_changed_file_a_forgotten_upload_and_no_resume_start_over() {
     let out = t
         .ferry(&["put", local.to_str().unwrap(), &dest, "--no-resume"])
         .await;
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("--no-resume"),
-        "{}",
-        text(&out.stderr)
-    );
-    assert!(
-        !text(&out.stdout).contains("resumed"),
-        "{}",
-        text(&out.stdout)
-    );
+    started_over(&out, "--no-resume");
     assert_eq!(t.offset(&url).await.0, 404);
     assert_eq!(hash_of(&t.root.join("c.bin")), blake3::hash(&changed));
     assert_eq!(names(&t.root), ["c.bin"]);
