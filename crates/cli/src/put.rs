@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
@@ -106,7 +106,7 @@ struct State {
 }
 
 impl Identity {
-    fn of(local: &Path, meta: &std::fs::Metadata, dest: &CollPath) -> anyhow::Result<Self> {
+    fn of(local: &Path, meta: &std::fs::Metadata, dest: &str) -> anyhow::Result<Self> {
         let local = std::fs::canonicalize(local)
             .with_context(|| format!("cannot read {}", local.display()))?;
         let mtime_ns = meta
@@ -312,7 +312,7 @@ pub async fn put(g: &Global, a: PutArgs) -> anyhow::Result<()> {
     let dest = destination(&a.dest, name);
     // Checked here, before anything is sent: the upload path is the collection path as written.
     dest.data_url()?;
-    let me = Identity::of(&a.local, &meta, &dest)?;
+    let me = Identity::of(&a.local, &meta, &dest.to_string())?;
     let state_path = me.state_path()?;
     let say = |line: String| {
         if !a.quiet {
@@ -396,7 +396,7 @@ pub async fn put(g: &Global, a: PutArgs) -> anyhow::Result<()> {
     bar.set_position(start);
     // Ctrl-C clears the bar and says how to go on, rather than leaving the terminal mid-line.
     let sent = tokio::select! {
-        r = send_from(&a, &http, &path, start, me.size, &bar) => r,
+        r = send_from(&a, &http, &path, start, &me, &bar) => r,
         _ = tokio::signal::ctrl_c() => Err(anyhow::Error::new(crate::Exit(130, "interrupted".into()))),
     };
     bar.finish_and_clear();
@@ -410,16 +410,6 @@ pub async fn put(g: &Global, a: PutArgs) -> anyhow::Result<()> {
         }
     };
     forget_state(&state_path);
-    // The file must not have changed while it was read: what arrived would be a mix of two versions.
-    let after = tokio::fs::metadata(&a.local)
-        .await
-        .with_context(|| format!("cannot read {}", a.local.display()))?;
-    if Identity::of(&a.local, &after, &dest)? != me {
-        bail!(
-            "{} changed while it was uploaded to {dest}; run the same command again to upload it anew",
-            a.local.display()
-        );
-    }
     if !a.quiet {
         let size = me.size;
         let sent = end - start;
@@ -444,15 +434,18 @@ pub async fn put(g: &Global, a: PutArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads the file from `start` and sends it chunk by chunk; the offset reached (the file's size).
+/// Reads the file from `start` and sends it chunk by chunk; the offset reached (the file's size). Each chunk is
+/// sent only if the file is still the one the upload began with once the chunk was read: a file changed mid-way
+/// never takes its name on the server as a mix of two versions.
 async fn send_from(
     a: &PutArgs,
     http: &FerryClient,
     path: &str,
     start: u64,
-    size: u64,
+    me: &Identity,
     bar: &ProgressBar,
 ) -> anyhow::Result<u64> {
+    let size = me.size;
     let chunk_size = a.limit_rate.map_or(CHUNK, |r| r.min(CHUNK));
     let mut file = tokio::fs::File::open(&a.local)
         .await
@@ -465,12 +458,18 @@ async fn send_from(
     while offset < size {
         let want = chunk_size.min(size - offset);
         let mut buf = vec![0u8; want as usize];
-        file.read_exact(&mut buf).await.map_err(|_| {
-            anyhow!(
-                "{} is shorter than when the upload began",
-                a.local.display()
-            )
-        })?;
+        let read = file.read_exact(&mut buf).await;
+        let same = match tokio::fs::metadata(&a.local).await {
+            Ok(m) => Identity::of(&a.local, &m, &me.dest)? == *me,
+            Err(_) => false,
+        };
+        if read.is_err() || !same {
+            bail!(
+                "{} changed while it was uploaded to {}; run the same command again to upload it anew",
+                a.local.display(),
+                me.dest
+            );
+        }
         offset = send_chunk(http, path, offset, Bytes::from(buf), bar).await?;
         if let Some(rate) = a.limit_rate {
             let due = Duration::from_secs_f64((offset - start) as f64 / rate as f64);

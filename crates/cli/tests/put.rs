@@ -133,19 +133,9 @@ impl Setup {
         (r.status().as_u16(), offset)
     }
 
-    /// Starts `ferry put LOCAL DEST` at 1 MiB/s (1 MiB chunks) and kills it once the server holds part of the
-    /// file; the upload's URL and the offset the server reports after the kill.
-    async fn interrupted_put(&self, local: &Path, dest: &str) -> (String, u64) {
-        self.interrupted_put_by(local, dest, libc::SIGKILL).await.0
-    }
-
-    /// [`Self::interrupted_put`] with this signal; also what the command printed.
-    async fn interrupted_put_by(
-        &self,
-        local: &Path,
-        dest: &str,
-        signal: libc::c_int,
-    ) -> ((String, u64), Output) {
+    /// Starts `ferry put LOCAL DEST` at 1 MiB/s (1 MiB chunks); the child, and the upload's URL once the server
+    /// holds part of the file.
+    async fn put_under_way(&self, local: &Path, dest: &str) -> (Child, String) {
         let local = local.to_str().unwrap();
         let mut child: Child = self
             .command(&["put", local, dest, "--limit-rate", "1M"])
@@ -169,6 +159,23 @@ impl Setup {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
+        (child, url)
+    }
+
+    /// Starts `ferry put LOCAL DEST` at 1 MiB/s (1 MiB chunks) and kills it once the server holds part of the
+    /// file; the upload's URL and the offset the server reports after the kill.
+    async fn interrupted_put(&self, local: &Path, dest: &str) -> (String, u64) {
+        self.interrupted_put_by(local, dest, libc::SIGKILL).await.0
+    }
+
+    /// [`Self::interrupted_put`] with this signal; also what the command printed.
+    async fn interrupted_put_by(
+        &self,
+        local: &Path,
+        dest: &str,
+        signal: libc::c_int,
+    ) -> ((String, u64), Output) {
+        let (child, url) = self.put_under_way(local, dest).await;
         let pid = libc::pid_t::try_from(child.id()).unwrap();
         // SAFETY: signals our own child, which has not been waited for (its pid is not reused).
         assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
@@ -306,6 +313,29 @@ async fn a_changed_file_a_forgotten_upload_and_no_resume_start_over() {
     started_over(&put().await, "changed since its upload");
     assert_eq!(hash_of(&t.root.join("c.bin")), blake3::hash(&changed));
     assert_eq!(t.offset(&url).await.0, 404, "the old upload was cancelled");
+
+    // Changed while under way: the upload stops before the next chunk, and nothing takes the name.
+    let (child, url) = t.put_under_way(&local, &dest).await;
+    let mid = random((3 << 20) + 2);
+    std::fs::write(&local, &mid).unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("changed while it was uploaded"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(hash_of(&t.root.join("c.bin")), blake3::hash(&changed));
+    let (status, offset) = t.offset(&url).await;
+    assert!(
+        status == 200 && offset < Some(mid.len() as u64),
+        "{offset:?}"
+    );
+    started_over(&put().await, "changed since its upload");
+    assert_eq!(hash_of(&t.root.join("c.bin")), blake3::hash(&mid));
+    let changed = mid;
 
     // Forgotten by the server (idle past its limit and swept): started over.
     let (_, _) = t.interrupted_put(&local, &dest).await;
