@@ -436,6 +436,51 @@ async fn a_checked_body_is_kept_only_when_it_matches() {
 }
 
 #[tokio::test]
+async fn a_checked_body_in_flight_is_not_reported_and_not_kept_when_it_breaks() {
+    use tokio::io::AsyncWriteExt;
+    let m = mapped_collection().await;
+    let tus = m.tus().await;
+    let data = random(3 * 1024 * 1024);
+    let at = tus.begin("/flight.bin", data.len()).await;
+    let addr = m.s.running.addr;
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "PATCH {at} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nTus-Resumable: 1.0.0\r\n\
+         Content-Type: {OFFSET_STREAM}\r\nUpload-Offset: 0\r\nUpload-Checksum: {}\r\n\
+         Content-Length: {}\r\n\r\n",
+        tus.token.as_ref().unwrap(),
+        blake3_checksum(&data),
+        data.len()
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    conn.write_all(&data[..2 * 1024 * 1024 + 5]).await.unwrap();
+    conn.flush().await.unwrap();
+    // Once the server wrote some of it to the temporary file, the upload is still reported where the body began.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        assert!(std::time::Instant::now() < deadline, "nothing written");
+        let part = names(&m.root).into_iter().find(|n| n.starts_with('.'));
+        if part.is_some_and(|p| std::fs::metadata(m.root.join(p)).unwrap().len() > 0) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(tus.head(&at).await.offset, Some(0));
+    drop(conn);
+    // None of the broken body was kept: the whole file is taken from 0 (once the broken request let go).
+    let sum = blake3_checksum(&data);
+    let mut p = tus.patch_checked(&at, 0, &data, &sum).await;
+    for _ in 0..100 {
+        if p.status != 409 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        p = tus.patch_checked(&at, 0, &data, &sum).await;
+    }
+    m.assert_whole(&p, "flight.bin", &data);
+}
+
+#[tokio::test]
 async fn an_upload_is_its_owners_alone() {
     let m = mapped_collection().await;
     let tus = m.tus().await;

@@ -184,10 +184,27 @@ fn die_quietly_on_closed_stdout() {
     }
 }
 
+/// With SIGPIPE at its default (above), a write to a connection the server or the network closed would end the
+/// process silently from whichever runtime thread made it (a socket's vectored writes do not ask the kernel to
+/// hold the signal back), before the command could say what happened: `ferry put` on a cut network must say how
+/// to resume. The runtime's threads block it, so such a write fails with EPIPE and is reported as an error; the
+/// main thread keeps the default for `ferry … | head`. Child processes start with an empty mask (std resets it).
+fn block_sigpipe_in_this_thread() {
+    #[cfg(unix)]
+    // SAFETY: changes only the calling thread's signal mask, through a set initialised by sigemptyset.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
 fn main() -> ExitCode {
     keep_large_allocations_returnable();
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Serve(_)) {
+    let serving = matches!(cli.command, Command::Serve(_));
+    if !serving {
         die_quietly_on_closed_stdout();
     }
     if let Command::Completion { shell } = cli.command {
@@ -201,10 +218,12 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if !serving {
+        builder.on_thread_start(block_sigpipe_in_this_thread);
+    }
+    let rt = match builder.build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

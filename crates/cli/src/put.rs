@@ -36,6 +36,8 @@ use crate::session::{Connection, config_dir};
 const CHUNK: u64 = 8 * 1024 * 1024;
 /// Pieces a chunk is handed to the connection in, so that the progress bar moves within a chunk.
 const PIECE: usize = 256 * 1024;
+/// Chunks refused in a row (409: the server stands at another offset; 460: damaged on the way) before giving up.
+const REFUSALS: u32 = 5;
 /// Where the state files of unfinished uploads live, in the CLI's config folder.
 const STATE_DIR: &str = "uploads";
 
@@ -244,6 +246,15 @@ async fn cancel(http: &FerryClient, path: &str) {
     let _ = http
         .send_streaming(tus_request(http, Method::DELETE, path))
         .await;
+}
+
+/// A chunk the server refused but would take again from where it stands.
+fn is_refusal(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<ClientError>(),
+        Some(ClientError::Api { status, .. })
+            if *status == 409 || *status == tus::CHECKSUM_MISMATCH
+    )
 }
 
 /// Sends one chunk at `offset`, with its digest; the new offset.
@@ -455,6 +466,7 @@ async fn send_from(
         .with_context(|| format!("cannot read {}", a.local.display()))?;
     let began = Instant::now();
     let mut offset = start;
+    let mut refused = 0;
     while offset < size {
         let want = chunk_size.min(size - offset);
         let mut buf = vec![0u8; want as usize];
@@ -470,7 +482,26 @@ async fn send_from(
                 me.dest
             );
         }
-        offset = send_chunk(http, path, offset, Bytes::from(buf), bar).await?;
+        match send_chunk(http, path, offset, Bytes::from(buf), bar).await {
+            Ok(next) => {
+                offset = next;
+                refused = 0;
+            }
+            // The server stands elsewhere (a broken request of ours it had not let go of yet), or the chunk was
+            // damaged on the way: ask where it stands, and go on from there.
+            Err(e) if refused < REFUSALS && is_refusal(&e) => {
+                refused += 1;
+                tokio::time::sleep(Duration::from_millis(100 << refused)).await;
+                let (at, _) = ask_offset(http, path)
+                    .await?
+                    .context("the server no longer knows the upload")?;
+                offset = at;
+                file.seek(std::io::SeekFrom::Start(at)).await?;
+                bar.set_position(at);
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
         if let Some(rate) = a.limit_rate {
             let due = Duration::from_secs_f64((offset - start) as f64 / rate as f64);
             tokio::time::sleep_until((began + due).into()).await;

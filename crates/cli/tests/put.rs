@@ -383,3 +383,78 @@ async fn a_put_outside_the_rights_is_refused_and_leaves_nothing() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(names(&t.root.join("open")), ["x.bin"]);
 }
+
+/// A relay to the server on 127.0.0.1 that cuts the first connection carrying more than `cut` bytes to the
+/// server, as a dropped network would (the following ones pass); its URL.
+async fn cutting_relay(server: &str, cut: usize) -> String {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let upstream: std::net::SocketAddr = server.strip_prefix("http://").unwrap().parse().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let armed = Arc::new(AtomicBool::new(true));
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let armed = armed.clone();
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+                    return;
+                };
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                let back = tokio::spawn(async move { tokio::io::copy(&mut sr, &mut cw).await });
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut carried = 0;
+                while let Ok(n) = cr.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    carried += n;
+                    if carried > cut && armed.swap(false, Ordering::SeqCst) {
+                        // Both ways cut at once: the client's next write finds the connection gone.
+                        back.abort();
+                        return;
+                    }
+                    if sw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+                let _ = sw.shutdown().await;
+                let _ = back.await;
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_connection_is_reported_and_the_next_run_resumes() {
+    let mut t = Setup::new("/").await;
+    let (local, data) = t.local_file("cut.bin", 20 * 1024 * 1024 + 7);
+    let dest = t.dest("/in/cut.bin");
+    // The relay stands in for the server, for this client and the test: its URL is the one recorded.
+    t.s.url = cutting_relay(&t.s.url, 12 * 1024 * 1024).await;
+
+    let out = t.ferry(&["put", local.to_str().unwrap(), &dest]).await;
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "ended by a signal? {err}");
+    assert!(
+        err.contains("run the same command again to resume") && err.contains(&dest),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!t.root.join("in/cut.bin").exists());
+    // The first 8 MiB chunk arrived whole; none of the cut one was kept.
+    let (status, before) = t.offset(&t.recorded_url().unwrap()).await;
+    assert_eq!((status, before), (200, Some(8 << 20)));
+
+    let out = t.ferry(&["put", local.to_str().unwrap(), &dest]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(&format!("resumed at byte {}", 8 << 20)),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(hash_of(&t.root.join("in/cut.bin")), blake3::hash(&data));
+}

@@ -8,7 +8,7 @@
 //!
 //! [`Connector::open_part`]: ferry_storage::Connector::open_part
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use bytes::{Bytes, BytesMut};
@@ -41,9 +41,11 @@ pub struct UploadProgress {
 }
 
 /// The uploads a request is writing to now: one writer per upload, so that two requests never write the same
-/// bytes at once (a client that retries before the server noticed its last connection broke).
+/// bytes at once (a client that retries before the server noticed its last connection broke). With each, the
+/// offset its body started at when the body is checked against a checksum: until the check, its bytes may yet be
+/// taken back, so they are not reported as arrived.
 #[derive(Default)]
-pub(crate) struct Writing(Mutex<HashSet<Uuid>>);
+pub(crate) struct Writing(Mutex<HashMap<Uuid, Option<u64>>>);
 
 /// The right to write to one upload, given back when dropped (whatever way the request ends).
 struct Writer<'a> {
@@ -53,7 +55,12 @@ struct Writer<'a> {
 
 impl Writing {
     fn holds(&self, id: Uuid) -> bool {
-        self.0.lock().map(|s| s.contains(&id)).unwrap_or(true)
+        self.0.lock().map(|s| s.contains_key(&id)).unwrap_or(true)
+    }
+
+    /// Where the checked body being written to upload `id` started, if one is.
+    fn checking_from(&self, id: Uuid) -> Option<u64> {
+        self.0.lock().ok()?.get(&id).copied().flatten()
     }
 
     fn take(&self, id: Uuid) -> Result<Writer<'_>> {
@@ -61,12 +68,22 @@ impl Writing {
             .0
             .lock()
             .map_err(|_| EndpointError::Internal("upload table poisoned".into()))?;
-        if !set.insert(id) {
+        if set.contains_key(&id) {
             return Err(EndpointError::Conflict(format!(
                 "another request is writing to upload {id}; ask for its offset and try again"
             )));
         }
+        set.insert(id, None);
         Ok(Writer { set: self, id })
+    }
+}
+
+impl Writer<'_> {
+    /// The body being written from `at` is to be checked: until then, the upload is reported at `at`.
+    fn checking_from(&self, at: u64) {
+        if let Ok(mut set) = self.set.0.lock() {
+            set.insert(self.id, Some(at));
+        }
     }
 }
 
@@ -141,9 +158,12 @@ impl Endpoint {
         id: Uuid,
     ) -> Result<UploadProgress> {
         let (record, a) = self.own_upload(who, collection, id).await?;
-        let part = open(&a, id).await?;
+        let offset = match self.uploads.checking_from(id) {
+            Some(at) => at,
+            None => open(&a, id).await?.initial_len(),
+        };
         Ok(UploadProgress {
-            offset: part.initial_len(),
+            offset,
             length: record.length,
         })
     }
@@ -169,13 +189,16 @@ impl Endpoint {
         E: std::fmt::Display,
     {
         let (record, a) = self.own_upload(who, collection, id).await?;
-        let _writer = self.uploads.take(id)?;
+        let writer = self.uploads.take(id)?;
         let part = open(&a, id).await?;
         let at = part.initial_len();
         if offset != at {
             return Err(EndpointError::Conflict(format!(
                 "Upload-Offset {offset} is not where upload {id} stands: {at} bytes arrived"
             )));
+        }
+        if checksum.is_some() {
+            writer.checking_from(at);
         }
         let mut written = at;
         let mut buffer = BytesMut::new();

@@ -1,7 +1,9 @@
-//! Resumable uploads at an endpoint, in the tus 1.0 protocol (core, with the creation and termination
+//! Resumable uploads at an endpoint, in the tus 1.0 protocol (core, with the creation, termination and checksum
 //! extensions): `POST /uploads/<collection id>` begins an upload of `Upload-Length` bytes to the collection path
 //! given as `path` in `Upload-Metadata`; `HEAD`, `PATCH` and `DELETE` on the `Location` it answers ask how much
-//! arrived, send more from there, and cancel. The file takes its name once the last byte arrived.
+//! arrived, send more from there, and cancel. The file takes its name once the last byte arrived. A `PATCH` with
+//! `Upload-Checksum: blake3 <base64 digest>` is kept only if its body matches (else 460, nothing kept). Header
+//! names and values: `ferry_proto::tus`, which `ferry put` uses too.
 //!
 //! Who calls: the bearer of a token for the collection (`https://auth.globus.org/scopes/<id>/https`), or a
 //! browser signed in to this server's pages with its session's anti-forgery token in `X-CSRF-Token`: another
