@@ -35,6 +35,7 @@ struct Tus<'a> {
 }
 
 /// What an answer said, in tus terms.
+#[derive(Default)]
 struct Said {
     status: u16,
     offset: Option<u64>,
@@ -126,6 +127,52 @@ impl<'a> Tus<'a> {
                 .body(body.to_vec()),
         )
         .await
+    }
+
+    /// Begins a `PATCH` of `length` bytes from 0 on a connection of its own (with these extra header lines) and
+    /// sends `part` of the body; the connection, to be dropped mid-body.
+    async fn raw_patch(
+        &self,
+        at: &str,
+        extra: &str,
+        length: usize,
+        part: &[u8],
+    ) -> tokio::net::TcpStream {
+        use tokio::io::AsyncWriteExt;
+        let addr = self.s.running.addr;
+        let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let head = format!(
+            "PATCH {at} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nTus-Resumable: 1.0.0\r\n\
+             Content-Type: {OFFSET_STREAM}\r\nUpload-Offset: 0\r\n{extra}Content-Length: {length}\r\n\r\n",
+            self.token.as_ref().unwrap(),
+        );
+        conn.write_all(head.as_bytes()).await.unwrap();
+        conn.write_all(part).await.unwrap();
+        conn.flush().await.unwrap();
+        conn
+    }
+
+    /// `PATCH` (with this `Upload-Checksum`, if any), asked again while a broken request of the same upload
+    /// still holds it (409), a bounded number of times.
+    async fn patch_when_free(
+        &self,
+        at: &str,
+        offset: u64,
+        body: &[u8],
+        checksum: Option<&str>,
+    ) -> Said {
+        let mut p = Said::default();
+        for _ in 0..100 {
+            p = match checksum {
+                Some(c) => self.patch_checked(at, offset, body, c).await,
+                None => self.patch(at, offset, body).await,
+            };
+            if p.status != 409 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        p
     }
 
     /// `PATCH` with this `Upload-Checksum`.
@@ -330,24 +377,13 @@ async fn a_file_sent_in_pieces_takes_its_name_only_when_whole() {
 
 #[tokio::test]
 async fn a_broken_connection_keeps_what_arrived() {
-    use tokio::io::AsyncWriteExt;
     let m = mapped_collection().await;
     let tus = m.tus().await;
     let data = random(2 * 1024 * 1024);
     let at = tus.begin("/broken.bin", data.len()).await;
     let sent = 700 * 1024 + 3;
     {
-        let addr = m.s.running.addr;
-        let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let head = format!(
-            "PATCH {at} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nTus-Resumable: 1.0.0\r\n\
-             Content-Type: {OFFSET_STREAM}\r\nUpload-Offset: 0\r\nContent-Length: {}\r\n\r\n",
-            tus.token.as_ref().unwrap(),
-            data.len()
-        );
-        conn.write_all(head.as_bytes()).await.unwrap();
-        conn.write_all(&data[..sent]).await.unwrap();
-        conn.flush().await.unwrap();
+        let _conn = tus.raw_patch(&at, "", data.len(), &data[..sent]).await;
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     // The server notices the broken body just after the client gives up; a client asks until it is told, and
@@ -362,14 +398,9 @@ async fn a_broken_connection_keeps_what_arrived() {
     }
     assert_eq!(kept, Some(sent as u64), "what arrived is kept");
     assert!(!m.root.join("broken.bin").exists());
-    let mut p = tus.patch(&at, sent as u64, &data[sent..]).await;
-    for _ in 0..100 {
-        if p.status != 409 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        p = tus.patch(&at, sent as u64, &data[sent..]).await;
-    }
+    let p = tus
+        .patch_when_free(&at, sent as u64, &data[sent..], None)
+        .await;
     m.assert_whole(&p, "broken.bin", &data);
 }
 
@@ -437,24 +468,19 @@ async fn a_checked_body_is_kept_only_when_it_matches() {
 
 #[tokio::test]
 async fn a_checked_body_in_flight_is_not_reported_and_not_kept_when_it_breaks() {
-    use tokio::io::AsyncWriteExt;
     let m = mapped_collection().await;
     let tus = m.tus().await;
     let data = random(3 * 1024 * 1024);
     let at = tus.begin("/flight.bin", data.len()).await;
-    let addr = m.s.running.addr;
-    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let head = format!(
-        "PATCH {at} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nTus-Resumable: 1.0.0\r\n\
-         Content-Type: {OFFSET_STREAM}\r\nUpload-Offset: 0\r\nUpload-Checksum: {}\r\n\
-         Content-Length: {}\r\n\r\n",
-        tus.token.as_ref().unwrap(),
-        blake3_checksum(&data),
-        data.len()
-    );
-    conn.write_all(head.as_bytes()).await.unwrap();
-    conn.write_all(&data[..2 * 1024 * 1024 + 5]).await.unwrap();
-    conn.flush().await.unwrap();
+    let sum = blake3_checksum(&data);
+    let conn = tus
+        .raw_patch(
+            &at,
+            &format!("Upload-Checksum: {sum}\r\n"),
+            data.len(),
+            &data[..2 * 1024 * 1024 + 5],
+        )
+        .await;
     // Once the server wrote some of it to the temporary file, the upload is still reported where the body began.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
@@ -468,15 +494,7 @@ async fn a_checked_body_in_flight_is_not_reported_and_not_kept_when_it_breaks() 
     assert_eq!(tus.head(&at).await.offset, Some(0));
     drop(conn);
     // None of the broken body was kept: the whole file is taken from 0 (once the broken request let go).
-    let sum = blake3_checksum(&data);
-    let mut p = tus.patch_checked(&at, 0, &data, &sum).await;
-    for _ in 0..100 {
-        if p.status != 409 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        p = tus.patch_checked(&at, 0, &data, &sum).await;
-    }
+    let p = tus.patch_when_free(&at, 0, &data, Some(&sum)).await;
     m.assert_whole(&p, "flight.bin", &data);
 }
 
