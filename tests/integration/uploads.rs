@@ -3,11 +3,11 @@
 //! the upload), an upload is its owner's alone, browsers need their anti-forgery token, abandoned uploads are
 //! swept, and hostile input is refused without leaving anything behind.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use ferry_core::ClientKind;
 use ferry_tests::endpoint::{api, gateway, ls, mapped};
-use ferry_tests::{App, TestServer};
+use ferry_tests::{App, TestServer, names, random};
 use reqwest::Method as M;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -19,26 +19,10 @@ fn https_scope(coll: Uuid) -> String {
     format!("https://auth.globus.org/scopes/{coll}/https")
 }
 
-fn random(len: usize) -> Vec<u8> {
-    let mut v = vec![0u8; len];
-    aws_lc_rs::rand::fill(&mut v).unwrap();
-    v
-}
-
 /// Standard base64, as tus metadata carries it.
 fn b64(s: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(s)
-}
-
-/// Every name in `dir` (hidden temporary files too).
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
 }
 
 /// A tus client of one collection, with a bearer token or a browser's cookie and anti-forgery token.
@@ -51,6 +35,7 @@ struct Tus<'a> {
 }
 
 /// What an answer said, in tus terms.
+#[derive(Default)]
 struct Said {
     status: u16,
     offset: Option<u64>,
@@ -144,6 +129,64 @@ impl<'a> Tus<'a> {
         .await
     }
 
+    /// Begins a `PATCH` of `length` bytes from 0 on a connection of its own (with these extra header lines) and
+    /// sends `part` of the body; the connection, to be dropped mid-body.
+    async fn raw_patch(
+        &self,
+        at: &str,
+        extra: &str,
+        length: usize,
+        part: &[u8],
+    ) -> tokio::net::TcpStream {
+        use tokio::io::AsyncWriteExt;
+        let addr = self.s.running.addr;
+        let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let head = format!(
+            "PATCH {at} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nTus-Resumable: 1.0.0\r\n\
+             Content-Type: {OFFSET_STREAM}\r\nUpload-Offset: 0\r\n{extra}Content-Length: {length}\r\n\r\n",
+            self.token.as_ref().unwrap(),
+        );
+        conn.write_all(head.as_bytes()).await.unwrap();
+        conn.write_all(part).await.unwrap();
+        conn.flush().await.unwrap();
+        conn
+    }
+
+    /// `PATCH` (with this `Upload-Checksum`, if any), asked again while a broken request of the same upload
+    /// still holds it (409), a bounded number of times.
+    async fn patch_when_free(
+        &self,
+        at: &str,
+        offset: u64,
+        body: &[u8],
+        checksum: Option<&str>,
+    ) -> Said {
+        let mut p = Said::default();
+        for _ in 0..100 {
+            p = match checksum {
+                Some(c) => self.patch_checked(at, offset, body, c).await,
+                None => self.patch(at, offset, body).await,
+            };
+            if p.status != 409 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        p
+    }
+
+    /// `PATCH` with this `Upload-Checksum`.
+    async fn patch_checked(&self, at: &str, offset: u64, body: &[u8], checksum: &str) -> Said {
+        Self::said(
+            self.request(M::PATCH, at)
+                .header("content-type", OFFSET_STREAM)
+                .header("upload-offset", offset.to_string())
+                .header("upload-checksum", checksum)
+                .body(body.to_vec()),
+        )
+        .await
+    }
+
     async fn delete(&self, at: &str) -> Said {
         Self::said(self.request(M::DELETE, at)).await
     }
@@ -181,6 +224,21 @@ async fn mapped_collection() -> Mapped {
 }
 
 impl Mapped {
+    /// The `PATCH` answered with `p` ended the upload, and `name` (alone in the root) holds `data`.
+    fn assert_whole(&self, p: &Said, name: &str, data: &[u8]) {
+        assert_eq!(
+            (p.status, p.offset),
+            (204, Some(data.len() as u64)),
+            "{}",
+            p.body
+        );
+        assert_eq!(
+            blake3::hash(&std::fs::read(self.root.join(name)).unwrap()),
+            blake3::hash(data)
+        );
+        assert_eq!(names(&self.root), vec![name]);
+    }
+
     async fn tus(&self) -> Tus<'_> {
         Tus::bearer(&self.s, &self.admin, self.coll).await
     }
@@ -245,7 +303,11 @@ async fn a_file_sent_in_pieces_takes_its_name_only_when_whole() {
     assert_eq!(r.status(), 204);
     assert_eq!(r.headers()["tus-resumable"], "1.0.0");
     assert_eq!(r.headers()["tus-version"], "1.0.0");
-    assert_eq!(r.headers()["tus-extension"], "creation,termination");
+    assert_eq!(
+        r.headers()["tus-extension"],
+        "creation,termination,checksum"
+    );
+    assert_eq!(r.headers()["tus-checksum-algorithm"], "blake3");
     assert!(r.headers().get("tus-max-size").is_none());
 
     let at = tus.begin("/in/big ü.bin", data.len()).await;
@@ -315,24 +377,13 @@ async fn a_file_sent_in_pieces_takes_its_name_only_when_whole() {
 
 #[tokio::test]
 async fn a_broken_connection_keeps_what_arrived() {
-    use tokio::io::AsyncWriteExt;
     let m = mapped_collection().await;
     let tus = m.tus().await;
     let data = random(2 * 1024 * 1024);
     let at = tus.begin("/broken.bin", data.len()).await;
     let sent = 700 * 1024 + 3;
     {
-        let addr = m.s.running.addr;
-        let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let head = format!(
-            "PATCH {at} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nTus-Resumable: 1.0.0\r\n\
-             Content-Type: {OFFSET_STREAM}\r\nUpload-Offset: 0\r\nContent-Length: {}\r\n\r\n",
-            tus.token.as_ref().unwrap(),
-            data.len()
-        );
-        conn.write_all(head.as_bytes()).await.unwrap();
-        conn.write_all(&data[..sent]).await.unwrap();
-        conn.flush().await.unwrap();
+        let _conn = tus.raw_patch(&at, "", data.len(), &data[..sent]).await;
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     // The server notices the broken body just after the client gives up; a client asks until it is told, and
@@ -347,25 +398,104 @@ async fn a_broken_connection_keeps_what_arrived() {
     }
     assert_eq!(kept, Some(sent as u64), "what arrived is kept");
     assert!(!m.root.join("broken.bin").exists());
-    let mut p = tus.patch(&at, sent as u64, &data[sent..]).await;
-    for _ in 0..100 {
-        if p.status != 409 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        p = tus.patch(&at, sent as u64, &data[sent..]).await;
-    }
-    assert_eq!(
-        (p.status, p.offset),
-        (204, Some(data.len() as u64)),
+    let p = tus
+        .patch_when_free(&at, sent as u64, &data[sent..], None)
+        .await;
+    m.assert_whole(&p, "broken.bin", &data);
+}
+
+/// `blake3 <base64 digest>`, as `Upload-Checksum` carries it.
+fn blake3_checksum(body: &[u8]) -> String {
+    use base64::Engine;
+    let digest = blake3::hash(body);
+    format!(
+        "blake3 {}",
+        base64::engine::general_purpose::STANDARD.encode(digest.as_bytes())
+    )
+}
+
+#[tokio::test]
+async fn a_checked_body_is_kept_only_when_it_matches() {
+    let m = mapped_collection().await;
+    let tus = m.tus().await;
+    // More than the server's write buffer in each body: a mismatch is found after bytes were written.
+    let data = random(3 * 1024 * 1024 + 9);
+    let half = 3 * 1024 * 1024 / 2;
+    let at = tus.begin("/checked.bin", data.len()).await;
+    let p = tus
+        .patch_checked(&at, 0, &data[..half], &blake3_checksum(&data[..half]))
+        .await;
+    assert_eq!((p.status, p.offset), (204, Some(half as u64)), "{}", p.body);
+
+    // A body that does not match its checksum: 460, and none of it kept.
+    let wrong = blake3_checksum(&data[..half]);
+    let p = tus
+        .patch_checked(&at, half as u64, &data[half..], &wrong)
+        .await;
+    assert_eq!(p.status, 460, "{}", p.body);
+    assert!(
+        p.body["message"].as_str().unwrap().contains("checksum"),
         "{}",
         p.body
     );
-    assert_eq!(
-        blake3::hash(&std::fs::read(m.root.join("broken.bin")).unwrap()),
-        blake3::hash(&data)
-    );
-    assert_eq!(names(&m.root), vec!["broken.bin"]);
+    assert_eq!(tus.head(&at).await.offset, Some(half as u64));
+    assert!(!m.root.join("checked.bin").exists());
+
+    // An algorithm the server does not check, or a malformed digest: refused before any byte is kept.
+    for bad in [
+        "sha1 Kq5sNclPz7QV2+lfQIuc6R7oRu0=".to_string(),
+        "blake3 !!!".to_string(),
+        "blake3 AAAA".to_string(),
+        "blake3".to_string(),
+    ] {
+        let p = tus
+            .patch_checked(&at, half as u64, &data[half..], &bad)
+            .await;
+        assert_eq!(p.status, 400, "{bad}: {}", p.body);
+    }
+    assert_eq!(tus.head(&at).await.offset, Some(half as u64));
+
+    let p = tus
+        .patch_checked(
+            &at,
+            half as u64,
+            &data[half..],
+            &blake3_checksum(&data[half..]),
+        )
+        .await;
+    m.assert_whole(&p, "checked.bin", &data);
+}
+
+#[tokio::test]
+async fn a_checked_body_in_flight_is_not_reported_and_not_kept_when_it_breaks() {
+    let m = mapped_collection().await;
+    let tus = m.tus().await;
+    let data = random(3 * 1024 * 1024);
+    let at = tus.begin("/flight.bin", data.len()).await;
+    let sum = blake3_checksum(&data);
+    let conn = tus
+        .raw_patch(
+            &at,
+            &format!("Upload-Checksum: {sum}\r\n"),
+            data.len(),
+            &data[..2 * 1024 * 1024 + 5],
+        )
+        .await;
+    // Once the server wrote some of it to the temporary file, the upload is still reported where the body began.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        assert!(std::time::Instant::now() < deadline, "nothing written");
+        let part = names(&m.root).into_iter().find(|n| n.starts_with('.'));
+        if part.is_some_and(|p| std::fs::metadata(m.root.join(p)).unwrap().len() > 0) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(tus.head(&at).await.offset, Some(0));
+    drop(conn);
+    // None of the broken body was kept: the whole file is taken from 0 (once the broken request let go).
+    let p = tus.patch_when_free(&at, 0, &data, Some(&sum)).await;
+    m.assert_whole(&p, "flight.bin", &data);
 }
 
 #[tokio::test]

@@ -403,3 +403,25 @@ pub fn pkce() -> (String, String) {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
     (verifier, URL_SAFE_NO_PAD.encode(digest.as_ref()))
 }
+
+/// `len` random bytes.
+pub fn random(len: usize) -> Vec<u8> {
+    let mut v = vec![0u8; len];
+    aws_lc_rs::rand::fill(&mut v).expect("random bytes");
+    v
+}
+
+/// Every name in `dir`, hidden temporary files too, sorted.
+pub fn names(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .expect("a readable folder")
+        .map(|e| {
+            e.expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    v.sort();
+    v
+}

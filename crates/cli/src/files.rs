@@ -1,5 +1,5 @@
-//! A person's file commands: `ls`, `stat`, `mkdir` and `rename` through the Transfer API, and `get` and `put`
-//! through the collection's HTTPS door (`<url>/data/<collection>/<path>`), streamed, with a progress bar.
+//! A person's file commands: `ls`, `stat`, `mkdir` and `rename` through the Transfer API, and `get` through the
+//! collection's HTTPS door (`<url>/data/<collection>/<path>`), streamed, with a progress bar (`put`: see put.rs).
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use ferry_client::{ClientError, FerryClient, Method};
-use futures_util::TryStreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use reqwest::header;
 use serde_json::{Value, json};
@@ -23,7 +22,7 @@ const STALL: Duration = Duration::from_secs(120);
 /// The largest page the Transfer API's `ls` serves.
 const LS_PAGE: u64 = 100_000;
 /// What `COLLECTION_ID` alone means: the collection's default folder.
-const DEFAULT_DIR: &str = "/~/";
+pub(crate) const DEFAULT_DIR: &str = "/~/";
 
 /// `COLLECTION_ID:/path`, or `COLLECTION_ID` alone for the collection's default folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,7 +85,7 @@ impl CollPath {
     }
 
     /// The URL path of this file at the HTTPS door, each segment percent-encoded.
-    fn data_url(&self) -> anyhow::Result<String> {
+    pub(crate) fn data_url(&self) -> anyhow::Result<String> {
         let mut out = format!("/data/{}", self.collection);
         for seg in self.path().split('/').filter(|s| !s.is_empty()) {
             // URLs resolve dot segments before they are sent: they would name another file than the one meant.
@@ -134,7 +133,11 @@ async fn transfer(g: &Global, conn: &Connection) -> anyhow::Result<FerryClient> 
     Conn::open(g, conn).await?.transfer().await
 }
 
-async fn https(g: &Global, conn: &Connection, collection: Uuid) -> anyhow::Result<FerryClient> {
+pub(crate) async fn https(
+    g: &Global,
+    conn: &Connection,
+    collection: Uuid,
+) -> anyhow::Result<FerryClient> {
     Conn::open(g, conn)
         .await?
         .collection_https(collection)
@@ -345,7 +348,7 @@ pub fn report(g: &Global, v: &Value, sentence: &str) {
 // ---- the HTTPS door: get, put ----
 
 /// A bar with bytes, rate and time left on stderr; hidden when stderr is no terminal or when asked to be quiet.
-fn progress(len: Option<u64>, quiet: bool, label: &str) -> ProgressBar {
+pub(crate) fn progress(len: Option<u64>, quiet: bool, label: &str) -> ProgressBar {
     if quiet || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
@@ -510,88 +513,9 @@ pub async fn get(g: &Global, a: GetArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[derive(clap::Args)]
-pub struct PutArgs {
-    /// The local file to upload.
-    local: PathBuf,
-    /// COLLECTION_ID:/path to upload to. A path ending in / (or COLLECTION_ID alone: the default folder) is a
-    /// folder, and the file keeps its name in it. A file already there is replaced once the upload is
-    /// complete; an interrupted upload leaves nothing behind.
-    dest: CollPath,
-    /// No progress bar and no closing message.
-    #[arg(short, long)]
-    quiet: bool,
-    #[command(flatten)]
-    conn: Connection,
-}
-
-pub async fn put(g: &Global, a: PutArgs) -> anyhow::Result<()> {
-    let meta = tokio::fs::metadata(&a.local)
-        .await
-        .with_context(|| format!("cannot read {}", a.local.display()))?;
-    if !meta.is_file() {
-        bail!(
-            "{}: put uploads one file; this is not a file",
-            a.local.display()
-        );
-    }
-    let name = a
-        .local
-        .file_name()
-        .and_then(|n| n.to_str())
-        .with_context(|| format!("{}: the name is not UTF-8", a.local.display()))?;
-    let dest = match a.dest.path.as_deref() {
-        None => CollPath {
-            collection: a.dest.collection,
-            path: Some(format!("{DEFAULT_DIR}{name}")),
-        },
-        Some(p) if p.ends_with('/') => CollPath {
-            collection: a.dest.collection,
-            path: Some(format!("{p}{name}")),
-        },
-        Some(_) => a.dest.clone(),
-    };
-    let url = dest.data_url()?;
-    let http = https(g, &a.conn, dest.collection).await?;
-    let file = tokio::fs::File::open(&a.local)
-        .await
-        .with_context(|| format!("cannot read {}", a.local.display()))?;
-    let len = meta.len();
-    let bar = progress(Some(len), a.quiet, name);
-    let counted = bar.clone();
-    // Read in chunks as the connection takes them; the bar counts what has been handed to it.
-    let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024)
-        .inspect_ok(move |b| counted.inc(b.len() as u64));
-    let rb = http
-        .streaming(Method::PUT, &url)
-        .header(header::CONTENT_LENGTH, len)
-        .header(header::CONTENT_TYPE, "application/octet-stream")
-        .body(reqwest::Body::wrap_stream(stream));
-    let sent = tokio::select! {
-        r = http.send_streaming(rb) => r.map_err(anyhow::Error::from),
-        e = stalled(&bar, len) => Err(e),
-    };
-    bar.finish_and_clear();
-    let resp = sent.with_context(|| format!("uploading {} failed", a.local.display()))?;
-    let v: Value = resp.json().await.unwrap_or(Value::Null);
-    if let Some(stored) = v["size"].as_u64()
-        && stored != len
-    {
-        bail!("the server stored {stored} of {len} bytes of {dest}");
-    }
-    if !a.quiet {
-        report(
-            g,
-            &v,
-            &format!("Uploaded {} to {dest} ({len} bytes).", a.local.display()),
-        );
-    }
-    Ok(())
-}
-
 /// Resolves once the upload has not moved for `STALL` (a server that stopped reading), or when the server has
 /// not answered long after the last byte (storing a large file may take a while, but not forever).
-async fn stalled(bar: &ProgressBar, len: u64) -> anyhow::Error {
+pub(crate) async fn stalled(bar: &ProgressBar, len: u64) -> anyhow::Error {
     let mut last = bar.position();
     let mut idle = 0;
     loop {

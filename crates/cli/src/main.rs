@@ -8,6 +8,7 @@ mod login;
 mod manage;
 mod oidc;
 mod output;
+mod put;
 mod serve;
 mod session;
 mod sharing;
@@ -122,11 +123,13 @@ enum Command {
     /// never leaves a partial file under the real name; --resume continues it. Uses the collection's HTTPS
     /// token (with a login: `ferry login --collection ID`).
     Get(files::GetArgs),
-    /// Upload a file over HTTPS, streamed, with a progress bar.
+    /// Upload a file over HTTPS, in checked chunks, with a progress bar; resumes an interrupted upload.
     ///
-    /// The server stores it under a temporary name and renames it only once the whole file arrived. Uses the
-    /// collection's HTTPS token (with a login: `ferry login --collection ID`).
-    Put(files::PutArgs),
+    /// The server stores it under a temporary name and renames it only once the whole file arrived, each chunk
+    /// checked against its BLAKE3 digest. Run again after an interruption, the same command continues from what
+    /// the server holds (--no-resume starts over). Uses the collection's HTTPS token (with a login:
+    /// `ferry login --collection ID`).
+    Put(put::PutArgs),
     /// Permissions on guest collections: who may read or write which paths.
     #[command(subcommand)]
     Share(sharing::ShareCmd),
@@ -181,10 +184,27 @@ fn die_quietly_on_closed_stdout() {
     }
 }
 
+/// With SIGPIPE at its default (above), a write to a connection the server or the network closed would end the
+/// process silently from whichever runtime thread made it (a socket's vectored writes do not ask the kernel to
+/// hold the signal back), before the command could say what happened: `ferry put` on a cut network must say how
+/// to resume. The runtime's threads block it, so such a write fails with EPIPE and is reported as an error; the
+/// main thread keeps the default for `ferry … | head`. Child processes start with an empty mask (std resets it).
+fn block_sigpipe_in_this_thread() {
+    #[cfg(unix)]
+    // SAFETY: changes only the calling thread's signal mask, through a set initialised by sigemptyset.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
 fn main() -> ExitCode {
     keep_large_allocations_returnable();
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Serve(_)) {
+    let serving = matches!(cli.command, Command::Serve(_));
+    if !serving {
         die_quietly_on_closed_stdout();
     }
     if let Command::Completion { shell } = cli.command {
@@ -198,10 +218,12 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if !serving {
+        builder.on_thread_start(block_sigpipe_in_this_thread);
+    }
+    let rt = match builder.build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -234,7 +256,7 @@ fn main() -> ExitCode {
             Command::Task(cmd) => tasks::task(&cli.global, cmd).await,
             Command::Webhook(cmd) => tasks::webhook(&cli.global, cmd).await,
             Command::Get(a) => files::get(&cli.global, a).await,
-            Command::Put(a) => files::put(&cli.global, a).await,
+            Command::Put(a) => put::put(&cli.global, a).await,
             Command::Share(cmd) => sharing::share(&cli.global, cmd).await,
             Command::Invite(cmd) => sharing::invite(&cli.global, cmd).await,
             Command::Bookmark(cmd) => sharing::bookmark(&cli.global, cmd).await,

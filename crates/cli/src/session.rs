@@ -71,13 +71,18 @@ pub struct StoredSession {
     pub ca_file: Option<PathBuf>,
 }
 
-/// `$XDG_CONFIG_HOME/ferry/session.json`, or `~/.config/ferry/session.json`.
-pub fn session_path() -> anyhow::Result<PathBuf> {
+/// The CLI's own folder: `$XDG_CONFIG_HOME/ferry`, or `~/.config/ferry`.
+pub fn config_dir() -> anyhow::Result<PathBuf> {
     let base = match std::env::var_os("XDG_CONFIG_HOME") {
         Some(d) if !d.is_empty() => PathBuf::from(d),
         _ => PathBuf::from(std::env::var_os("HOME").context("HOME is not set")?).join(".config"),
     };
-    Ok(base.join("ferry").join("session.json"))
+    Ok(base.join("ferry"))
+}
+
+/// `session.json` in [`config_dir`].
+pub fn session_path() -> anyhow::Result<PathBuf> {
+    Ok(config_dir()?.join("session.json"))
 }
 
 pub fn load_session() -> anyhow::Result<Option<StoredSession>> {

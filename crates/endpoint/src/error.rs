@@ -24,6 +24,9 @@ pub enum EndpointError {
     AccessDenied(String),
     #[error("{0}")]
     Conflict(String),
+    /// Bytes sent with a checksum did not match it (or broke off before they could be checked): none was kept.
+    #[error("{0}")]
+    ChecksumMismatch(String),
     /// The thing existed and is no more (an invitation used, expired or withdrawn); the message says which.
     #[error("{0}")]
     Gone(String),

@@ -8,7 +8,7 @@
 //!
 //! [`Connector::open_part`]: ferry_storage::Connector::open_part
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use bytes::{Bytes, BytesMut};
@@ -41,9 +41,11 @@ pub struct UploadProgress {
 }
 
 /// The uploads a request is writing to now: one writer per upload, so that two requests never write the same
-/// bytes at once (a client that retries before the server noticed its last connection broke).
+/// bytes at once (a client that retries before the server noticed its last connection broke). With each, the
+/// offset its body started at when the body is checked against a checksum: until the check, its bytes may yet be
+/// taken back, so they are not reported as arrived.
 #[derive(Default)]
-pub(crate) struct Writing(Mutex<HashSet<Uuid>>);
+pub(crate) struct Writing(Mutex<HashMap<Uuid, Option<u64>>>);
 
 /// The right to write to one upload, given back when dropped (whatever way the request ends).
 struct Writer<'a> {
@@ -53,7 +55,12 @@ struct Writer<'a> {
 
 impl Writing {
     fn holds(&self, id: Uuid) -> bool {
-        self.0.lock().map(|s| s.contains(&id)).unwrap_or(true)
+        self.0.lock().map(|s| s.contains_key(&id)).unwrap_or(true)
+    }
+
+    /// Where the checked body being written to upload `id` started, if one is.
+    fn checking_from(&self, id: Uuid) -> Option<u64> {
+        self.0.lock().ok()?.get(&id).copied().flatten()
     }
 
     fn take(&self, id: Uuid) -> Result<Writer<'_>> {
@@ -61,12 +68,22 @@ impl Writing {
             .0
             .lock()
             .map_err(|_| EndpointError::Internal("upload table poisoned".into()))?;
-        if !set.insert(id) {
+        if set.contains_key(&id) {
             return Err(EndpointError::Conflict(format!(
                 "another request is writing to upload {id}; ask for its offset and try again"
             )));
         }
+        set.insert(id, None);
         Ok(Writer { set: self, id })
+    }
+}
+
+impl Writer<'_> {
+    /// The body being written from `at` is to be checked: until then, the upload is reported at `at`.
+    fn checking_from(&self, at: u64) {
+        if let Ok(mut set) = self.set.0.lock() {
+            set.insert(self.id, Some(at));
+        }
     }
 }
 
@@ -141,9 +158,12 @@ impl Endpoint {
         id: Uuid,
     ) -> Result<UploadProgress> {
         let (record, a) = self.own_upload(who, collection, id).await?;
-        let part = open(&a, id).await?;
+        let offset = match self.uploads.checking_from(id) {
+            Some(at) => at,
+            None => open(&a, id).await?.initial_len(),
+        };
         Ok(UploadProgress {
-            offset: part.initial_len(),
+            offset,
             length: record.length,
         })
     }
@@ -151,12 +171,17 @@ impl Endpoint {
     /// Appends `body` to upload `id` at `offset`, which must be what arrived so far (else `Conflict`: the
     /// client must ask again). A body that breaks keeps what arrived. With the last byte, the file takes its
     /// name (replacing a file there) and the upload ends.
+    ///
+    /// With `checksum` (the BLAKE3 digest of the whole body), the body's bytes are kept only if they match it:
+    /// else none of them is (`ChecksumMismatch`), and neither are those of a body that broke, which cannot be
+    /// checked; the upload stays at `offset`, and the file never takes its name with bytes that did not match.
     pub async fn append_upload<S, E>(
         &self,
         who: Option<&Requester>,
         collection: Uuid,
         id: Uuid,
         offset: u64,
+        checksum: Option<[u8; 32]>,
         mut body: S,
     ) -> Result<UploadProgress>
     where
@@ -164,7 +189,7 @@ impl Endpoint {
         E: std::fmt::Display,
     {
         let (record, a) = self.own_upload(who, collection, id).await?;
-        let _writer = self.uploads.take(id)?;
+        let writer = self.uploads.take(id)?;
         let part = open(&a, id).await?;
         let at = part.initial_len();
         if offset != at {
@@ -172,11 +197,18 @@ impl Endpoint {
                 "Upload-Offset {offset} is not where upload {id} stands: {at} bytes arrived"
             )));
         }
+        if checksum.is_some() {
+            writer.checking_from(at);
+        }
         let mut written = at;
         let mut buffer = BytesMut::new();
+        let mut hasher = blake3::Hasher::new();
         let broke = loop {
             match body.next().await {
                 Some(Ok(chunk)) => {
+                    if checksum.is_some() {
+                        hasher.update(&chunk);
+                    }
                     let end = written + buffer.len() as u64 + chunk.len() as u64;
                     if end > record.length {
                         break Some(format!(
@@ -195,11 +227,21 @@ impl Endpoint {
                 None => break None,
             }
         };
-        // What arrived is kept, whatever ended the body.
+        // What arrived is kept, whatever ended the body, unless it was to be checked.
         written = write(&*part, written, &mut buffer).await?;
         self.store
             .touch_upload(id, self.now() + UPLOAD_IDLE_SECS)
             .await?;
+        if let Some(expected) = checksum {
+            let matches = broke.is_none() && *hasher.finalize().as_bytes() == expected;
+            if !matches {
+                part.set_len(at).await?;
+                let why = broke.unwrap_or_else(|| "the body does not match its checksum".into());
+                return Err(EndpointError::ChecksumMismatch(format!(
+                    "{why}; none of its bytes are kept: upload {id} stands at {at} bytes"
+                )));
+            }
+        }
         if let Some(why) = broke {
             return Err(EndpointError::BadRequest(format!(
                 "{why}; {written} bytes of upload {id} are kept"

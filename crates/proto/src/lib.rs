@@ -4,3 +4,4 @@
 pub mod auth;
 pub mod groups;
 pub mod sites;
+pub mod tus;

@@ -191,6 +191,10 @@ pub fn endpoint_status(e: &EndpointError) -> StatusCode {
         }
         EndpointError::Conflict(_) => StatusCode::CONFLICT,
         EndpointError::Gone(_) => StatusCode::GONE,
+        EndpointError::ChecksumMismatch(_) => {
+            StatusCode::from_u16(ferry_proto::tus::CHECKSUM_MISMATCH)
+                .unwrap_or(StatusCode::BAD_REQUEST)
+        }
         EndpointError::Storage(s) => match s {
             StorageError::NotFound(_) => StatusCode::NOT_FOUND,
             StorageError::Exists(_) | StorageError::DirectoryNotEmpty(_) => StatusCode::CONFLICT,

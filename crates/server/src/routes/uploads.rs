@@ -1,7 +1,9 @@
-//! Resumable uploads at an endpoint, in the tus 1.0 protocol (core, with the creation and termination
+//! Resumable uploads at an endpoint, in the tus 1.0 protocol (core, with the creation, termination and checksum
 //! extensions): `POST /uploads/<collection id>` begins an upload of `Upload-Length` bytes to the collection path
 //! given as `path` in `Upload-Metadata`; `HEAD`, `PATCH` and `DELETE` on the `Location` it answers ask how much
-//! arrived, send more from there, and cancel. The file takes its name once the last byte arrived.
+//! arrived, send more from there, and cancel. The file takes its name once the last byte arrived. A `PATCH` with
+//! `Upload-Checksum: blake3 <base64 digest>` is kept only if its body matches (else 460, nothing kept). Header
+//! names and values: `ferry_proto::tus`, which `ferry put` uses too.
 //!
 //! Who calls: the bearer of a token for the collection (`https://auth.globus.org/scopes/<id>/https`), or a
 //! browser signed in to this server's pages with its session's anti-forgery token in `X-CSRF-Token`: another
@@ -18,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{head, post};
 use base64::Engine;
 use ferry_endpoint::{Requester, UploadProgress};
+use ferry_proto::tus;
 use tower_http::set_header::SetResponseHeaderLayer;
 use uuid::Uuid;
 
@@ -25,13 +28,12 @@ use super::AppState;
 use super::data::collection_id;
 use crate::error::DataError;
 
-const TUS_VERSION: &str = "1.0.0";
-const TUS_RESUMABLE: HeaderName = HeaderName::from_static("tus-resumable");
-const UPLOAD_OFFSET: HeaderName = HeaderName::from_static("upload-offset");
-const UPLOAD_LENGTH: HeaderName = HeaderName::from_static("upload-length");
+const TUS_VERSION: &str = tus::VERSION;
+const TUS_RESUMABLE: HeaderName = HeaderName::from_static(tus::RESUMABLE);
+const TUS_VERSIONS: HeaderName = HeaderName::from_static(tus::VERSIONS);
+const UPLOAD_OFFSET: HeaderName = HeaderName::from_static(tus::UPLOAD_OFFSET);
+const UPLOAD_LENGTH: HeaderName = HeaderName::from_static(tus::UPLOAD_LENGTH);
 const CSRF_HEADER: &str = "x-csrf-token";
-/// The body type of `PATCH` (tus core).
-const OFFSET_STREAM: &str = "application/offset+octet-stream";
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -58,10 +60,8 @@ async fn resumable(req: Request, next: Next) -> Response {
         format!("this server speaks tus {TUS_VERSION}: send Tus-Resumable: {TUS_VERSION}"),
     )
     .into_response();
-    r.headers_mut().insert(
-        HeaderName::from_static("tus-version"),
-        HeaderValue::from_static(TUS_VERSION),
-    );
+    r.headers_mut()
+        .insert(TUS_VERSIONS, HeaderValue::from_static(TUS_VERSION));
     r
 }
 
@@ -117,14 +117,14 @@ fn byte_count(headers: &HeaderMap, name: &HeaderName) -> Result<u64, DataError> 
 fn metadata_path(headers: &HeaderMap) -> Result<String, DataError> {
     let bad =
         |why: String| DataError::new(StatusCode::BAD_REQUEST, format!("Upload-Metadata: {why}"));
-    let raw = match headers.get("upload-metadata") {
+    let raw = match headers.get(tus::UPLOAD_METADATA) {
         Some(v) => v.to_str().map_err(|_| bad("not ASCII text".into()))?,
         None => "",
     };
     let mut found = None;
     for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once(' ').unwrap_or((pair, ""));
-        if key != "path" {
+        if key != tus::METADATA_PATH {
             continue;
         }
         if found.is_some() {
@@ -136,6 +136,30 @@ fn metadata_path(headers: &HeaderMap) -> Result<String, DataError> {
         found = Some(String::from_utf8(bytes).map_err(|_| bad("path is not UTF-8".into()))?);
     }
     found.ok_or_else(|| bad("needs path: the collection path of the file, base64-encoded".into()))
+}
+
+/// The BLAKE3 digest `Upload-Checksum` gives for a `PATCH` body (`blake3 <base64>`), if any; another algorithm
+/// is refused (tus: 400), so that a body is never kept unchecked when its sender asked for a check.
+fn upload_checksum(headers: &HeaderMap) -> Result<Option<[u8; 32]>, DataError> {
+    let bad =
+        |why: String| DataError::new(StatusCode::BAD_REQUEST, format!("Upload-Checksum: {why}"));
+    let Some(raw) = headers.get(tus::UPLOAD_CHECKSUM) else {
+        return Ok(None);
+    };
+    let raw = raw.to_str().map_err(|_| bad("not ASCII text".into()))?;
+    let (algorithm, digest) = raw.trim().split_once(' ').unwrap_or((raw.trim(), ""));
+    if !algorithm.eq_ignore_ascii_case(tus::BLAKE3) {
+        return Err(bad(format!(
+            "{algorithm:?} is not an algorithm this server checks; it checks {}",
+            tus::BLAKE3
+        )));
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(digest.trim())
+        .map_err(|e| bad(format!("the digest is not base64: {e}")))?;
+    let digest = <[u8; 32]>::try_from(bytes.as_slice())
+        .map_err(|_| bad(format!("a {} digest is 32 bytes", tus::BLAKE3)))?;
+    Ok(Some(digest))
 }
 
 fn with_progress(status: StatusCode, p: UploadProgress, length: bool) -> Response {
@@ -153,13 +177,14 @@ fn with_progress(status: StatusCode, p: UploadProgress, length: bool) -> Respons
 async fn options() -> Response {
     let mut r = StatusCode::NO_CONTENT.into_response();
     let h = r.headers_mut();
+    h.insert(TUS_VERSIONS, HeaderValue::from_static(TUS_VERSION));
     h.insert(
-        HeaderName::from_static("tus-version"),
-        HeaderValue::from_static(TUS_VERSION),
+        HeaderName::from_static(tus::EXTENSION),
+        HeaderValue::from_static(tus::EXTENSIONS),
     );
     h.insert(
-        HeaderName::from_static("tus-extension"),
-        HeaderValue::from_static("creation,termination"),
+        HeaderName::from_static(tus::CHECKSUM_ALGORITHM),
+        HeaderValue::from_static(tus::BLAKE3),
     );
     r
 }
@@ -179,7 +204,7 @@ async fn create(
         .create_upload(Some(&who), coll, &path, length)
         .await?;
     let mut r = StatusCode::CREATED.into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!("/uploads/{coll}/{id}")) {
+    if let Ok(v) = HeaderValue::from_str(&format!("{}/{id}", tus::uploads_path(coll))) {
         r.headers_mut().insert(header::LOCATION, v);
     }
     Ok(r)
@@ -221,17 +246,25 @@ async fn append(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .map(str::trim);
-    if !media.is_some_and(|m| m.eq_ignore_ascii_case(OFFSET_STREAM)) {
+    if !media.is_some_and(|m| m.eq_ignore_ascii_case(tus::OFFSET_STREAM)) {
         return Err(DataError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("the body of a PATCH must be {OFFSET_STREAM}"),
+            format!("the body of a PATCH must be {}", tus::OFFSET_STREAM),
         ));
     }
     let offset = byte_count(&headers, &UPLOAD_OFFSET)?;
+    let checksum = upload_checksum(&headers)?;
     let (coll, id, who) = upload_caller(&s, &headers, &collection, &id).await?;
     let p = s
         .endpoint
-        .append_upload(Some(&who), coll, id, offset, body.into_data_stream())
+        .append_upload(
+            Some(&who),
+            coll,
+            id,
+            offset,
+            checksum,
+            body.into_data_stream(),
+        )
         .await?;
     Ok(with_progress(StatusCode::NO_CONTENT, p, false))
 }
@@ -281,6 +314,24 @@ mod tests {
             assert_eq!(n(bad), None, "{bad:?}");
         }
         assert!(byte_count(&HeaderMap::new(), &UPLOAD_LENGTH).is_err());
+    }
+
+    #[test]
+    fn checksums_are_blake3_digests() {
+        let sum = |v: &str| upload_checksum(&headers(&[("upload-checksum", v)]));
+        let digest = [7u8; 32];
+        let b64 = base64::engine::general_purpose::STANDARD.encode(digest);
+        assert_eq!(sum(&format!("blake3 {b64}")).ok(), Some(Some(digest)));
+        assert_eq!(sum(&format!("BLAKE3 {b64}")).ok(), Some(Some(digest)));
+        assert_eq!(upload_checksum(&HeaderMap::new()).ok(), Some(None));
+        for bad in [
+            format!("sha256 {b64}"),
+            "blake3".into(),
+            "blake3 AAAA".into(),
+            "blake3 !!!".into(),
+        ] {
+            assert!(sum(&bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
