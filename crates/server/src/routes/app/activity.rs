@@ -12,7 +12,7 @@ use ferry_store::tasks::TaskFilter;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{Posted, Section, Visitor, link, notice, shell, size};
+use super::{Done, Posted, Section, Visitor, link, notice, shell, size};
 use crate::error::AppError;
 use crate::routes::AppState;
 use crate::routes::web::escape;
@@ -31,12 +31,6 @@ pub fn router() -> Router<AppState> {
 #[serde(default)]
 struct ListPlace {
     page: String,
-}
-
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(default)]
-struct TaskPlace {
-    done: String,
 }
 
 pub(super) fn text<'a>(doc: &'a Value, key: &str) -> &'a str {
@@ -199,7 +193,7 @@ async fn show(
     State(s): State<AppState>,
     v: Visitor,
     Path(raw): Path<String>,
-    Query(place): Query<TaskPlace>,
+    Query(place): Query<Done>,
 ) -> Result<Response, AppError> {
     let id = task_id(&raw)?;
     let task = s.transfer.task(&v.who, id).await?;

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::files::folder_url;
-use super::{Posted, Section, Visitor, notice, shell};
+use super::{Done, Posted, Section, Visitor, notice, shell};
 use crate::error::AppError;
 use crate::routes::AppState;
 use crate::routes::web::escape;
@@ -23,12 +23,6 @@ pub fn router() -> Router<AppState> {
         .route("/bookmarks/new", post(create))
         .route("/bookmarks/rename", post(rename))
         .route("/bookmarks/delete", post(delete))
-}
-
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(default)]
-struct Place {
-    done: String,
 }
 
 /// The form that bookmarks a pane's folder (shown in the file manager).
@@ -59,7 +53,7 @@ fn text<'a>(doc: &'a Value, key: &str) -> &'a str {
 async fn list(
     State(s): State<AppState>,
     v: Visitor,
-    Query(place): Query<Place>,
+    Query(place): Query<Done>,
 ) -> Result<Response, AppError> {
     let marks = s.endpoint.bookmarks(&v.who).await?;
     let mut rows = String::new();

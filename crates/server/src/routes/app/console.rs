@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::activity::text;
 use super::files::folder_url;
-use super::{Posted, Section, Visitor, link, notice, shell};
+use super::{Done, Posted, Section, Visitor, link, notice, shell};
 use crate::error::AppError;
 use crate::routes::AppState;
 use crate::routes::web::escape;
@@ -330,18 +330,12 @@ async fn overview(State(s): State<AppState>, v: Visitor) -> Result<Response, App
     ))
 }
 
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(default)]
-struct CollectionPlace {
-    done: String,
-}
-
 /// `GET /console/collections/{id}`: a collection's overview and roles, with the forms that change them.
 async fn collection(
     State(s): State<AppState>,
     v: Visitor,
     Path(raw): Path<String>,
-    Query(place): Query<CollectionPlace>,
+    Query(place): Query<Done>,
 ) -> Result<Response, AppError> {
     let (v, _) = match administrator(&s, v).await? {
         Ok(ok) => ok,

@@ -13,7 +13,7 @@ use ferry_proto::groups::{GroupCreate, GroupDoc, MembershipDoc};
 use uuid::Uuid;
 
 use super::console::{cell, field, table};
-use super::{Posted, Section, Visitor, link, notice, shell};
+use super::{Done, Posted, Section, Visitor, link, notice, shell};
 use crate::error::AppError;
 use crate::routes::AppState;
 use crate::routes::web::escape;
@@ -136,17 +136,11 @@ fn active_role(g: &GroupDoc) -> Option<GroupRole> {
         .and_then(|m| GroupRole::parse(&m.role))
 }
 
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(default)]
-struct Place {
-    done: String,
-}
-
 /// `GET /groups`: the visitor's invitations, with Accept and Decline, and their groups.
 async fn list(
     State(s): State<AppState>,
     v: Visitor,
-    Query(place): Query<Place>,
+    Query(place): Query<Done>,
 ) -> Result<Response, AppError> {
     let groups = s
         .auth
@@ -307,7 +301,7 @@ async fn group(
     State(s): State<AppState>,
     v: Visitor,
     Path(raw): Path<String>,
-    Query(place): Query<Place>,
+    Query(place): Query<Done>,
 ) -> Result<Response, AppError> {
     let id = group_id(&raw)?;
     let g = s

@@ -238,6 +238,14 @@ pub(crate) fn shell(
     r
 }
 
+/// The query of a page that a form sends back to after a change: which change it reports (each page has its
+/// fixed set of messages, so nothing a link carries is shown as text).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(crate) struct Done {
+    pub done: String,
+}
+
 /// A message box: what happened, shown at the top of a page.
 pub(crate) fn notice(kind: &str, text: &str) -> String {
     let role = if kind == "err" { "alert" } else { "status" };
