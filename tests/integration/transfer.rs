@@ -701,8 +701,20 @@ async fn a_resumed_delete_counts_a_path_its_earlier_attempt_removed() {
                     error_time: None,
                     progress: None,
                 };
+                // Written as the earlier worker did: under its lease, given back when it stopped.
+                let worker = "earlier-node/boot/1-process/0";
+                let claimed = store.claim_task(worker, row.run_after, 30).await.unwrap();
+                assert_eq!(claimed.map(|t| t.id), Some(row.id));
+                let lease = ferry_store::tasks::Lease {
+                    worker,
+                    now: row.run_after,
+                };
                 store
-                    .finish_items(row.id, &[started], &TaskCounters::default())
+                    .finish_items(row.id, &[started], &TaskCounters::default(), &lease)
+                    .await
+                    .unwrap();
+                store
+                    .release_lease(row.id, worker, row.run_after)
                     .await
                     .unwrap();
             }
@@ -717,6 +729,143 @@ async fn a_resumed_delete_counts_a_path_its_earlier_attempt_removed() {
     let t = w.wait(&fresh).await;
     assert_eq!(t["status"], "FAILED", "{t}");
     assert_eq!(t["fatal_error"]["code"], "FILE_NOT_FOUND", "{t}");
+}
+
+/// Everything the store holds of a task: the row, its items in every state, its events.
+async fn stored_task(
+    store: &dyn ferry_store::Store,
+    id: Uuid,
+) -> (
+    ferry_store::tasks::TaskRow,
+    Vec<ferry_store::tasks::ItemRow>,
+    Vec<ferry_store::tasks::TaskEvent>,
+) {
+    use ferry_store::tasks::ItemState;
+    let mut items = Vec::new();
+    for state in [
+        ItemState::Pending,
+        ItemState::Done,
+        ItemState::Skipped,
+        ItemState::Failed,
+    ] {
+        items.extend(store.list_items(id, state, None, 0, 10_000).await.unwrap());
+    }
+    let (events, _) = store.list_task_events(id, 0, 10_000).await.unwrap();
+    (store.get_task(id).await.unwrap().unwrap(), items, events)
+}
+
+/// A worker that loses its task's lease mid-task (it expired and another worker claimed the task) writes
+/// nothing more: no outcome, progress, event or status, and it does not release the other worker's lease. The
+/// task still ends SUCCEEDED once, every file verified, none recorded or counted twice. The copies are held at
+/// a gate so that the worker is mid-task when its lease goes; the clock is moved, never waited for.
+#[tokio::test]
+async fn a_worker_that_lost_its_lease_writes_nothing_more_and_the_task_still_succeeds_once() {
+    use std::sync::Arc;
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let w = world_hooked(
+        |c| {
+            c.transfer.retry_base_ms = 50;
+            c.transfer.inactive_retry_secs = 1;
+        },
+        ferry_tests::ferry_server::TestHooks {
+            copy_gate: Some(gate.clone()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let src = w.root.join("src");
+    dataset(&src, 24);
+    // One large file, copied in ranges with its progress saved as it goes.
+    let big: Vec<u8> = (0..6u32 << 20).map(|i| (i % 251) as u8).collect();
+    std::fs::write(src.join("sub/big.dat"), big).unwrap();
+    let files = 25;
+    let (st, r) = w
+        .submit(w.transfer_doc(json!([item("/src", "/dst", true)]), json!({"perf_cc": 4})))
+        .await;
+    assert_eq!(st, 202, "{r}");
+    let id_text = r["task_id"].as_str().unwrap().to_string();
+    let id = Uuid::parse_str(&id_text).unwrap();
+    let doc_until = |what: &'static str, want: i64| {
+        let (w, id_text) = (&w, &id_text);
+        async move {
+            let start = Instant::now();
+            loop {
+                let (_, t) = w.t(M::GET, &format!("/task/{id_text}"), None).await;
+                if t[what].as_i64() == Some(want) {
+                    return;
+                }
+                assert!(start.elapsed() < Duration::from_secs(60), "{what}: {t}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    // Listed; then three files copied and recorded by the first worker.
+    doc_until("files", files).await;
+    gate.add_permits(3);
+    doc_until("files_transferred", 3).await;
+    let store = w.s.running.auth.store().clone();
+    let before = stored_task(store.as_ref(), id).await;
+    assert!(w.s.running.transfer.runs(id));
+
+    // The lease expires and another node's worker claims the task (if the first worker renewed in between,
+    // the clock moves again).
+    let other = "other-node/boot/1-worker/0";
+    let mut claimed = None;
+    for _ in 0..5 {
+        w.s.advance(31);
+        claimed = store.claim_task(other, w.s.now(), 600).await.unwrap();
+        if claimed.is_some() {
+            break;
+        }
+    }
+    assert_eq!(claimed.map(|t| t.id), Some(id));
+    // The first worker's copies go on, and each write they end in is refused: it stops.
+    gate.add_permits(10_000);
+    let start = Instant::now();
+    while w.s.running.transfer.runs(id) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the worker that lost its lease is still running"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        stored_task(store.as_ref(), id).await,
+        before,
+        "the worker that lost its lease wrote for the task"
+    );
+    assert!(
+        store.renew_lease(id, other, w.s.now(), 600).await.unwrap(),
+        "the other worker's lease was released"
+    );
+
+    // The other worker goes away without a word; once its lease expires, this server's worker claims the
+    // task again and finishes it.
+    w.s.advance(601);
+    let t = w.wait(&id_text).await;
+    assert_eq!(t["status"], "SUCCEEDED", "{t}");
+    assert_eq!(t["files_transferred"], files, "{t}");
+    same_tree(&src, &w.root.join("dst"));
+    let (_, items, events) = stored_task(store.as_ref(), id).await;
+    let done: Vec<_> = items
+        .iter()
+        .filter(|i| i.kind == ferry_store::tasks::ItemKind::File)
+        .collect();
+    assert_eq!(done.len(), files as usize);
+    assert!(
+        done.iter()
+            .all(|i| i.state == ferry_store::tasks::ItemState::Done && i.checksum.is_some()),
+        "every file verified"
+    );
+    let mut dsts: Vec<_> = done.iter().map(|i| i.dst.clone()).collect();
+    dsts.sort();
+    dsts.dedup();
+    assert_eq!(dsts.len(), files as usize, "a file recorded twice");
+    assert_eq!(
+        events.iter().filter(|e| e.code == "SUCCEEDED").count(),
+        1,
+        "{events:?}"
+    );
 }
 
 #[tokio::test]

@@ -48,6 +48,7 @@ impl From<StoreError> for AuthError {
             StoreError::NotFound => AuthError::NotFound("not found".into()),
             StoreError::Conflict(what) => AuthError::Conflict(format!("{what} already exists")),
             StoreError::Backend(msg) => AuthError::Internal(msg),
+            e @ StoreError::LeaseLost => AuthError::Internal(e.to_string()),
         }
     }
 }

@@ -46,6 +46,7 @@ impl From<StoreError> for EndpointError {
             StoreError::NotFound => EndpointError::NotFound("not found".into()),
             StoreError::Conflict(what) => EndpointError::Conflict(what),
             StoreError::Backend(m) => EndpointError::Internal(m),
+            e @ StoreError::LeaseLost => EndpointError::Internal(e.to_string()),
         }
     }
 }

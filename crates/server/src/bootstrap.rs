@@ -157,6 +157,35 @@ pub async fn ensure_site_endpoint(
         .await?)
 }
 
+/// The file in the data directory that names this node.
+pub const NODE_ID_FILE: &str = "node_id";
+
+/// This node's name (a machine and its data directory): read from `<data dir>/node_id`, made up and written
+/// there (0600, atomically) on the first start. The transfer engine's leases begin with it, so that a starting
+/// process releases the leases its own node's previous process left, and no other node's.
+pub fn node_id(data_dir: &Path) -> Result<String, ServerError> {
+    let path = data_dir.join(NODE_ID_FILE);
+    let io = |e| ServerError::DataDir(path.clone(), e);
+    match std::fs::read_to_string(&path) {
+        Ok(s) => {
+            let id = s.trim();
+            if id.is_empty() || id.contains(['/', '\\']) || id.chars().any(char::is_whitespace) {
+                return Err(io(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "the node id must be one word without / (delete the file to get a new one)",
+                )));
+            }
+            Ok(id.to_string())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let id = Uuid::new_v4().simple().to_string();
+            write_private(&path, format!("{id}\n").as_bytes()).map_err(io)?;
+            Ok(id)
+        }
+        Err(e) => Err(io(e)),
+    }
+}
+
 /// Writes a file readable by its owner only, replacing it atomically.
 pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;

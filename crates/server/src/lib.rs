@@ -68,6 +68,8 @@ pub struct Running {
     pub tls_ca: Option<PathBuf>,
     pub auth: Arc<Auth>,
     pub endpoint: Arc<Endpoint>,
+    /// The transfer engine (the API's and the workers').
+    pub transfer: ferry_transfer::Engine,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -97,6 +99,8 @@ pub struct TestHooks {
     /// Corrupt one byte of the first transfer copy whose destination path contains this text, after it is
     /// written and before it is verified.
     pub corrupt_once: Option<String>,
+    /// Every transfer file copy waits for a permit from here first (the lease tests hold copies back).
+    pub copy_gate: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 /// Opens the data directory and database, makes sure the administrator exists, binds, and serves.
@@ -215,6 +219,8 @@ pub async fn start_with_hooks(cfg: Config, hooks: TestHooks) -> Result<Running, 
         ferry_transfer::EngineSettings {
             clock: clock.clone(),
             corrupt_once: hooks.corrupt_once,
+            copy_gate: hooks.copy_gate,
+            node: bootstrap::node_id(&cfg.data_dir)?,
             ..cfg.transfer.engine_settings()
         },
         ferry_transfer::Notifier::new(mailer, &base_url),
@@ -267,7 +273,7 @@ pub async fn start_with_hooks(cfg: Config, hooks: TestHooks) -> Result<Running, 
     let state = AppState {
         auth: auth.clone(),
         endpoint: endpoint.clone(),
-        transfer,
+        transfer: transfer.clone(),
         secure_cookies: base_url.starts_with("https://"),
         hub: site,
         role: cfg.role,
@@ -299,6 +305,7 @@ pub async fn start_with_hooks(cfg: Config, hooks: TestHooks) -> Result<Running, 
         tls_ca,
         auth,
         endpoint,
+        transfer,
         shutdown,
         task,
     })

@@ -54,6 +54,7 @@ pub async fn run(store: &dyn Store) {
     audit(store).await;
     auth_policies(store).await;
     tasks(store).await;
+    leases(store).await;
     grants(store).await;
     consents_and_scopes(store).await;
     policy_inputs(store).await;
@@ -362,7 +363,12 @@ async fn site_tasks(store: &dyn Store) {
         fatal_error: None,
         completion_time: Some(400),
     };
-    assert!(store.set_task_status(from_hub.id, &done).await.unwrap());
+    assert!(
+        store
+            .set_task_status(from_hub.id, &done, None)
+            .await
+            .unwrap()
+    );
     store.reports_acknowledged(&[from_hub.id]).await.unwrap();
     assert!(store.tasks_to_report(10).await.unwrap().is_empty());
     store.delete_task(from_hub.id).await.unwrap();
@@ -620,24 +626,42 @@ async fn tasks(store: &dyn Store) {
     assert_eq!(store.get_task(task.id).await.unwrap().unwrap(), task);
 
     // One worker at a time; an expired lease can be taken over; a released one at once.
-    let claimed = store.claim_task("w1", 200, 30).await.unwrap().unwrap();
+    let claimed = store.claim_task("n1/w1", 200, 30).await.unwrap().unwrap();
     assert_eq!(claimed.id, task.id);
-    assert!(store.claim_task("w2", 210, 30).await.unwrap().is_none());
-    assert!(store.renew_lease(task.id, "w1", 220, 30).await.unwrap());
-    assert!(!store.renew_lease(task.id, "w2", 220, 30).await.unwrap());
+    assert!(store.claim_task("n1/w2", 210, 30).await.unwrap().is_none());
+    assert!(store.renew_lease(task.id, "n1/w1", 220, 30).await.unwrap());
+    assert!(!store.renew_lease(task.id, "n1/w2", 220, 30).await.unwrap());
     assert_eq!(
-        store.claim_task("w2", 260, 30).await.unwrap().unwrap().id,
+        store
+            .claim_task("n1/w2", 260, 30)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
         task.id
     );
-    let released = store.release_all_leases().await.unwrap();
-    assert_eq!(released, vec![(task.id, "w2".to_string())]);
+    assert_eq!(store.release_node_leases("n").await.unwrap(), vec![]);
+    let released = store.release_node_leases("n1").await.unwrap();
+    assert_eq!(released, vec![(task.id, "n1/w2".to_string())]);
     store.release_lease(task.id, "nobody", 0).await.unwrap();
-    assert!(store.claim_task("w3", 270, 30).await.unwrap().is_some());
-    store.release_lease(task.id, "w3", 500).await.unwrap();
+    assert!(store.claim_task("n2/w3", 270, 30).await.unwrap().is_some());
+    store.release_lease(task.id, "n2/w3", 500).await.unwrap();
     assert!(
-        store.claim_task("w3", 400, 30).await.unwrap().is_none(),
+        store.claim_task("n2/w3", 400, 30).await.unwrap().is_none(),
         "not before run_after"
     );
+    // The worker that writes below holds the lease.
+    assert!(
+        store
+            .claim_task("n2/w4", 500, 1_000)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let lease = Lease {
+        worker: "n2/w4",
+        now: 510,
+    };
 
     // Items come in order, after a cursor; outcomes and counters land together.
     let pending = store
@@ -666,7 +690,7 @@ async fn tasks(store: &dyn Store) {
         ..TaskCounters::default()
     };
     store
-        .finish_items(task.id, std::slice::from_ref(&done), &delta)
+        .finish_items(task.id, std::slice::from_ref(&done), &delta, &lease)
         .await
         .unwrap();
     // The second file stands in for a listed folder: its outcome and the items found come in together.
@@ -685,6 +709,7 @@ async fn tasks(store: &dyn Store) {
                 files: 1,
                 ..TaskCounters::default()
             },
+            &lease,
         )
         .await
         .unwrap();
@@ -708,7 +733,7 @@ async fn tasks(store: &dyn Store) {
     assert_eq!(store.recheck_done_files(task.id).await.unwrap(), 2);
     assert_eq!(
         store
-            .fail_pending_items(task.id, "CANCELED", 300)
+            .fail_pending_items(task.id, "CANCELED", 300, Some(&lease))
             .await
             .unwrap(),
         3
@@ -722,7 +747,7 @@ async fn tasks(store: &dyn Store) {
         fatal_error: Some(json!({"code": "CANCELED"})),
         completion_time: Some(300),
     };
-    assert!(store.set_task_status(task.id, &fail).await.unwrap());
+    assert!(store.set_task_status(task.id, &fail, None).await.unwrap());
     assert!(
         !store
             .set_task_status(
@@ -730,7 +755,8 @@ async fn tasks(store: &dyn Store) {
                 &StatusChange {
                     status: TaskStatus::Succeeded,
                     ..fail.clone()
-                }
+                },
+                Some(&lease)
             )
             .await
             .unwrap()
@@ -755,10 +781,343 @@ async fn tasks(store: &dyn Store) {
             description: String::new(),
             details: String::new(),
         };
-        store.add_task_event(task.id, &e).await.unwrap();
+        store
+            .add_task_event(task.id, &e, Some(&lease))
+            .await
+            .unwrap();
     }
     let (events, total) = store.list_task_events(task.id, 0, 10).await.unwrap();
     assert_eq!((events[0].code.as_str(), total), ("FAILED", 2));
+}
+
+/// Everything the store holds of a task: the row, its items in every state, its events.
+async fn task_state(
+    store: &dyn Store,
+    id: Uuid,
+) -> (
+    crate::tasks::TaskRow,
+    Vec<crate::tasks::ItemRow>,
+    Vec<crate::tasks::TaskEvent>,
+) {
+    use crate::tasks::ItemState;
+    let mut items = Vec::new();
+    for state in [
+        ItemState::Pending,
+        ItemState::Done,
+        ItemState::Skipped,
+        ItemState::Failed,
+    ] {
+        items.extend(store.list_items(id, state, None, 0, 1_000).await.unwrap());
+    }
+    let (events, _) = store.list_task_events(id, 0, 1_000).await.unwrap();
+    (store.get_task(id).await.unwrap().unwrap(), items, events)
+}
+
+/// Fenced writes: a worker writes for its task only while it holds an unexpired lease on it. Once the lease
+/// expired (taken over by another worker or not), every write it makes fails with `LeaseLost` and changes
+/// nothing; the owner's writes are not fenced. A starting node releases its own leases and no other node's.
+async fn leases(store: &dyn Store) {
+    use crate::tasks::*;
+    let new_task = |submission: &str, request_time: i64| TaskRow {
+        id: Uuid::new_v4(),
+        kind: TaskKind::Transfer,
+        owner: Uuid::new_v4(),
+        submission_id: submission.into(),
+        status: TaskStatus::Active,
+        label: None,
+        source_collection: Uuid::new_v4(),
+        dest_collection: Some(Uuid::new_v4()),
+        options: json!({}),
+        request_time,
+        completion_time: None,
+        deadline: None,
+        run_after: 0,
+        nice_status: Some("Queued".into()),
+        nice_status_details: None,
+        fatal_error: None,
+        counters: TaskCounters::default(),
+        runner: None,
+        reports_to_hub: false,
+    };
+    let file = |src: &str| NewItem {
+        kind: ItemKind::File,
+        src: src.into(),
+        dst: Some(format!("/d{src}")),
+        recursive: false,
+        size: Some(100),
+        mtime: Some(5),
+        checksum_algorithm: None,
+        external_checksum: None,
+        done_checksum: None,
+    };
+    let task = new_task("lease-1", 1_000);
+    store
+        .create_task(&task, &[file("/a"), file("/big"), file("/c")])
+        .await
+        .unwrap();
+    let claimed = store
+        .claim_task("na/old", 1_000, 30)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.id, task.id);
+    let seqs: Vec<i64> = store
+        .pending_items(task.id, &[ItemKind::File], 0, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| i.seq)
+        .collect();
+    let outcome = |seq: i64| ItemOutcome {
+        seq,
+        state: ItemState::Done,
+        attempts: 0,
+        checksum_algorithm: Some("BLAKE3".into()),
+        checksum: Some("ab".into()),
+        error_code: None,
+        error: None,
+        error_time: None,
+        progress: None,
+    };
+    let one = |bytes: i64| TaskCounters {
+        files_transferred: 1,
+        bytes_transferred: bytes,
+        ..TaskCounters::default()
+    };
+    let event = |code: &str| TaskEvent {
+        time: 1_000,
+        code: code.into(),
+        is_error: false,
+        description: String::new(),
+        details: String::new(),
+    };
+    let running = StatusChange {
+        status: TaskStatus::Active,
+        nice_status: Some("OK".into()),
+        nice_status_details: None,
+        fatal_error: None,
+        completion_time: None,
+    };
+
+    // With the lease, every kind of write lands.
+    let old = Lease {
+        worker: "na/old",
+        now: 1_010,
+    };
+    store
+        .finish_items(task.id, &[outcome(seqs[0])], &one(100), &old)
+        .await
+        .unwrap();
+    store
+        .set_item_progress(task.id, seqs[1], "{\"ranges\":[]}", &one(0), &old)
+        .await
+        .unwrap();
+    store
+        .add_items(task.id, &[file("/d")], None, &one(0), &old)
+        .await
+        .unwrap();
+    store
+        .add_task_event(task.id, &event("STARTED"), Some(&old))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .set_task_status(task.id, &running, Some(&old))
+            .await
+            .unwrap()
+    );
+    // The last second of the lease still counts.
+    let last = Lease { now: 1_030, ..old };
+    store
+        .add_task_event(task.id, &event("LAST"), Some(&last))
+        .await
+        .unwrap();
+    let before = task_state(store, task.id).await;
+    assert_eq!(before.0.counters.files_transferred, 3);
+    assert_eq!(before.1.len(), 4);
+    assert_eq!(
+        before.1.iter().find(|i| i.seq == seqs[1]).unwrap().progress,
+        Some("{\"ranges\":[]}".into())
+    );
+
+    // Every fenced write of `lease` fails with LeaseLost, and the task is as it was.
+    let refused = |lease: Lease<'static>| {
+        let (task, seqs) = (task.clone(), seqs.clone());
+        let (outcome, one, event, running) = (&outcome, &one, &event, &running);
+        async move {
+            let lost = |r: Result<(), StoreError>, what: &str| {
+                assert!(
+                    matches!(r, Err(StoreError::LeaseLost)),
+                    "{what} by {} at {}: {r:?}",
+                    lease.worker,
+                    lease.now
+                );
+            };
+            lost(
+                store
+                    .finish_items(task.id, &[outcome(seqs[2])], &one(100), &lease)
+                    .await,
+                "finish_items",
+            );
+            lost(
+                store
+                    .set_item_progress(task.id, seqs[1], "{}", &one(50), &lease)
+                    .await,
+                "set_item_progress",
+            );
+            lost(
+                store
+                    .add_items(
+                        task.id,
+                        &[file("/e")],
+                        Some(&outcome(seqs[2])),
+                        &one(1),
+                        &lease,
+                    )
+                    .await,
+                "add_items",
+            );
+            lost(
+                store
+                    .add_task_event(task.id, &event("STALE"), Some(&lease))
+                    .await,
+                "add_task_event",
+            );
+            lost(
+                store
+                    .fail_pending_items(task.id, "STALE", lease.now, Some(&lease))
+                    .await
+                    .map(|_| ()),
+                "fail_pending_items",
+            );
+            let done = StatusChange {
+                status: TaskStatus::Succeeded,
+                completion_time: Some(lease.now),
+                ..running.clone()
+            };
+            lost(
+                store
+                    .set_task_status(task.id, &done, Some(&lease))
+                    .await
+                    .map(|_| ()),
+                "set_task_status",
+            );
+        }
+    };
+
+    // The lease expired and nobody claimed the task yet: the old worker can no longer write.
+    refused(Lease {
+        worker: "na/old",
+        now: 1_031,
+    })
+    .await;
+    assert_eq!(task_state(store, task.id).await, before);
+
+    // Another worker claimed it: the old worker's writes still change nothing, the new worker's land.
+    let taken = store
+        .claim_task("nb/new", 1_040, 30)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(taken.id, task.id);
+    refused(Lease {
+        worker: "na/old",
+        now: 1_041,
+    })
+    .await;
+    // A worker that never held the lease either.
+    refused(Lease {
+        worker: "nb/other",
+        now: 1_041,
+    })
+    .await;
+    let after_claim = task_state(store, task.id).await;
+    assert_eq!((&after_claim.1, &after_claim.2), (&before.1, &before.2));
+    assert_eq!(after_claim.0.counters, before.0.counters);
+    assert!(
+        !store
+            .renew_lease(task.id, "na/old", 1_041, 30)
+            .await
+            .unwrap()
+    );
+    let new = Lease {
+        worker: "nb/new",
+        now: 1_045,
+    };
+    store
+        .finish_items(task.id, &[outcome(seqs[2])], &one(100), &new)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_task(task.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .counters
+            .files_transferred,
+        4
+    );
+
+    // A starting node releases its own leases, expired or live, and leaves another node's live lease alone.
+    let other = new_task("lease-2", 1_001);
+    store.create_task(&other, &[]).await.unwrap();
+    let dead = store
+        .claim_task("na/dead", 1_050, 600)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(dead.id, other.id);
+    assert_eq!(
+        store.release_node_leases("na").await.unwrap(),
+        vec![(other.id, "na/dead".to_string())]
+    );
+    assert!(
+        store
+            .renew_lease(task.id, "nb/new", 1_050, 30)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .claim_task("na/next", 1_051, 30)
+            .await
+            .unwrap()
+            .map(|t| t.id),
+        Some(other.id),
+        "the node's released task is free at once, the other node's is not"
+    );
+    assert!(
+        store
+            .claim_task("na/next", 1_051, 30)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // The owner's cancel is not fenced: it ends the task whoever holds the lease.
+    let cancel = StatusChange {
+        status: TaskStatus::Failed,
+        nice_status: None,
+        nice_status_details: None,
+        fatal_error: Some(json!({"code": "CANCELED"})),
+        completion_time: Some(1_060),
+    };
+    assert!(store.set_task_status(task.id, &cancel, None).await.unwrap());
+    assert_eq!(
+        store
+            .fail_pending_items(task.id, "CANCELED", 1_060, None)
+            .await
+            .unwrap(),
+        2
+    );
+    store
+        .add_task_event(task.id, &event("CANCELED"), None)
+        .await
+        .unwrap();
+    for id in [task.id, other.id] {
+        store.delete_task(id).await.unwrap();
+    }
 }
 
 fn collection(kind: &str, gateway: Uuid, mapped: Option<Uuid>) -> CollectionDoc {

@@ -37,6 +37,10 @@ pub enum StoreError {
     Conflict(String),
     #[error("database error: {0}")]
     Backend(String),
+    /// A worker's write for a task whose lease it no longer holds (it expired, and perhaps another worker
+    /// claimed the task): nothing was written.
+    #[error("the task's lease is no longer held by this worker")]
+    LeaseLost,
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;

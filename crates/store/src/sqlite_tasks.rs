@@ -1,5 +1,8 @@
 //! Tasks on SQLite. SQLite has one writer, so claiming with a single `UPDATE … WHERE id = (SELECT … LIMIT 1)
 //! RETURNING` is atomic; PostgreSQL will add `FOR UPDATE SKIP LOCKED` to the same statement.
+//!
+//! A worker's writes are fenced by its lease ([`fence`]): the lease is checked inside the write's own
+//! transaction, on the single writer connection, before anything is written.
 
 use async_trait::async_trait;
 use sqlx::sqlite::SqliteRow;
@@ -8,7 +11,7 @@ use uuid::Uuid;
 
 use crate::sqlite::{SqliteStore, backend, bad, opt_uuid_col, uuid_col};
 use crate::tasks::{
-    Delivery, ItemCounts, ItemKind, ItemOutcome, ItemRow, ItemState, LabelFilter, NewItem,
+    Delivery, ItemCounts, ItemKind, ItemOutcome, ItemRow, ItemState, LabelFilter, Lease, NewItem,
     StatusChange, TaskCounters, TaskEvent, TaskFilter, TaskKind, TaskRow, TaskStatus, TaskStore,
     Webhook,
 };
@@ -80,6 +83,35 @@ fn item_from(row: &SqliteRow) -> Result<ItemRow> {
         error: row.try_get("error").map_err(backend)?,
         error_time: row.try_get("error_time").map_err(backend)?,
     })
+}
+
+/// Fails with `LeaseLost` unless `lease` (when given) still holds an unexpired lease on `task`. Called first in
+/// the write's transaction: every write of this process goes through the one writer connection, so nothing
+/// (no claim, no renewal) commits between this check and the write; and should another process write to the
+/// file, SQLite's snapshot isolation refuses the write of a transaction whose snapshot is older than that
+/// commit (`SQLITE_BUSY_SNAPSHOT`), so a write never stands on a stale check. PostgreSQL needs the row
+/// locked: `SELECT … FOR SHARE` here, which a concurrent claim's `UPDATE` waits for.
+async fn fence(
+    tx: &mut sqlx::SqliteConnection,
+    task: Uuid,
+    lease: Option<&Lease<'_>>,
+) -> Result<()> {
+    let Some(l) = lease else {
+        return Ok(());
+    };
+    let held: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM tasks WHERE id = ? AND lease_owner = ? AND lease_expires_at >= ?",
+    )
+    .bind(task.to_string())
+    .bind(l.worker)
+    .bind(l.now)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(backend)?;
+    match held {
+        Some(_) => Ok(()),
+        None => Err(StoreError::LeaseLost),
+    }
 }
 
 /// Adds counters to a task inside a transaction.
@@ -392,26 +424,29 @@ impl TaskStore for SqliteStore {
         Ok(())
     }
 
-    async fn release_all_leases(&self) -> Result<Vec<(Uuid, String)>> {
+    async fn release_node_leases(&self, node: &str) -> Result<Vec<(Uuid, String)>> {
+        let prefix = format!("{node}/");
+        // A prefix compared as text (not LIKE, where `_` and `%` in a name would match more). RETURNING
+        // would show the owner already cleared, so the rows are read first, in the same transaction.
         let mut tx = self.writer.begin().await.map_err(backend)?;
-        let rows = sqlx::query("SELECT id, lease_owner FROM tasks WHERE lease_owner IS NOT NULL")
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(backend)?;
-        sqlx::query(
-            "UPDATE tasks SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner IS NOT NULL",
+        let rows = sqlx::query(
+            "SELECT id, lease_owner AS owner FROM tasks WHERE substr(lease_owner, 1, length(?1)) = ?1",
         )
+        .bind(&prefix)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?;
+        sqlx::query(
+            "UPDATE tasks SET lease_owner = NULL, lease_expires_at = NULL
+             WHERE substr(lease_owner, 1, length(?1)) = ?1",
+        )
+        .bind(&prefix)
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
         rows.iter()
-            .map(|r| {
-                Ok((
-                    uuid_col(r, "id")?,
-                    r.try_get("lease_owner").map_err(backend)?,
-                ))
-            })
+            .map(|r| Ok((uuid_col(r, "id")?, r.try_get("owner").map_err(backend)?)))
             .collect()
     }
 
@@ -426,7 +461,14 @@ impl TaskStore for SqliteStore {
         Ok(r.rows_affected() as i64)
     }
 
-    async fn set_task_status(&self, id: Uuid, c: &StatusChange) -> Result<bool> {
+    async fn set_task_status(
+        &self,
+        id: Uuid,
+        c: &StatusChange,
+        lease: Option<&Lease<'_>>,
+    ) -> Result<bool> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        fence(&mut tx, id, lease).await?;
         let r = sqlx::query(
             "UPDATE tasks SET status = ?, nice_status = ?, nice_status_details = ?, fatal_error = ?,
              completion_time = ? WHERE id = ? AND status IN ('ACTIVE', 'INACTIVE')",
@@ -437,9 +479,10 @@ impl TaskStore for SqliteStore {
         .bind(c.fatal_error.as_ref().map(|f| f.to_string()))
         .bind(c.completion_time)
         .bind(id.to_string())
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await
         .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -559,8 +602,10 @@ impl TaskStore for SqliteStore {
         items: &[NewItem],
         listed: Option<&ItemOutcome>,
         delta: &TaskCounters,
+        lease: &Lease<'_>,
     ) -> Result<()> {
         let mut tx = self.writer.begin().await.map_err(backend)?;
+        fence(&mut tx, task, Some(lease)).await?;
         insert_items(&mut tx, task, items).await?;
         if let Some(o) = listed {
             record_outcome(&mut tx, task, o).await?;
@@ -574,8 +619,10 @@ impl TaskStore for SqliteStore {
         task: Uuid,
         outcomes: &[ItemOutcome],
         delta: &TaskCounters,
+        lease: &Lease<'_>,
     ) -> Result<()> {
         let mut tx = self.writer.begin().await.map_err(backend)?;
+        fence(&mut tx, task, Some(lease)).await?;
         // One statement for the whole batch: a statement per row costs a round trip to SQLite's thread each.
         let rows: Vec<serde_json::Value> = outcomes
             .iter()
@@ -622,8 +669,10 @@ impl TaskStore for SqliteStore {
         seq: i64,
         progress: &str,
         delta: &TaskCounters,
+        lease: &Lease<'_>,
     ) -> Result<()> {
         let mut tx = self.writer.begin().await.map_err(backend)?;
+        fence(&mut tx, task, Some(lease)).await?;
         sqlx::query("UPDATE task_items SET progress = ? WHERE task_id = ? AND seq = ?")
             .bind(progress)
             .bind(task.to_string())
@@ -688,7 +737,15 @@ impl TaskStore for SqliteStore {
         Ok(c)
     }
 
-    async fn fail_pending_items(&self, task: Uuid, code: &str, now: i64) -> Result<i64> {
+    async fn fail_pending_items(
+        &self,
+        task: Uuid,
+        code: &str,
+        now: i64,
+        lease: Option<&Lease<'_>>,
+    ) -> Result<i64> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        fence(&mut tx, task, lease).await?;
         let r = sqlx::query(
             "UPDATE task_items SET state = 'failed', error_code = ?, error_time = ?
              WHERE task_id = ? AND state = 'pending'",
@@ -696,13 +753,21 @@ impl TaskStore for SqliteStore {
         .bind(code)
         .bind(now)
         .bind(task.to_string())
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await
         .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
         Ok(r.rows_affected() as i64)
     }
 
-    async fn add_task_event(&self, task: Uuid, e: &TaskEvent) -> Result<()> {
+    async fn add_task_event(
+        &self,
+        task: Uuid,
+        e: &TaskEvent,
+        lease: Option<&Lease<'_>>,
+    ) -> Result<()> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        fence(&mut tx, task, lease).await?;
         sqlx::query(
             "INSERT INTO task_events(task_id, seq, time, code, is_error, description, details)
              VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM task_events WHERE task_id = ?), ?, ?, ?, ?, ?)",
@@ -714,10 +779,10 @@ impl TaskStore for SqliteStore {
         .bind(e.is_error as i64)
         .bind(&e.description)
         .bind(&e.details)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await
         .map_err(backend)?;
-        Ok(())
+        tx.commit().await.map_err(backend)
     }
 
     async fn list_task_events(

@@ -246,6 +246,19 @@ pub struct TaskEvent {
     pub details: String,
 }
 
+/// A worker's hold on a task it runs. Every write the worker makes for the task carries it and happens only
+/// while `worker` still holds an unexpired lease on the task (`lease_expires_at >= now`), checked in the same
+/// transaction as the write; otherwise nothing is written and the call fails with `StoreError::LeaseLost`.
+///
+/// A lease owner is `<node>/<rest>`: `node` names the machine-and-data-directory the worker runs on (no `/`
+/// in it), so that a starting process can release the leases its node's dead process left
+/// ([`TaskStore::release_node_leases`]) without touching another node's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease<'a> {
+    pub worker: &'a str,
+    pub now: i64,
+}
+
 /// A task leaving the running states (or entering INACTIVE and back).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatusChange {
@@ -328,14 +341,21 @@ pub trait TaskStore: Send + Sync {
     async fn renew_lease(&self, id: Uuid, worker: &str, now: i64, lease_secs: i64) -> Result<bool>;
     /// Gives the task back, to be claimed again from `run_after`.
     async fn release_lease(&self, id: Uuid, worker: &str, run_after: i64) -> Result<()>;
-    /// Drops every lease: a single-node server's start, when no other worker can hold one. Returns the tasks
-    /// released, with the worker that held each.
-    async fn release_all_leases(&self) -> Result<Vec<(Uuid, String)>>;
+    /// Drops the leases of node `node` (owners `<node>/…`, expired or not): a starting process's, whose node's
+    /// previous process died holding them. Other nodes' leases stay. Returns the tasks released, with the
+    /// worker that held each.
+    async fn release_node_leases(&self, node: &str) -> Result<Vec<(Uuid, String)>>;
     /// Makes a task's finished files pending again, keeping their checksums, so that each is checked at the
     /// destination (and copied again only if it differs). Returns how many.
     async fn recheck_done_files(&self, task: Uuid) -> Result<i64>;
-    /// Changes the status of a running task; false (and nothing changed) when it is no longer running.
-    async fn set_task_status(&self, id: Uuid, change: &StatusChange) -> Result<bool>;
+    /// Changes the status of a running task; false (and nothing changed) when it is no longer running. A
+    /// worker's change carries its lease (`LeaseLost` when it no longer holds it); the owner's cancel does not.
+    async fn set_task_status(
+        &self,
+        id: Uuid,
+        change: &StatusChange,
+        lease: Option<&Lease<'_>>,
+    ) -> Result<bool>;
     /// Removes a task with its items and events (a hub's record of a submission its endpoint refused).
     async fn delete_task(&self, id: Uuid) -> Result<()>;
 
@@ -362,28 +382,32 @@ pub trait TaskStore: Send + Sync {
         after_seq: i64,
         limit: i64,
     ) -> Result<Vec<ItemRow>>;
-    /// Adds items found by listing a folder, finishes the listed item (`listed`) and adds `delta`, atomically.
+    /// Adds items found by listing a folder, finishes the listed item (`listed`) and adds `delta`, atomically,
+    /// while the worker holds `lease`.
     async fn add_items(
         &self,
         task: Uuid,
         items: &[NewItem],
         listed: Option<&ItemOutcome>,
         delta: &TaskCounters,
+        lease: &Lease<'_>,
     ) -> Result<()>;
-    /// Records outcomes and adds `delta`, atomically.
+    /// Records outcomes and adds `delta`, atomically, while the worker holds `lease`.
     async fn finish_items(
         &self,
         task: Uuid,
         outcomes: &[ItemOutcome],
         delta: &TaskCounters,
+        lease: &Lease<'_>,
     ) -> Result<()>;
-    /// Saves a large file's progress and adds `delta`.
+    /// Saves a large file's progress and adds `delta`, while the worker holds `lease`.
     async fn set_item_progress(
         &self,
         task: Uuid,
         seq: i64,
         progress: &str,
         delta: &TaskCounters,
+        lease: &Lease<'_>,
     ) -> Result<()>;
     /// Items in one state (of one kind), in order after `after_seq`: successful transfers, skipped errors.
     async fn list_items(
@@ -395,10 +419,23 @@ pub trait TaskStore: Send + Sync {
         limit: i64,
     ) -> Result<Vec<ItemRow>>;
     async fn count_items(&self, task: Uuid) -> Result<ItemCounts>;
-    /// Marks every pending item failed (a cancelled or expired task); returns how many.
-    async fn fail_pending_items(&self, task: Uuid, code: &str, now: i64) -> Result<i64>;
+    /// Marks every pending item failed (a cancelled or expired task); returns how many. The worker's carries
+    /// its lease; the owner's cancel does not.
+    async fn fail_pending_items(
+        &self,
+        task: Uuid,
+        code: &str,
+        now: i64,
+        lease: Option<&Lease<'_>>,
+    ) -> Result<i64>;
 
-    async fn add_task_event(&self, task: Uuid, event: &TaskEvent) -> Result<()>;
+    /// Appends an event. The worker's carries its lease; the owner's cancel does not.
+    async fn add_task_event(
+        &self,
+        task: Uuid,
+        event: &TaskEvent,
+        lease: Option<&Lease<'_>>,
+    ) -> Result<()>;
     /// One page of events, newest first, and their number.
     async fn list_task_events(
         &self,

@@ -122,6 +122,12 @@ async fn hash_all(alg: Algorithm, data: Bytes) -> String {
 }
 
 pub(crate) async fn copy_file(shared: &Shared, item: &ItemRow) -> Result<Copied, Fault> {
+    if let Some(gate) = &shared.inner.settings.copy_gate {
+        gate.acquire()
+            .await
+            .map_err(|_| Fault::retry("ENDPOINT_ERROR", "the copy gate closed"))?
+            .forget();
+    }
     let access = shared.access();
     let dst_access = access
         .dst
@@ -209,6 +215,7 @@ pub(crate) fn batchable(shared: &Shared, first: &ItemRow, item: &ItemRow) -> boo
     };
     shared.options.sync_level.is_none()
         && shared.inner.settings.corrupt_once.is_none()
+        && shared.inner.settings.copy_gate.is_none()
         && first.checksum.is_none()
         && item.checksum.is_none()
         && small(first)
@@ -810,13 +817,17 @@ async fn copy_ranges(
             bytes_transferred: d.len as i64,
             ..TaskCounters::default()
         };
-        if let Err(e) = shared
-            .inner
-            .store
-            .set_item_progress(shared.task, item.seq, &json, &delta)
+        match shared
+            .claim
+            .set_item_progress(item.seq, &json, &delta)
             .await
         {
-            tracing::warn!(error = %e, "saving a large file's progress failed");
+            Ok(()) => {}
+            // The run stops; this copy is not the task's any more.
+            Err(ferry_store::StoreError::LeaseLost) => {
+                return Err(Fault::retry("ENDPOINT_ERROR", "the task's lease was lost"));
+            }
+            Err(e) => tracing::warn!(error = %e, "saving a large file's progress failed"),
         }
     }
     let digests: Vec<RangeDigest> = done.into_iter().flatten().collect();

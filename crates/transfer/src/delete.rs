@@ -3,7 +3,6 @@
 //! task fails saying which path was refused).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use ferry_core::access::Action;
 use ferry_core::fnmatch::fnmatch;
@@ -14,7 +13,7 @@ use ferry_storage::{EntryKind, StorageError};
 use ferry_store::tasks::{ItemKind, ItemOutcome, ItemState, TaskCounters, TaskRow};
 use uuid::Uuid;
 
-use crate::engine::Inner;
+use crate::engine::{Claim, Inner};
 use crate::run::{Access, Fault, FaultKind, RunEnd, Side};
 use crate::submit::Options;
 
@@ -26,7 +25,7 @@ pub(crate) async fn run(
     task: &TaskRow,
     options: &Options,
     access: &Access,
-    stop: &AtomicBool,
+    claim: &Claim,
 ) -> RunEnd {
     let store = inner.store.as_ref();
     let items = match store
@@ -37,7 +36,7 @@ pub(crate) async fn run(
         Err(_) => return RunEnd::Stopped,
     };
     for item in items {
-        if stop.load(Ordering::SeqCst) {
+        if claim.stopping() {
             return RunEnd::Stopped;
         }
         let mut counted = TaskCounters::default();
@@ -56,8 +55,8 @@ pub(crate) async fn run(
         // process stopped mid-way) was most likely removed by this task, and is what the task asked for.
         let resumed = item.attempts > 0;
         let started = outcome(ItemState::Pending, item.attempts + 1, None, None);
-        if store
-            .finish_items(task.id, &[started], &TaskCounters::default())
+        if claim
+            .finish_items(&[started], &TaskCounters::default())
             .await
             .is_err()
         {
@@ -75,7 +74,7 @@ pub(crate) async fn run(
         match r {
             Ok(()) => {
                 let o = outcome(ItemState::Done, item.attempts, None, None);
-                if store.finish_items(task.id, &[o], &counted).await.is_err() {
+                if claim.finish_items(&[o], &counted).await.is_err() {
                     return RunEnd::Stopped;
                 }
             }
@@ -87,14 +86,14 @@ pub(crate) async fn run(
                     Some(f.code),
                     Some(f.message.clone()),
                 );
-                let _ = store.finish_items(task.id, &[o], &counted).await;
+                let _ = claim.finish_items(&[o], &counted).await;
                 return RunEnd::Inactive {
                     code: f.code.into(),
                     details: format!("{}: {}", item.src, f.message),
                 };
             }
             Err(f) => {
-                let _ = store.finish_items(task.id, &[], &counted).await;
+                let _ = claim.finish_items(&[], &counted).await;
                 return RunEnd::Failed {
                     code: f.code.into(),
                     description: format!("{}: {}", item.src, f.message),

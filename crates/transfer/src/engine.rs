@@ -9,11 +9,11 @@ use ferry_core::access::Action;
 use ferry_endpoint::data::client_path;
 use ferry_endpoint::{Endpoint, EndpointError, Requester};
 use ferry_proto::sites::{TASK_REPORT_ACCEPTED_TYPE, TaskReport, TaskReportAccepted};
-use ferry_store::Store;
 use ferry_store::tasks::{
-    ItemCounts, ItemKind, ItemState, NewItem, StatusChange, TaskCounters, TaskEvent, TaskFilter,
-    TaskKind, TaskRow, TaskStatus,
+    ItemCounts, ItemKind, ItemOutcome, ItemState, Lease, NewItem, StatusChange, TaskCounters,
+    TaskEvent, TaskFilter, TaskKind, TaskRow, TaskStatus,
 };
+use ferry_store::{Store, StoreError};
 use serde_json::Value;
 use tokio::sync::{Notify, Semaphore};
 use uuid::Uuid;
@@ -54,6 +54,12 @@ pub struct EngineSettings {
     pub webhooks_allow_private: bool,
     /// Where deadlines, leases and event times come from.
     pub clock: ferry_core::SharedClock,
+    /// This node (a machine and its data directory): the first part of every lease this process takes. A
+    /// starting process releases its node's leases only (its dead predecessor's), so every process on one
+    /// database needs its own node. `/` is not allowed in it (it is replaced).
+    pub node: String,
+    /// For the lease tests only: every file copy waits for a permit from here first.
+    pub copy_gate: Option<Arc<Semaphore>>,
 }
 
 impl Default for EngineSettings {
@@ -72,6 +78,8 @@ impl Default for EngineSettings {
             durable_writes: false,
             webhooks_allow_private: false,
             clock: ferry_core::clock::system(),
+            node: "local".into(),
+            copy_gate: None,
         }
     }
 }
@@ -88,10 +96,12 @@ pub(crate) struct Inner {
     /// Woken when webhook deliveries are queued.
     pub deliveries_due: Notify,
     wake: Notify,
+    /// This process: `<node>/<boot id>/<pid>-<uuid>`; each claim adds `/<n>` to make its lease owner.
     worker_id: String,
-    /// The stop flags of the tasks this process runs: a cancel here stops its task at once (elsewhere, at the
+    claims: std::sync::atomic::AtomicU64,
+    /// The claims of the tasks this process runs: a cancel here stops its task at once (elsewhere, at the
     /// worker's next lease renewal).
-    running: std::sync::Mutex<std::collections::HashMap<Uuid, Arc<AtomicBool>>>,
+    running: std::sync::Mutex<std::collections::HashMap<Uuid, Arc<Claim>>>,
 }
 
 impl Inner {
@@ -113,8 +123,8 @@ pub struct Submitted {
     pub created: bool,
 }
 
-/// This boot of the machine (Linux's boot id): leases name it, so that a restart can tell a crashed process
-/// from a restarted machine.
+/// This boot of the machine (Linux's boot id): leases name it after the node, so that a restart can tell a
+/// crashed process from a restarted machine.
 fn boot_id() -> String {
     std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
         .map(|s| s.trim().to_string())
@@ -135,27 +145,30 @@ impl Engine {
                 store,
                 endpoint,
                 budget: Arc::new(Semaphore::new(permits)),
-                settings,
                 notifier,
                 wake: Notify::new(),
                 signer,
                 deliveries_due: Notify::new(),
                 running: Default::default(),
                 worker_id: format!(
-                    "{}/{}-{}",
+                    "{}/{}/{}-{}",
+                    settings.node.replace('/', "_"),
                     boot_id(),
                     std::process::id(),
                     Uuid::new_v4().simple()
                 ),
+                claims: Default::default(),
+                settings,
             }),
         }
     }
 
-    /// Starts the dispatcher. This process is the only worker (single-node SQLite), so leases left by a process
-    /// that died are released at once instead of waiting for them to expire.
+    /// Starts the dispatcher. The leases this node's previous process left (it died: no other process runs on
+    /// this node) are released at once instead of waiting for them to expire; other nodes' leases are theirs.
     pub async fn start(&self) -> Result<tokio::task::JoinHandle<()>> {
-        let released = self.inner.store.release_all_leases().await?;
-        let boot = boot_id();
+        let node = self.inner.settings.node.replace('/', "_");
+        let released = self.inner.store.release_node_leases(&node).await?;
+        let boot = format!("{node}/{}/", boot_id());
         for (task, owner) in &released {
             // Copies count as done once written, not once on disk (see `durable_writes`): if the machine itself
             // went down since, what it had not written out may be lost, so every copy is checked again.
@@ -167,7 +180,7 @@ impl Engine {
         if !released.is_empty() {
             tracing::info!(
                 tasks = released.len(),
-                "resuming tasks left running by the last process"
+                "resuming tasks left running by this node's last process"
             );
         }
         tokio::spawn(crate::webhooks::deliver_loop(self.inner.clone()));
@@ -519,16 +532,19 @@ impl Engine {
             fatal_error: Some(serde_json::json!({"code": code, "description": description})),
             completion_time: Some(self.inner.now()),
         };
-        if !self.inner.store.set_task_status(id, &change).await? {
+        // The owner's (or the hub's) decision: not fenced by the worker's lease.
+        if !self.inner.store.set_task_status(id, &change, None).await? {
             return Ok(false);
         }
         if let Ok(r) = self.inner.running.lock()
-            && let Some(stop) = r.get(&id)
+            && let Some(claim) = r.get(&id)
         {
-            stop.store(true, Ordering::SeqCst);
+            claim.stop();
         }
         let store = &self.inner.store;
-        store.fail_pending_items(id, code, self.inner.now()).await?;
+        store
+            .fail_pending_items(id, code, self.inner.now(), None)
+            .await?;
         event(
             &self.inner,
             id,
@@ -639,6 +655,15 @@ impl Engine {
         }
     }
 
+    /// Whether this process is running task `id` now.
+    pub fn runs(&self, id: Uuid) -> bool {
+        self.inner
+            .running
+            .lock()
+            .map(|r| r.contains_key(&id))
+            .unwrap_or(false)
+    }
+
     pub async fn username(&self, id: Uuid) -> Option<String> {
         self.inner
             .store
@@ -650,7 +675,7 @@ impl Engine {
     }
 }
 
-/// Appends an event; a failure to record one is logged, never fatal to the task.
+/// Appends an event that is not a worker's (a cancel); a failure to record one is logged, never fatal.
 pub(crate) async fn event(
     inner: &Inner,
     task: Uuid,
@@ -666,8 +691,182 @@ pub(crate) async fn event(
         description: description.into(),
         details: details.into(),
     };
-    if let Err(err) = inner.store.add_task_event(task, &e).await {
+    if let Err(err) = inner.store.add_task_event(task, &e, None).await {
         tracing::warn!(%task, error = %err, "could not record a task event");
+    }
+}
+
+/// A task this process claimed, and the one way its worker writes for it: each write carries the claim's lease,
+/// and the store refuses it (`LeaseLost`) once the lease is gone (it expired, and another worker may have
+/// claimed the task). The first refusal stops the run at once: in-flight work is cancelled, nothing more is
+/// written, the lease (no longer ours) is not released, and whoever holds it now carries on.
+pub(crate) struct Claim {
+    inner: Arc<Inner>,
+    pub task: Uuid,
+    /// The lease owner: the worker id and the claim's number.
+    owner: String,
+    stop: AtomicBool,
+    /// Wakes a run waiting on its copies when it is to stop.
+    stopped: Notify,
+    lost: AtomicBool,
+}
+
+impl Claim {
+    fn new(inner: &Arc<Inner>, task: Uuid, owner: String) -> Self {
+        Self {
+            inner: inner.clone(),
+            task,
+            owner,
+            stop: AtomicBool::new(false),
+            stopped: Notify::new(),
+            lost: AtomicBool::new(false),
+        }
+    }
+
+    /// Asks the run to stop (a cancel, a lost lease).
+    pub(crate) fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.stopped.notify_one();
+    }
+
+    pub(crate) fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once the run is asked to stop.
+    pub(crate) async fn stop_asked(&self) {
+        if !self.stopping() {
+            self.stopped.notified().await;
+        }
+    }
+
+    /// The lease was found gone: the run writes nothing more.
+    pub(crate) fn lost(&self) -> bool {
+        self.lost.load(Ordering::SeqCst)
+    }
+
+    /// The lease a write carries, or `LeaseLost` without asking the store once it was found gone.
+    fn lease(&self) -> ferry_store::Result<Lease<'_>> {
+        if self.lost() {
+            return Err(StoreError::LeaseLost);
+        }
+        Ok(Lease {
+            worker: &self.owner,
+            now: self.inner.now(),
+        })
+    }
+
+    /// Every fenced write's result passes here: the first `LeaseLost` stops the run.
+    fn fenced<T>(&self, r: ferry_store::Result<T>) -> ferry_store::Result<T> {
+        if matches!(r, Err(StoreError::LeaseLost)) && !self.lost.swap(true, Ordering::SeqCst) {
+            tracing::warn!(
+                task = %self.task,
+                worker = %self.owner,
+                "this worker lost the task's lease (another worker may hold it now): it stops and writes nothing more"
+            );
+            self.stop();
+        }
+        r
+    }
+
+    pub(crate) async fn add_items(
+        &self,
+        items: &[NewItem],
+        listed: Option<&ItemOutcome>,
+        delta: &TaskCounters,
+    ) -> ferry_store::Result<()> {
+        let r = match self.lease() {
+            Ok(l) => {
+                (self.inner.store)
+                    .add_items(self.task, items, listed, delta, &l)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        self.fenced(r)
+    }
+
+    pub(crate) async fn finish_items(
+        &self,
+        outcomes: &[ItemOutcome],
+        delta: &TaskCounters,
+    ) -> ferry_store::Result<()> {
+        let r = match self.lease() {
+            Ok(l) => {
+                (self.inner.store)
+                    .finish_items(self.task, outcomes, delta, &l)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        self.fenced(r)
+    }
+
+    pub(crate) async fn set_item_progress(
+        &self,
+        seq: i64,
+        progress: &str,
+        delta: &TaskCounters,
+    ) -> ferry_store::Result<()> {
+        let r = match self.lease() {
+            Ok(l) => {
+                (self.inner.store)
+                    .set_item_progress(self.task, seq, progress, delta, &l)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        self.fenced(r)
+    }
+
+    pub(crate) async fn fail_pending_items(&self, code: &str) -> ferry_store::Result<i64> {
+        let r = match self.lease() {
+            Ok(l) => {
+                (self.inner.store)
+                    .fail_pending_items(self.task, code, l.now, Some(&l))
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        self.fenced(r)
+    }
+
+    pub(crate) async fn set_status(&self, change: &StatusChange) -> ferry_store::Result<bool> {
+        let r = match self.lease() {
+            Ok(l) => {
+                (self.inner.store)
+                    .set_task_status(self.task, change, Some(&l))
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        self.fenced(r)
+    }
+
+    /// Appends an event; a failure to record one is logged (a lost lease once, by [`Claim::fenced`]), never
+    /// fatal to the task.
+    pub(crate) async fn event(&self, code: &str, is_error: bool, description: &str, details: &str) {
+        let e = TaskEvent {
+            time: self.inner.now(),
+            code: code.into(),
+            is_error,
+            description: description.into(),
+            details: details.into(),
+        };
+        let r = match self.lease() {
+            Ok(l) => {
+                (self.inner.store)
+                    .add_task_event(self.task, &e, Some(&l))
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        match self.fenced(r) {
+            Ok(()) | Err(StoreError::LeaseLost) => {}
+            Err(err) => {
+                tracing::warn!(task = %self.task, error = %err, "could not record a task event")
+            }
+        }
     }
 }
 
@@ -679,15 +878,19 @@ async fn dispatch(inner: Arc<Inner>) {
             Ok(p) => p,
             Err(_) => return,
         };
+        // Each claim is its own lease owner, so that a run of this process that lost its lease never writes
+        // under a later claim of the same task by this process.
+        let n = inner.claims.fetch_add(1, Ordering::Relaxed);
+        let owner = format!("{}/{n}", inner.worker_id);
         match inner
             .store
-            .claim_task(&inner.worker_id, inner.now(), inner.settings.lease_secs)
+            .claim_task(&owner, inner.now(), inner.settings.lease_secs)
             .await
         {
             Ok(Some(task)) => {
                 let inner = inner.clone();
                 tokio::spawn(async move {
-                    supervise(&inner, task).await;
+                    supervise(&inner, task, owner).await;
                     drop(permit);
                     inner.wake.notify_one();
                 });
@@ -706,27 +909,28 @@ async fn dispatch(inner: Arc<Inner>) {
     }
 }
 
-/// Runs one claimed task with its lease renewed in the background, then records how the run ended.
-async fn supervise(inner: &Arc<Inner>, task: TaskRow) {
+/// Runs one claimed task with its lease renewed in the background, then records how the run ended (unless the
+/// lease was lost: then whoever holds it now decides).
+async fn supervise(inner: &Arc<Inner>, task: TaskRow, owner: String) {
     let id = task.id;
-    let stop = Arc::new(AtomicBool::new(false));
+    let claim = Arc::new(Claim::new(inner, id, owner));
     if let Ok(mut r) = inner.running.lock() {
-        r.insert(id, stop.clone());
+        r.insert(id, claim.clone());
     }
     let heartbeat = {
-        let (inner, stop) = (inner.clone(), stop.clone());
+        let (inner, claim) = (inner.clone(), claim.clone());
         tokio::spawn(async move {
             let every = Duration::from_secs((inner.settings.lease_secs / 3).max(1) as u64);
             loop {
                 tokio::time::sleep(every).await;
                 match inner
                     .store
-                    .renew_lease(id, &inner.worker_id, inner.now(), inner.settings.lease_secs)
+                    .renew_lease(id, &claim.owner, inner.now(), inner.settings.lease_secs)
                     .await
                 {
                     Ok(true) => {}
                     Ok(false) => {
-                        stop.store(true, Ordering::SeqCst);
+                        claim.stop();
                         return;
                     }
                     Err(e) => tracing::warn!(%id, error = %e, "renewing a task lease failed"),
@@ -734,7 +938,7 @@ async fn supervise(inner: &Arc<Inner>, task: TaskRow) {
             }
         })
     };
-    let end = run_task(inner, &task, stop.clone()).await;
+    let end = run_task(inner, &task, &claim).await;
     heartbeat.abort();
     if let Ok(mut r) = inner.running.lock() {
         r.remove(&id);
@@ -743,6 +947,7 @@ async fn supervise(inner: &Arc<Inner>, task: TaskRow) {
     let t = inner.now();
     let mut run_after = 0;
     match end {
+        _ if claim.lost() => {}
         RunEnd::Succeeded => {
             let change = StatusChange {
                 status: TaskStatus::Succeeded,
@@ -751,16 +956,10 @@ async fn supervise(inner: &Arc<Inner>, task: TaskRow) {
                 fatal_error: None,
                 completion_time: Some(t),
             };
-            if let Ok(true) = store.set_task_status(id, &change).await {
-                event(
-                    inner,
-                    id,
-                    "SUCCEEDED",
-                    false,
-                    "succeeded",
-                    "The task completed",
-                )
-                .await;
+            if let Ok(true) = claim.set_status(&change).await {
+                claim
+                    .event("SUCCEEDED", false, "succeeded", "The task completed")
+                    .await;
                 notify_done(inner, id).await;
             }
         }
@@ -772,9 +971,9 @@ async fn supervise(inner: &Arc<Inner>, task: TaskRow) {
                 fatal_error: Some(serde_json::json!({"code": code, "description": description})),
                 completion_time: Some(t),
             };
-            if let Ok(true) = store.set_task_status(id, &change).await {
-                let _ = store.fail_pending_items(id, &code, t).await;
-                event(inner, id, &code, true, "failed", &description).await;
+            if let Ok(true) = claim.set_status(&change).await {
+                let _ = claim.fail_pending_items(&code).await;
+                claim.event(&code, true, "failed", &description).await;
                 notify_done(inner, id).await;
             }
         }
@@ -793,10 +992,10 @@ async fn supervise(inner: &Arc<Inner>, task: TaskRow) {
                 .ok()
                 .flatten()
                 .is_some_and(|t| t.status == TaskStatus::Active);
-            if let Ok(true) = store.set_task_status(id, &change).await
+            if let Ok(true) = claim.set_status(&change).await
                 && was_active
             {
-                event(inner, id, &code, true, "inactive", &details).await;
+                claim.event(&code, true, "inactive", &details).await;
                 if let Ok(Some(t)) = store.get_task(id).await {
                     inner.notifier.task_inactive(inner, &t).await;
                 }
@@ -804,7 +1003,11 @@ async fn supervise(inner: &Arc<Inner>, task: TaskRow) {
         }
         RunEnd::Stopped => {}
     }
-    if let Err(e) = store.release_lease(id, &inner.worker_id, run_after).await {
+    // A lease found gone (now, or by a write of the run) is not ours to release.
+    if claim.lost() {
+        return;
+    }
+    if let Err(e) = store.release_lease(id, &claim.owner, run_after).await {
         tracing::warn!(%id, error = %e, "releasing a task lease failed");
     }
 }

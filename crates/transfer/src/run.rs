@@ -4,7 +4,6 @@
 //! goes INACTIVE, fails, or succeeds.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -12,6 +11,7 @@ use ferry_core::access::Action;
 use ferry_core::path;
 use ferry_endpoint::{CollectionAccess, EndpointError};
 use ferry_storage::{Entry, EntryKind, StorageError};
+use ferry_store::StoreError;
 use ferry_store::tasks::{
     ItemKind, ItemOutcome, ItemRow, ItemState, NewItem, StatusChange, TaskCounters, TaskKind,
     TaskRow, TaskStatus,
@@ -23,7 +23,7 @@ use crate::copy::{
     BATCH_BYTES, BATCH_FILES, Copied, SMALL, SmallFile, batchable, copy_batch, copy_file,
     copy_small_files,
 };
-use crate::engine::{Inner, event, options_of, owner_of};
+use crate::engine::{Claim, Inner, options_of, owner_of};
 use crate::filter;
 use crate::submit::Options;
 
@@ -143,6 +143,8 @@ impl Fault {
 pub(crate) struct Shared {
     pub inner: Arc<Inner>,
     pub task: Uuid,
+    /// The run's lease: every write for the task goes through it.
+    pub claim: Arc<Claim>,
     pub options: Options,
     access: RwLock<Access>,
     /// Ranges of one large file copied at once.
@@ -201,7 +203,7 @@ async fn build_access(inner: &Inner, task: &TaskRow) -> Result<Access, Fault> {
     })
 }
 
-pub(crate) async fn run_task(inner: &Arc<Inner>, task: &TaskRow, stop: Arc<AtomicBool>) -> RunEnd {
+pub(crate) async fn run_task(inner: &Arc<Inner>, task: &TaskRow, claim: &Arc<Claim>) -> RunEnd {
     let options = match options_of(task) {
         Ok(o) => o,
         Err(e) => {
@@ -226,17 +228,10 @@ pub(crate) async fn run_task(inner: &Arc<Inner>, task: &TaskRow, stop: Arc<Atomi
             };
         }
     };
-    let store = inner.store.as_ref();
     if task.status == TaskStatus::Active && task.nice_status.as_deref() == Some("Queued") {
-        event(
-            inner,
-            task.id,
-            "STARTED",
-            false,
-            "started",
-            "The task started",
-        )
-        .await;
+        claim
+            .event("STARTED", false, "started", "The task started")
+            .await;
         let change = StatusChange {
             status: TaskStatus::Active,
             nice_status: Some("OK".into()),
@@ -244,16 +239,17 @@ pub(crate) async fn run_task(inner: &Arc<Inner>, task: &TaskRow, stop: Arc<Atomi
             fatal_error: None,
             completion_time: None,
         };
-        if let Ok(false) = store.set_task_status(task.id, &change).await {
+        if let Ok(false) | Err(StoreError::LeaseLost) = claim.set_status(&change).await {
             return RunEnd::Stopped;
         }
     }
     if task.kind == TaskKind::Delete {
-        return crate::delete::run(inner, task, &options, &access, &stop).await;
+        return crate::delete::run(inner, task, &options, &access, claim).await;
     }
     let shared = Arc::new(Shared {
         inner: inner.clone(),
         task: task.id,
+        claim: claim.clone(),
         parallelism: options
             .parallelism
             .map(|p| p as usize)
@@ -271,7 +267,6 @@ pub(crate) async fn run_task(inner: &Arc<Inner>, task: &TaskRow, stop: Arc<Atomi
             .max(1),
         shared,
         task: task.clone(),
-        stop,
         inactive: task.status == TaskStatus::Inactive,
         started: Instant::now(),
         last_flush: Instant::now(),
@@ -289,7 +284,6 @@ pub(crate) async fn run_task(inner: &Arc<Inner>, task: &TaskRow, stop: Arc<Atomi
 struct Run {
     shared: Arc<Shared>,
     task: TaskRow,
-    stop: Arc<AtomicBool>,
     concurrency: usize,
     /// The task was INACTIVE when claimed: the first success makes it ACTIVE again.
     inactive: bool,
@@ -323,7 +317,7 @@ impl Run {
         let mut files_exhausted = false;
         let mut dirs_exhausted = false;
         loop {
-            if self.stop.load(Ordering::SeqCst) {
+            if self.shared.claim.stopping() {
                 copies.abort_all();
                 listings.abort_all();
                 return RunEnd::Stopped;
@@ -480,6 +474,8 @@ impl Run {
                     }
                 }
                 _ = tokio::time::sleep(FLUSH_EVERY) => {}
+                // A cancel or a lost lease: the check at the top aborts the copies in flight.
+                _ = self.shared.claim.stop_asked() => {}
             }
             if (self.outcomes.len() >= FLUSH_BATCH || self.last_flush.elapsed() >= FLUSH_EVERY)
                 && let Err(e) = self.flush().await
@@ -567,7 +563,7 @@ impl Run {
         self.consecutive_faults = 0;
         if self.inactive {
             self.inactive = false;
-            let (inner, id) = (self.shared.inner.clone(), self.task.id);
+            let claim = self.shared.claim.clone();
             tokio::spawn(async move {
                 let change = StatusChange {
                     status: TaskStatus::Active,
@@ -576,16 +572,15 @@ impl Run {
                     fatal_error: None,
                     completion_time: None,
                 };
-                if let Ok(true) = inner.store.set_task_status(id, &change).await {
-                    event(
-                        &inner,
-                        id,
-                        "RESUMED",
-                        false,
-                        "resumed",
-                        "The task is making progress again",
-                    )
-                    .await;
+                if let Ok(true) = claim.set_status(&change).await {
+                    claim
+                        .event(
+                            "RESUMED",
+                            false,
+                            "resumed",
+                            "The task is making progress again",
+                        )
+                        .await;
                 }
             });
         }
@@ -621,18 +616,12 @@ impl Run {
         }
         tracing::debug!(task = %self.task.id, path = %item.src, code = f.code, "fault: {}", f.message);
         self.consecutive_faults += 1;
-        let (inner, id) = (self.shared.inner.clone(), self.task.id);
+        let claim = self.shared.claim.clone();
         let (code, message, path) = (f.code, f.message.clone(), item.src.clone());
         tokio::spawn(async move {
-            event(
-                &inner,
-                id,
-                code,
-                true,
-                "fault",
-                &format!("{path}: {message}"),
-            )
-            .await;
+            claim
+                .event(code, true, "fault", &format!("{path}: {message}"))
+                .await;
         });
         self.outcomes.push(ItemOutcome {
             seq: item.seq,
@@ -650,7 +639,7 @@ impl Run {
     }
 
     /// Writes the outcomes so far. Files reported done are made durable first.
-    async fn flush(&mut self) -> ferry_store::Result<()> {
+    async fn flush(&mut self) -> Result<(), StoreError> {
         self.last_flush = Instant::now();
         let elapsed = self.started.elapsed().as_secs_f64();
         self.started = Instant::now();
@@ -669,11 +658,7 @@ impl Run {
         }
         let outcomes = std::mem::take(&mut self.outcomes);
         let delta = std::mem::take(&mut self.delta);
-        self.shared
-            .inner
-            .store
-            .finish_items(self.task.id, &outcomes, &delta)
-            .await
+        self.shared.claim.finish_items(&outcomes, &delta).await
     }
 }
 
@@ -730,15 +715,17 @@ async fn record_listing(shared: &Shared, item: &ItemRow, listed: Listed) -> Resu
         progress: None,
     };
     shared
-        .inner
-        .store
-        .add_items(shared.task, &children, Some(&done), &delta)
+        .claim
+        .add_items(&children, Some(&done), &delta)
         .await
         .map_err(ListFail::Store)
 }
 
-fn internal(e: ferry_store::StoreError) -> RunEnd {
-    tracing::error!(error = %e, "the task's database work failed");
+fn internal(e: StoreError) -> RunEnd {
+    // A lost lease was logged where it was found (`Claim::fenced`).
+    if !matches!(e, StoreError::LeaseLost) {
+        tracing::error!(error = %e, "the task's database work failed");
+    }
     // The database may come back: stop this run and let the task be claimed again.
     RunEnd::Stopped
 }
@@ -860,7 +847,11 @@ async fn copy_listed(
     children: &mut [NewItem],
     counted: &mut TaskCounters,
 ) {
-    if shared.options.sync_level.is_some() || shared.inner.settings.corrupt_once.is_some() {
+    let settings = &shared.inner.settings;
+    if shared.options.sync_level.is_some()
+        || settings.corrupt_once.is_some()
+        || settings.copy_gate.is_some()
+    {
         return;
     }
     let mut inline_bytes = 0;
