@@ -731,29 +731,6 @@ async fn a_resumed_delete_counts_a_path_its_earlier_attempt_removed() {
     assert_eq!(t["fatal_error"]["code"], "FILE_NOT_FOUND", "{t}");
 }
 
-/// Everything the store holds of a task: the row, its items in every state, its events.
-async fn stored_task(
-    store: &dyn ferry_store::Store,
-    id: Uuid,
-) -> (
-    ferry_store::tasks::TaskRow,
-    Vec<ferry_store::tasks::ItemRow>,
-    Vec<ferry_store::tasks::TaskEvent>,
-) {
-    use ferry_store::tasks::ItemState;
-    let mut items = Vec::new();
-    for state in [
-        ItemState::Pending,
-        ItemState::Done,
-        ItemState::Skipped,
-        ItemState::Failed,
-    ] {
-        items.extend(store.list_items(id, state, None, 0, 10_000).await.unwrap());
-    }
-    let (events, _) = store.list_task_events(id, 0, 10_000).await.unwrap();
-    (store.get_task(id).await.unwrap().unwrap(), items, events)
-}
-
 /// A worker that loses its task's lease mid-task (it expired and another worker claimed the task) writes
 /// nothing more: no outcome, progress, event or status, and it does not release the other worker's lease. The
 /// task still ends SUCCEEDED once, every file verified, none recorded or counted twice. The copies are held at
@@ -804,7 +781,7 @@ async fn a_worker_that_lost_its_lease_writes_nothing_more_and_the_task_still_suc
     gate.add_permits(3);
     doc_until("files_transferred", 3).await;
     let store = w.s.running.auth.store().clone();
-    let before = stored_task(store.as_ref(), id).await;
+    let before = ferry_store::conformance::task_state(store.as_ref(), id).await;
     assert!(w.s.running.transfer.runs(id));
 
     // The lease expires and another node's worker claims the task (if the first worker renewed in between,
@@ -830,7 +807,7 @@ async fn a_worker_that_lost_its_lease_writes_nothing_more_and_the_task_still_suc
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(
-        stored_task(store.as_ref(), id).await,
+        ferry_store::conformance::task_state(store.as_ref(), id).await,
         before,
         "the worker that lost its lease wrote for the task"
     );
@@ -846,7 +823,7 @@ async fn a_worker_that_lost_its_lease_writes_nothing_more_and_the_task_still_suc
     assert_eq!(t["status"], "SUCCEEDED", "{t}");
     assert_eq!(t["files_transferred"], files, "{t}");
     same_tree(&src, &w.root.join("dst"));
-    let (_, items, events) = stored_task(store.as_ref(), id).await;
+    let (_, items, events) = ferry_store::conformance::task_state(store.as_ref(), id).await;
     let done: Vec<_> = items
         .iter()
         .filter(|i| i.kind == ferry_store::tasks::ItemKind::File)

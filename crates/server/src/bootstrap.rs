@@ -200,3 +200,28 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()?;
     std::fs::rename(&tmp, path)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_node_id_is_made_once_kept_private_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = super::node_id(dir.path()).unwrap();
+        assert!(!id.is_empty() && !id.contains('/'));
+        let path = dir.path().join(super::NODE_ID_FILE);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(
+            super::node_id(dir.path()).unwrap(),
+            id,
+            "the same on every start"
+        );
+        std::fs::write(&path, "a/b\n").unwrap();
+        assert!(
+            super::node_id(dir.path()).is_err(),
+            "a / would mix nodes up"
+        );
+    }
+}

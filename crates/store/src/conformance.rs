@@ -570,38 +570,8 @@ async fn policy_inputs(store: &dyn Store) {
 async fn tasks(store: &dyn Store) {
     use crate::tasks::*;
     let owner = Uuid::new_v4();
-    let task = TaskRow {
-        id: Uuid::new_v4(),
-        kind: TaskKind::Transfer,
-        owner,
-        submission_id: "s1".into(),
-        status: TaskStatus::Active,
-        label: Some("Run 42".into()),
-        source_collection: Uuid::new_v4(),
-        dest_collection: Some(Uuid::new_v4()),
-        options: json!({"verify_checksum": true}),
-        request_time: 100,
-        completion_time: None,
-        deadline: Some(1_000),
-        run_after: 0,
-        nice_status: Some("Queued".into()),
-        nice_status_details: None,
-        fatal_error: None,
-        counters: TaskCounters::default(),
-        runner: None,
-        reports_to_hub: false,
-    };
-    let item = |src: &str| NewItem {
-        kind: ItemKind::File,
-        src: src.into(),
-        dst: Some(format!("/d{src}")),
-        recursive: false,
-        size: Some(10),
-        mtime: Some(5),
-        checksum_algorithm: None,
-        external_checksum: None,
-        done_checksum: None,
-    };
+    let task = task_row(owner, "s1", 100);
+    let item = file_item;
     store
         .create_task(&task, &[item("/a"), item("/b")])
         .await
@@ -673,17 +643,7 @@ async fn tasks(store: &dyn Store) {
         ["/a", "/b"]
     );
     assert!(pending[0].seq >= 1 && pending[1].seq == pending[0].seq + 1);
-    let done = ItemOutcome {
-        seq: pending[0].seq,
-        state: ItemState::Done,
-        attempts: 0,
-        checksum_algorithm: Some("BLAKE3".into()),
-        checksum: Some("ab".into()),
-        error_code: None,
-        error: None,
-        error_time: None,
-        progress: None,
-    };
+    let done = done_outcome(pending[0].seq);
     let delta = TaskCounters {
         files_transferred: 1,
         bytes_transferred: 10,
@@ -740,13 +700,7 @@ async fn tasks(store: &dyn Store) {
     );
 
     // A finished task's status no longer changes.
-    let fail = StatusChange {
-        status: TaskStatus::Failed,
-        nice_status: None,
-        nice_status_details: None,
-        fatal_error: Some(json!({"code": "CANCELED"})),
-        completion_time: Some(300),
-    };
+    let fail = cancelled(300);
     assert!(store.set_task_status(task.id, &fail, None).await.unwrap());
     assert!(
         !store
@@ -790,8 +744,76 @@ async fn tasks(store: &dyn Store) {
     assert_eq!((events[0].code.as_str(), total), ("FAILED", 2));
 }
 
-/// Everything the store holds of a task: the row, its items in every state, its events.
-async fn task_state(
+/// A queued transfer task.
+fn task_row(owner: Uuid, submission: &str, request_time: i64) -> crate::tasks::TaskRow {
+    use crate::tasks::*;
+    TaskRow {
+        id: Uuid::new_v4(),
+        kind: TaskKind::Transfer,
+        owner,
+        submission_id: submission.into(),
+        status: TaskStatus::Active,
+        label: Some("Run 42".into()),
+        source_collection: Uuid::new_v4(),
+        dest_collection: Some(Uuid::new_v4()),
+        options: json!({"verify_checksum": true}),
+        request_time,
+        completion_time: None,
+        deadline: Some(10_000),
+        run_after: 0,
+        nice_status: Some("Queued".into()),
+        nice_status_details: None,
+        fatal_error: None,
+        counters: TaskCounters::default(),
+        runner: None,
+        reports_to_hub: false,
+    }
+}
+
+/// A file of 10 bytes to copy to `/d<src>`.
+fn file_item(src: &str) -> crate::tasks::NewItem {
+    crate::tasks::NewItem {
+        kind: crate::tasks::ItemKind::File,
+        src: src.into(),
+        dst: Some(format!("/d{src}")),
+        recursive: false,
+        size: Some(10),
+        mtime: Some(5),
+        checksum_algorithm: None,
+        external_checksum: None,
+        done_checksum: None,
+    }
+}
+
+/// Item `seq` copied and verified.
+fn done_outcome(seq: i64) -> crate::tasks::ItemOutcome {
+    crate::tasks::ItemOutcome {
+        seq,
+        state: crate::tasks::ItemState::Done,
+        attempts: 0,
+        checksum_algorithm: Some("BLAKE3".into()),
+        checksum: Some("ab".into()),
+        error_code: None,
+        error: None,
+        error_time: None,
+        progress: None,
+    }
+}
+
+/// The owner's cancel at `time`.
+fn cancelled(time: i64) -> crate::tasks::StatusChange {
+    crate::tasks::StatusChange {
+        status: crate::tasks::TaskStatus::Failed,
+        nice_status: None,
+        nice_status_details: None,
+        fatal_error: Some(json!({"code": "CANCELED"})),
+        completion_time: Some(time),
+    }
+}
+
+/// Everything the store holds of a task: the row, its items in every state, its events (for tests that check
+/// a write changed nothing).
+pub async fn task_state(
     store: &dyn Store,
     id: Uuid,
 ) -> (
@@ -818,38 +840,9 @@ async fn task_state(
 /// nothing; the owner's writes are not fenced. A starting node releases its own leases and no other node's.
 async fn leases(store: &dyn Store) {
     use crate::tasks::*;
-    let new_task = |submission: &str, request_time: i64| TaskRow {
-        id: Uuid::new_v4(),
-        kind: TaskKind::Transfer,
-        owner: Uuid::new_v4(),
-        submission_id: submission.into(),
-        status: TaskStatus::Active,
-        label: None,
-        source_collection: Uuid::new_v4(),
-        dest_collection: Some(Uuid::new_v4()),
-        options: json!({}),
-        request_time,
-        completion_time: None,
-        deadline: None,
-        run_after: 0,
-        nice_status: Some("Queued".into()),
-        nice_status_details: None,
-        fatal_error: None,
-        counters: TaskCounters::default(),
-        runner: None,
-        reports_to_hub: false,
-    };
-    let file = |src: &str| NewItem {
-        kind: ItemKind::File,
-        src: src.into(),
-        dst: Some(format!("/d{src}")),
-        recursive: false,
-        size: Some(100),
-        mtime: Some(5),
-        checksum_algorithm: None,
-        external_checksum: None,
-        done_checksum: None,
-    };
+    let new_task =
+        |submission: &str, request_time: i64| task_row(Uuid::new_v4(), submission, request_time);
+    let file = file_item;
     let task = new_task("lease-1", 1_000);
     store
         .create_task(&task, &[file("/a"), file("/big"), file("/c")])
@@ -868,17 +861,7 @@ async fn leases(store: &dyn Store) {
         .iter()
         .map(|i| i.seq)
         .collect();
-    let outcome = |seq: i64| ItemOutcome {
-        seq,
-        state: ItemState::Done,
-        attempts: 0,
-        checksum_algorithm: Some("BLAKE3".into()),
-        checksum: Some("ab".into()),
-        error_code: None,
-        error: None,
-        error_time: None,
-        progress: None,
-    };
+    let outcome = done_outcome;
     let one = |bytes: i64| TaskCounters {
         files_transferred: 1,
         bytes_transferred: bytes,
@@ -1096,13 +1079,7 @@ async fn leases(store: &dyn Store) {
     );
 
     // The owner's cancel is not fenced: it ends the task whoever holds the lease.
-    let cancel = StatusChange {
-        status: TaskStatus::Failed,
-        nice_status: None,
-        nice_status_details: None,
-        fatal_error: Some(json!({"code": "CANCELED"})),
-        completion_time: Some(1_060),
-    };
+    let cancel = cancelled(1_060);
     assert!(store.set_task_status(task.id, &cancel, None).await.unwrap());
     assert_eq!(
         store

@@ -745,19 +745,23 @@ impl Claim {
         self.lost.load(Ordering::SeqCst)
     }
 
-    /// The lease a write carries, or `LeaseLost` without asking the store once it was found gone.
-    fn lease(&self) -> ferry_store::Result<Lease<'_>> {
+    /// Makes one write for the task under the claim's lease: refused without asking the store once the lease
+    /// was found gone, and the first `LeaseLost` the store answers stops the run (the one place that does).
+    async fn fenced<'a, T, F>(
+        &'a self,
+        write: impl FnOnce(&'a dyn Store, Lease<'a>) -> F,
+    ) -> ferry_store::Result<T>
+    where
+        F: std::future::Future<Output = ferry_store::Result<T>> + 'a,
+    {
         if self.lost() {
             return Err(StoreError::LeaseLost);
         }
-        Ok(Lease {
+        let lease = Lease {
             worker: &self.owner,
             now: self.inner.now(),
-        })
-    }
-
-    /// Every fenced write's result passes here: the first `LeaseLost` stops the run.
-    fn fenced<T>(&self, r: ferry_store::Result<T>) -> ferry_store::Result<T> {
+        };
+        let r = write(self.inner.store.as_ref(), lease).await;
         if matches!(r, Err(StoreError::LeaseLost)) && !self.lost.swap(true, Ordering::SeqCst) {
             tracing::warn!(
                 task = %self.task,
@@ -775,15 +779,10 @@ impl Claim {
         listed: Option<&ItemOutcome>,
         delta: &TaskCounters,
     ) -> ferry_store::Result<()> {
-        let r = match self.lease() {
-            Ok(l) => {
-                (self.inner.store)
-                    .add_items(self.task, items, listed, delta, &l)
-                    .await
-            }
-            Err(e) => Err(e),
-        };
-        self.fenced(r)
+        self.fenced(
+            |store, l| async move { store.add_items(self.task, items, listed, delta, &l).await },
+        )
+        .await
     }
 
     pub(crate) async fn finish_items(
@@ -791,15 +790,10 @@ impl Claim {
         outcomes: &[ItemOutcome],
         delta: &TaskCounters,
     ) -> ferry_store::Result<()> {
-        let r = match self.lease() {
-            Ok(l) => {
-                (self.inner.store)
-                    .finish_items(self.task, outcomes, delta, &l)
-                    .await
-            }
-            Err(e) => Err(e),
-        };
-        self.fenced(r)
+        self.fenced(
+            |store, l| async move { store.finish_items(self.task, outcomes, delta, &l).await },
+        )
+        .await
     }
 
     pub(crate) async fn set_item_progress(
@@ -808,39 +802,28 @@ impl Claim {
         progress: &str,
         delta: &TaskCounters,
     ) -> ferry_store::Result<()> {
-        let r = match self.lease() {
-            Ok(l) => {
-                (self.inner.store)
-                    .set_item_progress(self.task, seq, progress, delta, &l)
-                    .await
-            }
-            Err(e) => Err(e),
-        };
-        self.fenced(r)
+        self.fenced(|store, l| async move {
+            store
+                .set_item_progress(self.task, seq, progress, delta, &l)
+                .await
+        })
+        .await
     }
 
     pub(crate) async fn fail_pending_items(&self, code: &str) -> ferry_store::Result<i64> {
-        let r = match self.lease() {
-            Ok(l) => {
-                (self.inner.store)
-                    .fail_pending_items(self.task, code, l.now, Some(&l))
-                    .await
-            }
-            Err(e) => Err(e),
-        };
-        self.fenced(r)
+        self.fenced(|store, l| async move {
+            store
+                .fail_pending_items(self.task, code, l.now, Some(&l))
+                .await
+        })
+        .await
     }
 
     pub(crate) async fn set_status(&self, change: &StatusChange) -> ferry_store::Result<bool> {
-        let r = match self.lease() {
-            Ok(l) => {
-                (self.inner.store)
-                    .set_task_status(self.task, change, Some(&l))
-                    .await
-            }
-            Err(e) => Err(e),
-        };
-        self.fenced(r)
+        self.fenced(
+            |store, l| async move { store.set_task_status(self.task, change, Some(&l)).await },
+        )
+        .await
     }
 
     /// Appends an event; a failure to record one is logged (a lost lease once, by [`Claim::fenced`]), never
@@ -853,15 +836,10 @@ impl Claim {
             description: description.into(),
             details: details.into(),
         };
-        let r = match self.lease() {
-            Ok(l) => {
-                (self.inner.store)
-                    .add_task_event(self.task, &e, Some(&l))
-                    .await
-            }
-            Err(e) => Err(e),
-        };
-        match self.fenced(r) {
+        let r = self
+            .fenced(|store, l| async move { store.add_task_event(self.task, &e, Some(&l)).await })
+            .await;
+        match r {
             Ok(()) | Err(StoreError::LeaseLost) => {}
             Err(err) => {
                 tracing::warn!(task = %self.task, error = %err, "could not record a task event")
