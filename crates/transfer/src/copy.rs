@@ -812,7 +812,6 @@ async fn copy_ranges(
         };
         if let Err(e) = shared
             .inner
-            .store
             .set_item_progress(shared.task, item.seq, &json, &delta)
             .await
         {

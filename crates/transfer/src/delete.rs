@@ -56,7 +56,7 @@ pub(crate) async fn run(
         // process stopped mid-way) was most likely removed by this task, and is what the task asked for.
         let resumed = item.attempts > 0;
         let started = outcome(ItemState::Pending, item.attempts + 1, None, None);
-        if store
+        if inner
             .finish_items(task.id, &[started], &TaskCounters::default())
             .await
             .is_err()
@@ -75,7 +75,7 @@ pub(crate) async fn run(
         match r {
             Ok(()) => {
                 let o = outcome(ItemState::Done, item.attempts, None, None);
-                if store.finish_items(task.id, &[o], &counted).await.is_err() {
+                if inner.finish_items(task.id, &[o], &counted).await.is_err() {
                     return RunEnd::Stopped;
                 }
             }
@@ -87,14 +87,14 @@ pub(crate) async fn run(
                     Some(f.code),
                     Some(f.message.clone()),
                 );
-                let _ = store.finish_items(task.id, &[o], &counted).await;
+                let _ = inner.finish_items(task.id, &[o], &counted).await;
                 return RunEnd::Inactive {
                     code: f.code.into(),
                     details: format!("{}: {}", item.src, f.message),
                 };
             }
             Err(f) => {
-                let _ = store.finish_items(task.id, &[], &counted).await;
+                let _ = inner.finish_items(task.id, &[], &counted).await;
                 return RunEnd::Failed {
                     code: f.code.into(),
                     description: format!("{}: {}", item.src, f.message),

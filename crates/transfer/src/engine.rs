@@ -54,6 +54,38 @@ pub struct EngineSettings {
     pub webhooks_allow_private: bool,
     /// Where deadlines, leases and event times come from.
     pub clock: ferry_core::SharedClock,
+    /// Counters of what the workers move (no-ops unless the server exports metrics).
+    pub metrics: EngineMetrics,
+}
+
+/// What the engine counts for the operator, as it records it: bytes and files moved, faults, and leases lost.
+#[derive(Debug, Clone)]
+pub struct EngineMetrics {
+    pub bytes: metrics::Counter,
+    pub files: metrics::Counter,
+    pub faults: metrics::Counter,
+    /// A worker's lease renewal refused while its task was still running: another worker may hold the task.
+    pub lease_losses: metrics::Counter,
+}
+
+impl Default for EngineMetrics {
+    fn default() -> Self {
+        Self {
+            bytes: metrics::Counter::noop(),
+            files: metrics::Counter::noop(),
+            faults: metrics::Counter::noop(),
+            lease_losses: metrics::Counter::noop(),
+        }
+    }
+}
+
+impl EngineMetrics {
+    /// Counts a delta the store has just recorded.
+    pub(crate) fn recorded(&self, d: &TaskCounters) {
+        self.bytes.increment(d.bytes_transferred.max(0) as u64);
+        self.files.increment(d.files_transferred.max(0) as u64);
+        self.faults.increment(d.faults.max(0) as u64);
+    }
 }
 
 impl Default for EngineSettings {
@@ -72,6 +104,7 @@ impl Default for EngineSettings {
             durable_writes: false,
             webhooks_allow_private: false,
             clock: ferry_core::clock::system(),
+            metrics: EngineMetrics::default(),
         }
     }
 }
@@ -97,6 +130,46 @@ pub(crate) struct Inner {
 impl Inner {
     pub(crate) fn now(&self) -> i64 {
         self.settings.clock.now()
+    }
+
+    /// Records item outcomes and their counters; what was recorded is counted for the metrics.
+    pub(crate) async fn finish_items(
+        &self,
+        task: Uuid,
+        outcomes: &[ferry_store::tasks::ItemOutcome],
+        delta: &TaskCounters,
+    ) -> ferry_store::Result<()> {
+        self.store.finish_items(task, outcomes, delta).await?;
+        self.settings.metrics.recorded(delta);
+        Ok(())
+    }
+
+    /// Records a listing's items (small files copied with it) and counters, and counts them.
+    pub(crate) async fn add_items(
+        &self,
+        task: Uuid,
+        items: &[NewItem],
+        listed: Option<&ferry_store::tasks::ItemOutcome>,
+        delta: &TaskCounters,
+    ) -> ferry_store::Result<()> {
+        self.store.add_items(task, items, listed, delta).await?;
+        self.settings.metrics.recorded(delta);
+        Ok(())
+    }
+
+    /// Records a large file's progress (its ranges' bytes), and counts them.
+    pub(crate) async fn set_item_progress(
+        &self,
+        task: Uuid,
+        seq: i64,
+        progress: &str,
+        delta: &TaskCounters,
+    ) -> ferry_store::Result<()> {
+        self.store
+            .set_item_progress(task, seq, progress, delta)
+            .await?;
+        self.settings.metrics.recorded(delta);
+        Ok(())
     }
 }
 
@@ -726,6 +799,12 @@ async fn supervise(inner: &Arc<Inner>, task: TaskRow) {
                 {
                     Ok(true) => {}
                     Ok(false) => {
+                        // Refused: the task ended (a cancel) or the lease is gone while it runs on.
+                        let running = inner.store.get_task(id).await.ok().flatten();
+                        if running.is_some_and(|t| !t.status.is_done()) {
+                            inner.settings.metrics.lease_losses.increment(1);
+                            tracing::warn!(%id, "the task's lease was lost: this worker stops it");
+                        }
                         stop.store(true, Ordering::SeqCst);
                         return;
                     }

@@ -671,7 +671,6 @@ impl Run {
         let delta = std::mem::take(&mut self.delta);
         self.shared
             .inner
-            .store
             .finish_items(self.task.id, &outcomes, &delta)
             .await
     }
@@ -731,7 +730,6 @@ async fn record_listing(shared: &Shared, item: &ItemRow, listed: Listed) -> Resu
     };
     shared
         .inner
-        .store
         .add_items(shared.task, &children, Some(&done), &delta)
         .await
         .map_err(ListFail::Store)
