@@ -349,6 +349,7 @@ def test_activity_lists_tasks_shows_one_and_cancels_it(
     no_serious_violations(browser)
     browser.click("button:has-text('Cancel this task')")
     assert "cancelled" in browser.text("#notice")
+    assert browser.text("#status") == "Cancelled by its owner", browser.text("#status")
     steps.shot("cancelled")
     task = tc.get_task(running_id)
     assert task["status"] == "FAILED", task

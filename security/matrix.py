@@ -148,6 +148,11 @@ def rows() -> list[Row]:
         R("GET", "/.well-known/openid-configuration", "none", "public", "admin",
           lambda c: "/.well-known/openid-configuration"),
         R("GET", "/jwk.json", "none", "public", "admin", lambda c: "/jwk.json"),
+        # Health and metrics (the world's server serves the metrics to loopback, where every caller here is):
+        # no identity is asked for, and a scrape names no one's objects.
+        R("GET", "/healthz", "none", "public", "admin", lambda c: "/healthz"),
+        R("GET", "/readyz", "none", "public", "admin", lambda c: "/readyz"),
+        R("GET", "/metrics", "none", "own", "admin", lambda c: "/metrics"),
         # Groups
         R("POST", "/v2/groups", "groups", "own", "alice", lambda c: "/v2/groups",
           lambda c: {"name": "matrix " + secrets.token_hex(4)}),

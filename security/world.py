@@ -131,7 +131,7 @@ class World:
         self.server = FerryServer(
             workdir / "server",
             env={"FERRY_LOG": "debug,hyper=info,h2=info,rustls=info"},
-            config=f'storage_root = "{self.storage}"\n[transfer]\nretry_base_ms = 50\n',
+            config=f'storage_root = "{self.storage}"\n[transfer]\nretry_base_ms = 50\n[metrics]\nenabled = true\n',
         )
         self.server.start()
         try:

@@ -12,6 +12,7 @@ mod endpoint_hardening;
 mod groups;
 mod invitations;
 mod manager;
+mod ops;
 mod server;
 mod sharing;
 mod sites;

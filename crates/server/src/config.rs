@@ -2,7 +2,7 @@
 //! Unknown keys are errors that name the key (and the variable, for the environment), so a typo never
 //! silently falls back to a default.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -43,6 +43,7 @@ pub struct Config {
     pub sharing: SharingSection,
     pub transfer: TransferSection,
     pub site: SiteSection,
+    pub metrics: MetricsSection,
     /// Upstream OpenID Connect providers people sign in through (`[[identity_providers]]`; see the README).
     pub identity_providers: Vec<ferry_auth::ProviderConfig>,
 }
@@ -98,6 +99,28 @@ impl Default for SiteSection {
             token_cache_secs: 15,
             report_interval_secs: 30,
             ca_file: None,
+        }
+    }
+}
+
+/// Prometheus metrics at `/metrics` (`/healthz` and `/readyz` are always served).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSection {
+    /// Serve `/metrics` (off: 404, and nothing is counted).
+    pub enabled: bool,
+    /// The peer addresses that may read `/metrics` (others get 403); empty: every address.
+    pub allow: Vec<IpAddr>,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            allow: vec![
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ],
         }
     }
 }
@@ -244,6 +267,7 @@ impl Default for Config {
             sharing: SharingSection::default(),
             transfer: TransferSection::default(),
             site: SiteSection::default(),
+            metrics: MetricsSection::default(),
             identity_providers: Vec::new(),
             role: Role::All,
         }
@@ -575,6 +599,35 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("site.token_cache_secs"), "{e}");
+    }
+
+    #[test]
+    fn metrics_are_off_and_loopback_only_by_default() {
+        let c = Config::load(None, env(&[]), &Overrides::default()).unwrap();
+        assert!(!c.metrics.enabled);
+        assert!(c.metrics.allow.iter().all(|a| a.is_loopback()));
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("ferry.toml");
+        std::fs::write(
+            &f,
+            "[metrics]\nenabled = true\nallow = [\"10.0.0.5\", \"::1\"]\n",
+        )
+        .unwrap();
+        let c = Config::load(
+            Some(&f),
+            env(&[("FERRY_METRICS__ENABLED", "true")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert!(c.metrics.enabled);
+        assert_eq!(c.metrics.allow.len(), 2);
+        std::fs::write(&f, "[metrics]\nenabeld = true\n").unwrap();
+        let e = Config::load(Some(&f), env(&[]), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("metrics.enabeld"), "{e}");
+        std::fs::write(&f, "[metrics]\nallow = [\"localhost\"]\n").unwrap();
+        assert!(Config::load(Some(&f), env(&[]), &Overrides::default()).is_err());
     }
 
     #[test]

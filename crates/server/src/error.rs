@@ -686,3 +686,56 @@ impl IntoResponse for AppError {
         r
     }
 }
+
+/// A refused health or metrics request: which check failed (readiness), or why the metrics are not served. The
+/// body names the failure, never its details (those are logged).
+pub struct OpsError {
+    status: StatusCode,
+    code: &'static str,
+    message: &'static str,
+}
+
+impl OpsError {
+    pub fn unready(why: crate::ops::Unready) -> Self {
+        use crate::ops::Unready;
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "database",
+            message: match why {
+                Unready::DatabaseFailed => "the database check failed",
+                Unready::DatabaseSlow => "the database did not answer in time",
+            },
+        }
+    }
+
+    pub fn not_allowed() -> Self {
+        Self {
+            status: StatusCode::FORBIDDEN,
+            code: "Forbidden",
+            message: "the metrics are not served to this address",
+        }
+    }
+
+    pub fn store(e: &ferry_store::StoreError) -> Self {
+        tracing::warn!(error = %e, "reading the task counts for the metrics failed");
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "database",
+            message: "the database check failed",
+        }
+    }
+}
+
+impl IntoResponse for OpsError {
+    fn into_response(self) -> Response {
+        let body = if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            json!({"status": "unavailable", "failed": self.code, "message": self.message})
+        } else {
+            json!({"code": self.code, "message": self.message})
+        };
+        let mut r = (self.status, axum::Json(body)).into_response();
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        r
+    }
+}

@@ -3,6 +3,7 @@
 pub mod bootstrap;
 pub mod config;
 mod error;
+pub mod ops;
 pub mod pull;
 mod routes;
 pub mod site;
@@ -213,6 +214,10 @@ pub async fn start_with_hooks(cfg: Config, hooks: TestHooks) -> Result<Running, 
         }
         _ => None,
     };
+    let metrics = cfg
+        .metrics
+        .enabled
+        .then(|| Arc::new(ops::Metrics::new(cfg.metrics.allow.clone())));
     let transfer = ferry_transfer::Engine::new(
         auth.store().clone(),
         endpoint.clone(),
@@ -221,6 +226,7 @@ pub async fn start_with_hooks(cfg: Config, hooks: TestHooks) -> Result<Running, 
             corrupt_once: hooks.corrupt_once,
             copy_gate: hooks.copy_gate,
             node: bootstrap::node_id(&cfg.data_dir)?,
+            metrics: metrics.as_ref().map(|m| m.engine()).unwrap_or_default(),
             ..cfg.transfer.engine_settings()
         },
         ferry_transfer::Notifier::new(mailer, &base_url),
@@ -278,7 +284,9 @@ pub async fn start_with_hooks(cfg: Config, hooks: TestHooks) -> Result<Running, 
         hub: site,
         role: cfg.role,
         sites_http: site::hub_http(cfg.site.ca_file.as_deref()).map_err(ServerError::Tls)?,
+        metrics: metrics.clone(),
     };
+    let upkeep = metrics.as_ref().map(ops::Metrics::spawn_upkeep);
     let app = router(state);
     let auth_for_serve = auth.clone();
     let (shutdown, rx) = watch::channel(false);
@@ -294,6 +302,9 @@ pub async fn start_with_hooks(cfg: Config, hooks: TestHooks) -> Result<Running, 
         }
         if let Some(r) = reporter {
             r.abort();
+        }
+        if let Some(u) = upkeep {
+            u.abort();
         }
     });
     Ok(Running {
@@ -355,7 +366,9 @@ pub fn router(state: AppState) -> Router {
     // Served at an https base URL: browsers must never fall back to plain http (HSTS on every response).
     let hsts = state.secure_cookies;
     let role = state.role;
-    let mut app = Router::new();
+    let metrics = state.metrics.clone();
+    // Health on every role; the metrics when configured.
+    let mut app = Router::new().merge(routes::ops::router(metrics.is_some()));
     if role.serves_hub() {
         app = app
             .merge(routes::auth::router())
@@ -399,8 +412,13 @@ pub fn router(state: AppState) -> Router {
                 .into_response()
         })
         // Auth and Groups bodies are small; data uploads get their own limit on their own routes.
-        .layer(DefaultBodyLimit::max(1024 * 1024))
-        .with_state(state);
+        .layer(DefaultBodyLimit::max(1024 * 1024));
+    // Counted by route template: a layer on the routes sees which one matched.
+    let app = match metrics {
+        Some(m) => app.layer(axum::middleware::from_fn_with_state(m, ops::track)),
+        None => app,
+    }
+    .with_state(state);
     if hsts {
         app.layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
             axum::http::header::STRICT_TRANSPORT_SECURITY,

@@ -45,6 +45,7 @@ fn secret(hash: &str, grant: Uuid, identity: Uuid) -> SecretRecord {
 
 /// Runs every check; panics with the name of the first that fails.
 pub async fn run(store: &dyn Store) {
+    store.ping().await.expect("the database answers");
     meta(store).await;
     identities(store).await;
     passwords(store).await;
@@ -55,6 +56,7 @@ pub async fn run(store: &dyn Store) {
     auth_policies(store).await;
     tasks(store).await;
     leases(store).await;
+    task_tally(store).await;
     grants(store).await;
     consents_and_scopes(store).await;
     policy_inputs(store).await;
@@ -1095,6 +1097,82 @@ async fn leases(store: &dyn Store) {
     for id in [task.id, other.id] {
         store.delete_task(id).await.unwrap();
     }
+}
+
+/// Tasks counted by status and queue; the counts are compared before and after, since other checks leave tasks.
+async fn task_tally(store: &dyn Store) {
+    use crate::tasks::*;
+    let now = 10_000;
+    let before = store.task_tally(now).await.unwrap();
+    let statuses: Vec<TaskStatus> = before.by_status.iter().map(|(s, _)| *s).collect();
+    assert_eq!(statuses, TaskStatus::ALL, "every status, in order");
+    let task = |n: usize, status, run_after, runner| TaskRow {
+        id: Uuid::new_v4(),
+        kind: TaskKind::Transfer,
+        owner: Uuid::new_v4(),
+        submission_id: format!("tally-{n}"),
+        status,
+        label: None,
+        source_collection: Uuid::new_v4(),
+        dest_collection: Some(Uuid::new_v4()),
+        options: json!({}),
+        request_time: 1,
+        completion_time: None,
+        deadline: None,
+        run_after,
+        nice_status: None,
+        nice_status_details: None,
+        fatal_error: None,
+        counters: TaskCounters::default(),
+        runner,
+        reports_to_hub: false,
+    };
+    let rows = [
+        // Due and free: queued.
+        task(0, TaskStatus::Active, 0, None),
+        task(1, TaskStatus::Inactive, now, None),
+        // Backing off, or run by a joined endpoint: running, not queued.
+        task(2, TaskStatus::Inactive, now + 60, None),
+        task(3, TaskStatus::Active, 0, Some(Uuid::new_v4())),
+        // Leased below: running, not queued.
+        task(4, TaskStatus::Active, 0, None),
+        task(5, TaskStatus::Succeeded, 0, None),
+        task(6, TaskStatus::Failed, 0, None),
+        task(7, TaskStatus::Failed, 0, None),
+    ];
+    for r in &rows {
+        store.create_task(r, &[]).await.unwrap();
+    }
+    // Claims every due task, then gives back all but one (other checks' tasks with their own run_after).
+    let mut claimed = Vec::new();
+    while let Some(t) = store.claim_task("tally", now, 30).await.unwrap() {
+        claimed.push(t);
+    }
+    assert!(claimed.iter().any(|t| t.id == rows[4].id));
+    for t in claimed.iter().filter(|t| t.id != rows[4].id) {
+        store
+            .release_lease(t.id, "tally", t.run_after)
+            .await
+            .unwrap();
+    }
+    let after = store.task_tally(now).await.unwrap();
+    let grew = |s: TaskStatus| {
+        let n = |t: &TaskTally| t.by_status.iter().find(|(x, _)| *x == s).unwrap().1;
+        n(&after) - n(&before)
+    };
+    assert_eq!(grew(TaskStatus::Active), 3);
+    assert_eq!(grew(TaskStatus::Inactive), 2);
+    assert_eq!(grew(TaskStatus::Succeeded), 1);
+    assert_eq!(grew(TaskStatus::Failed), 2);
+    assert_eq!(after.queued - before.queued, 2, "{before:?} -> {after:?}");
+    // An expired lease counts as queued again.
+    let later = store.task_tally(now + 31).await.unwrap();
+    assert!(later.queued > after.queued, "{after:?} -> {later:?}");
+    // The checks after this one claim tasks of their own.
+    for r in &rows {
+        store.delete_task(r.id).await.unwrap();
+    }
+    assert_eq!(store.task_tally(now).await.unwrap(), before);
 }
 
 fn collection(kind: &str, gateway: Uuid, mapped: Option<Uuid>) -> CollectionDoc {

@@ -244,6 +244,9 @@ pub struct Bookmark {
 pub trait Store:
     TaskStore + SiteStore + FederationStore + UploadStore + Send + Sync + 'static
 {
+    /// Answers when the database does: a trivial read, for the readiness check. The caller bounds the wait.
+    async fn ping(&self) -> Result<()>;
+
     /// Returns the stored value of `key`, storing `value` first if the key was absent (first writer wins).
     async fn meta_get_or_insert(&self, key: &str, value: &str) -> Result<String>;
     async fn meta_get(&self, key: &str) -> Result<Option<String>>;

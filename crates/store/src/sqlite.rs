@@ -52,6 +52,8 @@ pub struct SqliteStore {
     /// connections wait for each other in the busy handler's sleeps (1 ms, 2 ms, 5 ms, … each), can fail a
     /// read-then-write transaction outright (SQLITE_BUSY_SNAPSHOT), and drop each other's page caches.
     pub(crate) writer: SqlitePool,
+    /// How the readiness check opens the file: never creating it.
+    probe: SqliteConnectOptions,
 }
 
 impl SqliteStore {
@@ -97,13 +99,21 @@ impl SqliteStore {
             .run(&writer)
             .await
             .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
+        let probe = opts
+            .clone()
+            .create_if_missing(false)
+            .busy_timeout(Duration::from_secs(1));
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(opts)
             .await
             .map_err(cannot)?;
         drop(lock);
-        Ok(Self { pool, writer })
+        Ok(Self {
+            pool,
+            writer,
+            probe,
+        })
     }
 }
 
@@ -420,6 +430,22 @@ macro_rules! membership_select {
 
 #[async_trait]
 impl Store for SqliteStore {
+    /// Opens the file afresh and reads a table: pooled connections keep a removed or replaced database file
+    /// open and would go on answering from it, so only a new connection finds that the database is gone.
+    async fn ping(&self) -> Result<()> {
+        use sqlx::Connection;
+        let mut c = sqlx::SqliteConnection::connect_with(&self.probe)
+            .await
+            .map_err(backend)?;
+        let read = sqlx::query("SELECT 1 FROM meta LIMIT 1")
+            .fetch_optional(&mut c)
+            .await
+            .map(|_| ())
+            .map_err(backend);
+        let _ = c.close().await;
+        read
+    }
+
     async fn meta_get_or_insert(&self, key: &str, value: &str) -> Result<String> {
         sqlx::query("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING")
             .bind(key)

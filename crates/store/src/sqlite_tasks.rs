@@ -13,7 +13,7 @@ use crate::sqlite::{SqliteStore, backend, bad, opt_uuid_col, uuid_col};
 use crate::tasks::{
     Delivery, ItemCounts, ItemKind, ItemOutcome, ItemRow, ItemState, LabelFilter, Lease, NewItem,
     StatusChange, TaskCounters, TaskEvent, TaskFilter, TaskKind, TaskRow, TaskStatus, TaskStore,
-    Webhook,
+    TaskTally, Webhook,
 };
 use crate::{Result, StoreError};
 
@@ -375,6 +375,35 @@ impl TaskStore for SqliteStore {
             return Err(StoreError::NotFound);
         }
         Ok(())
+    }
+
+    async fn task_tally(&self, now: i64) -> Result<TaskTally> {
+        // The claim's condition, counted per status (done tasks never count as queued).
+        let rows = sqlx::query(
+            "SELECT status, COUNT(*) AS n,
+                SUM(CASE WHEN status IN ('ACTIVE', 'INACTIVE') AND run_after <= ? AND runner IS NULL
+                    AND (lease_owner IS NULL OR lease_expires_at < ?) THEN 1 ELSE 0 END) AS queued
+             FROM tasks GROUP BY status",
+        )
+        .bind(now)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        let mut tally = TaskTally {
+            by_status: TaskStatus::ALL.iter().map(|s| (*s, 0)).collect(),
+            queued: 0,
+        };
+        for r in &rows {
+            let status: String = r.try_get("status").map_err(backend)?;
+            let status = TaskStatus::parse(&status).ok_or_else(|| bad("status", &status))?;
+            let n: i64 = r.try_get("n").map_err(backend)?;
+            if let Some(slot) = tally.by_status.iter_mut().find(|(s, _)| *s == status) {
+                slot.1 = n;
+            }
+            tally.queued += r.try_get::<i64, _>("queued").map_err(backend)?;
+        }
+        Ok(tally)
     }
 
     async fn claim_task(&self, worker: &str, now: i64, lease_secs: i64) -> Result<Option<TaskRow>> {

@@ -55,6 +55,12 @@ impl TaskStatus {
             _ => None,
         }
     }
+    pub const ALL: [TaskStatus; 4] = [
+        TaskStatus::Active,
+        TaskStatus::Inactive,
+        TaskStatus::Succeeded,
+        TaskStatus::Failed,
+    ];
     pub fn is_done(self) -> bool {
         matches!(self, TaskStatus::Succeeded | TaskStatus::Failed)
     }
@@ -297,6 +303,16 @@ pub struct TaskFilter {
     pub limit: i64,
 }
 
+/// How many tasks there are in each status, and how many wait to be claimed: what the metrics report.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskTally {
+    /// Every status, zeros included, in the order of [`TaskStatus::ALL`].
+    pub by_status: Vec<(TaskStatus, i64)>,
+    /// Running tasks (ACTIVE or INACTIVE) this process's workers could claim now: due, not leased (or the lease
+    /// expired), and not run by a joined endpoint.
+    pub queued: i64,
+}
+
 /// A URL told about its owner's task changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Webhook {
@@ -334,6 +350,9 @@ pub trait TaskStore: Send + Sync {
         label: Option<&str>,
         deadline: Option<i64>,
     ) -> Result<()>;
+
+    /// Tasks by status and the queue, counted in one grouped query (read at every metrics scrape).
+    async fn task_tally(&self, now: i64) -> Result<TaskTally>;
 
     /// Claims one running task (ACTIVE or INACTIVE) that is due and not leased (or whose lease expired).
     async fn claim_task(&self, worker: &str, now: i64, lease_secs: i64) -> Result<Option<TaskRow>>;

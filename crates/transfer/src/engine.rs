@@ -60,6 +60,39 @@ pub struct EngineSettings {
     pub node: String,
     /// For the lease tests only: every file copy waits for a permit from here first.
     pub copy_gate: Option<Arc<Semaphore>>,
+    /// Counters of what the workers move (no-ops unless the server exports metrics).
+    pub metrics: EngineMetrics,
+}
+
+/// What the engine counts for the operator, as it records it: bytes and files moved, faults, and leases lost.
+#[derive(Debug, Clone)]
+pub struct EngineMetrics {
+    pub bytes: metrics::Counter,
+    pub files: metrics::Counter,
+    pub faults: metrics::Counter,
+    /// A worker found its lease gone while its task was still running (a write refused, or the renewal):
+    /// another worker may hold the task.
+    pub lease_losses: metrics::Counter,
+}
+
+impl Default for EngineMetrics {
+    fn default() -> Self {
+        Self {
+            bytes: metrics::Counter::noop(),
+            files: metrics::Counter::noop(),
+            faults: metrics::Counter::noop(),
+            lease_losses: metrics::Counter::noop(),
+        }
+    }
+}
+
+impl EngineMetrics {
+    /// Counts a delta the store has just recorded.
+    pub(crate) fn recorded(&self, d: &TaskCounters) {
+        self.bytes.increment(d.bytes_transferred.max(0) as u64);
+        self.files.increment(d.files_transferred.max(0) as u64);
+        self.faults.increment(d.faults.max(0) as u64);
+    }
 }
 
 impl Default for EngineSettings {
@@ -80,6 +113,7 @@ impl Default for EngineSettings {
             clock: ferry_core::clock::system(),
             node: "local".into(),
             copy_gate: None,
+            metrics: EngineMetrics::default(),
         }
     }
 }
@@ -762,15 +796,24 @@ impl Claim {
             now: self.inner.now(),
         };
         let r = write(self.inner.store.as_ref(), lease).await;
-        if matches!(r, Err(StoreError::LeaseLost)) && !self.lost.swap(true, Ordering::SeqCst) {
+        if matches!(r, Err(StoreError::LeaseLost)) {
+            self.lease_lost();
+        }
+        r
+    }
+
+    /// The lease is gone while the task runs on (a write refused, or its renewal): the run stops, writes
+    /// nothing more, and leaves the lease alone. Logged and counted once per claim.
+    pub(crate) fn lease_lost(&self) {
+        if !self.lost.swap(true, Ordering::SeqCst) {
+            self.inner.settings.metrics.lease_losses.increment(1);
             tracing::warn!(
                 task = %self.task,
                 worker = %self.owner,
                 "this worker lost the task's lease (another worker may hold it now): it stops and writes nothing more"
             );
-            self.stop();
         }
-        r
+        self.stop();
     }
 
     pub(crate) async fn add_items(
@@ -779,10 +822,12 @@ impl Claim {
         listed: Option<&ItemOutcome>,
         delta: &TaskCounters,
     ) -> ferry_store::Result<()> {
-        self.fenced(
-            |store, l| async move { store.add_items(self.task, items, listed, delta, &l).await },
-        )
-        .await
+        self.fenced(|store, l| async move {
+            store.add_items(self.task, items, listed, delta, &l).await
+        })
+        .await?;
+        self.inner.settings.metrics.recorded(delta);
+        Ok(())
     }
 
     pub(crate) async fn finish_items(
@@ -793,7 +838,9 @@ impl Claim {
         self.fenced(
             |store, l| async move { store.finish_items(self.task, outcomes, delta, &l).await },
         )
-        .await
+        .await?;
+        self.inner.settings.metrics.recorded(delta);
+        Ok(())
     }
 
     pub(crate) async fn set_item_progress(
@@ -807,7 +854,9 @@ impl Claim {
                 .set_item_progress(self.task, seq, progress, delta, &l)
                 .await
         })
-        .await
+        .await?;
+        self.inner.settings.metrics.recorded(delta);
+        Ok(())
     }
 
     pub(crate) async fn fail_pending_items(&self, code: &str) -> ferry_store::Result<i64> {
@@ -908,6 +957,11 @@ async fn supervise(inner: &Arc<Inner>, task: TaskRow, owner: String) {
                 {
                     Ok(true) => {}
                     Ok(false) => {
+                        // Refused: the task ended (a cancel), or the lease is gone while it runs on.
+                        let running = inner.store.get_task(id).await.ok().flatten();
+                        if running.is_some_and(|t| !t.status.is_done()) {
+                            claim.lease_lost();
+                        }
                         claim.stop();
                         return;
                     }

@@ -17,6 +17,6 @@ mod run;
 pub mod submit;
 pub mod webhooks;
 
-pub use engine::{Engine, EngineSettings, Submitted};
+pub use engine::{Engine, EngineMetrics, EngineSettings, Submitted};
 pub use error::{Result, TransferError};
 pub use notify::Notifier;

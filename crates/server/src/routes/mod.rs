@@ -7,6 +7,7 @@ pub mod data;
 pub mod groups;
 pub mod invitation;
 pub mod manager;
+pub mod ops;
 pub mod pull;
 pub mod sites;
 pub mod transfer;
@@ -37,6 +38,8 @@ pub struct AppState {
     pub role: crate::Role,
     /// How a hub reaches its endpoints.
     pub sites_http: reqwest::Client,
+    /// The metrics, when `[metrics] enabled`.
+    pub metrics: Option<Arc<crate::ops::Metrics>>,
 }
 
 /// The caller's address, used to key the brute-force limiter.

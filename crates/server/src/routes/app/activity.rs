@@ -64,12 +64,13 @@ fn status_text(doc: &Value) -> String {
         "SUCCEEDED" => "Succeeded".into(),
         "FAILED" if canceled => "Cancelled by an administrator".into(),
         "FAILED" => {
-            let why = doc
-                .get("fatal_error")
-                .and_then(|f| f.get("description"))
-                .and_then(Value::as_str)
-                .unwrap_or(nice);
-            format!("Failed: {why}")
+            let fatal = doc.get("fatal_error");
+            let field = |k: &str| fatal.and_then(|f| f.get(k)).and_then(Value::as_str);
+            // Globus records a cancelled task as FAILED; a person asked for it, so it is not shown as a failure
+            if field("code") == Some("CANCELED") {
+                return "Cancelled by its owner".into();
+            }
+            format!("Failed: {}", field("description").unwrap_or(nice))
         }
         other => other.to_string(),
     }
