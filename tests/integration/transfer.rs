@@ -743,6 +743,7 @@ async fn a_worker_that_lost_its_lease_writes_nothing_more_and_the_task_still_suc
         |c| {
             c.transfer.retry_base_ms = 50;
             c.transfer.inactive_retry_secs = 1;
+            c.metrics.enabled = true;
         },
         ferry_tests::ferry_server::TestHooks {
             copy_gate: Some(gate.clone()),
@@ -814,6 +815,21 @@ async fn a_worker_that_lost_its_lease_writes_nothing_more_and_the_task_still_suc
     assert!(
         store.renew_lease(id, other, w.s.now(), 600).await.unwrap(),
         "the other worker's lease was released"
+    );
+    let metrics =
+        w.s.http
+            .get(format!("{}/metrics", w.s.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "ferry_task_lease_losses_total 1"),
+        "one lease loss counted: {metrics}"
     );
 
     // The other worker goes away without a word; once its lease expires, this server's worker claims the
