@@ -57,6 +57,7 @@ pub async fn run(store: &dyn Store) {
     tasks(store).await;
     leases(store).await;
     task_tally(store).await;
+    webhook_deliveries(store).await;
     grants(store).await;
     consents_and_scopes(store).await;
     policy_inputs(store).await;
@@ -1097,6 +1098,87 @@ async fn leases(store: &dyn Store) {
     for id in [task.id, other.id] {
         store.delete_task(id).await.unwrap();
     }
+}
+
+/// Deliveries are claimed: a claim holds what it returns, so a second claim (another worker or process) takes
+/// other deliveries or none; an attempt that was never recorded is due again once the hold passes; a delivered one
+/// or one out of attempts is never claimed again.
+async fn webhook_deliveries(store: &dyn Store) {
+    use crate::tasks::{Delivery, Webhook};
+    let hook = Webhook {
+        id: Uuid::new_v4(),
+        owner: Uuid::new_v4(),
+        url: "https://receiver.example/hook".into(),
+        created: 1,
+    };
+    store.create_webhook(&hook).await.unwrap();
+    let delivery = |n: usize| Delivery {
+        id: Uuid::new_v4(),
+        webhook_id: hook.id,
+        url: hook.url.clone(),
+        body: format!("{{\"n\": {n}}}"),
+        attempts: 0,
+    };
+    let queued: Vec<Delivery> = (0..3).map(delivery).collect();
+    // far in the future of the other checks' rows, so that only these are due
+    let t = 1_000_000_000;
+    store.queue_deliveries(&queued, t).await.unwrap();
+    let ids = |ds: &[Delivery]| ds.iter().map(|d| d.id).collect::<Vec<_>>();
+
+    let first = store.claim_deliveries(t, 60, 8, 2).await.unwrap();
+    assert_eq!(first.len(), 2, "a claim takes at most its limit");
+    let second = store.claim_deliveries(t, 60, 8, 2).await.unwrap();
+    assert_eq!(
+        second.len(),
+        1,
+        "a second claim takes only what the first did not hold"
+    );
+    assert!(!ids(&first).contains(&second[0].id));
+    assert!(
+        store
+            .claim_deliveries(t + 59, 60, 8, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "held until the hold passes"
+    );
+
+    // one delivered, one failed (due again in 2 s), one whose worker died (never recorded)
+    store
+        .delivery_attempted(first[0].id, Some(t + 1), t + 1, None)
+        .await
+        .unwrap();
+    store
+        .delivery_attempted(first[1].id, None, t + 2, Some("the receiver answered 500"))
+        .await
+        .unwrap();
+    let retried = store.claim_deliveries(t + 2, 60, 8, 10).await.unwrap();
+    assert_eq!(
+        ids(&retried),
+        vec![first[1].id],
+        "the failed one is due again, the delivered one never"
+    );
+    assert_eq!(retried[0].attempts, 1);
+    let orphan = store.claim_deliveries(t + 60, 60, 8, 10).await.unwrap();
+    assert_eq!(
+        ids(&orphan),
+        vec![second[0].id],
+        "an attempt never recorded is due again after the hold"
+    );
+
+    // out of attempts: never claimed again
+    store
+        .delivery_attempted(second[0].id, None, t + 61, Some("no answer"))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_deliveries(t + 1_000, 60, 1, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store.delete_webhook(hook.id, hook.owner).await.unwrap();
 }
 
 /// Tasks counted by status and queue; the counts are compared before and after, since other checks leave tasks.

@@ -908,20 +908,26 @@ impl TaskStore for SqliteStore {
         tx.commit().await.map_err(backend)
     }
 
-    async fn due_deliveries(
+    async fn claim_deliveries(
         &self,
         now: i64,
+        hold_secs: i64,
         max_attempts: i64,
         limit: i64,
     ) -> Result<Vec<Delivery>> {
+        // One statement on the one writer: the rows chosen are the rows held.
         let rows = sqlx::query(
-            "SELECT * FROM webhook_deliveries WHERE delivered_at IS NULL AND next_attempt <= ? AND attempts < ?
-             ORDER BY next_attempt LIMIT ?",
+            "UPDATE webhook_deliveries SET next_attempt = ? WHERE id IN (
+                SELECT id FROM webhook_deliveries
+                WHERE delivered_at IS NULL AND next_attempt <= ? AND attempts < ?
+                ORDER BY next_attempt LIMIT ?)
+             RETURNING *",
         )
+        .bind(now + hold_secs)
         .bind(now)
         .bind(max_attempts)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.writer)
         .await
         .map_err(backend)?;
         rows.iter()

@@ -469,10 +469,14 @@ pub trait TaskStore: Send + Sync {
     async fn delete_webhook(&self, id: Uuid, owner: Uuid) -> Result<bool>;
     /// Queues deliveries (their `attempts` are ignored), due at `now`.
     async fn queue_deliveries(&self, deliveries: &[Delivery], now: i64) -> Result<()>;
-    /// Deliveries due at `now` (not delivered, fewer than `max_attempts` tried).
-    async fn due_deliveries(
+    /// Claims up to `limit` deliveries due at `now` (not delivered, fewer than `max_attempts` tried) for one
+    /// attempt each: in the same step they stop being due until `now + hold_secs`, so a second worker (or
+    /// process) on the database takes others, and an attempt whose worker died is due again after the hold.
+    /// The hold must outlast an attempt.
+    async fn claim_deliveries(
         &self,
         now: i64,
+        hold_secs: i64,
         max_attempts: i64,
         limit: i64,
     ) -> Result<Vec<Delivery>>;

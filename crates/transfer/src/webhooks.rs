@@ -21,6 +21,11 @@ use crate::error::{Result, TransferError};
 pub const MAX_ATTEMPTS: i64 = 8;
 /// Webhooks one identity may hold.
 const MAX_PER_OWNER: usize = 20;
+/// One attempt's limit (the HTTP client's timeout)...
+const ATTEMPT_SECS: u64 = 10;
+/// ...and how long a claimed delivery is held for its attempt: past it, a delivery whose worker died is due
+/// again. Deliveries are claimed one at a time, so the hold covers one attempt, with room to record it.
+const DELIVERY_HOLD_SECS: i64 = 6 * ATTEMPT_SECS as i64;
 
 /// Signs an event document; returns the compact JWS.
 pub type Signer = Arc<dyn Fn(&Value) -> Option<String> + Send + Sync>;
@@ -109,7 +114,7 @@ async fn registration_check(url: &str, allow_private: bool) -> Result<()> {
 /// environment, and unless private targets are allowed, names resolved to public addresses only.
 fn delivery_client(allow_private: bool) -> reqwest::Result<reqwest::Client> {
     let b = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(ATTEMPT_SECS))
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy();
     if allow_private {
@@ -210,12 +215,13 @@ pub(crate) async fn deliver_loop(inner: Arc<Inner>) {
         }
     };
     loop {
-        let due = inner
+        while let Some(d) = inner
             .store
-            .due_deliveries(inner.now(), MAX_ATTEMPTS, 50)
+            .claim_deliveries(inner.now(), DELIVERY_HOLD_SECS, MAX_ATTEMPTS, 1)
             .await
-            .unwrap_or_default();
-        for d in due {
+            .unwrap_or_default()
+            .pop()
+        {
             let (delivered, error) = deliver(&inner, &http, &d).await;
             let t = inner.now();
             let next = t + 2i64.pow((d.attempts + 1).min(12) as u32);
