@@ -104,7 +104,7 @@ impl Metrics {
             (
                 LEASE_LOSSES,
                 None,
-                "Task leases a worker here found taken while its task ran on",
+                "Task leases a worker here found gone (a renewal or a write refused) while its task ran on",
             ),
         ] {
             recorder.describe_counter(
